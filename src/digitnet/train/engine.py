@@ -112,6 +112,7 @@ def train(
         start_epoch = state["epoch"] + 1
         console.print(f"[bold]Resuming[/] {run_dir} at epoch {start_epoch}/{cfg.epochs}")
 
+    loggers = make_loggers(cfg, run_dir, model, splits)
     atomic_write_json(run_dir / "config.json", cfg.to_dict())
     atomic_write_json(run_dir / "environment.json", {**environment_info(), "device": str(device)})
     console.print(f"[bold]{cfg.arch}[/] ({count_parameters(model):,} params) on {device} · {len(train_set):,} train, "
@@ -155,6 +156,8 @@ def train(
             if stopper.best_epoch == epoch:
                 save_checkpoint(run_dir / "best.pt", {"format": "digitnet-checkpoint", "epoch": epoch,
                                                       "model": model.state_dict()})
+            for logger in loggers:
+                logger.on_epoch_end(epoch, row, model)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row, model)
             if stop:
@@ -169,7 +172,24 @@ def train(
     if stopper.best_state is not None:
         model.load_state_dict(stopper.best_state)  # restore the best weights, as Keras' restore_best_weights
     metrics = _finish(model, cfg, splits, history, run_dir, mnist, interrupted, console)
+    for logger in loggers:
+        logger.on_train_end(run_dir, model, splits, metrics)
     return TrainResult(run_dir=run_dir, model=model, metrics=metrics, history=history, interrupted=interrupted)
+
+
+class RunLogger:
+    """Something that watches a run: TensorBoard, the run report. Subclass and override what you need."""
+
+    def on_epoch_end(self, epoch: int, row: dict, model: torch.nn.Module) -> None:
+        """After each epoch, with its history row."""
+
+    def on_train_end(self, run_dir: Path, model: torch.nn.Module, splits, metrics: dict) -> None:
+        """After the model is saved: write plots, reports, final logs."""
+
+
+def make_loggers(cfg: TrainConfig, run_dir: Path, model: torch.nn.Module, splits) -> list[RunLogger]:
+    """The loggers a config asks for (``--tensorboard``, ``--plots``)."""
+    return []
 
 
 def _train_one_epoch(model, train_set: Split, optimizer, step_scheduler, cfg: TrainConfig,
