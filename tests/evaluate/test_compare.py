@@ -1,0 +1,60 @@
+"""``digitnet compare``: several architectures, one budget, one table."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from digitnet.evaluate.compare import FIELDS, parse_archs
+from digitnet.models import count_parameters, create_model
+from digitnet.utils import DigitnetError
+
+
+def test_parse_archs_checks_names_before_training():
+    assert parse_archs(" mlp, lenet5 ,mlp,") == ["mlp", "lenet5"]
+    with pytest.raises(DigitnetError, match="unknown architecture 'lenet6'"):
+        parse_archs("mlp,lenet6")
+    with pytest.raises(DigitnetError, match="empty"):
+        parse_archs(" , ")
+
+
+def test_compare_trains_measures_and_reuses(tmp_path):
+    from digitnet.cli import app
+
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    args = ["compare", "--archs", "mlp,lenet5", "--epochs", "1", "--train-subset", "2000", "--runs-dir", str(runs),
+            "--out", str(out), "--threads", "1", "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+    with open(out / "compare.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["arch"] for r in rows] == ["mlp", "lenet5"]
+    assert list(rows[0]) == FIELDS
+    for row in rows:
+        assert int(row["parameters"]) == count_parameters(create_model(row["arch"]))
+        assert int(row["epochs"]) == 1
+        assert 0 < float(row["train_seconds"]) < 120
+        assert 0.5 < float(row["test_accuracy"]) <= 1.0  # far above chance (0.1) after 2,000 images
+        assert 0 < float(row["test_loss"]) < 2.3  # below the loss of a uniform guess, ln 10
+        assert float(row["images_per_second"]) > 100
+    markdown = (out / "compare.md").read_text()
+    assert "| arch | parameters |" in markdown and "| mlp | 235,146 | 1 |" in markdown
+    assert "10,000 test images" in markdown and "batch 1024" in markdown
+    with Image.open(out / "compare.png") as image:
+        assert image.format == "PNG" and image.size[0] > 800
+    assert "digitnet compare" in result.output and "lenet5" in result.output  # the Rich table
+
+    # Same settings again: the finished runs are reused, not retrained.
+    weights = runs / "mlp" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert weights.stat().st_mtime_ns == stamp
+    with open(out / "compare.csv", newline="") as handle:
+        reused = list(csv.DictReader(handle))
+    assert [r["test_accuracy"] for r in reused] == [r["test_accuracy"] for r in rows]
+    assert [r["train_seconds"] for r in reused] == [r["train_seconds"] for r in rows]
