@@ -1,7 +1,65 @@
-"""CLI commands of this concern, added to the main app by ``register(app)``."""
+"""CLI commands of this concern, added to the main app by ``register(app)``: ``serve`` and ``export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this concern's commands to ``app``."""
+    app.command("serve")(serve)
+    app.command("export")(export)
+
+
+def serve(
+    model: Path | None = typer.Option(None, "--model", "-m", help="Model directory (default: the bundled model)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 to accept other machines)."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, help="Server processes, each with its own copy of the model."),
+    threads: int = typer.Option(1, help="PyTorch threads per worker (1 measured fastest for small batches)."),
+    max_upload_mb: float = typer.Option(8.0, "--max-upload-mb", help="Largest request body accepted (413 above)."),
+    max_pixels: int = typer.Option(40_000_000, "--max-pixels", help="Largest decoded image, width × height."),
+    batch: bool = typer.Option(True, "--batch/--no-batch", help="Micro-batch concurrent single-image requests."),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request (costs throughput)."),
+) -> None:
+    """Serve the drawing page, the JSON API (/api/predict, /api/read) and its docs (/docs)."""
+    import os
+
+    import uvicorn
+
+    from digitnet.saved_model import load_model
+
+    if workers < 1 or threads < 1:
+        raise typer.BadParameter("--workers and --threads must be at least 1")
+    if model is not None:
+        load_model(model)  # fail now with one clean line, not once per worker
+    # Workers are separate processes that import the app by name, so settings travel in the environment.
+    os.environ.update({
+        "DIGITNET_SERVE_MODEL": str(model.resolve()) if model else "",
+        "DIGITNET_SERVE_THREADS": str(threads),
+        "DIGITNET_SERVE_MAX_UPLOAD": str(int(max_upload_mb * 1024 * 1024)),
+        "DIGITNET_SERVE_MAX_PIXELS": str(max_pixels),
+        "DIGITNET_SERVE_BATCH": "1" if batch else "0",
+    })
+    typer.echo(f"digitnet: serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", err=True)
+    uvicorn.run("digitnet.serve.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=access_log, log_level="info" if access_log else "warning", timeout_graceful_shutdown=5)
+
+
+def export(
+    model: Path | None = typer.Option(None, "--model", "-m", help="Model directory (default: the bundled model)."),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript."),
+    out: Path = typer.Option(..., "--out", "-o", help="File to write, e.g. digits.onnx."),
+    input_type: str = typer.Option("uint8", "--input-type",
+                                   help="Input the exported model takes: uint8 (0..255) or float (0..1)."),
+    opset: int = typer.Option(17, help="ONNX opset version."),
+) -> None:
+    """Export a model, preprocessing included, to ONNX (with a dynamic batch axis) or TorchScript."""
+    from digitnet.export import export_model
+
+    path = export_model(model, out, fmt=fmt, input_type=input_type, opset=opset)
+    dtype = "uint8 0..255" if input_type == "uint8" else "float32 0..1"
+    typer.echo(f"wrote {path} ({path.stat().st_size:,} bytes): input 'image' {dtype} (N, 1, 28, 28), "
+               "outputs 'logits' and 'probabilities' (N, 10)")

@@ -1,0 +1,146 @@
+"""Export a saved model to ONNX or TorchScript as a self-contained digit classifier.
+
+The exported graph includes the preprocessing, so a consumer needs no digitnet code and no knowledge of
+the training normalization. It takes MNIST-like images, white ink on black, shape (N, 1, 28, 28) with a
+dynamic batch axis N:
+
+* ``input_type="uint8"`` (the default): uint8 pixels 0..255, exactly as the MNIST files and
+  ``np.asarray(PIL.Image.open(...).convert("L"))`` give them;
+* ``input_type="float"``: float32 pixels 0..1.
+
+Inside, the wrapper scales to 0..1, applies the model's normalization ``(x - mean) / std`` and pads to
+the model's input size (LeNet-5 takes 32×32), then runs the network. It has two outputs:
+``logits`` (N, 10), the network's raw scores, and ``probabilities`` (N, 10), the softmax of the logits
+divided by the model's calibration temperature (what ``Recognizer.classify`` returns).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from digitnet.saved_model import LoadedModel, load_model
+from digitnet.utils import DigitnetError
+
+FORMATS = ("onnx", "torchscript")
+INPUT_TYPES = ("uint8", "float")
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("logits", "probabilities")
+ONNX_OPSET = 17
+
+
+class ExportWrapper(nn.Module):
+    """Model plus its preprocessing and calibration: images in, (logits, probabilities) out."""
+
+    def __init__(self, loaded: LoadedModel, input_type: str = "uint8"):
+        super().__init__()
+        if input_type not in INPUT_TYPES:
+            raise DigitnetError(f"input type {input_type!r}: choose uint8 or float")
+        self.model = loaded.model.eval()
+        self.input_type = input_type
+        mean, std = loaded.spec.mean_std
+        # Fold /255 and the normalization into one multiply-add: x * scale + shift.
+        scale = (1.0 / 255.0 if input_type == "uint8" else 1.0) / std
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
+        self.register_buffer("shift", torch.tensor(-mean / std, dtype=torch.float32))
+        self.register_buffer("inv_temperature", torch.tensor(1.0 / loaded.temperature, dtype=torch.float32))
+        self.pad = (loaded.spec.input_size - 28) // 2
+        # Padding happens after normalization, so pad with the normalized value of a black pixel.
+        self.pad_value = -mean / std
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = image.to(torch.float32) * self.scale + self.shift
+        if self.pad > 0:
+            x = nn.functional.pad(x, (self.pad, self.pad, self.pad, self.pad), value=self.pad_value)
+        logits = self.model(x)
+        return logits, torch.softmax(logits * self.inv_temperature, dim=1)
+
+
+def export_metadata(loaded: LoadedModel, input_type: str) -> dict[str, str]:
+    """Key/value description written into the exported file (ONNX ``metadata_props``)."""
+    from digitnet import __version__
+
+    mean, std = loaded.spec.mean_std
+    meta = loaded.metadata
+    dtype = "uint8 0..255" if input_type == "uint8" else "float32 0..1"
+    return {
+        "digitnet.input": f"{INPUT_NAME}: {dtype}, shape (N, 1, 28, 28), white ink on black background "
+                          "(MNIST-like: digit scaled to fit 20x20 and centred by mass in 28x28); N is dynamic",
+        "digitnet.input_type": input_type,
+        "digitnet.outputs": "logits: float32 (N, 10) raw scores; probabilities: float32 (N, 10) "
+                            "softmax(logits / temperature), calibrated; index = digit",
+        "digitnet.preprocessing": f"inside the graph: x/255 (uint8 only), (x - {mean}) / {std}"
+                                  + (f", zero-pad to {loaded.spec.input_size}x{loaded.spec.input_size}"
+                                     if loaded.spec.input_size != 28 else ""),
+        "digitnet.labels": ",".join(str(d) for d in range(10)),
+        "digitnet.arch": loaded.arch,
+        "digitnet.normalization": json.dumps({"name": loaded.spec.normalization, "mean": mean, "std": std}),
+        "digitnet.temperature": repr(loaded.temperature),
+        "digitnet.test_accuracy": str(meta.get("metrics", {}).get("test_accuracy", "")),
+        "digitnet.version": __version__,
+        "digitnet.weights_sha256": str(meta.get("weights_sha256", "")),
+        "digitnet.model_json": json.dumps(meta, sort_keys=True),
+    }
+
+
+def export_model(model_dir: str | os.PathLike | None, out: str | os.PathLike, fmt: str = "onnx",
+                 input_type: str = "uint8", opset: int = ONNX_OPSET) -> Path:
+    """Export the model in ``model_dir`` (default: the bundled model) to ``out``; returns the path written."""
+    if fmt not in FORMATS:
+        raise DigitnetError(f"format {fmt!r}: choose onnx or torchscript")
+    loaded = load_model(model_dir)
+    # Export a contiguous (not channels-last) model: tracing records plain NCHW ops that every runtime runs.
+    loaded.model.to(memory_format=torch.contiguous_format)
+    wrapper = ExportWrapper(loaded, input_type).eval()
+    example = torch.zeros(2, 1, 28, 28, dtype=torch.uint8 if input_type == "uint8" else torch.float32)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        if fmt == "onnx":
+            _export_onnx(wrapper, example, tmp, export_metadata(loaded, input_type), opset)
+        else:
+            _export_torchscript(wrapper, example, tmp, export_metadata(loaded, input_type))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, str],
+                 opset: int) -> None:
+    try:
+        import onnx
+    except ImportError:
+        raise DigitnetError("ONNX export needs the onnx package: pip install 'digitnet[export]'") from None
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript-based exporter needs no onnxscript; its deprecation notice is not for users.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper, (example,), str(path), dynamo=False, opset_version=opset,
+            input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAMES[0]: {0: "N"}, OUTPUT_NAMES[1]: {0: "N"}},
+        )
+    proto = onnx.load(str(path))
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "digitnet"
+    proto.doc_string = f"digitnet {metadata['digitnet.arch']} digit classifier. {metadata['digitnet.input']}. " \
+                       f"{metadata['digitnet.outputs']}."
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def _export_torchscript(wrapper: nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, str]) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        # torch.jit is deprecated in favour of torch.export, but TorchScript is what C++/mobile runtimes load.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        traced = torch.jit.trace(wrapper, (example,), check_trace=False)
+        # TorchScript has no metadata table; ship the same description as an extra file inside the archive.
+        torch.jit.save(traced, str(path), _extra_files={"digitnet.json": json.dumps(metadata)})

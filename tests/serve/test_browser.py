@@ -1,0 +1,159 @@
+"""The drawing page in a real browser: Chromium (Debian's, driven by Playwright) against ``digitnet serve``.
+
+Draws digits with mouse strokes and with a finger (touch events), uploads a photo of a number, and saves
+screenshots to test-artifacts/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"  # gitignored
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium "
+                                                               "(`make browser` installs it)")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run"]
+
+# Strokes in board coordinates (0..1), as a person would draw them.
+ONE = [[(0.52, 0.16), (0.50, 0.50), (0.48, 0.84)]]
+SEVEN = [[(0.24, 0.22), (0.76, 0.22), (0.60, 0.50), (0.44, 0.84)]]
+ZERO = [[(0.5 + 0.2 * math.sin(t / 40 * 2 * math.pi), 0.5 - 0.32 * math.cos(t / 40 * 2 * math.pi))
+         for t in range(42)]]
+FOUR = [[(0.36, 0.16), (0.28, 0.56), (0.74, 0.56)], [(0.62, 0.30), (0.62, 0.86)]]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, server, **context_args):
+    context = browser.new_context(**context_args)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server + "/")
+    page.wait_for_function("() => document.querySelector('#model-chip').textContent.includes('% on MNIST test')")
+    return page, errors
+
+
+def answers(page) -> int:
+    return int(page.evaluate("Number(document.body.dataset.answers || 0)"))
+
+
+def wait_for_answer(page, before: int) -> str:
+    """The digit shown once the page has answered for everything drawn (no request in flight)."""
+    page.wait_for_function(f"() => Number(document.body.dataset.answers || 0) > {before} "
+                           "&& document.body.dataset.state === 'idle'", timeout=20_000)
+    return page.locator("#digit").inner_text()
+
+
+def draw_with_mouse(page, strokes) -> str:
+    box = page.locator("#board").bounding_box()
+    before = answers(page)
+    for stroke in strokes:
+        x, y = stroke[0]
+        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
+        page.mouse.down()
+        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
+            for step in range(1, 7):  # intermediate points, as a real mouse reports them
+                t = step / 6
+                page.mouse.move(box["x"] + (x0 + t * (x1 - x0)) * box["width"],
+                                box["y"] + (y0 + t * (y1 - y0)) * box["height"])
+        page.mouse.up()
+    return wait_for_answer(page, before)
+
+
+def draw_with_finger(page, strokes) -> str:
+    """Real touch input (Chrome DevTools protocol), so the page sees pointer events of type "touch"."""
+    cdp = page.context.new_cdp_session(page)
+    box = page.locator("#board").bounding_box()
+    before = answers(page)
+
+    def touch(kind, x, y):
+        points = [] if kind == "touchEnd" else [{"x": box["x"] + x * box["width"], "y": box["y"] + y * box["height"]}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    for stroke in strokes:
+        touch("touchStart", *stroke[0])
+        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
+            for step in range(1, 7):
+                t = step / 6
+                touch("touchMove", x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+        touch("touchEnd", 0, 0)
+    return wait_for_answer(page, before)
+
+
+def clear(page) -> None:
+    page.click("#clear")
+    assert page.locator("#digit").inner_text() == "?"
+
+
+def test_draw_digits_and_read_a_photo(browser, server, number_photo, tmp_path):
+    page, errors = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    assert draw_with_mouse(page, ONE) == "1"
+    clear(page)
+    assert draw_with_mouse(page, ZERO) == "0"
+    clear(page)
+    assert draw_with_mouse(page, FOUR) == "4"
+    clear(page)
+    assert draw_with_mouse(page, SEVEN) == "7"
+    # The answer panel: the probability bars and the 28×28 the model saw.
+    assert page.locator("#bars li.best").get_attribute("data-digit") == "7"
+    assert "it is a 7" in page.locator("#confidence").inner_text()
+    assert page.evaluate("document.querySelector('#saw').naturalWidth") == 28
+
+    photo, text = number_photo
+    path = tmp_path / "number.jpg"
+    path.write_bytes(photo)
+    page.set_input_files("#file", str(path))
+    page.wait_for_function("() => document.body.dataset.photo === 'done'", timeout=20_000)
+    assert page.locator("#read-text").inner_text() == text
+    assert page.locator("#crops li img").count() == len(text)
+    assert page.locator("#boxes span").count() == len(text)
+    page.screenshot(path=str(ARTIFACTS / "serve-desktop.png"), full_page=True)
+
+    # Undo takes the last stroke away; an empty board shows no answer.
+    clear(page)
+    draw_with_mouse(page, ONE)
+    page.click("#undo")
+    assert page.locator("#digit").inner_text() == "?"
+    assert errors == []
+
+
+def test_phone_layout_and_finger_drawing(browser, server):
+    page, errors = open_page(browser, server, viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                             is_mobile=True, has_touch=True)
+    # Responsive: nothing wider than the screen, the board fills the width.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    board = page.locator("#board").bounding_box()
+    assert board["width"] >= 300 and abs(board["width"] - board["height"]) < 2
+
+    assert draw_with_finger(page, SEVEN) == "7"
+    # The answer panel is below the board on a phone: the badge on the board shows the answer meanwhile.
+    assert page.locator("#badge").is_visible() and page.locator("#badge").inner_text().startswith("7")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve-phone.png"), full_page=True)
+    assert errors == []
+
+
+def test_docs_page_renders_offline(browser, server):
+    page, errors = open_page(browser, server)
+    page.goto(server + "/docs")
+    page.wait_for_selector("#endpoints .card")
+    assert page.locator("#endpoints .card").count() >= 4
+    assert "/api/predict" in page.locator("#endpoints").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve-docs.png"))
+    assert errors == []

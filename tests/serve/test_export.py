@@ -1,0 +1,102 @@
+"""``digitnet export``: the ONNX / TorchScript files run without digitnet and answer as PyTorch does."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from digitnet.cli import app
+from digitnet.export import export_model
+from digitnet.models.registry import preprocess
+from digitnet.recognizer import Recognizer
+from digitnet.utils import DigitnetError
+
+PARITY_IMAGES = 2000  # all 10,000 pass too (see the export notes); 2000 keep the test quick
+
+
+@pytest.fixture(scope="module")
+def reference(mnist):
+    """PyTorch's logits and calibrated probabilities for the first test images."""
+    recognizer = Recognizer.from_pretrained()
+    images = mnist.test_images[:PARITY_IMAGES]
+    with torch.inference_mode():
+        logits = recognizer.model(preprocess(torch.from_numpy(images), recognizer.spec)).numpy()
+    return images, logits, recognizer.classify(images)
+
+
+def run_cli(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_onnx_export_runs_in_onnxruntime_like_pytorch(tmp_path, reference, mnist):
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    out = tmp_path / "digits.onnx"
+    run_cli("export", "--format", "onnx", "--out", str(out))
+
+    model = onnx.load(str(out))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["digitnet.input_type"] == "uint8" and "(N, 1, 28, 28)" in meta["digitnet.input"]
+    bundled = Recognizer.from_pretrained().metadata
+    assert meta["digitnet.arch"] == bundled["arch"]
+    assert float(meta["digitnet.test_accuracy"]) == bundled["metrics"]["test_accuracy"]
+    normalization = json.loads(meta["digitnet.normalization"])
+    assert (normalization["mean"], normalization["std"]) == (bundled["normalization"]["mean"],
+                                                             bundled["normalization"]["std"])
+    assert json.loads(meta["digitnet.model_json"]) == bundled
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # the machine is shared; one thread is also the fastest here
+    session = ort.InferenceSession(str(out), options, providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    assert inp.name == "image" and inp.type == "tensor(uint8)" and inp.shape[1:] == [1, 28, 28]
+    assert isinstance(inp.shape[0], str)  # the dynamic batch axis
+    assert [o.name for o in session.get_outputs()] == ["logits", "probabilities"]
+
+    images, logits, probs = reference
+    got_logits, got_probs = session.run(None, {"image": images[:, None]})
+    assert np.abs(got_logits - logits).max() < 1e-4
+    assert np.abs(got_probs - probs).max() < 1e-4
+    assert np.array_equal(got_probs.argmax(1), probs.argmax(1))
+    assert np.mean(got_probs.argmax(1) == mnist.test_labels[:PARITY_IMAGES]) > 0.99
+    for n in (1, 7):  # any batch size
+        one = session.run(["probabilities"], {"image": images[:n, None]})[0]
+        assert one.shape == (n, 10) and np.abs(one - probs[:n]).max() < 1e-4
+
+
+def test_onnx_float_input(tmp_path, reference):
+    ort = pytest.importorskip("onnxruntime")
+    out = export_model(None, tmp_path / "float.onnx", input_type="float")
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].type == "tensor(float)"
+    images, _, probs = reference
+    got = session.run(["probabilities"], {"image": images[:500, None].astype(np.float32) / 255})[0]
+    assert np.abs(got - probs[:500]).max() < 1e-4
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_torchscript_export(tmp_path, reference):
+    out = tmp_path / "digits.pt"
+    run_cli("export", "--format", "torchscript", "--out", str(out))
+    extra = {"digitnet.json": ""}
+    module = torch.jit.load(str(out), _extra_files=extra)
+    assert json.loads(extra["digitnet.json"])["digitnet.arch"] == Recognizer.from_pretrained().metadata["arch"]
+    images, logits, probs = reference
+    with torch.inference_mode():
+        got_logits, got_probs = module(torch.from_numpy(images[:500, None]))
+    assert np.abs(got_logits.numpy() - logits[:500]).max() < 1e-4
+    assert np.abs(got_probs.numpy() - probs[:500]).max() < 1e-4
+
+
+def test_export_refuses_unknown_format_and_input(tmp_path):
+    with pytest.raises(DigitnetError, match="onnx or torchscript"):
+        export_model(None, tmp_path / "x", fmt="tflite")
+    with pytest.raises(DigitnetError, match="uint8 or float"):
+        export_model(None, tmp_path / "x.onnx", input_type="int16")
+    assert not list(tmp_path.iterdir())  # nothing half-written
