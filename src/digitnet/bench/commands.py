@@ -1,7 +1,148 @@
-"""CLI commands of this concern, added to the main app by ``register(app)``."""
+"""CLI commands of this concern, added to the main app by ``register(app)``: ``bench`` and ``ensemble``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this concern's commands to ``app``."""
+    app.command()(bench)
+    app.command()(ensemble)
+
+
+def bench(
+    quick: bool = typer.Option(False, help="CI smoke version (< 1 min): 1 seed, reference capped at 100 steps."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as one JSON object."),
+    out: Path = typer.Option(Path("bench.json"), "--out", "-o", help="Also write the JSON here."),
+    seeds: int = typer.Option(3, help="Seeds per recipe; the median is reported."),
+    target: float = typer.Option(0.99, help="Test accuracy to reach."),
+    eval_every: float = typer.Option(0.05, "--eval-every", help="Epochs between our test evaluations (clock stopped)."),
+    reference_eval_every: float = typer.Option(
+        0.25, "--reference-eval-every", help="Epochs between the reference's test evaluations; it is also evaluated "
+        "after each epoch, as the original, and that figure is reported too."),
+    reference: bool = typer.Option(True, "--reference/--no-reference", help="Also time the PyTorch examples recipe."),
+    reference_max_epochs: int = typer.Option(14, "--reference-max-epochs", help="Cap on the reference's epochs."),
+    reference_max_steps: int | None = typer.Option(None, "--reference-max-steps", help="Cap on the reference's steps."),
+    arch: str = typer.Option("fastnet-s", "--arch", "-a", help="Architecture of our recipe (its registered defaults)."),
+    epochs: int | None = typer.Option(None, help="Override the recipe's schedule length in epochs."),
+    batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Override the recipe's batch size."),
+    lr: float | None = typer.Option(None, help="Override the recipe's peak learning rate."),
+    train_subset: int | None = typer.Option(None, "--train-subset", help="Train on the first N images only."),
+    throughput: bool = typer.Option(True, "--throughput/--no-throughput", help="Measure img/s, latency, memory."),
+    archs: str | None = typer.Option(None, help="Comma-separated architectures for throughput (default: all)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
+    threads: int | None = typer.Option(None, help="CPU threads for PyTorch."),
+    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="bf16 autocast (default: on CUDA only)."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile our model (compile time counts)."),
+    cpu_clock: bool = typer.Option(False, "--cpu-clock", help="One thread, CPU seconds: for a machine shared with "
+                                   "other jobs (an idle 1-core machine's wall time)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help="Model for the latency figure (default: bundled)."),
+    data: str | None = typer.Option(None, help="MNIST from a folder of IDX files or a Keras mnist.npz."),
+) -> None:
+    """Benchmark: time to 99% test accuracy against the PyTorch examples recipe, throughput, latency, memory."""
+    from rich.console import Console
+
+    from digitnet.bench.run import BenchOptions, run_benchmark
+    from digitnet.data import load_mnist
+    from digitnet.utils import atomic_write_json
+
+    err = Console(stderr=True)
+    opts = BenchOptions(
+        quick=quick, seeds=seeds, target=target, eval_every=eval_every, reference_eval_every=reference_eval_every,
+        reference=reference, reference_max_epochs=reference_max_epochs, reference_max_steps=reference_max_steps,
+        arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, train_subset=train_subset, throughput=throughput,
+        archs=[a.strip() for a in archs.split(",") if a.strip()] if archs else None, device=device, threads=threads,
+        amp=amp, compile=compile_model, cpu_clock=cpu_clock, model=str(model) if model else None,
+    )
+    results = run_benchmark(opts, load_mnist(data), say=lambda line: err.print(line, highlight=False))
+    atomic_write_json(out, results)
+    if json_out:
+        print(json.dumps(results))
+        return
+    print_results(results)
+    Console().print(f"Results written to {out}")
+
+
+def print_results(results: dict) -> None:
+    """The benchmark as tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+
+    def seconds(value: float | None) -> str:
+        return f"{value:.2f}" if value is not None else "not reached"
+
+    target = results["target"]
+    table = Table("recipe", "evaluated every", f"time to {target:.1%} (s, median)", "per seed (s)",
+                  title=f"Time to {target:.1%} MNIST test accuracy (training clock)")
+    ours = f"digitnet {results['recipe']['arch']}"
+    table.add_row(ours, f"{results['eval_every_epochs']:.3g} epoch", seconds(results["time_to_99_s"]),
+                  ", ".join(seconds(r["time_s"]) for r in results["runs"]))
+    if results["reference_runs"]:
+        every = results["reference_eval_every_epochs"]
+        table.add_row(ours, f"~{every:.3g} epoch (read off the same runs)",
+                      seconds(results["time_to_99_at_reference_granularity_s"]), "")
+        table.add_row("pytorch/examples mnist", f"{every:.3g} epoch", seconds(results["reference_time_to_99_s"]),
+                      ", ".join(seconds(r["time_s"]) for r in results["reference_runs"]))
+        table.add_row("pytorch/examples mnist", "1 epoch (as the original)",
+                      seconds(results["reference_time_to_99_per_epoch_eval_s"]), "")
+    console.print(table)
+    if results["speedup"]:
+        same = results.get("speedup_same_granularity")
+        console.print(f"[bold]Speed-up: {results['speedup']:.1f}×[/]"
+                      + (f" ({same:.1f}× with both evaluated every ~{results['reference_eval_every_epochs']:.3g} epoch)"
+                         if same else ""))
+    for note in results["notes"]:
+        console.print(f"[dim]· {note}[/]")
+    if "throughput" in results:
+        t = results["throughput"]
+        table = Table("architecture", "train img/s", "infer img/s @1", "@64", "@1024", title="Throughput")
+        for arch, rate in t["train_images_per_s"].items():
+            inf = t["inference_images_per_s"][arch]
+            table.add_row(arch, f"{rate:,}", f"{inf['1']:,}", f"{inf['64']:,}", f"{inf['1024']:,}")
+        console.print(table)
+        lat = t["latency"]
+        console.print(f"Single-image latency ({lat['call']}, {lat['arch']}): {lat['median_ms']:.2f} ms (median)")
+    console.print(f"Peak memory (RSS): {results['peak_rss_mib']:.0f} MiB · load average "
+                  f"{results['environment']['load_average']} → {results['environment'].get('load_average_end')} · "
+                  f"{results['bench_seconds']:.0f} s in all")
+
+
+def ensemble(
+    models: str = typer.Option(..., "--models", help="Comma-separated model directories."),
+    tta: bool = typer.Option(False, help="Test-time augmentation: average over shifted and rotated views."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    subset: int | None = typer.Option(None, help="Evaluate on the first N test images only."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    data: str | None = typer.Option(None, help="MNIST from a folder of IDX files or a Keras mnist.npz."),
+) -> None:
+    """Evaluate an ensemble: average several models' probabilities (optionally with TTA) on MNIST test."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from digitnet.data import load_mnist
+    from digitnet.ensemble import evaluate_ensemble, load_members
+
+    paths = [p.strip() for p in models.split(",") if p.strip()]
+    if not paths:
+        raise typer.BadParameter("give at least one model directory", param_hint="--models")
+    members = load_members(paths, device=device)
+    mnist = load_mnist(data)
+    images, labels = mnist.test_images[:subset], mnist.test_labels[:subset]
+    report = evaluate_ensemble(members, images, labels, tta=tta)
+    if json_out:
+        print(json.dumps(report))
+        return
+    console = Console()
+    table = Table("model", "arch", "accuracy", title=f"Ensemble on {report['num_samples']:,} MNIST test images"
+                  + (f" (TTA, {report['tta_views']} views)" if tta else ""))
+    for m in report["members"]:
+        table.add_row(m["model"], m["arch"], f"{m['accuracy']:.4%}")
+    table.add_row("[bold]ensemble[/]", "", f"[bold]{report['accuracy']:.4%}[/]")
+    console.print(table)
+    console.print(f"{report['errors']} errors of {report['num_samples']}")

@@ -2,6 +2,8 @@
 
 ``fastnet`` is built for time-to-accuracy on a CPU: few channels early (where the image is large),
 BatchNorm everywhere so a high one-cycle learning rate is stable, and no large dense layer.
+``fastnet-s`` goes further for the time-to-99% record: a stride-2 first conv, pooling before BatchNorm,
+and no stage at 4×4 (about 2× fastnet's training throughput on a 2-core CPU, at 99.2–99.3% after one epoch).
 ``bestnet`` is a wider VGG-style net for the high-accuracy recipe (augmentation, long schedule).
 """
 
@@ -58,6 +60,41 @@ def fastnet(width: int = 16) -> nn.Module:
         conv_bn(4 * w, 8 * w),
         nn.AdaptiveMaxPool2d(1), nn.Flatten(),
         nn.Linear(8 * w, 10),
+    )
+
+
+def conv_pool_bn(c_in: int, c_out: int, k: int = 3, ceil_mode: bool = False) -> nn.Sequential:
+    """Conv → MaxPool → BatchNorm → ReLU: normalizing and activating after the pool touches 4× fewer values.
+
+    (Max-pooling commutes with ReLU, so this differs from conv → BN → ReLU → pool only through BatchNorm's
+    statistics; on a CPU the element-wise passes at full resolution cost about as much as the conv.)
+    """
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False),
+        nn.MaxPool2d(2, ceil_mode=ceil_mode),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+@register_model(
+    "fastnet-s",
+    "digitnet's speed-record recipe: stride-2 5×5 conv 16 → conv 32 → conv 64 (pool, BN) → 1024 → 128 → 10",
+    normalization="mnist",
+    source="digitnet: the fastest net to 99.0% we found on a 2-core CPU (see benchmarks/README.md); "
+    "one epoch of one-cycle SGD with label smoothing",
+    defaults={"optimizer": "sgd", "lr": 0.3, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+              "epochs": 1, "batch_size": 128, "schedule": "onecycle", "label_smoothing": 0.1},
+)
+def fastnet_s(width: int = 16) -> nn.Module:
+    w = width
+    return nn.Sequential(
+        nn.Conv2d(1, w, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),  # 28 → 14
+        conv_pool_bn(w, 2 * w),  # 14 → 7
+        conv_pool_bn(2 * w, 4 * w, ceil_mode=True),  # 7 → 4
+        nn.Flatten(),  # 4 × 4 × 64: no 4×4 conv stage, whose backward pass is the slowest op on a CPU
+        nn.Linear(4 * w * 16, 128), nn.ReLU(inplace=True),
+        nn.Linear(128, 10),
     )
 
 

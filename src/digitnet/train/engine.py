@@ -28,15 +28,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from digitnet.data.augment import augment_batch
 from digitnet.data.sources import MNIST, load_mnist
-from digitnet.data.splits import Split, batch_indices, make_splits
+from digitnet.data.splits import Split, make_splits
 from digitnet.evaluate.metrics import classification_metrics, fit_temperature, predict_logits
 from digitnet.models.registry import count_parameters, create_model, preprocess
 from digitnet.saved_model import environment_info, save_model
+from digitnet.train import distributed
 from digitnet.train.callbacks import EarlyStopping
 from digitnet.train.checkpoint import load_checkpoint, save_checkpoint
 from digitnet.train.config import TrainConfig
 from digitnet.train.optim import PER_STEP_SCHEDULES, build_optimizer, build_scheduler
-from digitnet.utils import DigitnetError, atomic_write_json, atomic_write_text, pick_device, seed_everything
+from digitnet.utils import DigitnetError, atomic_write_json, atomic_write_text, seed_everything
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy", "lr",
                   "seconds", "train_seconds", "images_per_second"]
@@ -67,15 +68,17 @@ def train(
 ) -> TrainResult:
     """Train ``config.arch`` on MNIST and save everything into the run directory."""
     cfg = config.resolved()
-    console = console or Console(stderr=True, quiet=quiet)
-    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg.arch)
+    console = console or Console(stderr=True, quiet=quiet, soft_wrap=True)
+    device = distributed.setup(cfg.device)  # joins the process group under torchrun; rank 0 alone writes
+    console.quiet = console.quiet or not distributed.is_main()
+    run_dir = Path(distributed.broadcast_object(cfg.out or str(default_run_dir(cfg.arch))))
     if cfg.resume and not (run_dir / "last.pt").is_file():
         raise DigitnetError(f"--resume: {run_dir / 'last.pt'} not found; pass the --out of the run to resume")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
 
     mnist = mnist or load_mnist(cfg.data, allow_download=cfg.download)
     splits = make_splits(mnist, cfg.val_size, cfg.train_subset, cfg.test_subset, device=device)
@@ -88,6 +91,7 @@ def train(
     channels_last = spec.channels_last and device.type == "cpu"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    train_model = distributed.wrap(model, device)  # DDP under torchrun, else the model itself
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
@@ -112,9 +116,11 @@ def train(
         start_epoch = state["epoch"] + 1
         console.print(f"[bold]Resuming[/] {run_dir} at epoch {start_epoch}/{cfg.epochs}")
 
-    loggers = make_loggers(cfg, run_dir, model, splits)
-    atomic_write_json(run_dir / "config.json", cfg.to_dict())
-    atomic_write_json(run_dir / "environment.json", {**environment_info(), "device": str(device)})
+    loggers = make_loggers(cfg, run_dir, model, splits) if distributed.is_main() else []
+    if distributed.is_main():
+        atomic_write_json(run_dir / "config.json", cfg.to_dict())
+        atomic_write_json(run_dir / "environment.json", {**environment_info(), "device": str(device),
+                                                         "world_size": distributed.world_size()})
     console.print(f"[bold]{cfg.arch}[/] ({count_parameters(model):,} params) on {device} · {len(train_set):,} train, "
                   f"{len(splits.val) if splits.val else 0:,} val · {cfg.epochs} epochs · batch {cfg.batch_size} · "
                   f"{cfg.optimizer} lr {cfg.lr} · {cfg.schedule} · augment {cfg.augment} → {run_dir}")
@@ -124,7 +130,7 @@ def train(
     epoch = start_epoch - 1
     try:
         for epoch in range(start_epoch, cfg.epochs + 1):
-            row = _train_one_epoch(model, train_set, optimizer, scheduler if per_step else None, cfg, generator,
+            row = _train_one_epoch(train_model, train_set, optimizer, scheduler if per_step else None, cfg, generator,
                                    channels_last, epoch, console)
             eval_start = time.perf_counter()
             if splits.val is not None:
@@ -134,6 +140,7 @@ def train(
                 row["test_accuracy"] = classification_metrics(
                     predict_logits(model, splits.test.images, spec), splits.test.labels)["accuracy"]
             row["eval_seconds"] = time.perf_counter() - eval_start
+            row = distributed.broadcast_object(row)  # every rank schedules and stops on rank 0's numbers
             monitored = row.get(stopper.monitor, row["train_loss"])
             if scheduler is not None and not per_step:
                 if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -143,19 +150,20 @@ def train(
             stop = stopper.update(monitored, epoch, model)
             history.append(row)
             _log_epoch(console, row, cfg.epochs)
-            _write_history(run_dir, history)
-            state = {
-                "format": "digitnet-checkpoint", "epoch": epoch, "config": cfg.to_dict(),
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "rng_cpu": torch.get_rng_state(), "rng_generator": generator.get_state(),
-                "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                "stopper": stopper.state_dict(), "history": history,
-            }
-            save_checkpoint(run_dir / "last.pt", state)
-            if stopper.best_epoch == epoch:
-                save_checkpoint(run_dir / "best.pt", {"format": "digitnet-checkpoint", "epoch": epoch,
-                                                      "model": model.state_dict()})
+            if distributed.is_main():
+                _write_history(run_dir, history)
+                state = {
+                    "format": "digitnet-checkpoint", "epoch": epoch, "config": cfg.to_dict(),
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "rng_cpu": torch.get_rng_state(), "rng_generator": generator.get_state(),
+                    "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                    "stopper": stopper.state_dict(), "history": history,
+                }
+                save_checkpoint(run_dir / "last.pt", state)
+                if stopper.best_epoch == epoch:
+                    save_checkpoint(run_dir / "best.pt", {"format": "digitnet-checkpoint", "epoch": epoch,
+                                                          "model": model.state_dict()})
             for logger in loggers:
                 logger.on_epoch_end(epoch, row, model)
             if on_epoch_end is not None:
@@ -171,7 +179,10 @@ def train(
 
     if stopper.best_state is not None:
         model.load_state_dict(stopper.best_state)  # restore the best weights, as Keras' restore_best_weights
-    metrics = _finish(model, cfg, splits, history, run_dir, mnist, interrupted, console)
+    metrics = _finish(model, cfg, splits, history, run_dir, mnist, interrupted, console) \
+        if distributed.is_main() else None
+    metrics = distributed.broadcast_object(metrics)
+    distributed.cleanup()
     for logger in loggers:
         logger.on_train_end(run_dir, model, splits, metrics)
     return TrainResult(run_dir=run_dir, model=model, metrics=metrics, history=history, interrupted=interrupted)
@@ -189,7 +200,17 @@ class RunLogger:
 
 def make_loggers(cfg: TrainConfig, run_dir: Path, model: torch.nn.Module, splits) -> list[RunLogger]:
     """The loggers a config asks for (``--tensorboard``, ``--plots``)."""
-    return []
+    # Imported here: both modules import this one (RunLogger), and matplotlib/TensorBoard load only when asked for.
+    loggers: list[RunLogger] = []
+    if cfg.tensorboard:
+        from digitnet.train.tensorboard import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(run_dir, model, splits))
+    if cfg.plots:
+        from digitnet.evaluate.report import ReportLogger
+
+        loggers.append(ReportLogger())
+    return loggers
 
 
 def _train_one_epoch(model, train_set: Split, optimizer, step_scheduler, cfg: TrainConfig,
@@ -207,7 +228,7 @@ def _train_one_epoch(model, train_set: Split, optimizer, step_scheduler, cfg: Tr
     with Progress(*columns, console=console, transient=True, disable=console.quiet) as progress:
         task = progress.add_task("train", total=n, stats="")
         last_refresh = start
-        for idx in batch_indices(n, cfg.batch_size, generator, device=device):
+        for idx in distributed.shard_batches(n, cfg.batch_size, generator, device=device):
             x = preprocess(train_set.images[idx], spec)
             y = train_set.labels[idx]
             if cfg.augment != "none":
@@ -229,6 +250,7 @@ def _train_one_epoch(model, train_set: Split, optimizer, step_scheduler, cfg: Tr
                 last_refresh = now
                 progress.update(task, completed=seen, stats=f"loss {loss_sum.item() / seen:.4f} "
                                 f"acc {correct.item() / seen:.4f} {seen / (now - start):,.0f} img/s")
+    loss_sum, correct, seen = distributed.all_reduce_sum(loss_sum, correct, seen)  # whole-batch figures
     train_seconds = time.perf_counter() - start
     return {
         "epoch": epoch, "train_loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,

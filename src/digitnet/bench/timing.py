@@ -1,0 +1,303 @@
+"""Time to accuracy: train with the clock running only while training, evaluate the test set on the way.
+
+Both runners stop their stopwatch before every evaluation and restart it after, so the figure is pure
+training time (data already in memory, model built); evaluation time is summed and reported apart.
+The first evaluation whose test accuracy reaches the target fixes the figure. Our recipe is trained by
+the same step as ``digitnet.train.engine`` (batches by index from one in-memory tensor, preprocessing
+on the device, channels-last on CPU, fused optimizer, no host syncs); the reference by its own per-sample
+DataLoader pipeline (:mod:`digitnet.bench.reference`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from digitnet.bench import reference
+from digitnet.data.augment import augment_batch
+from digitnet.data.sources import MNIST
+from digitnet.data.splits import batch_indices, make_splits
+from digitnet.evaluate.metrics import predict_logits
+from digitnet.models.registry import create_model, preprocess
+from digitnet.train.config import TrainConfig
+from digitnet.train.optim import PER_STEP_SCHEDULES, build_optimizer, build_scheduler
+from digitnet.utils import seed_everything
+
+
+@dataclass
+class TimeToAccuracy:
+    """One run: when (in training seconds) the test accuracy first reached ``target``, and the curve."""
+
+    recipe: str
+    seed: int
+    target: float
+    time_s: float | None  # training seconds until the first evaluation at or above target; None: not reached
+    epochs: float | None  # epochs trained at that point
+    train_seconds: float  # training seconds of the whole run (up to the stop)
+    eval_seconds: float  # evaluation time, excluded from the figures above
+    compile_seconds: float = 0.0  # part of train_seconds spent compiling (torch.compile), 0 when not used
+    images: int = 0  # training images processed
+    steps: int = 0
+    final_accuracy: float = 0.0
+    best_accuracy: float = 0.0
+    eval_every_epochs: float = 1.0
+    eval_interval_steps: int = 1
+    steps_per_epoch: int = 1
+    capped: bool = False  # stopped by a step/epoch cap before the schedule ended
+    curve: list[dict] = field(default_factory=list)  # {"step", "epoch", "train_seconds", "test_accuracy"}
+
+    @property
+    def reached(self) -> bool:
+        return self.time_s is not None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "reached": self.reached}
+
+
+class Stopwatch:
+    """Accumulates the seconds between ``start`` and ``stop``; waits for the device before reading it.
+
+    ``cpu=True`` counts this process's CPU seconds instead of wall seconds: with one thread that is what
+    the wall clock would read on an idle machine, so runs on a shared machine stay comparable.
+    """
+
+    def __init__(self, device: torch.device, cpu: bool = False) -> None:
+        self.device = device
+        self.total = 0.0
+        self._now = time.process_time if cpu else time.perf_counter
+        self._started: float | None = None
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def start(self) -> None:
+        self._sync()
+        self._started = self._now()
+
+    def stop(self) -> float:
+        self._sync()
+        if self._started is not None:
+            self.total += self._now() - self._started
+            self._started = None
+        return self.total
+
+
+def eval_interval(steps_per_epoch: int, eval_every: float) -> int:
+    """Steps between evaluations for ``eval_every`` epochs (at least one step)."""
+    return max(1, round(eval_every * steps_per_epoch))
+
+
+def run_recipe(
+    cfg: TrainConfig,
+    mnist: MNIST,
+    target: float = 0.99,
+    eval_every: float = 0.125,
+    stop_at_target: bool = True,
+    max_steps: int | None = None,
+    amp: bool | None = None,
+    compile_model: bool = False,
+    recipe_name: str | None = None,
+    cpu_clock: bool = False,
+) -> TimeToAccuracy:
+    """Train ``cfg`` (all 60,000 training images unless ``cfg.train_subset``) and time it to ``target``.
+
+    ``amp``: bf16 autocast; None = on CUDA only (CPUs without bf16 units run it slower than fp32).
+    ``compile_model``: ``torch.compile`` the model; its compile time counts as training time.
+    ``cpu_clock``: time in process CPU seconds (see :class:`Stopwatch`).
+    """
+    cfg = cfg.resolved()
+    device = torch.device(cfg.device) if cfg.device != "auto" else _auto_device()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    splits = make_splits(mnist, 0, cfg.train_subset, cfg.test_subset, device=device)
+    train_set, test_set = splits.train, splits.test
+    model = create_model(cfg.arch, **cfg.arch_kwargs).to(device)
+    spec = model.spec
+    channels_last = spec.channels_last and device.type == "cpu"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    n = len(train_set)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
+    per_step = cfg.schedule in PER_STEP_SCHEDULES
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    use_amp = device.type == "cuda" if amp is None else amp
+    forward = torch.compile(model) if compile_model else model
+    interval = eval_interval(steps_per_epoch, eval_every)
+    total_steps = cfg.epochs * steps_per_epoch
+    if max_steps is not None:
+        total_steps = min(total_steps, max_steps)
+
+    clock = Stopwatch(device, cpu_clock)
+    result = TimeToAccuracy(recipe=recipe_name or cfg.arch, seed=cfg.seed, target=target, time_s=None, epochs=None,
+                            train_seconds=0.0, eval_seconds=0.0, eval_every_epochs=interval / steps_per_epoch,
+                            eval_interval_steps=interval, steps_per_epoch=steps_per_epoch,
+                            capped=total_steps < cfg.epochs * steps_per_epoch)
+
+    def batches():
+        for _ in range(cfg.epochs):
+            yield from batch_indices(n, cfg.batch_size, generator, device=device)
+            if scheduler is not None and not per_step:
+                scheduler.step()
+
+    step = 0
+    model.train()
+    clock.start()
+    for step, idx in enumerate(batches(), 1):
+        x = preprocess(train_set.images[idx], spec)
+        y = train_set.labels[idx]
+        if cfg.augment != "none":
+            x = augment_batch(x, cfg.augment, generator)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            loss = F.cross_entropy(forward(x), y, label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if per_step and scheduler is not None:
+            scheduler.step()
+        result.images += len(idx)
+        if compile_model and step == 1:
+            result.compile_seconds = clock.stop()  # the first step pays for compilation
+            clock.start()
+        if step % interval == 0 or step == total_steps:
+            train_seconds = clock.stop()
+            accuracy = _timed_eval(result, lambda: _accuracy(model, test_set, spec))
+            _record(result, step, train_seconds, accuracy)
+            if (result.reached and stop_at_target) or step == total_steps:
+                break
+            model.train()
+            clock.start()
+    result.steps = step
+    result.train_seconds = clock.stop()
+    return result
+
+
+def run_reference(
+    mnist: MNIST,
+    seed: int = 1,
+    target: float = 0.99,
+    eval_every: float = 1.0,
+    max_epochs: int = 14,
+    max_steps: int | None = None,
+    device: str = "auto",
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+    threads: int | None = None,
+    on_eval: Callable[[dict], None] | None = None,
+    cpu_clock: bool = False,
+) -> TimeToAccuracy:
+    """The PyTorch examples recipe (see :mod:`digitnet.bench.reference`), timed the same way as ours.
+
+    ``eval_every`` < 1 evaluates inside an epoch too (the original evaluates after each epoch, which this
+    also does). ``on_eval`` gets every curve point as it is recorded (progress for a run of minutes).
+    """
+    dev = torch.device(device) if device != "auto" else _auto_device()
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)  # the original seeds once, before building anything
+    train_images, train_labels = mnist.train_images[:train_subset], mnist.train_labels[:train_subset]
+    test_images, test_labels = mnist.test_images[:test_subset], mnist.test_labels[:test_subset]
+    train_loader = reference.make_loader(reference.PerSampleMNIST(train_images, train_labels), 64, dev)
+    test_loader = reference.make_loader(reference.PerSampleMNIST(test_images, test_labels), 1000, dev)
+    model, optimizer, scheduler = reference.build(dev)
+    steps_per_epoch = len(train_loader)
+    # Evaluation points fall on epoch ends (as the original) and split epochs evenly: 938-step epochs
+    # evaluated every 1/4 epoch are evaluated after steps 234, 469, 704 and 938 of each epoch.
+    parts = max(1, round(1 / eval_every))
+    every_epochs = max(1, round(eval_every))
+    in_epoch = {round(j * steps_per_epoch / parts) for j in range(1, parts + 1)}
+
+    def due(step: int) -> bool:
+        if (step - 1) % steps_per_epoch + 1 not in in_epoch:
+            return False
+        return parts > 1 or step % (every_epochs * steps_per_epoch) == 0
+
+    interval = round(steps_per_epoch / parts) if parts > 1 else every_epochs * steps_per_epoch
+    total_steps = max_epochs * steps_per_epoch if max_steps is None else min(max_steps, max_epochs * steps_per_epoch)
+    clock = Stopwatch(dev, cpu_clock)
+    result = TimeToAccuracy(recipe="pytorch-examples", seed=seed, target=target, time_s=None, epochs=None,
+                            train_seconds=0.0, eval_seconds=0.0, eval_every_epochs=interval / steps_per_epoch,
+                            eval_interval_steps=interval, steps_per_epoch=steps_per_epoch,
+                            capped=total_steps < 14 * steps_per_epoch)  # the original trains 14 epochs
+
+    def batches():
+        for _ in range(max_epochs):
+            yield from train_loader
+            scheduler.step()  # StepLR, once per epoch as the original
+
+    step = 0
+    model.train()
+    clock.start()
+    for step, (data, labels) in enumerate(batches(), 1):
+        data, labels = data.to(dev), labels.to(dev)
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(data), labels)
+        loss.backward()
+        optimizer.step()
+        if (step - 1) % steps_per_epoch % 10 == 0:
+            loss.item()  # the original prints the loss every 10 batches: keep its host sync
+        result.images += len(labels)
+        if due(step) or step == total_steps:
+            train_seconds = clock.stop()
+            accuracy = _timed_eval(result, lambda: reference.evaluate(model, test_loader, dev))
+            _record(result, step, train_seconds, accuracy)
+            if on_eval is not None:
+                on_eval(result.curve[-1])
+            if result.reached or step == total_steps:
+                break
+            clock.start()
+    result.steps = step
+    result.train_seconds = clock.stop()
+    return result
+
+
+def _auto_device() -> torch.device:
+    from digitnet.utils import pick_device
+
+    device = pick_device("auto")
+    return device if device.type in ("cpu", "cuda") else torch.device("cpu")  # mps: untested, use the CPU
+
+
+def _accuracy(model: torch.nn.Module, test_set, spec) -> float:
+    logits = predict_logits(model, test_set.images, spec)
+    return float((logits.argmax(1) == test_set.labels.to(logits.device)).float().mean())
+
+
+def _timed_eval(result: TimeToAccuracy, evaluate) -> float:
+    start = time.perf_counter()
+    accuracy = evaluate()
+    result.eval_seconds += time.perf_counter() - start
+    return accuracy
+
+
+def _record(result: TimeToAccuracy, step: int, train_seconds: float, accuracy: float) -> None:
+    result.curve.append({"step": step, "epoch": round(step / result.steps_per_epoch, 4),
+                         "train_seconds": round(train_seconds, 3), "test_accuracy": accuracy})
+    result.final_accuracy = accuracy
+    result.best_accuracy = max(result.best_accuracy, accuracy)
+    if result.time_s is None and accuracy >= result.target:
+        result.time_s = train_seconds
+        result.epochs = step / result.steps_per_epoch
+
+
+def time_to_target_every(run: TimeToAccuracy, every_steps: int | None = None) -> float | None:
+    """The time to target had ``run`` been evaluated only every ``every_steps`` steps (None: at epoch ends).
+
+    Read off the recorded curve, so one run gives the figure at a coarser granularity too.
+    """
+    for point in run.curve:
+        step = point["step"]
+        kept = step % run.steps_per_epoch == 0 if every_steps is None else step % every_steps == 0
+        if kept and point["test_accuracy"] >= run.target:
+            return point["train_seconds"]
+    return None

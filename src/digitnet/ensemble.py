@@ -1,0 +1,108 @@
+"""Ensembles and test-time augmentation: average the probabilities of several models and of shifted views.
+
+Each member prepares the images its own way (input size, normalization come from its saved spec) and is
+softened by its own calibration temperature, so members of different architectures mix fairly. TTA views
+are a fixed set of one-pixel shifts and small rotations: deterministic, so the same images always get
+the same answer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from digitnet.models.registry import preprocess
+from digitnet.saved_model import LoadedModel, load_model
+
+# (dx, dy, degrees): the identity, four one-pixel shifts and two small rotations.
+TTA_VIEWS: tuple[tuple[int, int, float], ...] = ((0, 0, 0.0), (1, 0, 0.0), (-1, 0, 0.0), (0, 1, 0.0), (0, -1, 0.0),
+                                                  (0, 0, 8.0), (0, 0, -8.0))
+
+
+def load_members(paths: Sequence[str | os.PathLike], device: str = "cpu") -> list[LoadedModel]:
+    """Load every model directory in ``paths``."""
+    return [load_model(path, device=device) for path in paths]
+
+
+def shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Move images (N, 1, H, W) right by ``dx`` and down by ``dy`` pixels, filling with zeros (background)."""
+    if dx == 0 and dy == 0:
+        return x
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)))
+    top, left = max(-dy, 0), max(-dx, 0)
+    return padded[..., top:top + h, left:left + w]
+
+
+def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
+    """Rotate images (N, 1, H, W) about their centre, bilinear, zero background."""
+    if degrees == 0:
+        return x
+    a = math.radians(degrees)
+    theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]],
+                         dtype=x.dtype, device=x.device).expand(x.shape[0], 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def tta_views(images: torch.Tensor, views: Sequence[tuple[int, int, float]] = TTA_VIEWS) -> list[torch.Tensor]:
+    """Float views in [0, 1], shape (N, 1, 28, 28), of uint8 images (N, 28, 28)."""
+    x = images.unsqueeze(1) if images.dim() == 3 else images
+    x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+    return [rotate(shift(x, dx, dy), degrees) for dx, dy, degrees in views]
+
+
+@torch.inference_mode()
+def member_probabilities(member: LoadedModel, views: Sequence[torch.Tensor], calibrated: bool = True) -> torch.Tensor:
+    """One model's probabilities (N, 10), averaged over ``views`` (float images in [0, 1])."""
+    model = member.model.eval()
+    device = next(model.parameters()).device
+    channels_last = member.spec.channels_last and device.type == "cpu"
+    temperature = member.temperature if calibrated else 1.0
+    total = None
+    for view in views:
+        x = preprocess(view.to(device), member.spec)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        p = torch.softmax(model(x).float() / temperature, 1)
+        total = p if total is None else total + p
+    return (total / len(views)).cpu()
+
+
+def ensemble_probabilities(members: Sequence[LoadedModel], images: torch.Tensor | np.ndarray, tta: bool = False,
+                           batch_size: int = 1000, calibrated: bool = True) -> torch.Tensor:
+    """The mean of the members' probabilities (N, 10) for uint8 images (N, 28, 28); rows sum to 1."""
+    images = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+    views_spec = TTA_VIEWS if tta else TTA_VIEWS[:1]
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        views = tta_views(images[start:start + batch_size], views_spec)
+        out.append(torch.stack([member_probabilities(m, views, calibrated) for m in members]).mean(0))
+    return torch.cat(out) if out else torch.zeros(0, 10)
+
+
+def evaluate_ensemble(members: Sequence[LoadedModel], images: torch.Tensor | np.ndarray,
+                      labels: torch.Tensor | np.ndarray, tta: bool = False, batch_size: int = 1000) -> dict:
+    """Accuracy of each member and of their average, with or without TTA; the ensemble's errors."""
+    labels = torch.as_tensor(np.asarray(labels)).long()
+    images = torch.as_tensor(np.asarray(images))
+    per_member = []
+    probs_sum = None
+    for member in members:
+        probs = ensemble_probabilities([member], images, tta, batch_size)
+        probs_sum = probs if probs_sum is None else probs_sum + probs
+        per_member.append({"model": str(member.path), "arch": member.arch,
+                           "accuracy": float((probs.argmax(1) == labels).float().mean())})
+    probs = probs_sum / len(members)
+    predictions = probs.argmax(1)
+    wrong = (predictions != labels).nonzero().flatten()
+    return {
+        "accuracy": float((predictions == labels).float().mean()), "errors": len(wrong),
+        "num_samples": len(labels), "tta": tta, "tta_views": len(TTA_VIEWS) if tta else 1, "members": per_member,
+        "error_indices": wrong.tolist(),
+    }

@@ -1,0 +1,213 @@
+"""Load pictures safely: any common format and mode, EXIF orientation, size caps, one-line errors.
+
+Everything becomes a :class:`Picture`: a numpy array of plain gray (H, W) or RGB (H, W, 3) pixels with
+transparency already flattened, so the preprocessing never sees a PIL mode.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from digitnet.utils import DigitnetError
+
+MAX_BYTES = 50 * 1024 * 1024  # a phone photo is 2-10 MB; anything past this is not a picture of a digit
+MAX_PIXELS = 40_000_000  # 40 MP decoded: about 160 MB as RGBA, the most we are willing to allocate
+MIN_SIDE = 8  # below this there is no room for a digit (MNIST digits are 20 px)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
+
+
+class ImageError(DigitnetError):
+    """A picture that cannot be used: unreadable, too large, too small. The message names the file."""
+
+
+@dataclass
+class Picture:
+    """Decoded pixels ready for preprocessing."""
+
+    pixels: np.ndarray  # (H, W) gray or (H, W, 3) RGB: uint8, uint16 or float32 in 0..1
+    name: str  # what to call it in messages: the path, or "<bytes>", "<array>", ...
+    path: str | None = None  # the path when it came from a file
+
+
+def load_picture(source: ImageSource, name: str | None = None) -> Picture:
+    """Decode ``source`` (a path, encoded bytes, a PIL image or a numpy array) into a :class:`Picture`.
+
+    Raises :class:`ImageError` with a one-line message for anything that is not a usable picture.
+    """
+    if isinstance(source, np.ndarray):
+        name = name or "<array>"
+        return Picture(_check_array(source, name), name)
+    if isinstance(source, Image.Image):
+        name = name or "<PIL image>"
+        _check_size(source.size, name)
+        return Picture(pil_to_array(_first_frame(source, name), name), name)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        name = name or "<bytes>"
+        path = None
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        name = name or path
+        data = _read_file(path, name)
+    else:
+        raise TypeError(f"expected a path, bytes, a PIL image or a numpy array, not {type(source).__name__}")
+    if not data:
+        raise ImageError(f"{name}: the file is empty")
+    if len(data) > MAX_BYTES:
+        raise ImageError(f"{name}: {len(data) / 2**20:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit")
+    return Picture(_decode(data, name), name, path)
+
+
+def _read_file(path: str, name: str) -> bytes:
+    try:
+        size = os.path.getsize(path)
+        if os.path.isdir(path):
+            raise ImageError(f"{name}: is a folder, not an image")
+        if size > MAX_BYTES:
+            raise ImageError(f"{name}: {size / 2**20:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit")
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file") from None
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot read the file ({exc.strerror or exc})") from None
+
+
+def _check_size(size: tuple[int, int], name: str) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{name}: {width}×{height} pixels is larger than the {MAX_PIXELS // 1_000_000} MP limit")
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"{name}: {width}×{height} pixels is too small to hold a digit "
+                         f"(at least {MIN_SIDE}×{MIN_SIDE} needed)")
+
+
+def _decode(data: bytes, name: str) -> np.ndarray:
+    """Open, check the declared size from the header, then decode: a bomb is refused before it is inflated."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we enforce our own, lower cap
+            image = Image.open(io.BytesIO(data))
+            _check_size(image.size, name)
+            image = _first_frame(image, name)
+            image.load()
+            return pil_to_array(ImageOps.exif_transpose(image), name)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name}: the image declares more than the {MAX_PIXELS // 1_000_000} MP limit "
+                         "(decompression bomb?)") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image, or a format that cannot be read "
+                         "(PNG, JPEG, BMP, GIF, TIFF and WebP can)") from None
+    except Exception as exc:
+        # Pillow reports truncated and corrupt data as OSError, SyntaxError or ValueError, and a malformed
+        # EXIF block or palette can surface as almost anything; any of it is this one file's problem.
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(f"{name}: the image data is damaged or truncated ({detail})") from None
+
+
+def _first_frame(image: Image.Image, name: str) -> Image.Image:
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)  # animated GIF/WebP, multi-page TIFF: the first frame is the picture
+    return image
+
+
+def pil_to_array(image: Image.Image, name: str = "<PIL image>") -> np.ndarray:
+    """Pixels of any PIL mode as gray (H, W) or RGB (H, W, 3); transparent areas become background."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(image, dtype=np.uint16).copy()
+    if mode in ("I", "F"):
+        return _scale_float(np.asarray(image, dtype=np.float64))
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode in ("PA", "RGBa", "La"):
+        image = image.convert("RGBA")
+    elif mode == "LA":
+        pass
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode not in ("L", "RGB", "RGBA"):
+        image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, ...
+    pixels = np.asarray(image)
+    if pixels.ndim == 3 and pixels.shape[2] in (2, 4):
+        return _flatten_alpha(pixels[..., :-1].astype(np.float32) / 255, pixels[..., -1].astype(np.float32) / 255)
+    return pixels.copy()
+
+
+def _scale_float(values: np.ndarray) -> np.ndarray:
+    """32-bit int or float pixels to 0..1: their range says whether they are 8-bit, 16-bit or already unit."""
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(values.max()) if values.size else 0.0
+    scale = 1.0 if top <= 1.0 else 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
+    return np.clip(values / scale, 0.0, 1.0).astype(np.float32)
+
+
+def _flatten_alpha(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite over a background that contrasts with the visible pixels, so transparency reads as paper.
+
+    Dark strokes on a transparent canvas go onto white, light strokes onto black: a fixed colour would
+    make one of the two invisible.
+    """
+    if color.shape[2] == 1:
+        color = color[..., 0]
+        gray = color
+    else:
+        gray = color @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if alpha.min() >= 1.0:
+        return color
+    weight = alpha.sum()
+    visible = float((gray * alpha).sum() / weight) if weight > 0 else 0.0
+    paper = 1.0 if visible < 0.5 else 0.0
+    a = alpha if color.ndim == 2 else alpha[..., None]
+    return (color * a + paper * (1 - a)).astype(np.float32)
+
+
+def _check_array(array: np.ndarray, name: str) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageError(f"{name}: expected an array of shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+    _check_size((array.shape[1], array.shape[0]), name)
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype.kind == "f" or array.dtype not in (np.uint8, np.uint16):
+        if array.dtype.kind not in "fiu":
+            raise ImageError(f"{name}: expected numeric pixels, got dtype {array.dtype}")
+        array = _scale_float(array.astype(np.float64))
+    if array.ndim == 3 and array.shape[2] == 4:
+        unit = array.astype(np.float32) / (255 if array.dtype == np.uint8 else 65535 if array.dtype == np.uint16 else 1)
+        return _flatten_alpha(unit[..., :3], unit[..., 3])
+    return array
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Folders become their image files and globs their matches (sorted); anything else stays as given.
+
+    A path that does not exist is kept, so that it is reported as an error for that input.
+    """
+    paths: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            paths.extend(found)
+        elif not os.path.exists(item) and glob.has_magic(item):
+            matches = [m for m in sorted(glob.glob(item, recursive=True)) if os.path.isfile(m)]
+            if matches:
+                paths.extend(matches)
+            else:
+                paths.append(item)  # reported as "no such file"
+        else:
+            paths.append(item)
+    return paths

@@ -1,0 +1,320 @@
+"""Turn a picture of a digit into what MNIST looks like, the way MNIST was made.
+
+MNIST digits are binary NIST scans whose ink bounding box was scaled (keeping its aspect) to fit 20×20
+with anti-aliasing, then placed in a 28×28 field so that the centre of mass sits at the centre. A photo
+first needs its paper and ink found, whatever their colours and the lighting:
+
+1. gray levels at a working resolution (huge photos are reduced first),
+2. polarity: is the ink darker or lighter than the paper around it?
+3. background: the paper's brightness at every pixel (uneven light, shadows) by a morphological
+   opening at low resolution; ink = contrast against it, relative to how much contrast was possible,
+4. threshold at half the ink's typical contrast (stroke edges are where blur has eaten half the ink),
+   above the paper's noise; specks far smaller than the digit are dropped,
+5. crop to the ink, scale the longest side to 20 px, centre by centre of mass in 28×28.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+WORK_SIDE = 1024  # longest side we process at: plenty for a digit, and keeps a 12 MP photo fast
+MIN_CONTRAST = 0.15  # weaker ink (relative to the paper) is noise, a stain, or a blank page
+MIN_INK_PIXELS = 8  # at working resolution: fewer is a speck, not a digit
+SPECK_FRACTION = 0.04  # components smaller than this fraction of the largest are dirt, not strokes
+BOX = 20  # MNIST: the ink's bounding box is scaled to fit 20×20 ...
+SIZE = 28  # ... inside a 28×28 field ...
+CENTER = 14.0  # ... with its centre of mass at pixel (14, 14): what the MNIST test set measures (±0.5)
+
+
+@dataclass
+class Ink:
+    """Where the ink is in a picture, at working resolution."""
+
+    ink: np.ndarray  # float32 (h, w): 0 on paper, up to 1 for ink of full contrast
+    mask: np.ndarray  # bool (h, w): pixels counted as ink
+    level: float  # typical contrast of the ink strokes (0..1)
+    scale: float  # original pixels per working pixel (for boxes in the original picture)
+    dark_ink: bool  # whether the ink was darker than the paper
+
+
+# --------------------------------------------------------------------------------------------- pixels
+
+
+def to_unit(pixels: np.ndarray) -> np.ndarray:
+    """Pixels as float32 in 0..1, whatever their dtype."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / 255
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) / 65535
+    if pixels.dtype == bool:
+        return pixels.astype(np.float32)
+    values = np.nan_to_num(pixels.astype(np.float32))
+    return np.clip(values / 255 if values.max(initial=0) > 1 else values, 0, 1)
+
+
+def to_gray(pixels: np.ndarray) -> np.ndarray:
+    """Luminance (ITU-R 601, as PIL's "L") in 0..1 for gray or RGB pixels."""
+    unit = to_unit(pixels)
+    if unit.ndim == 3:
+        unit = unit[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.ascontiguousarray(unit, dtype=np.float32)
+
+
+def mnist_like(pixels: np.ndarray) -> np.ndarray | None:
+    """The picture itself as uint8 if it already is an MNIST digit (28×28, ink on a clean field), else None.
+
+    Dark-on-light 28×28 digits are inverted and otherwise kept: redoing MNIST's own normalization on an
+    MNIST digit would only blur it.
+    """
+    if pixels.shape[:2] != (SIZE, SIZE):
+        return None
+    if pixels.ndim == 3:
+        if not (pixels == pixels[..., :1]).all():
+            return None
+        pixels = pixels[..., 0]  # an MNIST digit saved as RGB is still an MNIST digit
+    unit = to_unit(pixels)
+    frame = np.ones((SIZE, SIZE), bool)
+    frame[2:-2, 2:-2] = False
+    border = float(unit[frame].mean())
+    if border < 0.1:
+        image = pixels if pixels.dtype == np.uint8 else np.round(unit * 255).astype(np.uint8)
+    elif border > 0.9:
+        image = 255 - (pixels if pixels.dtype == np.uint8 else np.round(unit * 255).astype(np.uint8))
+    else:
+        return None
+    return image.copy()
+
+
+def _resize_area(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    t = torch.from_numpy(np.ascontiguousarray(x))[None, None]
+    return F.adaptive_avg_pool2d(t, (height, width))[0, 0].numpy()
+
+
+def working_gray(pixels: np.ndarray) -> tuple[np.ndarray, float]:
+    """Gray image reduced (by area, which also averages out noise) so its longest side is <= WORK_SIDE.
+
+    Returns it and the scale: original pixels per working pixel.
+    """
+    h, w = pixels.shape[:2]
+    factor = -(-max(h, w) // WORK_SIDE)
+    if factor > 1 and pixels.dtype == np.uint8:
+        # Shrink a big photo in PIL (a box filter in C) before any float copy: 40 MP of RGB floats is 480 MB.
+        pixels = np.asarray(Image.fromarray(pixels).reduce(factor))
+    gray = to_gray(pixels)
+    if max(gray.shape) > WORK_SIDE:
+        shrink = max(gray.shape) / WORK_SIDE
+        gray = _resize_area(gray, max(1, round(gray.shape[0] / shrink)), max(1, round(gray.shape[1] / shrink)))
+    return gray, (h / gray.shape[0] + w / gray.shape[1]) / 2
+
+
+# ----------------------------------------------------------------------------------- paper and ink
+
+
+def _low_res(x: np.ndarray, blocks: int = 48) -> tuple[torch.Tensor, int]:
+    """Area-reduce so the short side has about ``blocks`` pixels; returns it and a window of ~30% of that side."""
+    h, w = x.shape
+    factor = max(1.0, min(h, w) / blocks)
+    lh, lw = max(1, round(h / factor)), max(1, round(w / factor))
+    low = F.adaptive_avg_pool2d(torch.from_numpy(np.ascontiguousarray(x))[None, None], (lh, lw))
+    window = max(3, int(0.3 * min(lh, lw)) | 1)  # odd, larger than any stroke, smaller than the light's changes
+    return low, window
+
+
+def _upsample(low: torch.Tensor, h: int, w: int) -> np.ndarray:
+    return F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def _median_filter(low: torch.Tensor, window: int) -> torch.Tensor:
+    pad = window // 2
+    padded = F.pad(low, (pad, pad, pad, pad), mode="replicate")
+    patches = F.unfold(padded, window)  # (1, window², L)
+    return patches.median(1).values.reshape(low.shape)
+
+
+def ink_is_dark(gray: np.ndarray) -> bool:
+    """Polarity: is the ink darker than the paper around it?
+
+    The paper is what a wide local median sees (ink is a minority in any large window, and a median keeps
+    the sharp edge of a shadow); the ink is on the side where pixels stray furthest from it. Local, so a
+    shadow over most of the border cannot pass for the paper colour.
+    """
+    h, w = gray.shape
+    low, _ = _low_res(gray, blocks=24)
+    window = max(3, int(0.6 * min(low.shape[-2:])) | 1)
+    paper = _upsample(_median_filter(low, window), h, w)
+    smooth = F.avg_pool2d(torch.from_numpy(gray)[None, None], 3, 1, 1, count_include_pad=False)[0, 0].numpy()
+    residual = (smooth - paper).ravel()
+    k = min(10, residual.size - 1)  # the k-th extreme: ignores a few hot pixels, sees even a small digit
+    darkest = -np.partition(residual, k)[k]
+    brightest = np.partition(residual, residual.size - 1 - k)[residual.size - 1 - k]
+    return bool(darkest >= brightest)
+
+
+def _extend(low: torch.Tensor, pad: int) -> torch.Tensor:
+    """Pad by odd reflection (2·edge − mirror), which continues a gradient past the edge instead of flattening it."""
+    if pad <= 0:
+        return low
+    return 2 * F.pad(low, (pad,) * 4, mode="replicate") - F.pad(low, (pad,) * 4, mode="reflect")
+
+
+def background(x: np.ndarray) -> np.ndarray:
+    """Paper level of ``x`` (ink bright, paper dark) at every pixel: a grey opening at low resolution.
+
+    The opening (min filter, then max filter) removes anything thinner than its window, which is every
+    stroke, and keeps gradients and shadows, which are wider. The image is extended past its edges first,
+    so windows there are whole and a gradient running into the edge is not cut short.
+    """
+    h, w = x.shape
+    low, window = _low_res(x)
+    pad = min(window // 2, min(low.shape[-2:]) // 2 - 1)  # reflection needs pad < size
+    window = 2 * pad + 1
+    opened = -F.max_pool2d(-_extend(low, 2 * pad), window, 1)  # each valid window trims `pad` from each side
+    opened = F.max_pool2d(opened, window, 1)
+    return _upsample(opened, h, w)
+
+
+def find_ink(pixels: np.ndarray) -> Ink | None:
+    """Locate the ink in a picture, or None if there is none (a blank page, a smooth gradient)."""
+    gray, scale = working_gray(pixels)
+    dark = ink_is_dark(gray)
+    x = 1 - gray if dark else gray  # from here on ink is bright
+    paper = background(x)
+    # Contrast relative to what was possible: dark ink in a shadow is as much ink as in full light.
+    ink = np.clip((x - paper) / np.maximum(1 - paper, 0.25), 0, 1).astype(np.float32)
+    noise = 1.4826 * float(np.median(np.abs(ink - np.median(ink))))
+    candidates = ink[ink > max(0.08, 6 * noise)]
+    if candidates.size < MIN_INK_PIXELS:
+        return None
+    level = float(np.percentile(candidates, 90))
+    if level < MIN_CONTRAST:
+        return None
+    mask = ink > max(0.5 * level, 4 * noise)
+    mask = remove_specks(mask)
+    if mask.sum() < MIN_INK_PIXELS:
+        return None
+    return Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark)
+
+
+# --------------------------------------------------------------------------------- connected parts
+
+
+def connected_components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected components of a boolean mask.
+
+    Returns ``labels`` (int32, 0 = background, 1..n) and ``stats`` (n, 5): x0, y0, x1, y1 (exclusive), area.
+    Works on horizontal runs of ink with a union-find, so the Python loop is over runs, not pixels.
+    """
+    h, w = mask.shape
+    padded = np.zeros((h, w + 2), np.int8)
+    padded[:, 1:-1] = mask
+    step = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(step == 1)
+    _, ends = np.nonzero(step == -1)
+    n = len(rows)
+    labels = np.zeros((h, w), np.int32)
+    if n == 0:
+        return labels, np.zeros((0, 5), np.int64)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    row_first = np.searchsorted(rows, np.arange(h + 1))
+    for r in range(1, h):
+        a, a_end = row_first[r - 1], row_first[r]  # runs in the row above
+        b, b_end = row_first[r], row_first[r + 1]
+        while a < a_end and b < b_end:
+            # Runs [s, e) touch (8-connected) when each starts no later than the other ends.
+            if starts[a] <= ends[b] and starts[b] <= ends[a]:
+                ra, rb = find(a), find(b)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+            if ends[a] < ends[b]:
+                a += 1
+            else:
+                b += 1
+    roots = np.array([find(i) for i in range(n)])
+    _, run_label = np.unique(roots, return_inverse=True)
+    run_label = run_label.astype(np.int32) + 1
+    lengths = ends - starts
+    pixel_rows = np.repeat(rows, lengths)
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    pixel_cols = np.repeat(starts, lengths) + offsets
+    labels[pixel_rows, pixel_cols] = np.repeat(run_label, lengths)
+    count = int(run_label.max())
+    stats = np.zeros((count, 5), np.int64)
+    index = run_label - 1
+    stats[:, 0] = w
+    stats[:, 1] = h
+    np.minimum.at(stats[:, 0], index, starts)
+    np.minimum.at(stats[:, 1], index, rows)
+    np.maximum.at(stats[:, 2], index, ends)
+    np.maximum.at(stats[:, 3], index, rows + 1)
+    np.add.at(stats[:, 4], index, lengths)
+    return labels, stats
+
+
+def remove_specks(mask: np.ndarray, fraction: float = SPECK_FRACTION) -> np.ndarray:
+    """Drop components much smaller than the largest: noise, dust and JPEG blotches, not strokes."""
+    labels, stats = connected_components(mask)
+    if len(stats) <= 1:
+        return mask
+    keep = stats[:, 4] >= max(2, fraction * stats[:, 4].max())
+    return keep[labels - 1] & mask if not keep.all() else mask
+
+
+# ------------------------------------------------------------------------------------ to 28×28
+
+
+def normalize_digit(values: np.ndarray) -> np.ndarray:
+    """MNIST's normalization of one digit: crop to ink, longest side to 20 px, centre of mass at the centre.
+
+    ``values`` is the digit's ink on any canvas: a boolean mask (like NIST's binary scans, from which MNIST
+    was made) or intensities in 0..1. Returns uint8 (28, 28), white on black.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    rows = np.flatnonzero(values.max(1) > 0)
+    cols = np.flatnonzero(values.max(0) > 0)
+    if rows.size == 0:
+        return np.zeros((SIZE, SIZE), np.uint8)
+    crop = np.ascontiguousarray(values[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], dtype=np.float32)
+    h, w = crop.shape
+    if h >= w:
+        nh, nw = BOX, max(1, round(BOX * w / h))
+    else:
+        nh, nw = max(1, round(BOX * h / w)), BOX
+    # Lanczos on the float image: proper anti-aliasing when shrinking, sharp when enlarging a small crop.
+    small = np.asarray(Image.fromarray(crop, "F").resize((nw, nh), Image.Resampling.LANCZOS))
+    small = np.clip(small, 0, None)
+    peak = small.max()
+    if peak <= 0:
+        return np.zeros((SIZE, SIZE), np.uint8)
+    small = np.clip(small / peak, 0, 1)  # MNIST strokes reach full white; thin strokes must too
+    ys, xs = np.mgrid[:nh, :nw]
+    total = small.sum()
+    cy, cx = (small * ys).sum() / total, (small * xs).sum() / total
+    # Integer shift, as MNIST did; keep the whole digit in the field even if its mass is lopsided.
+    top = int(np.clip(round(CENTER - cy), 0, SIZE - nh))
+    left = int(np.clip(round(CENTER - cx), 0, SIZE - nw))
+    out = np.zeros((SIZE, SIZE), np.float32)
+    out[top:top + nh, left:left + nw] = small
+    return np.round(out * 255).astype(np.uint8)
+
+
+def to_mnist(pixels: np.ndarray) -> np.ndarray | None:
+    """A picture of one digit as an MNIST-like uint8 (28, 28), or None when there is no ink in it."""
+    passthrough = mnist_like(pixels)
+    if passthrough is not None:
+        return passthrough if passthrough.max() > 0 else None
+    ink = find_ink(pixels)
+    if ink is None:
+        return None
+    return normalize_digit(ink.mask)

@@ -1,0 +1,68 @@
+"""Ensembles average probabilities; TTA is deterministic."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from digitnet import TrainConfig, train
+from digitnet.cli import app
+from digitnet.ensemble import TTA_VIEWS, ensemble_probabilities, evaluate_ensemble, load_members, shift, tta_views
+
+SUBSET = 1000
+
+
+@pytest.fixture(scope="module")
+def two_models(mnist, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ensemble")
+    dirs = []
+    for arch, seed in (("mlp", 0), ("lenet5", 1)):
+        out = root / arch
+        train(TrainConfig(arch=arch, epochs=1, train_subset=3000, val_size=500, test_subset=200, seed=seed,
+                          out=str(out), plots=False), mnist=mnist, quiet=True)
+        dirs.append(str(out))
+    return dirs
+
+
+def test_ensemble_is_at_least_as_good_as_the_worse_member(mnist, two_models):
+    members = load_members(two_models)
+    images, labels = mnist.test_images[:SUBSET], mnist.test_labels[:SUBSET]
+    probs = ensemble_probabilities(members, images)
+    assert probs.shape == (SUBSET, 10)
+    torch.testing.assert_close(probs.sum(1), torch.ones(SUBSET))
+    report = evaluate_ensemble(members, images, labels)
+    worse = min(m["accuracy"] for m in report["members"])
+    assert report["accuracy"] >= worse and report["num_samples"] == SUBSET
+    assert report["errors"] == len(report["error_indices"]) == round((1 - report["accuracy"]) * SUBSET)
+
+
+def test_tta_is_deterministic_and_sums_to_one(mnist, two_models):
+    members = load_members(two_models)
+    images = mnist.test_images[:200]
+    a = ensemble_probabilities(members, images, tta=True)
+    b = ensemble_probabilities(members, images, tta=True)
+    assert torch.equal(a, b)
+    torch.testing.assert_close(a.sum(1), torch.ones(200))
+    assert not torch.equal(a, ensemble_probabilities(members, images, tta=False))  # the views do change the input
+
+
+def test_views_shift_and_keep_the_original_first():
+    img = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    img[0, 10, 12] = 255
+    views = tta_views(img)
+    assert len(views) == len(TTA_VIEWS) and torch.equal(views[0][0, 0], img[0].float() / 255)
+    moved = shift(views[0], 1, -1)
+    assert moved[0, 0, 9, 13] == 1.0 and moved.sum() == 1.0  # right by one, up by one
+    assert all(v.shape == (1, 1, 28, 28) and v.min() >= 0 and v.max() <= 1 for v in views)
+
+
+def test_ensemble_command_json(two_models):
+    result = CliRunner().invoke(app, ["ensemble", "--models", ",".join(two_models), "--tta", "--json",
+                                      "--subset", "300"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["tta"] and report["tta_views"] == len(TTA_VIEWS) and len(report["members"]) == 2
+    assert 0.5 < report["accuracy"] <= 1 and report["num_samples"] == 300

@@ -1,0 +1,51 @@
+"""Pictures made from MNIST digits for the tests: ink on paper, lighting, numbers on a line."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def ink_of(digit: np.ndarray, height: int) -> np.ndarray:
+    """An MNIST digit as ink coverage (0..1) ``height`` px tall, cropped to its ink."""
+    side = round(height * 28 / 20)
+    big = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float32) / 255
+    big = np.clip((big - 0.3) / 0.4, 0, 1)  # a crisp pen edge rather than blurry upscaled pixels
+    rows, cols = np.flatnonzero(big.max(1) > 0), np.flatnonzero(big.max(0) > 0)
+    return big[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def on_paper(ink: np.ndarray, shape: tuple[int, int] | None = None, at: tuple[int, int] | None = None,
+             paper: float = 0.92, ink_level: float = 0.15, light: np.ndarray | None = None,
+             noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    """Ink drawn on a sheet of ``shape`` at ``at`` (top, left), dark on light; uint8 gray."""
+    h, w = ink.shape
+    shape = shape or (h + 40, w + 40)
+    at = at or ((shape[0] - h) // 2, (shape[1] - w) // 2)
+    coverage = np.zeros(shape, np.float32)
+    coverage[at[0]:at[0] + h, at[1]:at[1] + w] = ink
+    image = paper * (1 - coverage) + ink_level * coverage
+    if light is not None:
+        image = image * light
+    if noise:
+        image = image + np.random.default_rng(seed).normal(0, noise, shape)
+    return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+
+
+def digit_photo(digit: np.ndarray, height: int = 80, **kwargs) -> np.ndarray:
+    return on_paper(ink_of(digit, height), **kwargs)
+
+
+def number_ink(digits: list[np.ndarray], height: int = 70, gaps: list[int] | None = None) -> np.ndarray:
+    """Digits side by side on one line (ink coverage); a negative gap makes neighbours overlap."""
+    inks = [ink_of(d, height) for d in digits]
+    gaps = gaps if gaps is not None else [height // 4] * (len(inks) - 1)
+    width = sum(i.shape[1] for i in inks) + sum(gaps)
+    line = np.zeros((max(i.shape[0] for i in inks), width), np.float32)
+    x = 0
+    for k, ink in enumerate(inks):
+        top = (line.shape[0] - ink.shape[0]) // 2
+        region = line[top:top + ink.shape[0], x:x + ink.shape[1]]
+        np.maximum(region, ink, out=region)
+        x += ink.shape[1] + (gaps[k] if k < len(gaps) else 0)
+    return line

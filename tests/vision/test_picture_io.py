@@ -1,0 +1,236 @@
+"""Reading pictures: every format and mode, EXIF orientation, transparency, and every kind of bad input."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from photo_helpers import digit_photo
+from PIL import Image
+
+from digitnet.vision.io import MAX_BYTES, ImageError, expand_inputs, load_picture
+
+FORMATS = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif", "WEBP": ".webp"}
+
+
+@pytest.fixture(scope="module")
+def seven(clean_digits) -> np.ndarray:
+    """A photo-like 7: dark ink on light paper, uint8 gray (H, W)."""
+    return digit_photo(clean_digits[7], height=70)
+
+
+def save(image: Image.Image, path: Path, fmt: str | None = None, **kwargs) -> Path:
+    image.save(path, fmt, **kwargs)
+    return path
+
+
+# ------------------------------------------------------------------------------------- formats, modes
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_is_read(tmp_path, recognizer, seven, fmt):
+    path = save(Image.fromarray(seven).convert("RGB"), tmp_path / f"seven{FORMATS[fmt]}", fmt)
+    answer = recognizer.predict(path)
+    assert answer["error"] is None and answer["digit"] == 7
+
+
+def mode_image(seven: np.ndarray, mode: str) -> Image.Image:
+    gray = Image.fromarray(seven)
+    if mode == "I;16":
+        return Image.fromarray(seven.astype(np.uint16) * 257)
+    if mode == "I":
+        return Image.fromarray(seven.astype(np.int32) * 257)
+    if mode == "F":
+        return Image.fromarray(seven.astype(np.float32) / 255)
+    if mode == "P-transparent":
+        image = gray.convert("P")
+        image.info["transparency"] = int(np.asarray(image)[0, 0])  # the paper's palette entry
+        return image
+    if mode == "RGBA-dark":  # black strokes on a transparent canvas (a drawing app's export)
+        rgba = np.zeros((*seven.shape, 4), np.uint8)
+        rgba[..., 3] = 255 - seven
+        return Image.fromarray(rgba, "RGBA")
+    if mode == "RGBA-light":  # white strokes on a transparent canvas
+        rgba = np.full((*seven.shape, 4), 255, np.uint8)
+        rgba[..., 3] = 255 - seven
+        return Image.fromarray(rgba, "RGBA")
+    if mode == "LA":
+        return Image.merge("LA", (gray, Image.new("L", gray.size, 255)))
+    if mode == "1":
+        return gray.point(lambda v: 255 if v > 128 else 0).convert("1")
+    if mode == "blue-ink":
+        ink = (255 - seven).astype(np.float32)[..., None] / 255
+        paper, pen = np.array([245, 240, 225], np.float32), np.array([30, 50, 160], np.float32)
+        return Image.fromarray((paper * (1 - ink) + pen * ink).astype(np.uint8), "RGB")
+    return gray.convert(mode)
+
+
+@pytest.mark.parametrize(("mode", "fmt", "stored"), [
+    ("L", "PNG", "L"), ("RGB", "PNG", "RGB"), ("RGBA-dark", "PNG", "RGBA"), ("RGBA-light", "PNG", "RGBA"),
+    ("LA", "PNG", "LA"), ("P", "PNG", "P"), ("P-transparent", "PNG", "P"), ("P", "GIF", "P"),
+    ("I;16", "PNG", "I;16"), ("I;16", "TIFF", "I;16"), ("I", "TIFF", "I"), ("F", "TIFF", "F"),
+    ("CMYK", "JPEG", "CMYK"), ("CMYK", "TIFF", "CMYK"), ("1", "PNG", "1"), ("1", "BMP", "1"),
+    ("blue-ink", "JPEG", "RGB"), ("RGBA-dark", "WEBP", "RGBA"),
+])
+def test_every_mode_is_read(tmp_path, recognizer, seven, mode, fmt, stored):
+    path = save(mode_image(seven, mode), tmp_path / f"seven-{mode}{FORMATS[fmt]}", fmt)
+    assert Image.open(path).mode == stored  # the file really holds that kind of pixels
+    answer = recognizer.predict(path)
+    assert answer["error"] is None, answer["error"]
+    assert answer["digit"] == 7
+
+
+def test_transparency_becomes_paper():
+    # Dark strokes on transparency land on white; light strokes on black: the ink stays visible.
+    rgba = np.zeros((20, 20, 4), np.uint8)
+    rgba[5:15, 9:11] = (0, 0, 0, 255)
+    pixels = load_picture(Image.fromarray(rgba, "RGBA")).pixels
+    assert pixels[0, 0].min() > 0.99 and pixels[10, 10].max() < 0.01
+    rgba[..., :3] = 255
+    pixels = load_picture(Image.fromarray(rgba, "RGBA")).pixels
+    assert pixels[0, 0].max() < 0.01 and pixels[10, 10].min() > 0.99
+
+
+def test_sixteen_bit_keeps_its_depth(tmp_path, seven):
+    path = save(mode_image(seven, "I;16"), tmp_path / "deep.png")
+    pixels = load_picture(path).pixels
+    assert pixels.dtype == np.uint16 and pixels.max() > 255
+
+
+def test_gif_first_frame_is_the_picture(tmp_path, recognizer, clean_digits):
+    frames = [Image.fromarray(digit_photo(clean_digits[d], height=60)).convert("P") for d in (3, 8)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert Image.open(path).n_frames == 2
+    assert recognizer.predict(path)["digit"] == 3
+
+
+def test_exif_orientation_is_honoured(tmp_path, recognizer, clean_digits):
+    upright = digit_photo(clean_digits[7], height=70, shape=(150, 110))
+    # Stored lying on its side, with the EXIF tag (6: rotate 90° clockwise to view) that phones write.
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = save(stored, tmp_path / "phone.jpg", "JPEG", exif=exif.tobytes(), quality=95)
+    pixels = load_picture(path).pixels
+    assert pixels.shape == upright.shape
+    assert np.abs(pixels.astype(int) - upright).mean() < 3
+    assert recognizer.predict(path)["digit"] == 7
+    # Without the tag the same pixels are a 7 lying down, which is not read as a 7.
+    plain = save(stored, tmp_path / "plain.jpg", "JPEG", quality=95)
+    assert load_picture(plain).pixels.shape == upright.shape[::-1]
+
+
+@pytest.mark.parametrize("kind", ["path", "str", "bytes", "pil", "array", "rgb-array", "float-array"])
+def test_sources(tmp_path, recognizer, seven, kind):
+    path = save(Image.fromarray(seven), tmp_path / "seven.png")
+    source = {
+        "path": path, "str": str(path), "bytes": path.read_bytes(), "pil": Image.open(path),
+        "array": seven, "rgb-array": np.repeat(seven[..., None], 3, 2), "float-array": seven / 255.0,
+    }[kind]
+    answer = recognizer.predict(source)
+    assert answer["digit"] == 7
+    assert answer["path"] == (str(path) if kind in ("path", "str") else None)
+
+
+def test_wrong_type_is_a_programming_error(recognizer):
+    with pytest.raises(TypeError):
+        recognizer.predict(12345)
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares a huge image: a decompression bomb's opening move."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (width + 1) * 4)  # a few rows of data; the rest would inflate on load
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def truncated(seven: np.ndarray, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(seven).save(buffer, fmt)
+    data = buffer.getvalue()
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize(("name", "make", "expected"), [
+    ("empty.png", lambda s: b"", "empty"),
+    ("notes.png", lambda s: b"these are not the pixels you are looking for\n" * 20, "not an image"),
+    ("half.png", lambda s: truncated(s, "PNG"), "damaged or truncated"),
+    ("half.jpg", lambda s: truncated(s, "JPEG"), "damaged or truncated"),
+    ("bomb.png", lambda s: png_declaring(30000, 30000), "limit"),
+    ("big.png", lambda s: png_declaring(8000, 8000), "40 MP limit"),  # 64 MP: past our cap, under Pillow's
+    ("dot.png", lambda s: png_declaring(1, 1), "too small"),
+])
+def test_bad_files_give_one_line_errors(tmp_path, recognizer, seven, name, make, expected):
+    path = tmp_path / name
+    path.write_bytes(make(seven))
+    with pytest.raises(ImageError) as caught:
+        load_picture(path)
+    message = str(caught.value)
+    assert expected in message and name in message and "\n" not in message
+    assert len(path.read_bytes()) < 100_000  # the bomb is small on disk
+    answer = recognizer.predict(path)
+    assert answer["digit"] is None and answer["error"] == message
+
+
+def test_real_1x1_image(tmp_path):
+    path = save(Image.new("L", (1, 1), 0), tmp_path / "one.png")
+    with pytest.raises(ImageError, match="1×1 pixels is too small"):
+        load_picture(path)
+
+
+def test_file_over_the_byte_limit(tmp_path):
+    path = tmp_path / "huge.png"
+    with open(path, "wb") as handle:
+        handle.truncate(MAX_BYTES + 1)  # sparse: nothing is written to disk
+    with pytest.raises(ImageError, match="huge.png: .*MB limit"):
+        load_picture(path)
+    with pytest.raises(ImageError, match="MB limit"):
+        load_picture(b"\0" * (MAX_BYTES + 1))
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ImageError, match="nope.png: no such file"):
+        load_picture(tmp_path / "nope.png")
+    with pytest.raises(ImageError, match="is a folder"):
+        load_picture(tmp_path)
+
+
+@pytest.mark.parametrize("array", [np.zeros((4, 4), np.uint8), np.zeros((30, 30, 2), np.uint8),
+                                   np.array([["a"] * 10] * 10)])
+def test_bad_arrays(array):
+    with pytest.raises(ImageError):
+        load_picture(array)
+
+
+def test_predict_batch_keeps_going_past_bad_input(recognizer, seven):
+    answers = recognizer.predict_batch([b"", seven, b"junk" * 100, np.full((50, 50), 240, np.uint8)])
+    assert [a["digit"] for a in answers] == [None, 7, None, None]
+    assert answers[0]["error"] and answers[2]["error"] and answers[1]["error"] is None
+    assert answers[3]["error"] is None and answers[3]["note"] == "no ink found"
+
+
+# ---------------------------------------------------------------------------------------- expanding
+
+
+def test_folders_and_globs_expand_to_images(tmp_path, seven):
+    for name in ("b.png", "a.jpg", "c.webp"):
+        Image.fromarray(seven).convert("RGB").save(tmp_path / name)
+    (tmp_path / "readme.txt").write_text("not a picture")
+    (tmp_path / "sub").mkdir()
+    folder = [Path(p).name for p in expand_inputs([str(tmp_path)])]
+    assert folder == ["a.jpg", "b.png", "c.webp"]
+    assert [Path(p).name for p in expand_inputs([str(tmp_path / "*.png")])] == ["b.png"]
+    assert expand_inputs([str(tmp_path / "none-*.png")]) == [str(tmp_path / "none-*.png")]  # reported later
+    assert expand_inputs(["missing.png"]) == ["missing.png"]

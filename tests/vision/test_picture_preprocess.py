@@ -1,0 +1,243 @@
+"""Each step of picture → MNIST-like 28×28: polarity, background, threshold, crop, scale, centring, passthrough."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from photo_helpers import digit_photo, ink_of, on_paper
+
+from digitnet.vision.preprocess import (
+    CENTER,
+    connected_components,
+    find_ink,
+    ink_is_dark,
+    mnist_like,
+    normalize_digit,
+    to_mnist,
+)
+
+
+def center_of_mass(image: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.mgrid[:image.shape[0], :image.shape[1]]
+    total = image.astype(np.float64).sum()
+    return float((image * ys).sum() / total), float((image * xs).sum() / total)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+# ------------------------------------------------------------------------------------------ passthrough
+
+
+def test_mnist_digits_pass_through_unchanged(mnist):
+    # Every test digit, bit for bit: redoing MNIST's normalization on MNIST would only blur it.
+    for image in mnist.test_images:
+        out = to_mnist(image)
+        assert out is not None and out.dtype == np.uint8
+        assert np.array_equal(out, image)
+
+
+def test_inverted_mnist_digit_is_inverted_back(mnist):
+    image = mnist.test_images[0]
+    assert np.array_equal(to_mnist(255 - image), image)
+
+
+def test_float_mnist_digit_passes_through(mnist):
+    image = mnist.test_images[1]
+    assert np.array_equal(to_mnist(image.astype(np.float32) / 255), image)
+
+
+def test_mnist_digit_saved_as_rgb_passes_through(mnist):
+    image = mnist.test_images[2]
+    assert np.array_equal(to_mnist(np.stack([image] * 3, axis=-1)), image)
+
+
+def test_28x28_photo_is_not_mistaken_for_mnist():
+    # Gray paper all round: not MNIST-like, so it gets the full treatment.
+    assert mnist_like(np.full((28, 28), 128, np.uint8)) is None
+
+
+# -------------------------------------------------------------------------------------------- polarity
+
+
+def test_polarity_dark_ink_on_light_paper(clean_digits):
+    assert ink_is_dark(digit_photo(clean_digits[3]).astype(np.float32) / 255)
+
+
+def test_polarity_light_ink_on_dark_paper(clean_digits):
+    photo = 255 - digit_photo(clean_digits[3])
+    assert not ink_is_dark(photo.astype(np.float32) / 255)
+
+
+def test_polarity_survives_a_shadow_over_most_of_the_border(clean_digits):
+    # The shadowed paper is most of the border; a border-median rule would call the lit paper "ink".
+    # A phone's shadow has a soft edge (a penumbra); here it covers the left two thirds of the sheet.
+    shadow = 1 - 0.55 / (1 + np.exp((np.arange(160, dtype=np.float32) - 110) / 6))
+    photo = digit_photo(clean_digits[5], height=60, shape=(160, 160), light=np.tile(shadow, (160, 1)))
+    assert ink_is_dark(photo.astype(np.float32) / 255)
+    lit = to_mnist(digit_photo(clean_digits[5], height=60, shape=(160, 160)))
+    assert np.abs(to_mnist(photo).astype(int) - lit).mean() < 8
+
+
+def test_same_digit_either_polarity_gives_same_image(clean_digits):
+    dark_on_light = digit_photo(clean_digits[7], height=90)
+    assert np.array_equal(to_mnist(dark_on_light), to_mnist(255 - dark_on_light))
+
+
+# ------------------------------------------------------------------------------------------- background
+
+
+def test_background_removal_under_a_strong_gradient(clean_digits):
+    ink = ink_of(clean_digits[2], 100)
+    shape = (ink.shape[0] + 80, ink.shape[1] + 160)
+    truth = np.zeros(shape, bool)
+    truth[40:40 + ink.shape[0], 80:80 + ink.shape[1]] = ink > 0.5
+    light = np.linspace(0.25, 1.0, shape[1], dtype=np.float32)[None, :].repeat(shape[0], 0)
+    photo = on_paper(ink, shape=shape, at=(40, 80), light=light, noise=0.02)
+    # A global threshold cannot work: the dark side of the paper is darker than the ink on the bright side.
+    otsu_like = photo < (photo.min() + photo.max()) / 2
+    assert iou(otsu_like, truth) < 0.5
+    found = find_ink(photo)
+    assert found is not None and found.dark_ink
+    assert iou(found.mask, truth) > 0.85
+
+
+def test_paper_texture_and_jpeg_noise_are_not_ink(clean_digits):
+    photo = digit_photo(clean_digits[0], height=80, shape=(200, 200), noise=0.04, seed=3)
+    found = find_ink(photo)
+    assert found is not None
+    labels, stats = connected_components(found.mask)
+    assert len(stats) <= 2  # the digit (a 0 may close or not), no specks of noise
+
+
+@pytest.mark.parametrize("picture", [
+    np.full((120, 90), 235, np.uint8),  # blank page
+    np.linspace(60, 240, 200 * 150).reshape(200, 150).astype(np.uint8),  # a smooth gradient
+    (np.random.default_rng(0).normal(200, 6, (150, 150))).clip(0, 255).astype(np.uint8),  # paper grain
+    np.zeros((50, 50), np.uint8),  # black
+    np.zeros((28, 28), np.uint8),  # an empty MNIST field
+])
+def test_no_ink_found(picture):
+    assert find_ink(picture) is None or picture.shape == (28, 28)
+    assert to_mnist(picture) is None
+
+
+def test_faint_pencil_is_still_ink(clean_digits):
+    photo = digit_photo(clean_digits[4], height=80, paper=0.9, ink_level=0.65)  # ~30% contrast
+    assert to_mnist(photo) is not None
+
+
+# ---------------------------------------------------------------------------------- crop, scale, centre
+
+
+def test_crop_scale_keeps_aspect_and_fits_20px():
+    tall = np.zeros((300, 300), np.float32)
+    tall[50:250, 120:170] = 1  # 200 × 50: aspect 4:1
+    out = normalize_digit(tall)
+    rows, cols = np.flatnonzero(out.max(1)), np.flatnonzero(out.max(0))
+    assert len(rows) == 20 and len(cols) == 5
+    wide = tall.T
+    out = normalize_digit(wide)
+    rows, cols = np.flatnonzero(out.max(1)), np.flatnonzero(out.max(0))
+    assert len(cols) == 20 and len(rows) == 5
+
+
+def test_position_and_size_do_not_matter(clean_digits):
+    # Same digit, small in a corner or large in the middle: nearly the same 28×28.
+    small = on_paper(ink_of(clean_digits[6], 40), shape=(300, 400), at=(10, 330))
+    large = on_paper(ink_of(clean_digits[6], 240), shape=(300, 400), at=(30, 100))
+    a, b = to_mnist(small).astype(int), to_mnist(large).astype(int)
+    assert np.abs(a - b).mean() < 12
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_center_of_mass_within_half_pixel(clean_digits, digit):
+    photo = on_paper(ink_of(clean_digits[digit], 120), shape=(260, 300), at=(17, 141))
+    out = to_mnist(photo)
+    cy, cx = center_of_mass(out)
+    assert abs(cy - CENTER) <= 0.5 and abs(cx - CENTER) <= 0.5
+    assert out.max() == 255  # strokes reach full white, as in MNIST
+
+
+def test_photo_normalizes_close_to_the_original_mnist_digit(clean_digits, recognizer):
+    for digit, image in clean_digits.items():
+        photo = digit_photo(image, height=150, noise=0.02, seed=digit)
+        out = to_mnist(photo)
+        assert recognizer.classify(out).argmax() == digit
+        # Same strokes as the MNIST original, up to anti-aliasing and the 1-px rounding of the centring shift.
+        shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        best = max(iou(np.roll(out, shift, (0, 1)) > 127, image > 127) for shift in shifts)
+        assert best > 0.75
+
+
+def test_huge_picture_is_reduced_and_still_read(clean_digits, recognizer):
+    photo = on_paper(ink_of(clean_digits[8], 900), shape=(2400, 1800))
+    found = find_ink(photo)
+    assert found.scale > 2 and max(found.mask.shape) <= 1024
+    assert recognizer.classify(to_mnist(photo)).argmax() == 8
+
+
+# ------------------------------------------------------------------------------- connected components
+
+
+def components_by_bfs(mask: np.ndarray) -> list[set]:
+    seen, parts = np.zeros_like(mask), []
+    for y, x in zip(*np.nonzero(mask), strict=True):
+        if seen[y, x]:
+            continue
+        part, queue = set(), deque([(y, x)])
+        seen[y, x] = True
+        while queue:
+            cy, cx = queue.popleft()
+            part.add((cy, cx))
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    ny, nx = cy + dy, cx + dx
+                    if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not seen[ny, nx]:
+                        seen[ny, nx] = True
+                        queue.append((ny, nx))
+        parts.append(part)
+    return parts
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_connected_components_match_a_flood_fill(seed):
+    mask = np.random.default_rng(seed).random((40, 50)) < 0.35
+    labels, stats = connected_components(mask)
+    expected = components_by_bfs(mask)
+    assert len(stats) == len(expected)
+    found = {frozenset(zip(*np.nonzero(labels == k + 1), strict=True)) for k in range(len(stats))}
+    assert found == {frozenset(p) for p in expected}
+    for k, (x0, y0, x1, y1, area) in enumerate(stats):
+        ys, xs = np.nonzero(labels == k + 1)
+        assert (x0, y0, x1, y1, area) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, len(xs))
+
+
+# ------------------------------------------------------------------------------------------- robustness
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arrays(np.float32, st.tuples(st.integers(8, 60), st.integers(8, 60)), elements=st.floats(0, 1, width=32)),
+       st.sampled_from([np.uint8, np.uint16, np.float32]))
+def test_any_array_gives_28x28_or_none(array, dtype):
+    if dtype != np.float32:
+        array = (array.astype(np.float64) * np.iinfo(dtype).max).astype(dtype)
+    out = to_mnist(array)
+    assert out is None or (out.shape == (28, 28) and out.dtype == np.uint8)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(8, 120), st.integers(8, 120), st.booleans())
+def test_random_pictures_never_crash(seed, h, w, color):
+    rng = np.random.default_rng(seed)
+    picture = (rng.random((h, w, 3) if color else (h, w)) * 255).astype(np.uint8)
+    if rng.random() < 0.5:  # smooth blobs, more like pictures than white noise
+        picture = np.sort(picture, axis=int(rng.integers(0, 2)))
+    out = to_mnist(picture)
+    assert out is None or (out.shape == (28, 28) and out.dtype == np.uint8 and 0 <= out.min() <= out.max() <= 255)
