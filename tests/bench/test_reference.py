@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from digitnet.bench import reference
-from digitnet.bench.timing import TimeToAccuracy, _record, run_reference, time_to_target_every
+from digitnet.bench.timing import (
+    TimeToAccuracy,
+    _record,
+    coarse_interval,
+    run_recipe,
+    run_reference,
+    time_to_target_every,
+)
 from digitnet.models import ModelSpec, preprocess
+from digitnet.train.config import TrainConfig
 
 
 def test_dataset_is_per_sample_and_matches_torchvision_math(mnist):
@@ -59,3 +68,27 @@ def test_coarser_granularities_are_read_off_the_curve():
     assert time_to_target_every(run, 10) == 1.0
     assert time_to_target_every(run, 15) is None  # points 15 (below target) only
     assert time_to_target_every(run) == 2.0  # epoch ends only
+
+
+def test_reference_keeps_going_to_an_epoch_end_that_reaches_the_target(mnist):
+    # A target this low is reached at the first mid-epoch evaluation; the run goes on to the epoch's end so the
+    # original's per-epoch figure can be read off the same curve, then stops.
+    run = run_reference(mnist, seed=1, target=0.3, eval_every=0.5, max_epochs=3, train_subset=640,
+                        test_subset=200, threads=1)
+    assert run.reached and run.curve[0]["step"] == 5
+    assert run.time_s == pytest.approx(run.curve[0]["train_seconds"], abs=1e-3)
+    assert run.steps == 10 and [p["step"] for p in run.curve] == [5, 10]
+    assert time_to_target_every(run) == pytest.approx(run.curve[1]["train_seconds"], abs=1e-3)
+
+
+def test_recipe_trains_on_until_the_coarser_granularity_reaches_the_target(mnist):
+    cfg = TrainConfig(arch="mlp", epochs=3, batch_size=64, train_subset=640, test_subset=200, val_size=0,
+                      device="cpu", threads=1, seed=0)
+    run = run_recipe(cfg, mnist, target=0.3, eval_every=0.2, coarse_every=1.0)
+    coarse = coarse_interval(run.steps_per_epoch, run.eval_interval_steps, 1.0)
+    assert run.eval_interval_steps == 2 and coarse == 10
+    first = next(p["step"] for p in run.curve if p["test_accuracy"] >= 0.3)
+    assert first < coarse and run.time_s is not None  # reached at a fine evaluation...
+    assert run.steps == 10 and time_to_target_every(run, coarse) is not None  # ...and kept going to step 10
+    fine_only = run_recipe(cfg, mnist, target=0.3, eval_every=0.2)
+    assert fine_only.steps == first and fine_only.time_s is not None

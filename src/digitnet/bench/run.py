@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from digitnet.bench import throughput as tp
-from digitnet.bench.timing import TimeToAccuracy, run_recipe, run_reference, time_to_target_every
+from digitnet.bench.timing import TimeToAccuracy, coarse_interval, run_recipe, run_reference, time_to_target_every
 from digitnet.data.sources import MNIST
 from digitnet.train.config import TrainConfig
 from digitnet.utils import DigitnetError
@@ -73,12 +73,6 @@ def median_of(times: list[float | None]) -> float | None:
     return None if math.isinf(value) else value
 
 
-def coarse_interval(run: TimeToAccuracy, every_epochs: float) -> int:
-    """A multiple of ``run``'s evaluation interval close to ``every_epochs`` epochs, in steps."""
-    k = max(1, round(every_epochs * run.steps_per_epoch / run.eval_interval_steps))
-    return k * run.eval_interval_steps
-
-
 def environment(device: torch.device) -> dict:
     return {
         "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
@@ -113,7 +107,7 @@ def run_benchmark(opts: BenchOptions, mnist: MNIST, say: Callable[[str], None] =
                           val_size=0, train_subset=opts.train_subset, device=str(device), threads=opts.threads)
         say(f"ours: {opts.arch}, seed {seed}")
         run = run_recipe(cfg, mnist, opts.target, opts.eval_every, amp=opts.amp, compile_model=opts.compile,
-                         cpu_clock=opts.cpu_clock)
+                         cpu_clock=opts.cpu_clock, coarse_every=ref_every if opts.reference else None)
         say(_describe(run))
         runs.append(run)
     recipe = TrainConfig(arch=opts.arch, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr).resolved()
@@ -141,7 +135,7 @@ def run_benchmark(opts: BenchOptions, mnist: MNIST, say: Callable[[str], None] =
     result["reference_time_to_99_s"] = median_time(ref_runs)
     # The same runs read at other granularities: ours at about the reference's, the reference per epoch only.
     result["time_to_99_at_reference_granularity_s"] = median_of(
-        [time_to_target_every(r, coarse_interval(r, ref_every)) for r in runs])
+        [time_to_target_every(r, coarse_interval(r.steps_per_epoch, r.eval_interval_steps, ref_every)) for r in runs])
     result["reference_time_to_99_per_epoch_eval_s"] = median_of([time_to_target_every(r) for r in ref_runs])
     result["reference_eval_every_epochs"] = ref_runs[0].eval_every_epochs if ref_runs else None
     result["reference_runs"] = [r.to_dict() for r in ref_runs]
