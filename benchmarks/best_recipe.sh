@@ -1,31 +1,38 @@
 #!/usr/bin/env bash
-# The accuracy record: five bestnet models (affine + elastic augmentation, 30 epochs of one-cycle AdamW,
-# label smoothing), each evaluated alone and with test-time augmentation, then the ensemble of all five.
+# The accuracy record: several models trained with affine + elastic augmentation (`--augment strong`),
+# one-cycle schedule and label smoothing, each evaluated alone and with test-time augmentation, then the
+# ensemble of all of them.
 #
-#   bash benchmarks/best_recipe.sh            # SEEDS="0 1 2 3 4" EPOCHS=30 OUT=runs/best by default
+#   bash benchmarks/best_recipe.sh                                   # GPU: 5 × bestnet, 30 epochs each
+#   ARCH=fastnet WIDTH=32 EPOCHS=15 bash benchmarks/best_recipe.sh   # the 2-core-CPU variant (~15 min a model)
 #   SEEDS="0 1 2" EPOCHS=40 bash benchmarks/best_recipe.sh
 #
-# Time: about 3 minutes per epoch per model on a 2-core laptop CPU (bestnet trains at ~300 img/s there),
-# i.e. ~1.5 h per model; seconds per epoch on a GPU. Several GPUs: run the seeds in parallel, one per GPU
-# (CUDA_VISIBLE_DEVICES=i digitnet train ...), or one model on all of them with torchrun (README, "Scale").
+# bestnet trains at ~300 img/s on a 2-core CPU (~3 min per epoch, ~1.5 h per model) and in seconds per epoch
+# on a GPU. Several GPUs: run the seeds in parallel, one per GPU (CUDA_VISIBLE_DEVICES=i digitnet train ...),
+# or one model on all of them with torchrun (README, "Training on several GPUs or machines").
 set -euo pipefail
 DIGITNET=${DIGITNET:-digitnet}
+ARCH=${ARCH:-bestnet}
+WIDTH=${WIDTH:-}
 SEEDS=${SEEDS:-"0 1 2 3 4"}
 EPOCHS=${EPOCHS:-30}
-OUT=${OUT:-runs/best}
+OUT=${OUT:-runs/best-$ARCH${WIDTH:+-w$WIDTH}}
 
 models=()
 for seed in $SEEDS; do
-  dir="$OUT/bestnet-seed$seed"
-  # --val-size 5000 keeps a validation split for the calibration temperature and best-epoch selection;
-  # the test set is never used for any choice.
-  $DIGITNET train --arch bestnet --epochs "$EPOCHS" --seed "$seed" --augment strong --no-plots --out "$dir"
+  dir="$OUT/seed$seed"
+  if [ ! -f "$dir/model.json" ]; then  # finished members are kept: re-running the script only adds what is missing
+    # --val-size 5000 keeps a validation split for the calibration temperature; the test set is never used for
+    # any choice.
+    $DIGITNET train --arch "$ARCH" ${WIDTH:+--width "$WIDTH"} --epochs "$EPOCHS" --seed "$seed" --augment strong \
+      --no-plots --quiet --out "$dir"
+  fi
   $DIGITNET ensemble --models "$dir" --json > "$dir/test.json"
   $DIGITNET ensemble --models "$dir" --tta --json > "$dir/test-tta.json"
   models+=("$dir")
 done
 
 list=$(IFS=,; echo "${models[*]}")
-$DIGITNET ensemble --models "$list"
-$DIGITNET ensemble --models "$list" --tta
+$DIGITNET ensemble --models "$list" --json > "$OUT/ensemble.json"
 $DIGITNET ensemble --models "$list" --tta --json > "$OUT/ensemble-tta.json"
+$DIGITNET ensemble --models "$list" --tta

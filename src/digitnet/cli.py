@@ -60,6 +60,8 @@ def train(
     seed: int = typer.Option(0, help="Random seed (runs are deterministic on CPU)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     threads: int | None = typer.Option(None, help="CPU threads for PyTorch."),
+    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="bf16 mixed precision (default: on CUDA only)."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model (pays off on GPUs)."),
     data: str | None = typer.Option(None, help="MNIST from a folder of IDX files or a Keras mnist.npz."),
     download: bool = typer.Option(False, help="Allow downloading MNIST if it is not installed."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default runs/ARCH-TIME)."),
@@ -78,7 +80,8 @@ def train(
         nesterov=nesterov, weight_decay=weight_decay, l2=l2, label_smoothing=label_smoothing, schedule=schedule,
         warmup=warmup, plateau_factor=plateau_factor, plateau_patience=plateau_patience, step_size=step_size,
         step_gamma=step_gamma, early_stopping=early_stopping, monitor=monitor, augment=augment, val_size=val_size,
-        train_subset=train_subset, seed=seed, device=device, threads=threads, data=data, download=download,
+        train_subset=train_subset, seed=seed, device=device, threads=threads, amp=amp, compile=compile_model,
+        data=data, download=download,
         out=str(out) if out else None, resume=resume, tensorboard=tensorboard, plots=plots,
         arch_kwargs={"width": width} if width else {},
     )

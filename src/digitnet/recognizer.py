@@ -94,6 +94,14 @@ def prepare_number(source: ImageSource, classify: Classifier) -> PreparedNumber:
                           [s.probabilities for s in segments])
 
 
+def read_answer(number: PreparedNumber) -> dict:
+    """The fields of ``digitnet read --json`` for a segmented number."""
+    digits = [{"digit": int(p.argmax()), "confidence": round(float(p.max()), 6), "box": box}
+              for p, box in zip(number.probabilities, number.boxes, strict=True)]
+    return {"path": number.path, "text": "".join(str(d["digit"]) for d in digits), "digits": digits,
+            "error": number.error, "note": number.note}
+
+
 class Recognizer:
     """Classify digits with a saved model, preparing inputs exactly as the model was trained."""
 
@@ -185,11 +193,7 @@ class Recognizer:
         ``text`` is the digits left to right; each digit has its ``box`` [x0, y0, x1, y1] in the picture's
         pixels (x1, y1 exclusive, after EXIF rotation). Bad pictures do not raise: ``error`` says why.
         """
-        number = prepare_number(image, self.classify)
-        digits = [{"digit": int(p.argmax()), "confidence": round(float(p.max()), 6), "box": box}
-                  for p, box in zip(number.probabilities, number.boxes, strict=True)]
-        return {"path": number.path, "text": "".join(str(d["digit"]) for d in digits), "digits": digits,
-                "error": number.error, "note": number.note}
+        return read_answer(prepare_number(image, self.classify))
 
     def __repr__(self) -> str:
         path = Path(self.loaded.path) if self.loaded.path else None

@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from digitnet.bench import reference
-from digitnet.data.augment import augment_batch
 from digitnet.data.sources import MNIST
 from digitnet.data.splits import batch_indices, make_splits
 from digitnet.evaluate.metrics import predict_logits
-from digitnet.models.registry import create_model, preprocess
+from digitnet.models.registry import create_model
 from digitnet.train.config import TrainConfig
 from digitnet.train.optim import PER_STEP_SCHEDULES, build_optimizer, build_scheduler
+from digitnet.train.step import make_batch, train_step, use_amp
 from digitnet.utils import seed_everything
 
 
@@ -137,7 +137,7 @@ def run_recipe(
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
     per_step = cfg.schedule in PER_STEP_SCHEDULES
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    use_amp = device.type == "cuda" if amp is None else amp
+    amp_on = use_amp(amp, device)
     forward = torch.compile(model) if compile_model else model
     interval = eval_interval(steps_per_epoch, eval_every)
     coarse_steps = coarse_interval(steps_per_epoch, interval, coarse_every) if coarse_every else None
@@ -161,17 +161,8 @@ def run_recipe(
     model.train()
     clock.start()
     for step, idx in enumerate(batches(), 1):
-        x = preprocess(train_set.images[idx], spec)
-        y = train_set.labels[idx]
-        if cfg.augment != "none":
-            x = augment_batch(x, cfg.augment, generator)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss = F.cross_entropy(forward(x), y, label_smoothing=cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        x, y = make_batch(train_set.images, train_set.labels, idx, spec, cfg.augment, generator, channels_last)
+        train_step(forward, optimizer, x, y, cfg.label_smoothing, amp_on)
         if per_step and scheduler is not None:
             scheduler.step()
         result.images += len(idx)

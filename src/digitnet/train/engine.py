@@ -22,21 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from digitnet.data.augment import augment_batch
 from digitnet.data.sources import MNIST, load_mnist
 from digitnet.data.splits import Split, make_splits
 from digitnet.evaluate.metrics import classification_metrics, fit_temperature, predict_logits
-from digitnet.models.registry import count_parameters, create_model, preprocess
+from digitnet.models.registry import count_parameters, create_model
 from digitnet.saved_model import environment_info, save_model
 from digitnet.train import distributed
 from digitnet.train.callbacks import EarlyStopping
 from digitnet.train.checkpoint import load_checkpoint, save_checkpoint
 from digitnet.train.config import TrainConfig
 from digitnet.train.optim import PER_STEP_SCHEDULES, build_optimizer, build_scheduler
+from digitnet.train.step import make_batch, train_step, use_amp
 from digitnet.utils import DigitnetError, atomic_write_json, atomic_write_text, seed_everything
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy", "lr",
@@ -92,6 +91,9 @@ def train(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_model = distributed.wrap(model, device)  # DDP under torchrun, else the model itself
+    if cfg.compile:
+        train_model = torch.compile(train_model)  # shares the parameters: checkpoints still save `model`
+    amp = use_amp(cfg.amp, device)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
@@ -131,7 +133,7 @@ def train(
     try:
         for epoch in range(start_epoch, cfg.epochs + 1):
             row = _train_one_epoch(train_model, train_set, optimizer, scheduler if per_step else None, cfg, generator,
-                                   channels_last, epoch, console)
+                                   channels_last, amp, epoch, console, spec)
             eval_start = time.perf_counter()
             if splits.val is not None:
                 val = classification_metrics(predict_logits(model, splits.val.images, spec), splits.val.labels)
@@ -213,10 +215,9 @@ def make_loggers(cfg: TrainConfig, run_dir: Path, model: torch.nn.Module, splits
     return loggers
 
 
-def _train_one_epoch(model, train_set: Split, optimizer, step_scheduler, cfg: TrainConfig,
-                     generator: torch.Generator, channels_last: bool, epoch: int, console: Console) -> dict:
+def _train_one_epoch(model, train_set: Split, optimizer, step_scheduler, cfg: TrainConfig, generator: torch.Generator,
+                     channels_last: bool, amp: bool, epoch: int, console: Console, spec) -> dict:
     model.train()
-    spec = model.spec
     device = train_set.images.device
     n = len(train_set)
     loss_sum = torch.zeros((), device=device)
@@ -229,21 +230,12 @@ def _train_one_epoch(model, train_set: Split, optimizer, step_scheduler, cfg: Tr
         task = progress.add_task("train", total=n, stats="")
         last_refresh = start
         for idx in distributed.shard_batches(n, cfg.batch_size, generator, device=device):
-            x = preprocess(train_set.images[idx], spec)
-            y = train_set.labels[idx]
-            if cfg.augment != "none":
-                x = augment_batch(x, cfg.augment, generator)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            x, y = make_batch(train_set.images, train_set.labels, idx, spec, cfg.augment, generator, channels_last)
+            loss, logits = train_step(model, optimizer, x, y, cfg.label_smoothing, amp)
             if step_scheduler is not None:
                 step_scheduler.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
+            loss_sum += loss * len(y)
+            correct += (logits.argmax(1) == y).sum()
             seen += len(y)
             now = time.perf_counter()
             if now - last_refresh > 0.5:  # the only host sync in the loop, a couple of times a second

@@ -1,0 +1,64 @@
+"""One training step, shared by the engine (``digitnet train``) and the benchmark's timed loop.
+
+Keeping it in one place means the benchmark times exactly what users run: the same batch gathering,
+device-side augmentation, memory format, mixed precision and optimizer step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+from digitnet.data.augment import augment_batch
+from digitnet.models.registry import ModelSpec, preprocess
+
+
+def make_batch(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    idx: torch.Tensor,
+    spec: ModelSpec,
+    augment: str = "none",
+    generator: torch.Generator | None = None,
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather a batch of uint8 images by index, normalize and (optionally) augment it, all on their device."""
+    x = preprocess(images[idx], spec)
+    if augment != "none":
+        x = augment_batch(x, augment, generator)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, labels[idx]
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast when ``enabled`` (worth it on GPUs with bf16 units; CPUs without them run it slower)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    label_smoothing: float = 0.0,
+    amp: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward, backward, optimizer step. Returns the detached loss and logits without a host sync."""
+    with autocast(x.device, amp):
+        logits = model(x)
+        # autocast runs cross-entropy in float32 whatever the logits' dtype
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
+def use_amp(amp: bool | None, device: torch.device) -> bool:
+    """Resolve the ``amp`` option: None means on for CUDA only."""
+    return device.type == "cuda" if amp is None else amp
