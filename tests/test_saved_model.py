@@ -5,6 +5,7 @@ import torch
 
 from digitnet import create_model, load_model, save_model
 from digitnet.saved_model import ModelLoadError
+from digitnet.utils import DigitnetError
 
 
 @pytest.fixture
@@ -87,3 +88,27 @@ def test_bundled_default_model_meets_its_bar(mnist):
                              torch.from_numpy(mnist.test_labels.astype("int64")), loaded.spec)
     assert metrics["accuracy"] == pytest.approx(meta["metrics"]["test_accuracy"], abs=1e-4)
     assert meta["data"]["checksum"] == mnist.checksum  # trained on exactly this data
+
+
+def test_bundled_best_model_is_the_more_accurate_one(mnist):
+    best, default = load_model("best"), load_model("default")
+    assert best.path.name == "best-model" and default.path.name == "default-model"
+    assert best.metadata["metrics"]["test_accuracy"] > default.metadata["metrics"]["test_accuracy"]
+    from digitnet.evaluate import evaluate_model
+
+    metrics = evaluate_model(best.model, torch.from_numpy(mnist.test_images),
+                             torch.from_numpy(mnist.test_labels.astype("int64")), best.spec)
+    assert metrics["accuracy"] == pytest.approx(best.metadata["metrics"]["test_accuracy"], abs=1e-4)
+    assert best.metadata["data"]["checksum"] == mnist.checksum
+
+
+def test_a_folder_named_like_a_bundled_model_wins(tmp_path, monkeypatch, saved):
+    import shutil
+
+    shutil.copytree(saved[1], tmp_path / "best")
+    monkeypatch.chdir(tmp_path)
+    assert load_model("best").path.resolve() == (tmp_path / "best").resolve()
+    with pytest.raises(DigitnetError, match="no bundled model 'fastest'"):
+        from digitnet.assets import bundled_model_dir
+
+        bundled_model_dir("fastest")

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from digitnet.assets import MODEL_HELP
 from digitnet.utils import DigitnetError
 
 app = typer.Typer(
@@ -94,7 +95,7 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Path | None = typer.Option(None, "--model", "-m", help="Model directory (default: the bundled model)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object: accuracy, loss, per_class, confusion."),
     data: str | None = typer.Option(None, help="MNIST from a folder of IDX files or a Keras mnist.npz."),
     subset: int | None = typer.Option(None, help="Evaluate on the first N test images only."),

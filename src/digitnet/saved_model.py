@@ -108,11 +108,14 @@ def read_metadata(directory: str | os.PathLike) -> dict:
 
 
 def load_model(directory: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a saved model directory (or the bundled default model when ``directory`` is None)."""
-    if directory is None:
-        from digitnet.assets import default_model_dir
+    """Load a saved model directory; None or ``"default"``: the bundled default model, ``"best"``: the bundled
+    most accurate one (a folder of that name in the working directory wins)."""
+    from digitnet.assets import BUNDLED_MODELS, bundled_model_dir
 
-        directory = default_model_dir()
+    if directory is None:
+        directory = bundled_model_dir("default")
+    elif os.fspath(directory) in BUNDLED_MODELS and not Path(directory).exists():
+        directory = bundled_model_dir(os.fspath(directory))
     directory = Path(directory)
     if directory.is_file() and directory.name in (WEIGHTS_FILE, METADATA_FILE):
         directory = directory.parent

@@ -84,6 +84,18 @@ def test_early_stopping_restores_the_best_weights(mnist, tmp_path):
     assert len(result.history) < 6 or best == 6
     final = _weights(result.model)
     assert all(torch.equal(final[k], seen[best][1][k]) for k in final)
+    assert result.metrics["weights_epoch"] == best
+
+
+def test_without_early_stopping_the_last_epoch_is_kept(mnist, tmp_path):
+    # The same collapsing run without early stopping: the schedule decides, the last epoch's weights are saved
+    # even where an earlier epoch scored higher on validation.
+    seen = {}
+    result = train(TrainConfig(arch="mlp", epochs=3, optimizer="sgd", lr=0.05, out=str(tmp_path / "run"), **SMALL),
+                   mnist=mnist, quiet=True, on_epoch_end=lambda e, row, m: seen.update({e: _weights(m)}))
+    final = _weights(result.model)
+    assert all(torch.equal(final[k], seen[3][k]) for k in final)
+    assert result.metrics["weights_epoch"] == 3 and result.metrics["epochs_run"] == 3
 
 
 def test_resume_without_checkpoint_and_corrupt_checkpoint(tmp_path, mnist):

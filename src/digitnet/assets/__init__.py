@@ -1,4 +1,4 @@
-"""Files shipped inside the package: the default model."""
+"""Files shipped inside the package: the default model and the best single model."""
 
 from pathlib import Path
 
@@ -6,11 +6,23 @@ from digitnet.utils import DigitnetError
 
 ASSETS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIR = ASSETS_DIR / "default-model"
+# Names that `--model` and `load_model()` accept besides a directory, and the make target that builds each.
+BUNDLED_MODELS = {"default": ("default-model", "make default-model"), "best": ("best-model", "make best-model")}
+MODEL_HELP = "Model directory, or `best` for the bundled most accurate model (default: the bundled default model)."
+
+
+def bundled_model_dir(name: str = "default") -> Path:
+    """A model shipped inside the package: ``default`` (fast, robust to photos) or ``best`` (most accurate)."""
+    if name not in BUNDLED_MODELS:
+        raise DigitnetError(f"no bundled model {name!r}; choose from {', '.join(BUNDLED_MODELS)}")
+    folder, target = BUNDLED_MODELS[name]
+    directory = ASSETS_DIR / folder
+    if not (directory / "model.json").is_file():
+        raise DigitnetError(f"the bundled {name} model is missing from {directory}; "
+                            f"rebuild it with `{target}` or pass --model DIR")
+    return directory
 
 
 def default_model_dir() -> Path:
     """The bundled default model (produced by `make default-model`)."""
-    if not (DEFAULT_MODEL_DIR / "model.json").is_file():
-        raise DigitnetError(f"the bundled default model is missing from {DEFAULT_MODEL_DIR}; "
-                            "rebuild it with `make default-model` or pass --model DIR")
-    return DEFAULT_MODEL_DIR
+    return bundled_model_dir("default")

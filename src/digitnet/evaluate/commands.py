@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from digitnet.assets import MODEL_HELP
+
 # As digitnet.evaluate.compare.DEFAULT_ARCHS, spelled out so that `digitnet --help` need not import torch.
 DEFAULT_ARCHS = "mlp,lenet5,lenet5-bn,cnn-bn,resnet18"
 
@@ -57,7 +59,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def explain(
         image: Path = typer.Argument(..., help="A picture of one digit (any size; 28×28 MNIST-like is used as is)."),
-        model: Path | None = typer.Option(None, "--model", "-m", help="Model directory (default: the bundled model)."),
+        model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
         out: Path | None = typer.Option(None, "--out", "-o", help="Output PNG (default: IMAGE-explained.png here)."),
         method: str = typer.Option("occlusion", help="Saliency: occlusion or gradient (SmoothGrad)."),
     ) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from digitnet.assets import MODEL_HELP
+
 
 def register(app: typer.Typer) -> None:
     """Add this concern's commands to ``app``."""
@@ -14,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    model: Path | None = typer.Option(None, "--model", "-m", help="Model directory (default: the bundled model)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 to accept other machines)."),
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, help="Server processes, each with its own copy of the model."),
@@ -49,7 +51,7 @@ def serve(
 
 
 def export(
-    model: Path | None = typer.Option(None, "--model", "-m", help="Model directory (default: the bundled model)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript."),
     out: Path = typer.Option(..., "--out", "-o", help="File to write, e.g. digits.onnx."),
     input_type: str = typer.Option("uint8", "--input-type",

@@ -179,9 +179,15 @@ def train(
         console.print(f"\n[yellow]Interrupted[/] during epoch {epoch}. The checkpoint of the last finished epoch "
                       f"is in {run_dir / 'last.pt'}; continue with the same command plus --resume.")
 
-    if stopper.best_state is not None:
-        model.load_state_dict(stopper.best_state)  # restore the best weights, as Keras' restore_best_weights
-    metrics = _finish(model, cfg, splits, history, run_dir, mnist, interrupted, console) \
+    if cfg.early_stopping is not None and stopper.best_state is not None:
+        # With early stopping, restore the best epoch's weights (Keras' restore_best_weights). Without it the
+        # schedule decides: the last epoch's weights are kept, since picking a mid-schedule epoch by a noisy
+        # validation score (5,000 images: one image is 0.02%) loses the annealed end of one-cycle/cosine.
+        model.load_state_dict(stopper.best_state)
+        weights_epoch = stopper.best_epoch
+    else:
+        weights_epoch = len(history)
+    metrics = _finish(model, cfg, splits, history, run_dir, mnist, interrupted, console, weights_epoch) \
         if distributed.is_main() else None
     metrics = distributed.broadcast_object(metrics)
     distributed.cleanup()
@@ -271,7 +277,7 @@ def _write_history(run_dir: Path, history: list[dict]) -> None:
 
 
 def _finish(model, cfg: TrainConfig, splits, history: list[dict], run_dir: Path, mnist: MNIST,
-            interrupted: bool, console: Console) -> dict:
+            interrupted: bool, console: Console, weights_epoch: int) -> dict:
     spec = model.spec
     temperature = 1.0
     if splits.val is not None:
@@ -287,7 +293,9 @@ def _finish(model, cfg: TrainConfig, splits, history: list[dict], run_dir: Path,
         "val_accuracy": history[-1].get("val_accuracy") if history else None,
         "best_epoch": max(range(len(history)), key=lambda i: history[i].get("val_accuracy", 0)) + 1
         if history and "val_accuracy" in history[0] else len(history),
-        "epochs_run": len(history), "train_seconds": train_seconds, "temperature": temperature,
+        "epochs_run": len(history),
+        "weights_epoch": weights_epoch,  # the epoch whose weights were saved
+        "train_seconds": train_seconds, "temperature": temperature,
         "interrupted": interrupted,
     }
     save_model(model, run_dir, {

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from digitnet.assets import MODEL_HELP
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -67,7 +69,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def predict(
         images: list[str] = typer.Argument(..., help="Pictures (PNG, JPEG, BMP, GIF, TIFF, WebP), folders or globs."),
-        model: Path | None = typer.Option(None, "--model", "-m", help="Model directory (default: the bundled model)."),
+        model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
         json_out: bool = typer.Option(False, "--json", help="One JSON object per picture, one per line."),
         top_k: int | None = typer.Option(None, "--top-k", "-k", min=1, max=10, help="Also list the K likeliest."),
         min_confidence: float | None = typer.Option(
@@ -121,7 +123,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def read(
         images: list[str] = typer.Argument(..., help="Pictures of written numbers, folders or globs."),
-        model: Path | None = typer.Option(None, "--model", "-m", help="Model directory (default: the bundled model)."),
+        model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
         json_out: bool = typer.Option(False, "--json", help="One JSON object per picture, one per line."),
     ) -> None:
         """Read the number written in each picture: its digits left to right, with their boxes.
