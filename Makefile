@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 export DIGITNET_DATA ?= $(CURDIR)/.data
 
-.PHONY: setup demo test lint default-model bench browser clean
+.PHONY: setup demo test lint default-model best-model bench browser clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -52,6 +52,14 @@ default-model: setup
 	  --out runs/default-model
 	rm -rf src/digitnet/assets/default-model && mkdir -p src/digitnet/assets/default-model
 	cp runs/default-model/model.safetensors runs/default-model/model.json src/digitnet/assets/default-model/
+
+# The bundled most accurate single model (`--model best`): exactly this command made src/digitnet/assets/best-model.
+# About 25 minutes on a 2-core CPU; benchmarks/best_recipe.sh trains the same recipe for the other seeds.
+best-model: setup
+	$(BIN)/digitnet train --arch fastnet --width 32 --epochs 20 --augment strong --seed 0 --no-plots \
+	  --out runs/best-model
+	rm -rf src/digitnet/assets/best-model && mkdir -p src/digitnet/assets/best-model
+	cp runs/best-model/model.safetensors runs/best-model/model.json src/digitnet/assets/best-model/
 
 bench: setup
 	$(BIN)/digitnet bench
