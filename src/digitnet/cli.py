@@ -54,6 +54,10 @@ def train(
     step_size: int = typer.Option(1, "--step-size", help="Epochs between LR cuts (step schedule)."),
     step_gamma: float = typer.Option(0.7, "--step-gamma", help="LR factor per cut (step schedule)."),
     early_stopping: int | None = typer.Option(None, "--early-stopping", help="Patience in epochs (off if unset)."),
+    restore_best: bool | None = typer.Option(
+        None, "--restore-best/--keep-last",
+        help="Save the best-validation epoch's weights, or the last epoch's. Default: best with early stopping or "
+        "a none/step/plateau schedule, last for onecycle/cosine."),
     monitor: str = typer.Option("val_accuracy", help="Metric for plateau/early stopping: val_accuracy or val_loss."),
     augment: str | None = typer.Option(None, help="Augmentation: none, light, robust or strong."),
     val_size: int = typer.Option(5000, "--val-size", help="Validation images from the end of training (0: none)."),
@@ -80,7 +84,8 @@ def train(
         arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
         nesterov=nesterov, weight_decay=weight_decay, l2=l2, label_smoothing=label_smoothing, schedule=schedule,
         warmup=warmup, plateau_factor=plateau_factor, plateau_patience=plateau_patience, step_size=step_size,
-        step_gamma=step_gamma, early_stopping=early_stopping, monitor=monitor, augment=augment, val_size=val_size,
+        step_gamma=step_gamma, early_stopping=early_stopping, restore_best=restore_best, monitor=monitor,
+        augment=augment, val_size=val_size,
         train_subset=train_subset, seed=seed, device=device, threads=threads, amp=amp, compile=compile_model,
         data=data, download=download,
         out=str(out) if out else None, resume=resume, tensorboard=tensorboard, plots=plots,

@@ -87,15 +87,21 @@ def test_early_stopping_restores_the_best_weights(mnist, tmp_path):
     assert result.metrics["weights_epoch"] == best
 
 
-def test_without_early_stopping_the_last_epoch_is_kept(mnist, tmp_path):
-    # The same collapsing run without early stopping: the schedule decides, the last epoch's weights are saved
-    # even where an earlier epoch scored higher on validation.
+@pytest.mark.parametrize(("overrides", "expect"), [
+    ({"schedule": "onecycle"}, "last"),  # annealed to ~0 on purpose: the schedule decides
+    ({"schedule": "none"}, "best"),  # constant LR: validation picks the epoch
+    ({"schedule": "none", "restore_best": False}, "last"),  # --keep-last
+])
+def test_which_epoch_is_saved_without_early_stopping(mnist, tmp_path, overrides, expect):
     seen = {}
-    result = train(TrainConfig(arch="mlp", epochs=3, optimizer="sgd", lr=0.05, out=str(tmp_path / "run"), **SMALL),
-                   mnist=mnist, quiet=True, on_epoch_end=lambda e, row, m: seen.update({e: _weights(m)}))
+    cfg = TrainConfig(arch="mlp", epochs=3, optimizer="sgd", lr=0.05, out=str(tmp_path / "run"), **overrides, **SMALL)
+    result = train(cfg, mnist=mnist, quiet=True,
+                   on_epoch_end=lambda e, row, m: seen.update({e: (row["val_accuracy"], _weights(m))}))
+    accs = {e: acc for e, (acc, _) in seen.items()}
+    epoch = 3 if expect == "last" else max(accs, key=accs.get)
     final = _weights(result.model)
-    assert all(torch.equal(final[k], seen[3][k]) for k in final)
-    assert result.metrics["weights_epoch"] == 3 and result.metrics["epochs_run"] == 3
+    assert all(torch.equal(final[k], seen[epoch][1][k]) for k in final)
+    assert result.metrics["weights_epoch"] == epoch and result.metrics["epochs_run"] == 3
 
 
 def test_resume_without_checkpoint_and_corrupt_checkpoint(tmp_path, mnist):

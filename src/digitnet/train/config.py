@@ -34,6 +34,9 @@ class TrainConfig:
     step_size: int = 1
     step_gamma: float = 0.7
     early_stopping: int | None = None  # patience in epochs; None disables
+    # Save the best-validation epoch's weights instead of the last's. None: yes with early stopping or a schedule
+    # that ends at a high LR (none/step/plateau); no for onecycle/cosine, which anneal to ~0 on purpose.
+    restore_best: bool | None = None
     monitor: str = "val_accuracy"  # val_accuracy or val_loss
     augment: str | None = None  # none, light, robust, strong
     val_size: int = 5000
@@ -61,6 +64,12 @@ class TrainConfig:
             if values[key] is None:
                 values[key] = family.get(key, default)
         return TrainConfig(**values)
+
+    def restores_best(self) -> bool:
+        """Whether training ends by restoring the best-validation epoch's weights (see ``restore_best``)."""
+        if self.restore_best is not None:
+            return self.restore_best
+        return self.early_stopping is not None or self.schedule not in ("onecycle", "cosine")
 
     def to_dict(self) -> dict:
         return asdict(self)

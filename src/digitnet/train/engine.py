@@ -179,10 +179,10 @@ def train(
         console.print(f"\n[yellow]Interrupted[/] during epoch {epoch}. The checkpoint of the last finished epoch "
                       f"is in {run_dir / 'last.pt'}; continue with the same command plus --resume.")
 
-    if cfg.early_stopping is not None and stopper.best_state is not None:
-        # With early stopping, restore the best epoch's weights (Keras' restore_best_weights). Without it the
-        # schedule decides: the last epoch's weights are kept, since picking a mid-schedule epoch by a noisy
-        # validation score (5,000 images: one image is 0.02%) loses the annealed end of one-cycle/cosine.
+    if cfg.restores_best() and stopper.best_state is not None:
+        # Early stopping or a constant/stepped LR: the best-validation epoch (Keras' restore_best_weights).
+        # One-cycle/cosine keep the last epoch: picking a mid-schedule epoch by a noisy validation score
+        # (5,000 images: one image is 0.02%) throws away the annealed end the schedule is for.
         model.load_state_dict(stopper.best_state)
         weights_epoch = stopper.best_epoch
     else:
