@@ -5,7 +5,6 @@ from pathlib import Path
 from digitnet.utils import DigitnetError
 
 ASSETS_DIR = Path(__file__).resolve().parent
-DEFAULT_MODEL_DIR = ASSETS_DIR / "default-model"
 # Names that `--model` and `load_model()` accept besides a directory, and the make target that builds each.
 BUNDLED_MODELS = {"default": ("default-model", "make default-model"), "best": ("best-model", "make best-model")}
 MODEL_HELP = "Model directory, or `best` for the bundled most accurate model (default: the bundled default model)."
@@ -22,7 +21,3 @@ def bundled_model_dir(name: str = "default") -> Path:
                             f"rebuild it with `{target}` or pass --model DIR")
     return directory
 
-
-def default_model_dir() -> Path:
-    """The bundled default model (produced by `make default-model`)."""
-    return bundled_model_dir("default")
