@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitnet.recognizer import NO_INK, Recognizer
+from digitnet.recognizer import Recognizer
+from digitnet.vision.pipeline import NO_INK
 
 PREDICT_FIELDS = {"path", "digit", "confidence", "probabilities", "error", "note"}
 READ_FIELDS = {"path", "text", "digits", "error", "note"}

@@ -10,9 +10,9 @@ import torch
 from typer.testing import CliRunner
 
 from digitnet.cli import app
-from digitnet.export import export_model
 from digitnet.models.registry import preprocess
 from digitnet.recognizer import Recognizer
+from digitnet.serve.export import export_model
 from digitnet.utils import DigitnetError
 
 PARITY_IMAGES = 2000  # all 10,000 pass too (see the export notes); 2000 keep the test quick

@@ -126,7 +126,7 @@ def ensemble(
     from rich.table import Table
 
     from digitnet.data import load_mnist
-    from digitnet.ensemble import evaluate_ensemble, load_members
+    from digitnet.evaluate.ensemble import evaluate_ensemble, load_members
 
     paths = [p.strip() for p in models.split(",") if p.strip()]
     if not paths:

@@ -118,7 +118,7 @@ def explain_array(recognizer, array: np.ndarray | torch.Tensor, method: str = "o
 
 def explain_picture(recognizer, source, method: str = "occlusion") -> Explanation:
     """Explain a picture file (or bytes, PIL image, array) of one digit, prepared as ``Recognizer.predict`` does."""
-    from digitnet.recognizer import prepare
+    from digitnet.vision.pipeline import prepare_digit as prepare
 
     # The same preparation as predictions: a 28×28 MNIST-like digit is used as it is (inverted if dark on
     # light), any other picture is normalized the way MNIST was made.

@@ -38,7 +38,9 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from digitnet.recognizer import NO_INK, Recognizer, prepare_number, read_answer
+from digitnet.recognizer import Recognizer
+from digitnet.vision.pipeline import NO_INK, prepare_number
+from digitnet.vision.pipeline import number_answer as read_answer
 
 try:
     import orjson

@@ -59,7 +59,7 @@ def export(
     opset: int = typer.Option(17, help="ONNX opset version."),
 ) -> None:
     """Export a model, preprocessing included, to ONNX (with a dynamic batch axis) or TorchScript."""
-    from digitnet.export import export_model
+    from digitnet.serve.export import export_model
 
     path = export_model(model, out, fmt=fmt, input_type=input_type, opset=opset)
     dtype = "uint8 0..255" if input_type == "uint8" else "float32 0..1"

@@ -10,7 +10,14 @@ from typer.testing import CliRunner
 
 from digitnet import TrainConfig, train
 from digitnet.cli import app
-from digitnet.ensemble import TTA_VIEWS, ensemble_probabilities, evaluate_ensemble, load_members, shift, tta_views
+from digitnet.evaluate.ensemble import (
+    TTA_VIEWS,
+    ensemble_probabilities,
+    evaluate_ensemble,
+    load_members,
+    shift,
+    tta_views,
+)
 
 SUBSET = 1000
 
