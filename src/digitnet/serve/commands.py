@@ -35,10 +35,15 @@ def serve(
 
     SIGTERM stops it gracefully: no new connections, the requests in flight answered, exit status 0.
     """
+    import importlib
     import os
     import signal
 
-    import uvicorn  # here, not at module import: `digitnet` works without the serve extra
+    # Imported here, not at module import: `digitnet` works without the serve extra. The app module is imported
+    # now too, so a missing package of the extra (fastapi, fastapi-offline, ...) is named before uvicorn starts.
+    import uvicorn
+
+    importlib.import_module("digitnet.serve.app")
 
     from digitnet.saved_model import load_model
 
