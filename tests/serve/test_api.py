@@ -18,6 +18,15 @@ from PIL import Image
 import digitnet
 from digitnet.recognizer import Recognizer
 from digitnet.serve.app import STATIC_DIR
+from digitnet.serve.schemas import (
+    ErrorBody,
+    Health,
+    ModelInfo,
+    PredictResult,
+    PredictResults,
+    ReadResult,
+    ReadResults,
+)
 
 PREDICT_KEYS = {"path", "digit", "confidence", "probabilities", "error", "note"}
 READ_KEYS = {"path", "text", "digits", "error", "note"}
@@ -76,18 +85,46 @@ def test_pages_docs_and_openapi_are_served_offline(client):
     page = client.get("/")
     assert page.status_code == 200 and 'name="viewport"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for asset in ("/static/app.js", "/static/style.css", "/static/favicon.svg", "/docs", "/static/docs.js"):
+    for asset in ("/static/app.js", "/static/style.css", "/static/favicon.svg", "/docs"):
         assert client.get(asset).status_code == 200, asset
-    # Nothing on the page is fetched from elsewhere: no CDN, no web font, no external script.
+    # Nothing on the pages is fetched from elsewhere: no CDN, no web font, no external script.
+    docs = client.get("/docs").text
+    assert "SwaggerUIBundle" in docs
+    for url in re.findall(r"""(?:src|href)=["']([^"']+)""", docs):
+        assert url.startswith("/"), url
+        assert client.get(url).status_code == 200, url  # Swagger UI's script and style come from this server
     external = re.compile(r"""(?:src|href|action)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import"""
                           r"""|fetch\(\s*["'`](?:https?:)?//""", re.IGNORECASE)
     for path in STATIC_DIR.iterdir():
         assert not external.search(path.read_text(encoding="utf-8")), path.name
+    assert not external.search(docs)
+
+
+def test_openapi_schema_is_generated_from_the_models(client):
     spec = client.get("/openapi.json").json()
     predict = spec["paths"]["/api/predict"]["post"]
     assert set(predict["requestBody"]["content"]) == {"multipart/form-data", "application/json", "image/*"}
     assert {"200", "400", "413", "415", "422"} <= set(predict["responses"])
     assert {"/api/read", "/api/health", "/api/model"} <= set(spec["paths"])
+    assert {p["name"] for p in predict["parameters"]} == {"debug", "top_k", "min_confidence"}
+    # Every $ref resolves: request models (parsed by hand) are in the components too.
+    refs = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(spec)))
+    assert {"PredictRequest", "PixelsImage", "UploadForm", "PredictResult", "ReadResult", "ErrorBody"} <= refs
+    assert refs <= set(spec["components"]["schemas"])
+
+
+def test_answers_validate_against_the_schema_models(client, mnist, number_photo):
+    """Answers are sent without response-model validation; the models they are documented by must still fit them."""
+    photo, _ = number_photo
+    pixels = mnist.test_images[0].tolist()
+    PredictResult.model_validate(client.post("/api/predict?debug=1&top_k=3", json={"pixels": pixels}).json())
+    PredictResults.model_validate(client.post("/api/predict", json={"images": [pixels, {"pixels": [1]}]}).json())
+    ReadResult.model_validate(client.post("/api/read?debug=1", content=photo,
+                                          headers={"content-type": "image/jpeg"}).json())
+    ReadResults.model_validate(client.post("/api/read", files=[("file", ("a.jpg", photo, "image/jpeg"))] * 2).json())
+    Health.model_validate(client.get("/api/health").json())
+    ModelInfo.model_validate(client.get("/api/model").json())
+    ErrorBody.model_validate(client.post("/api/predict", json={"pixels": [1]}).json())
 
 
 # ------------------------------------------------------------------------------------------- predict
@@ -321,4 +358,20 @@ def test_other_request_errors_are_json(client):
 
 def test_static_assets_exist():
     names = {p.name for p in Path(STATIC_DIR).iterdir()}
-    assert {"index.html", "app.js", "style.css", "docs.html", "docs.js"} <= names
+    assert {"index.html", "app.js", "style.css", "favicon.svg"} <= names
+
+
+def test_dark_on_light_pixels_go_through_the_picture_pipeline(client, recognizer, mnist):
+    """Regression: JSON pixels skipped ``mnist_like``, so a dark-on-light digit was classified un-inverted."""
+    for index in (0, 1, 2, 3):
+        white_on_black = mnist.test_images[index]
+        dark_on_light = 255 - white_on_black
+        want = recognizer.predict(dark_on_light)
+        assert want == recognizer.predict(white_on_black)  # the pipeline inverts it: the same picture
+        for pixels in (dark_on_light.tolist(), (dark_on_light.reshape(-1) / 255).tolist()):
+            got = client.post("/api/predict", json={"pixels": pixels}).json()
+            assert got["digit"] == want["digit"] == int(mnist.test_labels[index])
+            assert got["probabilities"] == pytest.approx(want["probabilities"], abs=2e-6)
+        debug = client.post("/api/predict?debug=1", json={"pixels": dark_on_light.tolist()}).json()
+        seen = np.asarray(Image.open(io.BytesIO(base64.b64decode(debug["input_png"]))))
+        assert np.array_equal(seen, white_on_black)  # the model saw the inverted picture

@@ -6,6 +6,7 @@ screenshots to test-artifacts/ for a person to look at.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -148,12 +149,55 @@ def test_phone_layout_and_finger_drawing(browser, server):
     assert errors == []
 
 
-def test_docs_page_renders_offline(browser, server):
-    page, errors = open_page(browser, server)
+LIVE_STATUS = ".live-responses-table tr.response td.response-col_status"  # the status Swagger UI got back
+
+
+def test_swagger_ui_try_it_out_offline(browser, server, mnist):
+    """/docs is Swagger UI served by the app itself: it renders and "Try it out" executes real requests,
+    with every request to anywhere but this server refused (the machine has no network)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    elsewhere: list[str] = []
+
+    def only_this_server(route):
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_this_server)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(server + "/docs")
-    page.wait_for_selector("#endpoints .card")
-    assert page.locator("#endpoints .card").count() >= 4
-    assert "/api/predict" in page.locator("#endpoints").inner_text()
+    page.wait_for_selector(".opblock-summary")
+    assert page.locator(".opblock").count() >= 4
+    assert "/api/predict" in page.locator(".swagger-ui").inner_text()
+
+    # GET /api/health: expand, Try it out, Execute, and the live answer is shown.
+    health = page.locator("#operations-default-health_api_health_get")
+    health.locator(".opblock-summary").click()
+    health.locator("button.try-out__btn").click()
+    health.locator("button.execute").click()
+    status = health.locator(LIVE_STATUS).first
+    status.wait_for(timeout=20_000)
+    assert status.inner_text().strip() == "200"
+    assert '"status": "ok"' in health.locator(".live-responses-table .highlight-code").first.inner_text()
+
+    # POST /api/predict with a JSON body of pixels, typed into the request body editor.
+    predict = page.locator("#operations-default-predict_api_predict_post")
+    predict.locator(".opblock-summary").click()
+    predict.locator("button.try-out__btn").click()
+    predict.locator(".opblock-section-request-body select").select_option("application/json")
+    body = json.dumps({"pixels": mnist.test_images[0].tolist()})
+    predict.locator("textarea.body-param__text").fill(body)
+    predict.locator("button.execute").click()
+    status = predict.locator(LIVE_STATUS).first
+    status.wait_for(timeout=20_000)
+    assert status.inner_text().strip() == "200"
+    answer = predict.locator(".live-responses-table .highlight-code").first.inner_text()
+    assert f'"digit": {int(mnist.test_labels[0])}' in answer
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "serve-docs.png"))
-    assert errors == []
+    page.screenshot(path=str(ARTIFACTS / "serve-docs.png"), full_page=True)
+    assert elsewhere == [] and errors == []
+    context.close()

@@ -1,0 +1,58 @@
+"""ASGI middleware: the body limit must act before any parser buffers a huge body."""
+
+from __future__ import annotations
+
+import json
+
+
+class BodyLimitMiddleware:
+    """Reads request bodies up to ``max_bytes`` and answers 413 beyond, before the app sees them.
+
+    An over-long body is still read to the end (up to ``drain_bytes``) so the client, still sending,
+    receives the 413 instead of a reset connection.
+    """
+
+    def __init__(self, app, max_bytes: int, drain_bytes: int | None = None):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.drain_bytes = drain_bytes or max(4 * max_bytes, 64 * 1024 * 1024)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.drain_bytes):
+            return await self._too_large(scope, send, close=True)
+        chunks, total, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            total += len(body)
+            more = message.get("more_body", False)
+            if total > self.drain_bytes:
+                return await self._too_large(scope, send, close=True)
+            if total <= self.max_bytes:
+                chunks.append(body)
+        if total > self.max_bytes:
+            return await self._too_large(scope, send)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope, send, close: bool = False) -> None:
+        body = json.dumps({"error": f"request body is larger than the {self.max_bytes:,}-byte limit",
+                           "status": 413}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

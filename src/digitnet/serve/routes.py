@@ -1,0 +1,124 @@
+"""The HTTP routes: pages, ``/api/health``, ``/api/model``, ``/api/predict``, ``/api/read``.
+
+Answers are the pipeline's plain dicts serialized directly (orjson when installed): no response-model validation
+or ``jsonable_encoder`` on the hot path. Their schema, for ``/openapi.json``, comes from the models in
+:mod:`digitnet.serve.schemas` all the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+
+from digitnet.serve.requests import orjson, parse_options, parse_request
+from digitnet.serve.schemas import (
+    ERROR_RESPONSES,
+    Health,
+    ModelInfo,
+    PredictOptions,
+    PredictRequest,
+    PredictResult,
+    PredictResults,
+    ReadOptions,
+    ReadRequest,
+    ReadResult,
+    ReadResults,
+    request_openapi,
+)
+from digitnet.serve.service import Service
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# The page is self-contained: this policy makes the browser refuse anything not served by this app.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+                               "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+DEFAULT_PREDICT = PredictOptions()
+DEFAULT_READ = ReadOptions()
+
+
+def json_dumps(obj: Any) -> bytes:
+    if orjson is not None:
+        return orjson.dumps(obj)
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def json_response(obj: Any, status: int = 200) -> Response:
+    return Response(json_dumps(obj), status_code=status, media_type="application/json")
+
+
+def error_response(status: int, message: str) -> Response:
+    """Every error the server gives: ``{"error": message, "status": status}``."""
+    return json_response({"error": message, "status": status}, status)
+
+
+def answer(results: list[dict], batch: bool) -> Response:
+    """One result (an error status when it failed), or all of a batch with per-image errors."""
+    if not batch:
+        result = results[0]
+        if result.get("error") is not None:
+            return error_response(result.get("status", 422), result["error"])
+        return json_response(result)
+    return json_response({"results": results})
+
+
+def service_of(request: Request) -> Service:
+    return request.app.state.service
+
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> Response:
+    return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+
+
+@router.get("/api/health", summary="Liveness and micro-batcher counters", response_model=Health)
+async def health(request: Request) -> Response:
+    return json_response(service_of(request).health())
+
+
+@router.get("/api/model", summary="The served model's metadata: architecture, accuracy, normalization, version",
+            response_model=ModelInfo)
+async def model(request: Request) -> Response:
+    return json_response(service_of(request).model_info())
+
+
+@router.post("/api/predict", summary="Classify one digit, or a batch",
+             description="Send a 28×28 digit as JSON `pixels`, or a picture (multipart `file`, JSON "
+                         "`image_base64`, or a raw `image/*` body) that is turned into MNIST-like input "
+                         "first. Several files, or JSON `images`, make a batch answered as `results`. "
+                         "Fields as `digitnet predict --json`.",
+             openapi_extra=request_openapi(PredictRequest, PredictOptions),
+             response_model=PredictResult | PredictResults, responses=ERROR_RESPONSES)
+async def predict(request: Request) -> Response:
+    service = service_of(request)
+    options = parse_options(request, PredictOptions, DEFAULT_PREDICT)
+    items, batch = await parse_request(request, service.settings)
+    if len(items) == 1:  # the hot path: no gather machinery for a single image
+        results = [await service.predict(items[0], options)]
+    else:
+        results = await asyncio.gather(*(service.predict(item, options) for item in items))
+    return answer(results, batch)
+
+
+@router.post("/api/read", summary="Read a written number from a picture",
+             description="A picture (multipart `file`, JSON `image_base64`, or a raw `image/*` body) of one "
+                         "or more digits. Fields as `digitnet read --json`; `?debug=1` adds each digit's "
+                         "28×28 as `input_png`.",
+             openapi_extra=request_openapi(ReadRequest, ReadOptions),
+             response_model=ReadResult | ReadResults, responses=ERROR_RESPONSES)
+async def read(request: Request) -> Response:
+    service = service_of(request)
+    options = parse_options(request, ReadOptions, DEFAULT_READ)
+    items, batch = await parse_request(request, service.settings)
+    results = await asyncio.gather(*(service.read(item, options) for item in items))
+    return answer(results, batch)

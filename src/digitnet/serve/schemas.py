@@ -1,0 +1,213 @@
+"""The API's requests and answers as pydantic models: FastAPI builds ``/openapi.json`` (and ``/docs``) from them.
+
+The hot path does not validate through them: request bodies are parsed by :mod:`digitnet.serve.requests` (which
+answers each malformed image with its own 400/413/415/422) and answers are the pipeline's plain dicts, sent as
+JSON directly. The tests check that every answer validates against these models, so the schema cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic.json_schema import models_json_schema
+
+# ---------------------------------------------------------------------------------------------- requests
+
+Pixels = list[float] | list[list[float]]
+PIXELS_FIELD = Field(description="28×28 rows, or 784 numbers; 0..255, or 0..1 when none exceeds 1. A digit "
+                                 "as MNIST draws it (white on black) or dark on light: it is inverted first.",
+                     examples=[[0.0] * 784])
+BASE64_FIELD = Field(description="PNG/JPEG/... bytes as base64 (a data: URL is fine)", examples=["iVBORw0KGgo..."])
+
+
+class PixelsImage(BaseModel):
+    """A 28×28 digit as numbers."""
+
+    pixels: Pixels = PIXELS_FIELD
+    name: str | None = Field(None, description="in a batch: returned as the result's path")
+
+
+class EncodedImage(BaseModel):
+    """An encoded picture (PNG, JPEG, BMP, GIF, TIFF, WebP) as base64."""
+
+    image_base64: str = BASE64_FIELD
+    name: str | None = Field(None, description="in a batch: returned as the result's path")
+
+
+class BatchRequest(BaseModel):
+    """Several images, answered as ``{"results": [...]}``; a bad image fails alone."""
+
+    images: list[PixelsImage | EncodedImage | str | Pixels] = Field(
+        min_length=1, max_length=64, description="objects, base64 strings or pixel lists")
+
+
+class PredictRequest(RootModel[PixelsImage | EncodedImage | BatchRequest]):
+    """The JSON body of ``POST /api/predict``."""
+
+
+class ReadRequest(RootModel[EncodedImage | BatchRequest]):
+    """The JSON body of ``POST /api/read`` (a picture, not pixels)."""
+
+
+class UploadForm(BaseModel):
+    """The multipart body: one file, or several (answered as ``{"results": [...]}``)."""
+
+    file: list[bytes] = Field(description="one picture, or several")
+
+
+class PredictOptions(BaseModel):
+    """The query parameters of ``POST /api/predict``."""
+
+    model_config = ConfigDict(frozen=True)
+    debug: bool = Field(False, description="add input_png: the 28×28 the model saw, as a base64 PNG")
+    top_k: int | None = Field(None, ge=1, le=10, description="add top_k: the K most likely digits")
+    min_confidence: float | None = Field(None, ge=0, le=1, allow_inf_nan=False,
+                                         description="answer digit null (with a note) below this confidence")
+
+
+class ReadOptions(BaseModel):
+    """The query parameters of ``POST /api/read``."""
+
+    model_config = ConfigDict(frozen=True)
+    debug: bool = Field(False, description="add each digit's input_png (the 28×28 the model saw) and probabilities")
+
+
+# ----------------------------------------------------------------------------------------------- answers
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an answer field missing here fails the tests
+
+
+class TopK(Answer):
+    digit: int = Field(ge=0, le=9)
+    probability: float
+
+
+class PredictResult(Answer):
+    """One digit's answer: the fields of ``digitnet predict --json``."""
+
+    path: str | None = Field(description="file name, batch index, or null")
+    digit: int | None = Field(ge=0, le=9, description="null when there is no (sure) digit: see note/error")
+    confidence: float | None = Field(description="calibrated probability of the digit")
+    probabilities: list[float] | None = Field(min_length=10, max_length=10)
+    top_k: list[TopK] | None = Field(None, description="with ?top_k=K")
+    input_png: str | None = Field(None, description="with ?debug=1: the 28×28 the model saw, base64 PNG")
+    error: str | None = Field(description="why the picture could not be used")
+    note: str | None = Field(description="why there is no digit (no ink, a number, unsure)")
+    status: int | None = Field(None, description="in a batch, for a failed image: its error's HTTP status")
+
+
+class ReadDigit(Answer):
+    digit: int = Field(ge=0, le=9)
+    confidence: float
+    box: list[int] = Field(min_length=4, max_length=4, description="x0, y0, x1, y1 (exclusive) in the picture's "
+                                                                   "pixels, after EXIF rotation")
+    input_png: str | None = Field(None, description="with ?debug=1: the 28×28 the model saw")
+    probabilities: list[float] | None = Field(None, description="with ?debug=1")
+
+
+class ReadResult(Answer):
+    """A written number's answer: the fields of ``digitnet read --json``."""
+
+    path: str | None
+    text: str | None = Field(description="the digits read, left to right")
+    digits: list[ReadDigit] | None
+    error: str | None
+    note: str | None = Field(description="e.g. no ink found")
+    status: int | None = Field(None, description="in a batch, for a failed image: its error's HTTP status")
+
+
+class PredictResults(Answer):
+    results: list[PredictResult]
+
+
+class ReadResults(Answer):
+    results: list[ReadResult]
+
+
+class ErrorBody(Answer):
+    """Every error: a 400, 413, 415, 422 (or 404/405), never a traceback."""
+
+    error: str
+    status: int
+
+
+class BatcherStats(Answer):
+    passes: int = Field(description="forward passes since start")
+    images: int = Field(description="images classified through them")
+    mean_batch: float
+
+
+class Health(Answer):
+    status: Literal["ok"]
+    model: str = Field(description="architecture of the served model")
+    version: str = Field(description="digitnet version")
+    pid: int
+    uptime_s: float
+    batcher: BatcherStats | None = Field(description="null with --no-batch")
+
+
+class Normalization(BaseModel):
+    name: str
+    mean: float
+    std: float
+
+
+class ModelInfo(Answer):
+    architecture: str
+    description: str
+    arch_kwargs: dict[str, Any]
+    parameters: int | None
+    accuracy: float | None = Field(description="MNIST test accuracy")
+    test_samples: int | None
+    input_size: int
+    normalization: Normalization
+    temperature: float = Field(description="calibration: probabilities = softmax(logits / T)")
+    created: str | None
+    version: str = Field(description="digitnet version")
+    format_version: int | None
+    weights_sha256: str | None
+    metrics: dict[str, Any]
+
+
+# ------------------------------------------------------------------------------------------ OpenAPI glue
+
+REQUEST_MODELS = (PredictRequest, ReadRequest, UploadForm)
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "malformed request (bad JSON or base64, no file)"},
+    413: {"model": ErrorBody, "description": "body, image or batch too large"},
+    415: {"model": ErrorBody, "description": "unsupported content type"},
+    422: {"model": ErrorBody, "description": "undecodable image, unusable pixels or a bad query parameter"},
+}
+
+
+def _ref(model: type[BaseModel]) -> dict:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def request_schemas() -> dict[str, dict]:
+    """The request models' schemas, for ``components/schemas`` (FastAPI adds only the models its routes parse)."""
+    _, defs = models_json_schema([(m, "validation") for m in REQUEST_MODELS],
+                                 ref_template="#/components/schemas/{model}")
+    return defs["$defs"]
+
+
+def query_parameters(options: type[BaseModel]) -> list[dict]:
+    """OpenAPI query parameters from an options model."""
+    properties = options.model_json_schema()["properties"]
+    return [{"name": name, "in": "query", "required": False, "description": schema.pop("description", None),
+             "schema": schema} for name, schema in properties.items()]
+
+
+def request_openapi(json_body: type[BaseModel], options: type[BaseModel]) -> dict:
+    """``openapi_extra`` of a route that takes a picture as multipart, JSON or a raw ``image/*`` body."""
+    return {
+        "requestBody": {"required": True, "content": {
+            "multipart/form-data": {"schema": _ref(UploadForm)},
+            "application/json": {"schema": _ref(json_body)},
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        }},
+        "parameters": query_parameters(options),
+    }
