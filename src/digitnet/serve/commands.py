@@ -29,9 +29,11 @@ def serve(
     """Serve the drawing page, the JSON API (/api/predict, /api/read) and its docs (/docs)."""
     import os
 
-    import uvicorn
-
     from digitnet.saved_model import load_model
+    from digitnet.utils import require_extra
+
+    require_extra("fastapi", "serve", "digitnet serve")
+    uvicorn = require_extra("uvicorn", "serve", "digitnet serve")
 
     if workers < 1 or threads < 1:
         raise typer.BadParameter("--workers and --threads must be at least 1")
