@@ -3,7 +3,7 @@
 Every concern owns its commands in its ``commands.py``, whose ``register(app)`` adds them; each command wires its
 options to one public function of that concern. The concerns and their commands:
 train (train), evaluate (evaluate, ensemble, report, compare, explain), models (models, summary),
-vision (predict, read), serve (serve, export), bench (bench).
+recognizer (predict, read: ``recognizer_commands``), serve (serve, export), bench (bench).
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from digitnet import recognizer_commands
 from digitnet.bench import commands as bench_commands
 from digitnet.evaluate import commands as evaluate_commands
 from digitnet.models import commands as models_commands
 from digitnet.serve import commands as serve_commands
 from digitnet.train import commands as train_commands
 from digitnet.utils import DigitnetError
-from digitnet.vision import commands as vision_commands
 
 # In `digitnet --help` order.
-COMMAND_MODULES = (train_commands, evaluate_commands, models_commands, vision_commands, serve_commands,
+COMMAND_MODULES = (train_commands, evaluate_commands, models_commands, recognizer_commands, serve_commands,
                    bench_commands)
 
 app = typer.Typer(

@@ -1,4 +1,6 @@
-"""CLI commands of this concern, added to the main app by ``register(app)``: ``predict`` and ``read``.
+"""CLI commands of the recognizer, added to the main app by ``register(app)``: ``predict`` and ``read``.
+
+They live beside :mod:`digitnet.recognizer` (not in :mod:`digitnet.vision`, a layer below it) because they call it.
 
 Imports of torch and the pipeline happen inside the commands, so ``digitnet --help`` stays fast.
 """
