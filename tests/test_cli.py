@@ -1,10 +1,18 @@
+import inspect
 import json
+import re
 import subprocess
 import sys
+from dataclasses import asdict
+from pathlib import Path
 
+import click
+import pytest
+import typer
+import typer.main
 from typer.testing import CliRunner
 
-from digitnet.cli import app
+from digitnet.cli import app, main
 
 runner = CliRunner()
 
@@ -44,11 +52,98 @@ def test_models_and_summary():
     assert result.exit_code == 0 and "Total params: 1,886,394" in result.stdout
 
 
-def test_every_train_option_is_documented():
-    result = runner.invoke(app, ["train", "--help"], terminal_width=200)
-    for option in ["--arch", "--epochs", "--batch-size", "--lr", "--optimizer", "--schedule", "--val-size", "--seed",
-                   "--out", "--resume", "--early-stopping", "--label-smoothing", "--device", "--augment"]:
-        assert option in result.stdout
+def test_every_command_is_registered_by_the_concern_that_owns_it():
+    from digitnet import cli
+
+    owners = {}
+    for module in cli.COMMAND_MODULES:
+        one = typer.Typer()
+        module.register(one)
+        owners.update({name: module.__name__ for name in typer.main.get_group(one).commands})
+    assert owners == {
+        "train": "digitnet.train.commands", "evaluate": "digitnet.evaluate.commands",
+        "ensemble": "digitnet.evaluate.commands", "report": "digitnet.evaluate.commands",
+        "compare": "digitnet.evaluate.commands", "explain": "digitnet.evaluate.commands",
+        "models": "digitnet.models.commands", "summary": "digitnet.models.commands",
+        "predict": "digitnet.recognizer_commands", "read": "digitnet.recognizer_commands",
+        "serve": "digitnet.serve.commands", "export": "digitnet.serve.commands", "bench": "digitnet.bench.commands",
+    }
+    assert list(typer.main.get_group(app).commands) == list(owners)  # cli.py adds nothing of its own
+
+
+def all_params() -> list[tuple[str, click.Parameter]]:
+    """Every (command name, parameter) of the `digitnet` app, read from the click objects Typer builds."""
+    group = typer.main.get_command(app)
+    return [(name, param) for name, command in group.commands.items() for param in command.params]
+
+
+def long_names(param: click.Parameter) -> list[str]:
+    return [opt for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")]
+
+
+def test_every_option_of_every_command_has_help():
+    params = all_params()
+    assert len(params) > 100 and {name for name, _ in params} >= {"train", "evaluate", "serve", "bench", "ensemble"}
+    undocumented = [f"digitnet {name} {param.name}" for name, param in params if not (param.help or "").strip()]
+    assert undocumented == []
+
+
+def test_the_documentation_check_catches_an_option_without_help(monkeypatch):
+    # The check above reads the real click objects: an option added without help would show up there.
+    def train(epochs: int = typer.Option(1), quiet: bool = typer.Option(False, help="No output.")) -> None:
+        """A command with one undocumented option."""
+
+    bare = typer.Typer()
+    bare.command()(train)
+    monkeypatch.setattr(typer.main, "get_command", lambda _app: typer.main.get_group(bare))
+    assert [(n, p.name) for n, p in all_params() if not p.help] == [("train", "epochs")]
+
+
+def test_readme_mentions_every_train_option():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    options = [names for name, param in all_params() if name == "train" for names in [long_names(param)] if names]
+    assert len(options) >= 36
+    missing = [names for names in options if not any(re.search(re.escape(o) + r"(?![\w-])", readme) for o in names)]
+    assert missing == []
+
+
+def test_option_defaults_are_the_api_defaults():
+    # `digitnet train` and `digitnet bench` take their defaults from TrainConfig and BenchOptions; `compare` spells
+    # compare_models' out (see evaluate/commands.py): all must agree with the Python API.
+    from digitnet.bench.run import BenchOptions
+    from digitnet.evaluate.compare import DEFAULT_ARCHS, compare_models
+    from digitnet.train import TrainConfig
+
+    def cli_defaults(command: str) -> dict:
+        return {param.name: param.default for name, param in all_params() if name == command}
+
+    train, bench, compare = cli_defaults("train"), cli_defaults("bench"), cli_defaults("compare")
+    config, options = asdict(TrainConfig()), asdict(BenchOptions())
+    renamed = {"compile_model": "compile"}
+    shared = [(renamed.get(k, k), v) for k, v in train.items() if renamed.get(k, k) in config]
+    assert len(shared) >= 30 and all(config[k] == (str(v) if k == "out" and v else v) for k, v in shared)
+    shared = [(renamed.get(k, k), v) for k, v in bench.items() if renamed.get(k, k) in options and k != "archs"]
+    assert len(shared) >= 18 and all(options[k] == v for k, v in shared)
+    signature = inspect.signature(compare_models).parameters
+    assert compare["archs"] == ",".join(DEFAULT_ARCHS)
+    assert str(compare["runs_dir"]) == signature["runs_dir"].default
+    assert all(compare[k] == signature[k].default for k in ("epochs", "reuse", "seed", "device"))
+
+
+@pytest.mark.parametrize(("argv", "missing", "extra"), [
+    (["serve"], "uvicorn", "serve"),
+    (["serve"], "fastapi", "serve"),
+    (["export", "--out", "model.onnx"], "onnx", "export"),
+])
+def test_a_missing_extra_is_one_line_naming_it(argv, missing, extra, monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, missing, None)  # makes `import <missing>` raise ImportError
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["digitnet", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"pip install 'digitnet[{extra}]'" in err and "Traceback" not in err, err
 
 
 def test_errors_are_one_line_without_traceback(tmp_path):

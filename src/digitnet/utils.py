@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import random
 import tempfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
 class DigitnetError(Exception):
     """An error with a message fit to show a user as one line (no traceback)."""
+
+
+def require_extra(module: str, extra: str, needed_by: str) -> ModuleType:
+    """Import ``module`` from an optional extra, or fail with one line saying which extra to install.
+
+    ``needed_by`` names what needs it (``digitnet serve``, ``--tensorboard``), as the user typed it.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DigitnetError(f"{needed_by} needs the {module.split('.')[0]} package: "
+                            f"pip install 'digitnet[{extra}]'") from None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

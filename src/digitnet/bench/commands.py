@@ -1,4 +1,4 @@
-"""CLI commands of this concern, added to the main app by ``register(app)``: ``bench`` and ``ensemble``."""
+"""CLI commands of this concern, added to the main app by ``register(app)``: ``bench``."""
 
 from __future__ import annotations
 
@@ -7,46 +7,60 @@ from pathlib import Path
 
 import typer
 
+from digitnet.bench.run import BenchOptions
+
+# Option defaults are BenchOptions' own, so the CLI and the Python API cannot drift apart.
+DEFAULTS = BenchOptions()
+
 
 def register(app: typer.Typer) -> None:
     """Add this concern's commands to ``app``."""
     app.command()(bench)
-    app.command()(ensemble)
 
 
 def bench(
-    quick: bool = typer.Option(False, help="CI smoke version (< 1 min): 1 seed, reference capped at 100 steps."),
+    quick: bool = typer.Option(DEFAULTS.quick,
+                               help="CI smoke version (< 1 min): 1 seed, reference capped at 100 steps."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as one JSON object."),
     out: Path = typer.Option(Path("bench.json"), "--out", "-o", help="Also write the JSON here."),
-    seeds: int = typer.Option(3, help="Seeds per recipe; the median is reported."),
-    target: float = typer.Option(0.99, help="Test accuracy to reach."),
-    eval_every: float = typer.Option(0.05, "--eval-every", help="Epochs between our test evaluations (clock stopped)."),
+    seeds: int = typer.Option(DEFAULTS.seeds, help="Seeds per recipe; the median is reported."),
+    target: float = typer.Option(DEFAULTS.target, help="Test accuracy to reach."),
+    eval_every: float = typer.Option(DEFAULTS.eval_every, "--eval-every",
+                                     help="Epochs between our test evaluations (clock stopped)."),
     reference_eval_every: float = typer.Option(
-        0.25, "--reference-eval-every", help="Epochs between the reference's test evaluations; it is also evaluated "
-        "after each epoch, as the original, and that figure is reported too."),
-    reference: bool = typer.Option(True, "--reference/--no-reference", help="Also time the PyTorch examples recipe."),
-    reference_max_epochs: int = typer.Option(14, "--reference-max-epochs", help="Cap on the reference's epochs."),
-    reference_max_steps: int | None = typer.Option(None, "--reference-max-steps", help="Cap on the reference's steps."),
-    arch: str = typer.Option("fastnet-s", "--arch", "-a", help="Architecture of our recipe (its registered defaults)."),
-    epochs: int | None = typer.Option(None, help="Override the recipe's schedule length in epochs."),
-    batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Override the recipe's batch size."),
-    lr: float | None = typer.Option(None, help="Override the recipe's peak learning rate."),
-    train_subset: int | None = typer.Option(None, "--train-subset", help="Train on the first N images only."),
-    throughput: bool = typer.Option(True, "--throughput/--no-throughput", help="Measure img/s, latency, memory."),
+        DEFAULTS.reference_eval_every, "--reference-eval-every", help="Epochs between the reference's test "
+        "evaluations; it is also evaluated after each epoch, as the original, and that figure is reported too."),
+    reference: bool = typer.Option(DEFAULTS.reference, "--reference/--no-reference",
+                                   help="Also time the PyTorch examples recipe."),
+    reference_max_epochs: int = typer.Option(DEFAULTS.reference_max_epochs, "--reference-max-epochs",
+                                             help="Cap on the reference's epochs."),
+    reference_max_steps: int | None = typer.Option(DEFAULTS.reference_max_steps, "--reference-max-steps",
+                                                   help="Cap on the reference's steps."),
+    arch: str = typer.Option(DEFAULTS.arch, "--arch", "-a",
+                             help="Architecture of our recipe (its registered defaults)."),
+    epochs: int | None = typer.Option(DEFAULTS.epochs, help="Override the recipe's schedule length in epochs."),
+    batch_size: int | None = typer.Option(DEFAULTS.batch_size, "--batch-size", "-b",
+                                          help="Override the recipe's batch size."),
+    lr: float | None = typer.Option(DEFAULTS.lr, help="Override the recipe's peak learning rate."),
+    train_subset: int | None = typer.Option(DEFAULTS.train_subset, "--train-subset",
+                                            help="Train on the first N images only."),
+    throughput: bool = typer.Option(DEFAULTS.throughput, "--throughput/--no-throughput",
+                                    help="Measure img/s, latency, memory."),
     archs: str | None = typer.Option(None, help="Comma-separated architectures for throughput (default: all)."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
-    threads: int | None = typer.Option(None, help="CPU threads for PyTorch."),
-    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="bf16 autocast (default: on CUDA only)."),
-    compile_model: bool = typer.Option(False, "--compile", help="torch.compile our model (compile time counts)."),
-    cpu_clock: bool = typer.Option(False, "--cpu-clock", help="One thread, CPU seconds: for a machine shared with "
-                                   "other jobs (an idle 1-core machine's wall time)."),
+    device: str = typer.Option(DEFAULTS.device, help="auto, cpu or cuda[:N]."),
+    threads: int | None = typer.Option(DEFAULTS.threads, help="CPU threads for PyTorch."),
+    amp: bool | None = typer.Option(DEFAULTS.amp, "--amp/--no-amp", help="bf16 autocast (default: on CUDA only)."),
+    compile_model: bool = typer.Option(DEFAULTS.compile, "--compile",
+                                       help="torch.compile our model (compile time counts)."),
+    cpu_clock: bool = typer.Option(DEFAULTS.cpu_clock, "--cpu-clock", help="One thread, CPU seconds: for a machine "
+                                   "shared with other jobs (an idle 1-core machine's wall time)."),
     model: Path | None = typer.Option(None, "--model", "-m", help="Model for the latency figure (default: bundled)."),
     data: str | None = typer.Option(None, help="MNIST from a folder of IDX files or a Keras mnist.npz."),
 ) -> None:
     """Benchmark: time to 99% test accuracy against the PyTorch examples recipe, throughput, latency, memory."""
     from rich.console import Console
 
-    from digitnet.bench.run import BenchOptions, run_benchmark
+    from digitnet.bench.run import run_benchmark
     from digitnet.data import load_mnist
     from digitnet.utils import atomic_write_json
 
@@ -112,37 +126,3 @@ def print_results(results: dict) -> None:
                   f"{results['environment']['load_average']} → {results['environment'].get('load_average_end')} · "
                   f"{results['bench_seconds']:.0f} s in all")
 
-
-def ensemble(
-    models: str = typer.Option(..., "--models", help="Comma-separated model directories."),
-    tta: bool = typer.Option(False, help="Test-time augmentation: average over shifted and rotated views."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    subset: int | None = typer.Option(None, help="Evaluate on the first N test images only."),
-    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
-    data: str | None = typer.Option(None, help="MNIST from a folder of IDX files or a Keras mnist.npz."),
-) -> None:
-    """Evaluate an ensemble: average several models' probabilities (optionally with TTA) on MNIST test."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from digitnet.data import load_mnist
-    from digitnet.evaluate.ensemble import evaluate_ensemble, load_members
-
-    paths = [p.strip() for p in models.split(",") if p.strip()]
-    if not paths:
-        raise typer.BadParameter("give at least one model directory", param_hint="--models")
-    members = load_members(paths, device=device)
-    mnist = load_mnist(data)
-    images, labels = mnist.test_images[:subset], mnist.test_labels[:subset]
-    report = evaluate_ensemble(members, images, labels, tta=tta)
-    if json_out:
-        print(json.dumps(report))
-        return
-    console = Console()
-    table = Table("model", "arch", "accuracy", title=f"Ensemble on {report['num_samples']:,} MNIST test images"
-                  + (f" (TTA, {report['tta_views']} views)" if tta else ""))
-    for m in report["members"]:
-        table.add_row(m["model"], m["arch"], f"{m['accuracy']:.4%}")
-    table.add_row("[bold]ensemble[/]", "", f"[bold]{report['accuracy']:.4%}[/]")
-    console.print(table)
-    console.print(f"{report['errors']} errors of {report['num_samples']}")

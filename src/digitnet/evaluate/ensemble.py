@@ -16,8 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from digitnet.data import load_mnist
 from digitnet.models.registry import preprocess
 from digitnet.saved_model import LoadedModel, load_model
+from digitnet.utils import DigitnetError
 
 # (dx, dy, degrees): the identity, four one-pixel shifts and two small rotations.
 TTA_VIEWS: tuple[tuple[int, int, float], ...] = ((0, 0, 0.0), (1, 0, 0.0), (-1, 0, 0.0), (0, 1, 0.0), (0, -1, 0.0),
@@ -106,3 +108,13 @@ def evaluate_ensemble(members: Sequence[LoadedModel], images: torch.Tensor | np.
         "num_samples": len(labels), "tta": tta, "tta_views": len(TTA_VIEWS) if tta else 1, "members": per_member,
         "error_indices": wrong.tolist(),
     }
+
+
+def evaluate_model_dirs(model_dirs: Sequence[str | os.PathLike], tta: bool = False, data: str | None = None,
+                        subset: int | None = None, device: str = "cpu") -> dict:
+    """Load the models in ``model_dirs`` and score them, alone and as an ensemble, on the MNIST test set."""
+    if not model_dirs:
+        raise DigitnetError("an ensemble needs at least one model directory")
+    members = load_members(model_dirs, device=device)
+    mnist = load_mnist(data)
+    return evaluate_ensemble(members, mnist.test_images[:subset or None], mnist.test_labels[:subset or None], tta=tta)

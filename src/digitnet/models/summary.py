@@ -1,10 +1,21 @@
-"""A Keras-style model summary: leaf layers with output shapes and parameter counts."""
+"""The zoo at a glance (``describe_models``) and a Keras-style model summary: leaf layers with output shapes and
+parameter counts (``summarize``)."""
 
 from __future__ import annotations
 
 import torch
 
-from digitnet.models.registry import create_model
+from digitnet.models.registry import count_parameters, create_model, get_spec, list_models
+
+
+def describe_models() -> list[dict]:
+    """One row per registered architecture: name, parameters, input size, normalization, description."""
+    rows = []
+    for name in list_models():
+        spec = get_spec(name)
+        rows.append({"name": name, "parameters": count_parameters(create_model(name)), "input_size": spec.input_size,
+                     "normalization": spec.normalization, "description": spec.description})
+    return rows
 
 
 def summarize(arch: str, **kwargs) -> dict:

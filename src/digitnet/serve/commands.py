@@ -35,17 +35,18 @@ def serve(
 
     SIGTERM stops it gracefully: no new connections, the requests in flight answered, exit status 0.
     """
-    import importlib
     import os
     import signal
 
-    # Imported here, not at module import: `digitnet` works without the serve extra. The app module is imported
-    # now too, so a missing package of the extra (fastapi, fastapi-offline, ...) is named before uvicorn starts.
-    import uvicorn
-
-    importlib.import_module("digitnet.serve.app")
-
     from digitnet.saved_model import load_model
+    from digitnet.utils import require_extra
+
+    # Imported here, not at module import: `digitnet` works without the serve extra. The app module is imported
+    # now too, so a missing package of the extra is named in one line before uvicorn starts.
+    for module in ("fastapi", "fastapi_offline", "python_multipart"):
+        require_extra(module, "serve", "digitnet serve")
+    uvicorn = require_extra("uvicorn", "serve", "digitnet serve")
+    import digitnet.serve.app  # noqa: F401  (now, so a broken install fails before uvicorn starts)
 
     if workers < 1 or threads < 1:
         raise typer.BadParameter("--workers and --threads must be at least 1")

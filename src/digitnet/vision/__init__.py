@@ -2,9 +2,9 @@
 
 - :mod:`~digitnet.vision.io` loads any common image safely (formats, modes, EXIF, size caps),
 - :mod:`~digitnet.vision.preprocess` turns a picture into an MNIST-like 28×28, the way MNIST was made,
-- :mod:`~digitnet.vision.segment` splits a written number into its digits,
-- :mod:`~digitnet.vision.commands` adds ``digitnet predict`` and ``digitnet read``.
+- :mod:`~digitnet.vision.segment` splits a written number into its digits.
 
-:class:`digitnet.recognizer.Recognizer` ties them to a model (``predict``, ``predict_batch``, ``read``).
+:class:`digitnet.recognizer.Recognizer` ties them to a model (``predict``, ``predict_batch``, ``read``);
+:mod:`digitnet.recognizer_commands` adds ``digitnet predict`` and ``digitnet read``.
 The submodules import torch, so this package imports nothing itself and ``digitnet --help`` stays fast.
 """

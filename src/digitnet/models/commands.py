@@ -1,0 +1,50 @@
+"""CLI commands of this concern, added to the main app by ``register(app)``: ``models`` and ``summary``."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def register(app: typer.Typer) -> None:
+    """Add this concern's commands to ``app``."""
+    app.command("models")(models_command)
+    app.command()(summary)
+
+
+def models_command(json_out: bool = typer.Option(False, "--json", help="Print a JSON list.")) -> None:
+    """List the architectures in the model zoo."""
+    from digitnet.models.summary import describe_models
+
+    rows = describe_models()
+    if json_out:
+        print(json.dumps(rows))
+        return
+    table = Table("name", "params", "input", "normalization", "description", title="digitnet model zoo")
+    for r in rows:
+        table.add_row(r["name"], f"{r['parameters']:,}", f"{r['input_size']}×{r['input_size']}", r["normalization"],
+                      r["description"])
+    Console(soft_wrap=True).print(table)
+
+
+def summary(
+    arch: str = typer.Argument(..., help="Architecture name (see `digitnet models`)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the layers as JSON."),
+) -> None:
+    """Keras-style summary of an architecture: each layer, its output shape and parameters."""
+    from digitnet.models.summary import summarize
+
+    info = summarize(arch)
+    if json_out:
+        print(json.dumps(info))
+        return
+    console = Console(soft_wrap=True)
+    table = Table("layer (type)", "output shape", "params", title=f"Model: {arch}")
+    for layer in info["layers"]:
+        table.add_row(layer["name"], str(tuple(layer["output_shape"])), f"{layer['params']:,}")
+    console.print(table)
+    console.print(f"Total params: {info['total_params']:,}\nTrainable params: {info['trainable_params']:,}\n"
+                  f"Non-trainable params: {info['total_params'] - info['trainable_params']:,}")

@@ -1,0 +1,154 @@
+"""CLI commands of the recognizer, added to the main app by ``register(app)``: ``predict`` and ``read``.
+
+They live beside :mod:`digitnet.recognizer` (not in :mod:`digitnet.vision`, a layer below it) because they call it.
+
+Imports of torch and the pipeline happen inside the commands, so ``digitnet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from digitnet.assets import MODEL_HELP
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SHADES = " ░▒▓█"  # five levels of ink, each pixel drawn two characters wide so the digit is not squashed
+
+
+def render_ascii(image: np.ndarray) -> str:
+    """A 28×28 uint8 image as text: what the model sees, in the terminal."""
+    levels = (image.astype("int32") * len(SHADES)) // 256
+    return "\n".join("".join(SHADES[v] * 2 for v in row) for row in levels)
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _load(model: Path | None):
+    from digitnet.recognizer import Recognizer
+    from digitnet.utils import DigitnetError
+
+    try:
+        return Recognizer.from_pretrained(model)
+    except DigitnetError as exc:
+        _fail(str(exc))
+
+
+def _inputs(images: list[str]) -> list[str]:
+    from digitnet.vision.io import expand_inputs
+
+    paths = expand_inputs(images)
+    if not paths:
+        _fail(f"no pictures found in {', '.join(images)}")
+    return paths
+
+
+def _debug_path(directory: Path, source: str, used: set[str]) -> Path:
+    """``DIR/<picture name>.png``, numbered when two inputs share a name."""
+    stem, n = Path(source).stem, 1
+    name = f"{stem}.png"
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}.png"
+    used.add(name)
+    return directory / name
+
+
+def register(app: typer.Typer) -> None:
+    """Add this concern's commands to ``app``."""
+    app.command()(predict)
+    app.command()(read)
+
+
+def predict(
+    images: list[str] = typer.Argument(..., help="Pictures (PNG, JPEG, BMP, GIF, TIFF, WebP), folders or globs."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per picture, one per line."),
+    top_k: int | None = typer.Option(None, "--top-k", "-k", min=1, max=10, help="Also list the K likeliest."),
+    min_confidence: float | None = typer.Option(
+        None, "--min-confidence", min=0.0, max=1.0, help="Answer no digit (null) below this confidence."),
+    show: bool = typer.Option(False, "--show", help="Draw the 28×28 the model saw in the terminal."),
+    save_debug: Path | None = typer.Option(
+        None, "--save-debug", help="Write the 28×28 the model saw as DIR/<picture>.png."),
+) -> None:
+    """Recognize the digit in each picture: photos and scans of handwriting, or MNIST-like images.
+
+    No ink: digit null, note "no ink found". Several digits: null, with a note to use `digitnet read`.
+    An unreadable file gets a one-line error; the others are still read, and the exit status is 1.
+    """
+    import io
+
+    from PIL import Image
+
+    from digitnet.utils import atomic_write_bytes
+
+    paths = _inputs(images)
+    recognizer = _load(model)
+    out, err = Console(), Console(stderr=True)
+    table = Table("picture", "digit", "confidence", *(["top-k"] if top_k else []), "note",
+                  title=f"{recognizer.spec.name} ({recognizer.loaded.path})")
+    failed, used = False, set()
+    for start in range(0, len(paths), 64):  # batches: one forward pass each, output as we go
+        prepared = [recognizer.prepare(p) for p in paths[start:start + 64]]
+        answers = recognizer.answer(prepared, top_k=top_k, min_confidence=min_confidence)
+        for p, answer in zip(prepared, answers, strict=True):
+            failed |= answer["error"] is not None
+            if save_debug is not None and p.image is not None:
+                buffer = io.BytesIO()
+                Image.fromarray(p.image).save(buffer, "PNG")
+                atomic_write_bytes(_debug_path(save_debug, answer["path"], used), buffer.getvalue())
+            if show and p.image is not None:
+                # With --json, stdout carries only JSON lines; the drawing goes to stderr.
+                (err if json_out else out).print(f"{answer['path']}:\n{render_ascii(p.image)}", highlight=False)
+            if json_out:
+                print(json.dumps(answer), flush=True)
+                continue
+            digit = "—" if answer["digit"] is None else str(answer["digit"])
+            confidence = "" if answer["confidence"] is None else f"{answer['confidence']:.1%}"
+            note = f"[red]{escape(answer['error'])}[/]" if answer["error"] else escape(answer["note"] or "")
+            extra = [", ".join(f"{t['digit']} {t['probability']:.1%}" for t in answer["top_k"])] if top_k else []
+            table.add_row(escape(answer["path"]), digit, confidence, *extra, note)
+    if not json_out:
+        out.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+def read(
+    images: list[str] = typer.Argument(..., help="Pictures of written numbers, folders or globs."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per picture, one per line."),
+) -> None:
+    """Read the number written in each picture: its digits left to right, with their boxes.
+
+    An unreadable file gets a one-line error; the others are still read, and the exit status is 1.
+    """
+    paths = _inputs(images)
+    recognizer = _load(model)
+    table = Table("picture", "number", "digits (confidence)", "note",
+                  title=f"{recognizer.spec.name} ({recognizer.loaded.path})")
+    failed = False
+    for path in paths:
+        answer = recognizer.read(path)
+        failed |= answer["error"] is not None
+        if json_out:
+            print(json.dumps(answer), flush=True)
+            continue
+        digits = " ".join(f"{d['digit']} ({d['confidence']:.0%})" for d in answer["digits"])
+        note = f"[red]{escape(answer['error'])}[/]" if answer["error"] else escape(answer["note"] or "")
+        table.add_row(escape(answer["path"]), answer["text"] or "—", digits, note)
+    if not json_out:
+        Console().print(table)
+    if failed:
+        raise typer.Exit(1)
