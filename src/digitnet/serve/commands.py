@@ -43,7 +43,7 @@ def serve(
 
     # Imported here, not at module import: `digitnet` works without the serve extra. The app module is imported
     # now too, so a missing package of the extra is named in one line before uvicorn starts.
-    for module in ("fastapi", "fastapi_offline", "python_multipart"):
+    for module in ("fastapi", "fastapi_offline"):
         require_extra(module, "serve", "digitnet serve")
     uvicorn = require_extra("uvicorn", "serve", "digitnet serve")
     import digitnet.serve.app  # noqa: F401  (now, so a broken install fails before uvicorn starts)
