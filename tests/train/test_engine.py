@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from digitnet import TrainConfig, load_model, train
+from digitnet.train import Callback
 from digitnet.train.checkpoint import CheckpointError, load_checkpoint
 
 SMALL = dict(train_subset=1024, test_subset=500, val_size=500, batch_size=128, plots=False)
@@ -12,6 +13,16 @@ SMALL = dict(train_subset=1024, test_subset=500, val_size=500, batch_size=128, p
 
 def _weights(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+class AfterEpoch(Callback):
+    """Calls ``fn(epoch, row, model)`` after each epoch (before the checkpoint callback writes last.pt)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def on_epoch_end(self, fit, row):
+        self.fn(fit.epoch, row, fit.model)
 
 
 def test_a_real_model_learns_mnist(mnist, tmp_path):
@@ -60,7 +71,7 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(mnist, tmp_path):
             raise KeyboardInterrupt
 
     first = train(TrainConfig(out=str(tmp_path / "resumed"), **cfg), mnist=mnist, quiet=True,
-                  on_epoch_end=ctrl_c_after_epoch_2)
+                  callbacks=[AfterEpoch(ctrl_c_after_epoch_2)])
     assert first.interrupted and len(first.history) == 2
     assert (tmp_path / "resumed" / "model.safetensors").is_file()  # Ctrl-C still saved a usable model
     resumed = train(TrainConfig(out=str(tmp_path / "resumed"), resume=True, **cfg), mnist=mnist, quiet=True)
@@ -78,7 +89,8 @@ def test_early_stopping_restores_the_best_weights(mnist, tmp_path):
         seen[epoch] = (row["val_accuracy"], _weights(model))
 
     result = train(TrainConfig(arch="mlp", epochs=6, optimizer="sgd", lr=0.05, early_stopping=1,
-                               out=str(tmp_path / "run"), **SMALL), mnist=mnist, quiet=True, on_epoch_end=remember)
+                               out=str(tmp_path / "run"), **SMALL), mnist=mnist, quiet=True,
+                   callbacks=[AfterEpoch(remember)])
     accs = {e: acc for e, (acc, _) in seen.items()}
     best = max(accs, key=accs.get)
     assert len(result.history) < 6 or best == 6
@@ -96,7 +108,7 @@ def test_which_epoch_is_saved_without_early_stopping(mnist, tmp_path, overrides,
     seen = {}
     cfg = TrainConfig(arch="mlp", epochs=3, optimizer="sgd", lr=0.05, out=str(tmp_path / "run"), **overrides, **SMALL)
     result = train(cfg, mnist=mnist, quiet=True,
-                   on_epoch_end=lambda e, row, m: seen.update({e: (row["val_accuracy"], _weights(m))}))
+                   callbacks=[AfterEpoch(lambda e, row, m: seen.update({e: (row["val_accuracy"], _weights(m))}))])
     accs = {e: acc for e, (acc, _) in seen.items()}
     epoch = 3 if expect == "last" else max(accs, key=accs.get)
     final = _weights(result.model)
