@@ -1,5 +1,8 @@
 """Where the time of one training step goes: torch.profiler over the real step of a recipe.
 
+The step is the trainer's (:func:`digitnet.train.setup.build_run`, ``Run.make_batch`` + ``Run.train_step``):
+batch gathering, augmentation, memory format, optimizer and schedule included.
+
     python benchmarks/profile_step.py --arch fastnet-s            # the speed-record recipe
     python benchmarks/profile_step.py --arch fastnet --threads 1  # the bundled default model's net
 
@@ -13,12 +16,11 @@ import argparse
 import time
 
 import torch
-import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from digitnet.models.registry import create_model, preprocess
+from digitnet.data.splits import Split, Splits
 from digitnet.train.config import TrainConfig
-from digitnet.train.optim import build_optimizer
+from digitnet.train.setup import build_run
 
 
 def main() -> None:
@@ -31,18 +33,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = TrainConfig(arch=args.arch, batch_size=args.batch_size).resolved()
-    model = create_model(args.arch).to(memory_format=torch.channels_last).train()
-    optimizer = build_optimizer(model, cfg)
+    # The trainer's own set-up and step (digitnet.train.setup), on random digits: what `digitnet train` runs.
+    cfg = TrainConfig(arch=args.arch, batch_size=args.batch_size, device="cpu", val_size=0).resolved()
     images = torch.randint(0, 256, (cfg.batch_size, 28, 28), dtype=torch.uint8)
     labels = torch.randint(0, 10, (cfg.batch_size,))
+    run = build_run(cfg, Splits(train=Split(images, labels), val=None, test=Split(images[:0], labels[:0])),
+                    torch.device("cpu"))
+    run.train_model.train()
 
     def step() -> None:
-        x = preprocess(images, model.spec).contiguous(memory_format=torch.channels_last)
-        loss = F.cross_entropy(model(x), labels, label_smoothing=cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        x, y = run.make_batch(next(iter(run.epoch_batches())))  # the whole pool: one batch a step
+        run.train_step(x, y)
 
     for _ in range(5):
         step()

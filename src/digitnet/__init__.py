@@ -5,7 +5,21 @@ __version__ = "0.1.0"
 from digitnet.models import create_model, list_models  # noqa: E402
 from digitnet.recognizer import Recognizer  # noqa: E402
 from digitnet.saved_model import LoadedModel, load_model, save_model  # noqa: E402
-from digitnet.train import TrainConfig, train  # noqa: E402
+from digitnet.train import Callback, TrainConfig, TrainResult  # noqa: E402
+from digitnet.train import train as _train_loop  # noqa: E402
 
 __all__ = ["LoadedModel", "Recognizer", "TrainConfig", "__version__", "create_model", "list_models", "load_model",
            "save_model", "train"]
+
+
+def train(config: TrainConfig, mnist=None, callbacks=(), console=None, quiet: bool = False) -> TrainResult:
+    """Train and save a model as ``digitnet train`` does.
+
+    The loop is :func:`digitnet.train.train`; this adds the callbacks ``config`` asks of the layer above it,
+    :mod:`digitnet.evaluate`: the run report (``plots``) and TensorBoard's gallery of mistakes (``tensorboard``).
+    ``callbacks``: more :class:`digitnet.train.Callback` objects, run before those.
+    """
+    from digitnet.evaluate.report import config_callbacks  # matplotlib loads only when training
+
+    extra: list[Callback] = [*callbacks, *config_callbacks(config)]
+    return _train_loop(config, mnist, callbacks=extra, console=console, quiet=quiet)

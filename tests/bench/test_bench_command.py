@@ -17,8 +17,10 @@ def test_bench_quick_json(tmp_path):
     assert json.loads(out.read_text()) == data
     assert {"time_to_99_s", "reference_time_to_99_s", "speedup", "runs", "reference_runs", "throughput",
             "peak_rss_mib", "environment", "notes"} <= set(data)
-    # Ours reaches 99% on the full data in under an epoch; the capped reference cannot, and says so.
-    assert data["time_to_99_s"] is None or 0 < data["time_to_99_s"] < 300
+    # Ours reaches 99% on the full data in under an epoch (--quick keeps the full training and test sets and the
+    # fastnet-s recipe, evaluating every 1/8 epoch); the capped reference cannot, and says so.
+    assert isinstance(data["time_to_99_s"], float) and 0 < data["time_to_99_s"] < 300
+    assert data["runs"][0]["reached"] and data["runs"][0]["epochs"] < 1
     assert data["runs"][0]["best_accuracy"] > 0.97
     assert data["reference_time_to_99_s"] is None and data["speedup"] is None
     ref = data["reference_runs"][0]

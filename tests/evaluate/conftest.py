@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from digitnet import TrainConfig, train
 from digitnet.data import load_mnist
-from digitnet.train import TrainConfig, train
 
 
 @pytest.fixture(scope="session")

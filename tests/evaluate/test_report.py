@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from digitnet.evaluate.metrics import predict_logits
 from digitnet.evaluate.plots import plot_confusion, plot_curves, plot_errors
 from digitnet.evaluate.report import PLOT_FILES, REPORT_FILE, read_history
+from digitnet.train.metrics import predict_logits
 from digitnet.utils import DigitnetError
 
 IMG_PATTERN = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')

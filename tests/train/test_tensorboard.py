@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 pytest.importorskip("tensorboard")
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-from digitnet.evaluate.report import ReportLogger  # noqa: E402
-from digitnet.train import TrainConfig, train  # noqa: E402
-from digitnet.train.engine import make_loggers  # noqa: E402
-from digitnet.train.tensorboard import TensorBoardLogger  # noqa: E402
+from digitnet import train  # noqa: E402
+from digitnet.evaluate.report import ReportCallback, config_callbacks  # noqa: E402
+from digitnet.train import TrainConfig, build_run  # noqa: E402
+from digitnet.train.engine import default_callbacks  # noqa: E402
+from digitnet.train.tensorboard import TensorBoardCallback  # noqa: E402
 
 EPOCHS = 2
 
@@ -62,12 +64,19 @@ def test_graph_and_misclassified_images(run):
     assert not (result.run_dir / "report.html").exists()  # plots=False writes no report
 
 
-def test_make_loggers_follows_the_config(tmp_path):
-    from digitnet.models import create_model
+def test_callbacks_follow_the_config(mnist):
+    assert config_callbacks(TrainConfig(plots=False)) == []
+    assert [type(x) for x in config_callbacks(TrainConfig())] == [ReportCallback]
+    with_tb = config_callbacks(TrainConfig(tensorboard=True))
+    assert [type(x) for x in with_tb] == [TensorBoardCallback, ReportCallback]
+    assert with_tb[0].error_gallery is not None  # the labelled gallery comes from the evaluate layer
 
-    model = create_model("mlp")
-    assert make_loggers(TrainConfig(plots=False), tmp_path, model, None) == []
-    assert [type(x) for x in make_loggers(TrainConfig(), tmp_path, model, None)] == [ReportLogger]
-    loggers = make_loggers(TrainConfig(tensorboard=True), tmp_path, model, None)
-    assert [type(x) for x in loggers] == [TensorBoardLogger, ReportLogger]
-    loggers[0].writer.close()
+    run = build_run(TrainConfig(arch="mlp", tensorboard=True, train_subset=64, test_subset=64), mnist,
+                    torch.device("cpu"))
+    names = [type(x).__name__ for x in default_callbacks(run)]
+    # Early stopping first (it sets the best epoch), the checkpoint last (it saves every other callback's state).
+    assert names == ["EarlyStopping", "HistoryCSV", "ConsoleLog", "TensorBoardCallback", "Checkpoints"]
+    # A TensorBoard callback brought by the caller replaces ours, placed among the extra callbacks.
+    names = [type(x).__name__ for x in default_callbacks(run, with_tb)]
+    assert names == ["EarlyStopping", "HistoryCSV", "ConsoleLog", "TensorBoardCallback", "ReportCallback",
+                     "Checkpoints"]

@@ -1,7 +1,8 @@
 """Throughput and latency: training images/s per architecture, inference images/s, single-image latency.
 
 Every figure is the median of several timed windows after a warm-up (first calls pay for oneDNN/cuDNN
-kernel selection), with the device synchronized before each clock read. Inference runs under
+kernel selection), with the device synchronized before each clock read. Training is stepped by the trainer's
+own set-up (:func:`digitnet.train.setup.build_run`). Inference runs under
 ``torch.inference_mode`` in eval mode, channels-last on CPU as the trainer and the recognizer do.
 """
 
@@ -11,15 +12,15 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from digitnet.models.registry import create_model, preprocess
+from digitnet.data.splits import Split, Splits
+from digitnet.models.registry import preprocess
 from digitnet.train.config import TrainConfig
-from digitnet.train.optim import build_optimizer
+from digitnet.train.setup import build_run
 
 
 def peak_rss_mib() -> float:
@@ -61,28 +62,31 @@ def _batch(images: torch.Tensor, n: int) -> torch.Tensor:
 
 def train_throughput(arch: str, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
                      seconds: float = 1.0, amp: bool | None = None) -> float:
-    """Training images/s of ``arch`` with its recipe's batch size and optimizer (preprocessing included)."""
-    cfg = TrainConfig(arch=arch).resolved()
-    model = create_model(arch).to(device).train()
-    channels_last = model.spec.channels_last and device.type == "cpu"
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, cfg)
-    x_u8 = _batch(images, cfg.batch_size).to(device)
-    y = _batch(labels.unsqueeze(-1).unsqueeze(-1), cfg.batch_size).flatten().to(device)
-    use_amp = device.type == "cuda" if amp is None else amp
+    """Training images/s of ``arch``'s recipe, stepped as ``digitnet train`` steps it (see :func:`build_run`).
+
+    Batch gathering, augmentation, memory format, mixed precision, optimizer and schedule are the trainer's;
+    ``images``/``labels`` (repeated up to one batch if fewer) stand in for the training set.
+    """
+    cfg = TrainConfig(arch=arch, val_size=0, amp=amp).resolved()
+    pool = max(len(labels), cfg.batch_size)
+    train = Split(_batch(images, pool).to(device), _batch(labels.view(-1, 1, 1), pool).flatten().to(device))
+    run = build_run(cfg, Splits(train=train, val=None, test=Split(train.images[:0], train.labels[:0])), device)
+    run.train_model.train()
+    batches = _endless(run)
 
     def step() -> None:
-        x = preprocess(x_u8, model.spec)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        x, y = run.make_batch(next(batches))
+        run.train_step(x, y)
 
     return timed_rate(step, cfg.batch_size, device, seconds, warmup=2)
+
+
+def _endless(run) -> Iterator[torch.Tensor]:
+    """Full batches of one epoch after another (a short last batch would skew the images per call)."""
+    while True:
+        for idx in run.epoch_batches():
+            if len(idx) == run.cfg.batch_size:
+                yield idx
 
 
 def inference_throughput(model: torch.nn.Module, images: torch.Tensor, batch_size: int, device: torch.device,

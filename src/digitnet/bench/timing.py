@@ -2,31 +2,27 @@
 
 Both runners stop their stopwatch before every evaluation and restart it after, so the figure is pure
 training time (data already in memory, model built); evaluation time is summed and reported apart.
-The first evaluation whose test accuracy reaches the target fixes the figure. Our recipe is trained by
-the same step as ``digitnet.train.engine`` (batches by index from one in-memory tensor, preprocessing
-on the device, channels-last on CPU, fused optimizer, no host syncs); the reference by its own per-sample
-DataLoader pipeline (:mod:`digitnet.bench.reference`).
+The first evaluation whose test accuracy reaches the target fixes the figure. Our recipe is set up and
+stepped as ``digitnet train`` does it (:func:`digitnet.train.setup.build_run` and its ``train_step``: batches
+by index from one in-memory tensor, preprocessing on the device, channels-last on CPU, fused optimizer, the
+same schedule stepping, no host syncs); the reference by its own per-sample DataLoader pipeline
+(:mod:`digitnet.bench.reference`).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 
 from digitnet.bench import reference
 from digitnet.data.sources import MNIST
-from digitnet.data.splits import batch_indices, make_splits
-from digitnet.evaluate.metrics import predict_logits
-from digitnet.models.registry import create_model
 from digitnet.train.config import TrainConfig
-from digitnet.train.optim import PER_STEP_SCHEDULES, build_optimizer, build_scheduler
-from digitnet.train.step import make_batch, train_step, use_amp
-from digitnet.utils import seed_everything
+from digitnet.train.metrics import predict_logits
+from digitnet.train.setup import build_run
 
 
 @dataclass
@@ -119,26 +115,12 @@ def run_recipe(
     ``coarse_every``: keep training after the target is reached until an evaluation at a multiple of about
     this many epochs reaches it too, so the figure at that coarser granularity can be read off the curve.
     """
-    cfg = cfg.resolved()
+    # Set up exactly as `digitnet train` does; no validation split: the clock stops for test evaluations only.
+    cfg = replace(cfg.resolved(), val_size=0, compile=compile_model, amp=amp)
     device = torch.device(cfg.device) if cfg.device != "auto" else _auto_device()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    splits = make_splits(mnist, 0, cfg.train_subset, cfg.test_subset, device=device)
-    train_set, test_set = splits.train, splits.test
-    model = create_model(cfg.arch, **cfg.arch_kwargs).to(device)
-    spec = model.spec
-    channels_last = spec.channels_last and device.type == "cpu"
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    n = len(train_set)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
-    per_step = cfg.schedule in PER_STEP_SCHEDULES
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    amp_on = use_amp(amp, device)
-    forward = torch.compile(model) if compile_model else model
+    run = build_run(cfg, mnist, device)
+    model, spec, test_set = run.model, run.spec, run.splits.test
+    steps_per_epoch = run.steps_per_epoch
     interval = eval_interval(steps_per_epoch, eval_every)
     coarse_steps = coarse_interval(steps_per_epoch, interval, coarse_every) if coarse_every else None
     total_steps = cfg.epochs * steps_per_epoch
@@ -150,21 +132,28 @@ def run_recipe(
                             train_seconds=0.0, eval_seconds=0.0, eval_every_epochs=interval / steps_per_epoch,
                             eval_interval_steps=interval, steps_per_epoch=steps_per_epoch,
                             capped=total_steps < cfg.epochs * steps_per_epoch)
+    # The train loss of the epoch, summed on the device: only ReduceLROnPlateau needs it (the one host sync
+    # it costs falls at the epoch end); other schedules run without it, as the trainer's step does.
+    loss_sum = torch.zeros((), device=device) if run.needs_epoch_metric else None
 
     def batches():
+        nonlocal loss_sum
         for _ in range(cfg.epochs):
-            yield from batch_indices(n, cfg.batch_size, generator, device=device)
-            if scheduler is not None and not per_step:
-                scheduler.step()
+            yield from run.epoch_batches()
+            if loss_sum is not None:
+                run.end_epoch({"train_loss": loss_sum.item() / len(run.splits.train)})
+                loss_sum.zero_()
+            else:
+                run.end_epoch()
 
     step = 0
-    model.train()
+    run.train_model.train()
     clock.start()
     for step, idx in enumerate(batches(), 1):
-        x, y = make_batch(train_set.images, train_set.labels, idx, spec, cfg.augment, generator, channels_last)
-        train_step(forward, optimizer, x, y, cfg.label_smoothing, amp_on)
-        if per_step and scheduler is not None:
-            scheduler.step()
+        x, y = run.make_batch(idx)
+        loss, _ = run.train_step(x, y)  # steps a per-step schedule too
+        if loss_sum is not None:
+            loss_sum += loss * len(y)
         result.images += len(idx)
         if compile_model and step == 1:
             result.compile_seconds = clock.stop()  # the first step pays for compilation
@@ -176,7 +165,7 @@ def run_recipe(
             done = result.reached and (coarse_steps is None or time_to_target_every(result, coarse_steps) is not None)
             if (done and stop_at_target) or step == total_steps:
                 break
-            model.train()
+            run.train_model.train()
             clock.start()
     result.steps = step
     result.train_seconds = clock.stop()

@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from digitnet.data.sources import MNIST, load_mnist
-from digitnet.evaluate.metrics import classification_metrics, predict_logits
 from digitnet.evaluate.plots import plot_compare
 from digitnet.models.registry import count_parameters, get_spec
+from digitnet.train.metrics import classification_metrics, predict_logits
 from digitnet.utils import DigitnetError, atomic_write_text, pick_device
 
 DEFAULT_ARCHS = ("mlp", "lenet5", "lenet5-bn", "cnn-bn", "resnet18")

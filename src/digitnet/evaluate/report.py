@@ -1,6 +1,7 @@
 """The run report: ``curves.png``, ``confusion.png``, ``errors.png``, ``samples.png`` and ``report.html``.
 
-Training writes it at the end of every run (unless ``--no-plots``); ``digitnet report RUN_DIR`` rebuilds it
+Training writes it at the end of every run (unless ``--no-plots``) through :class:`ReportCallback`, from the
+test logits the trainer computed once; ``digitnet report RUN_DIR`` rebuilds it
 from what the run directory holds: the saved model, ``history.csv``, ``config.json`` and the MNIST test set.
 ``report.html`` is one self-contained page: the images are embedded as base64 data URIs, so it can be mailed
 or attached to a ticket without its folder.
@@ -21,9 +22,9 @@ import torch
 from torch import nn
 
 from digitnet.data.splits import Split
-from digitnet.evaluate.metrics import classification_metrics, predict_logits
 from digitnet.evaluate.plots import Plot, plot_confusion, plot_curves, plot_errors, plot_samples
-from digitnet.train.engine import RunLogger
+from digitnet.train.callbacks import Callback, Fit
+from digitnet.train.metrics import classification_metrics, predict_logits
 from digitnet.utils import DigitnetError, atomic_write_bytes, atomic_write_text
 
 PLOT_FILES = {"curves": "curves.png", "confusion": "confusion.png", "errors": "errors.png", "samples": "samples.png"}
@@ -70,11 +71,15 @@ def make_plots(history: list[dict], images: np.ndarray, labels: np.ndarray, prob
     return plots
 
 
-def write_report(run_dir: str | os.PathLike, model: nn.Module, test: Split, temperature: float = 1.0) -> Path:
-    """Evaluate ``model`` on ``test``, write the plots and ``report.html`` into ``run_dir``; return the page."""
+def write_report(run_dir: str | os.PathLike, model: nn.Module, test: Split, temperature: float = 1.0,
+                 logits: torch.Tensor | None = None) -> Path:
+    """Evaluate ``model`` on ``test``, write the plots and ``report.html`` into ``run_dir``; return the page.
+
+    ``logits``: the model's logits on ``test`` when the caller has them already (the trainer does).
+    """
     run_dir = Path(run_dir)
     images, labels = test.images.cpu(), test.labels.cpu()
-    logits = predict_logits(model, images, model.spec)
+    logits = predict_logits(model, images, model.spec) if logits is None else logits.float().cpu()
     metrics = classification_metrics(logits, labels)
     probabilities = torch.softmax(logits / temperature, 1).numpy()
     history = read_history(run_dir)
@@ -110,11 +115,35 @@ def report_run_dir(run_dir: str | os.PathLike, data: str | None = None) -> Path:
     return write_report(run_dir, loaded.model, test, loaded.temperature)
 
 
-class ReportLogger(RunLogger):
-    """Writes the run report when training ends (``cfg.plots``)."""
+class ReportCallback(Callback):
+    """Writes the run report when training ends (``digitnet train`` without ``--no-plots``)."""
 
-    def on_train_end(self, run_dir: Path, model: nn.Module, splits, metrics: dict) -> None:
-        write_report(run_dir, model, splits.test, float(metrics.get("temperature") or 1.0))
+    writes = True
+
+    def on_fit_end(self, fit: Fit, test_logits: torch.Tensor, metrics: dict) -> None:
+        write_report(fit.run_dir, fit.model, fit.run.splits.test, float(metrics.get("temperature") or 1.0),
+                     logits=test_logits)
+
+
+def error_gallery_png(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray) -> bytes:
+    """``errors.png``'s gallery of the most confident mistakes as PNG bytes (TensorBoard shows it too)."""
+    plot = plot_errors(images, labels, probabilities)
+    png = plot.png()
+    plot.figure.clear()
+    return png
+
+
+def config_callbacks(cfg) -> list[Callback]:
+    """The callbacks a training config asks for that need this layer: the report (``plots``) and, for
+    ``tensorboard``, the TensorBoard callback with its gallery of mistakes (drawn here)."""
+    callbacks: list[Callback] = []
+    if cfg.tensorboard:
+        from digitnet.train.tensorboard import TensorBoardCallback
+
+        callbacks.append(TensorBoardCallback(error_gallery=error_gallery_png))
+    if cfg.plots:
+        callbacks.append(ReportCallback())
+    return callbacks
 
 
 # --------------------------------------------------------------------------- HTML

@@ -1,5 +1,9 @@
 """Resumable training checkpoints (``last.pt``/``best.pt`` in the run directory).
 
+``last.pt`` holds what :meth:`digitnet.train.callbacks.Fit.checkpoint` gathers: weights, optimizer, schedule,
+random states, history and every callback's state; the :class:`~digitnet.train.callbacks.Checkpoints` callback
+writes it (atomically) after each epoch.
+
 They hold only tensors, numbers, strings and dicts, so they load with ``torch.load(weights_only=True)``:
 a checkpoint cannot run code when opened.
 """

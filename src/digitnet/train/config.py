@@ -53,7 +53,7 @@ class TrainConfig:
     resume: bool = False
     tensorboard: bool = False
     track_test: bool = False  # evaluate the test set every epoch (benchmarks only: time-to-accuracy)
-    plots: bool = True
+    plots: bool = True  # the run report: written by the top-level digitnet.train (evaluate's ReportCallback)
     arch_kwargs: dict = field(default_factory=dict)
 
     def resolved(self) -> TrainConfig:

@@ -12,7 +12,7 @@ from digitnet.utils import DigitnetError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta")
 SCHEDULES = ("none", "plateau", "step", "cosine", "onecycle")
-# Schedules stepped after every batch (the rest after every epoch).
+# Schedules stepped after every batch (the rest after every epoch); digitnet.train.setup.Run steps them all.
 PER_STEP_SCHEDULES = ("cosine", "onecycle")
 
 
@@ -54,15 +54,20 @@ def _with_fallback(cls, groups, fused: dict, **kwargs) -> torch.optim.Optimizer:
         return cls(groups, **kwargs, foreach=True)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    """The schedule named by ``cfg.schedule``; per-step ones are sized for the whole run."""
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int,
+                    monitor: str | None = None):
+    """The schedule named by ``cfg.schedule``; per-step ones are sized for the whole run.
+
+    ``monitor``: the metric ReduceLROnPlateau will be fed (default ``cfg.monitor``); its mode follows it, so a
+    run without validation that monitors ``train_loss`` cuts the LR when the loss stops *falling*.
+    """
     total = max(1, cfg.epochs * steps_per_epoch)
     warm = max(1, int(total * cfg.warmup))
     name = cfg.schedule
     if name == "none":
         return None
     if name == "plateau":
-        mode = "max" if cfg.monitor.endswith("accuracy") else "min"
+        mode = "min" if (monitor or cfg.monitor).endswith("loss") else "max"
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=cfg.plateau_factor,
                                                           patience=cfg.plateau_patience)
     if name == "step":

@@ -1,7 +1,8 @@
-"""One training step, shared by the engine (``digitnet train``) and the benchmark's timed loop.
+"""One training step: the batch (``make_batch``) and forward/backward/step (``train_step``).
 
-Keeping it in one place means the benchmark times exactly what users run: the same batch gathering,
-device-side augmentation, memory format, mixed precision and optimizer step.
+:class:`digitnet.train.setup.Run` calls them for ``digitnet train`` and for every benchmark, so the benchmark
+times exactly what users run: the same batch gathering, device-side augmentation, memory format, mixed
+precision and optimizer step.
 """
 
 from __future__ import annotations

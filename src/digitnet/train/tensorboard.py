@@ -1,14 +1,20 @@
 """TensorBoard logging for ``digitnet train --tensorboard``: everything lands in ``RUN_DIR/tensorboard/``.
 
 Per epoch: losses, accuracies and the learning rate as scalars, and a histogram of every parameter and of
-its gradient. Once: the model graph at the start, and the misclassified test digits at the end. Open it with
-``tensorboard --logdir RUN_DIR/tensorboard`` (or ``--logdir runs`` to compare every run side by side).
+its gradient. Once: the model graph at the start, and the misclassified test digits at the end (from the test
+logits the trainer computes once). Open it with ``tensorboard --logdir RUN_DIR/tensorboard`` (or ``--logdir runs``
+to compare every run side by side).
+
+It is a trainer callback (:class:`digitnet.train.callbacks.Callback`). The labelled gallery of the most confident
+mistakes is drawn by ``digitnet.evaluate.plots``, a layer above this one: whoever builds the callback passes that
+drawing in (``error_gallery``); the top-level :func:`digitnet.train` does.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +23,7 @@ from PIL import Image
 from torch import nn
 
 from digitnet.models.registry import preprocess
-from digitnet.train.engine import RunLogger
+from digitnet.train.callbacks import Callback, Fit
 from digitnet.utils import DigitnetError
 
 LOG_SUBDIR = "tensorboard"
@@ -32,6 +38,8 @@ SCALAR_TAGS = {
     "images_per_second": "speed/train_images_per_second",
 }
 MAX_MISCLASSIFIED = 64
+# (images uint8 (N, 28, 28), labels (N,), probabilities (N, 10)) → a PNG of the most confident mistakes
+ErrorGallery = Callable[[np.ndarray, np.ndarray, np.ndarray], bytes]
 
 
 def _summary_writer(log_dir: Path):
@@ -43,13 +51,20 @@ def _summary_writer(log_dir: Path):
     return SummaryWriter(log_dir=str(log_dir))
 
 
-class TensorBoardLogger(RunLogger):
+class TensorBoardCallback(Callback):
     """Writes a run's scalars, histograms, graph and misclassified digits for TensorBoard."""
 
-    def __init__(self, run_dir: str | Path, model: nn.Module, splits=None):
-        self.log_dir = Path(run_dir) / LOG_SUBDIR
+    writes = True
+
+    def __init__(self, error_gallery: ErrorGallery | None = None):
+        self.error_gallery = error_gallery
+        self.log_dir: Path | None = None
+        self.writer = None
+
+    def on_fit_start(self, fit: Fit) -> None:
+        self.log_dir = fit.run_dir / LOG_SUBDIR
         self.writer = _summary_writer(self.log_dir)
-        self._add_graph(model, splits)
+        self._add_graph(fit.model, fit.run.splits)
 
     def _add_graph(self, model: nn.Module, splits) -> None:
         device = next(model.parameters()).device
@@ -72,27 +87,25 @@ class TensorBoardLogger(RunLogger):
         finally:
             model.train(was_training)
 
-    def on_epoch_end(self, epoch: int, row: dict, model: nn.Module) -> None:
+    def on_epoch_end(self, fit: Fit, row: dict) -> None:
         for key, tag in SCALAR_TAGS.items():
             if row.get(key) is not None:
-                self.writer.add_scalar(tag, row[key], epoch)
-        for name, param in model.named_parameters():
-            self.writer.add_histogram(f"weights/{name}", param.detach(), epoch)
-            # The engine clears gradients at the start of each step, so these are the last step's.
+                self.writer.add_scalar(tag, row[key], fit.epoch)
+        for name, param in fit.model.named_parameters():
+            self.writer.add_histogram(f"weights/{name}", param.detach(), fit.epoch)
+            # The step clears gradients at its start, so these are the epoch's last step's.
             if param.grad is not None:
-                self.writer.add_histogram(f"gradients/{name}", param.grad.detach(), epoch)
+                self.writer.add_histogram(f"gradients/{name}", param.grad.detach(), fit.epoch)
         self.writer.flush()
 
-    def on_train_end(self, run_dir: Path, model: nn.Module, splits, metrics: dict) -> None:
-        from digitnet.evaluate.metrics import predict_logits
-        from digitnet.evaluate.plots import plot_errors
-
+    def on_fit_end(self, fit: Fit, test_logits: torch.Tensor, metrics: dict) -> None:
         step = int(metrics.get("epochs_run") or 0)
         for key in ("test_accuracy", "test_loss"):
             if metrics.get(key) is not None:
                 self.writer.add_scalar(f"final/{key}", metrics[key], step)
-        images, labels = splits.test.images.cpu(), splits.test.labels.cpu()
-        probabilities = torch.softmax(predict_logits(model, images, model.spec), 1)
+        test = fit.run.splits.test
+        images, labels = test.images.cpu(), test.labels.cpu()
+        probabilities = torch.softmax(test_logits.cpu(), 1)
         predicted = probabilities.argmax(1)
         wrong = torch.nonzero(predicted != labels).flatten()[:MAX_MISCLASSIFIED]
         if len(wrong):
@@ -101,8 +114,12 @@ class TensorBoardLogger(RunLogger):
             lines = [f"{i}. test image {int(j)}: true {int(labels[j])} → predicted {int(predicted[j])}"
                      for i, j in enumerate(wrong, 1)]
             self.writer.add_text("misclassified/test", "  \n".join(lines), step)
-            # The labelled gallery of errors.png, rendered through PNG to keep pyplot out of the picture.
-            gallery = plot_errors(images.numpy(), labels.numpy(), probabilities.numpy())
-            picture = np.asarray(Image.open(io.BytesIO(gallery.png())).convert("RGB"))
-            self.writer.add_image("misclassified/most_confident", picture, step, dataformats="HWC")
+            if self.error_gallery is not None:
+                png = self.error_gallery(images.numpy(), labels.numpy(), probabilities.numpy())
+                picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+                self.writer.add_image("misclassified/most_confident", picture, step, dataformats="HWC")
         self.writer.close()
+
+    def on_train_end(self, fit: Fit) -> None:
+        if self.writer is not None:
+            self.writer.flush()

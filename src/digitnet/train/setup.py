@@ -1,0 +1,131 @@
+"""One run set-up: everything a training run needs, built from a :class:`TrainConfig` in one place.
+
+``digitnet train`` (:mod:`digitnet.train.engine`), the benchmark's timed loop (``digitnet.bench.timing``), its
+throughput figures (``digitnet.bench.throughput``) and ``benchmarks/profile_step.py`` all build a :class:`Run`
+and step it with :meth:`Run.make_batch` and :meth:`Run.train_step`, so the benchmark times exactly what users
+run: the same model placement, memory format, mixed precision, compile, optimizer and schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from digitnet.data.sources import MNIST
+from digitnet.data.splits import Splits, make_splits
+from digitnet.models.registry import ModelSpec, create_model
+from digitnet.train import distributed
+from digitnet.train.config import TrainConfig
+from digitnet.train.optim import PER_STEP_SCHEDULES, build_optimizer, build_scheduler
+from digitnet.train.step import make_batch, train_step, use_amp
+from digitnet.utils import DigitnetError, seed_everything
+
+# What early stopping, best-epoch selection and ReduceLROnPlateau may watch.
+MONITORS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
+
+
+@dataclass
+class Run:
+    """A built run: data on its device, the model, how it is stepped, and the schedule."""
+
+    cfg: TrainConfig  # resolved: no None hyper-parameters
+    device: torch.device
+    splits: Splits
+    model: nn.Module  # the module whose weights are saved
+    train_model: nn.Module  # what the step calls: ``model``, or a DDP/compiled wrapper sharing its parameters
+    spec: ModelSpec
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None
+    generator: torch.Generator  # batch order and augmentation: part of the exact-resume state
+    amp: bool
+    channels_last: bool
+    steps_per_epoch: int
+    monitor: str  # the metric that picks the best epoch, stops early and drives ReduceLROnPlateau
+
+    @property
+    def per_step_schedule(self) -> bool:
+        return self.scheduler is not None and self.cfg.schedule in PER_STEP_SCHEDULES
+
+    @property
+    def needs_epoch_metric(self) -> bool:
+        """Whether :meth:`end_epoch` needs the monitored metric (ReduceLROnPlateau does)."""
+        return isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+    def epoch_batches(self) -> Iterator[torch.Tensor]:
+        """Index batches of one epoch (this rank's shard of a fresh permutation under torchrun)."""
+        return distributed.shard_batches(len(self.splits.train), self.cfg.batch_size, self.generator,
+                                         device=self.device)
+
+    def make_batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training batch ``idx``: gathered, normalized, augmented, in the model's memory format."""
+        train = self.splits.train
+        return make_batch(train.images, train.labels, idx, self.spec, self.cfg.augment, self.generator,
+                          self.channels_last)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step, then a per-step schedule's step. Detached loss and logits, no host sync."""
+        loss, logits = train_step(self.train_model, self.optimizer, x, y, self.cfg.label_smoothing, self.amp)
+        if self.per_step_schedule:
+            self.scheduler.step()
+        return loss, logits
+
+    def end_epoch(self, metrics: dict | None = None) -> None:
+        """Step an epoch schedule. ReduceLROnPlateau gets ``metrics[self.monitor]``: the metric its mode was made for.
+
+        The one place besides :meth:`train_step` that steps the schedule.
+        """
+        if self.scheduler is None or self.per_step_schedule:
+            return
+        if self.needs_epoch_metric:
+            if metrics is None or metrics.get(self.monitor) is None:
+                raise DigitnetError(f"--schedule plateau needs {self.monitor} at the end of each epoch")
+            self.scheduler.step(metrics[self.monitor])
+        else:
+            self.scheduler.step()
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+
+def resolve_monitor(cfg: TrainConfig, has_val: bool) -> str:
+    """``cfg.monitor``, or ``train_loss`` when there is no validation set to measure it on."""
+    if cfg.monitor not in MONITORS:
+        raise DigitnetError(f"--monitor {cfg.monitor!r}: choose one of {', '.join(MONITORS)}")
+    return cfg.monitor if has_val or not cfg.monitor.startswith("val_") else "train_loss"
+
+
+def build_run(cfg: TrainConfig, data: MNIST | Splits, device: torch.device) -> Run:
+    """Seed, split ``data`` on ``device`` (an :class:`MNIST` is split as ``cfg`` says) and build the run.
+
+    ``cfg.amp`` and ``cfg.compile`` apply here; under torchrun the model is wrapped in DDP.
+    """
+    cfg = cfg.resolved()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    splits = make_splits(data, cfg.val_size, cfg.train_subset, cfg.test_subset, device=device) \
+        if isinstance(data, MNIST) else data
+    if len(splits.train) == 0:
+        raise DigitnetError("the training split is empty")
+
+    model = create_model(cfg.arch, **cfg.arch_kwargs).to(device)
+    # channels-last pays off for convolutions on CPU (oneDNN); cuDNN picks its own layout.
+    channels_last = model.spec.channels_last and device.type == "cpu"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_model = distributed.wrap(model, device)  # DDP under torchrun, else the model itself
+    if cfg.compile:
+        train_model = torch.compile(train_model)  # shares the parameters: checkpoints still save `model`
+    steps_per_epoch = math.ceil(len(splits.train) / cfg.batch_size)
+    optimizer = build_optimizer(model, cfg)
+    monitor = resolve_monitor(cfg, splits.val is not None)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch, monitor)
+    return Run(cfg=cfg, device=device, splits=splits, model=model, train_model=train_model, spec=model.spec,
+               optimizer=optimizer, scheduler=scheduler, generator=torch.Generator(device=device).manual_seed(cfg.seed),
+               amp=use_amp(cfg.amp, device), channels_last=channels_last, steps_per_epoch=steps_per_epoch,
+               monitor=monitor)
