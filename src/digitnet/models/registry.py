@@ -1,19 +1,23 @@
-"""The model registry: builder functions registered by name, each with the preprocessing it expects.
+"""The model registry: builder functions registered by name, each with the input it expects.
 
 Modelled on timm: ``@register_model("lenet5", ...)`` records a builder and its :class:`ModelSpec`
-(input size, normalization, a one-line description), ``create_model(name)`` builds it, and the spec is
-saved with the weights so that inference always prepares images exactly as training did.
+(the input contract: input size, normalization, memory layout; a description and the family's training
+recipe), ``create_model(name)`` builds it. The input contract is saved with the weights (as timm's
+``pretrained_cfg``) and a loaded model uses the saved one, so inference prepares images exactly as
+training did even after the registry changes; the training recipe stays here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
 
 from digitnet.utils import DigitnetError
+
+MNIST_SIDE = 28  # every caller's images are MNIST-like: 28×28
 
 # Named pixel normalizations used by the tutorials: x in [0,1] is mapped to (x - mean) / std.
 NORMALIZATIONS: dict[str, tuple[float, float]] = {
@@ -25,22 +29,76 @@ NORMALIZATIONS: dict[str, tuple[float, float]] = {
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything needed to feed a model: travels with the weights in the metadata."""
+    """How to feed a model (its input contract, saved with the weights) plus its registry description.
+
+    The contract is ``input_size``, ``normalization`` (a name and its ``mean``/``std``) and ``channels_last``;
+    ``defaults`` is the family's training recipe and is never saved with the weights.
+    """
 
     name: str
     description: str
     input_size: int = 28  # 28, or 32 for LeNet-5 (MNIST zero-padded by 2, never resized)
-    normalization: str = "mnist"
+    normalization: str = "mnist"  # a name from NORMALIZATIONS, or "custom" for saved numbers of no known name
     source: str = ""
-    channels_last: bool = True  # measured faster on CPU for most convnets; off where it is not
-    defaults: dict = field(default_factory=dict)  # training defaults that suit this family
+    channels_last: bool = True  # memory layout on CPU: measured faster for most convnets; off where it is not
+    defaults: dict = field(default_factory=dict)  # training recipe that suits this family (not saved)
+    mean: float | None = None  # pixels in 0..1 are fed as (x - mean) / std; None: those of ``normalization``
+    std: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mean is None or self.std is None:
+            if self.normalization not in NORMALIZATIONS:
+                raise DigitnetError(f"unknown normalization {self.normalization!r}; "
+                                    f"choose one of: {', '.join(NORMALIZATIONS)}")
+            mean, std = NORMALIZATIONS[self.normalization]
+            object.__setattr__(self, "mean", mean if self.mean is None else self.mean)
+            object.__setattr__(self, "std", std if self.std is None else self.std)
 
     @property
     def mean_std(self) -> tuple[float, float]:
-        return NORMALIZATIONS[self.normalization]
+        return float(self.mean), float(self.std)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def contract(self) -> dict:
+        """The input contract as ``model.json`` stores it."""
+        return {"input_size": self.input_size,
+                "normalization": {"name": self.normalization, "mean": self.mean, "std": self.std},
+                "channels_last": self.channels_last}
+
+    def with_contract(self, input_size: int, normalization: str, mean: float, std: float,
+                      channels_last: bool) -> ModelSpec:
+        """This spec with another input contract (a saved model's), the description and recipe kept."""
+        return replace(self, input_size=input_size, normalization=normalization, mean=mean, std=std,
+                       channels_last=channels_last)
+
+    def prepare(self, images: torch.Tensor, channels_last: bool | None = None) -> torch.Tensor:
+        """MNIST-like images → this model's float input: the one preparation every caller uses.
+
+        ``images``: uint8 (N, 28, 28) or (N, 1, 28, 28) white on black, or float pixels already in 0..1
+        (explanations, TTA views). Scales to 0..1, normalizes, pads to ``input_size`` with the normalized
+        value of a black pixel, and on CPU returns channels-last memory when the model runs faster so
+        (``channels_last``: force it on or off). Works on whatever device ``images`` lives on.
+        """
+        x = to_unit(images)
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        mean, std = self.mean_std
+        if mean != 0.0 or std != 1.0:
+            x = (x - mean) / std
+        pad = (self.input_size - MNIST_SIDE) // 2  # a constant, so that an exported (traced) graph keeps it
+        if pad > 0:
+            # Pad with the normalized value of a black pixel, as if the canvas were larger.
+            x = torch.nn.functional.pad(x, (pad, pad, pad, pad), value=(0.0 - mean) / std)
+        if channels_last is None:
+            channels_last = self.channels_last and x.device.type == "cpu"
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels → float in 0..1; float pixels are taken as already in 0..1."""
+    return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
 
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], ModelSpec]] = {}
@@ -94,18 +152,6 @@ def _import_families() -> None:
 
 
 def preprocess(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
-    """uint8 (N, 28, 28) or (N, 1, 28, 28) → normalized float (N, 1, S, S) for ``spec``.
-
-    Works on whatever device ``images`` lives on, so training batches are prepared on the GPU.
-    """
-    if images.dim() == 3:
-        images = images.unsqueeze(1)
-    x = images.float() if images.dtype != torch.uint8 else images.float().div_(255.0)
-    mean, std = spec.mean_std
-    if mean != 0.0 or std != 1.0:
-        x = (x - mean) / std
-    pad = (spec.input_size - x.shape[-1]) // 2
-    if pad > 0:
-        # Pad with the normalized value of a black pixel, as if the canvas were larger.
-        x = torch.nn.functional.pad(x, (pad, pad, pad, pad), value=(0.0 - mean) / std)
-    return x
+    """``spec.prepare(images)`` in the default (contiguous) memory layout, for training batches that are
+    augmented after preparation and put in the model's layout by the trainer."""
+    return spec.prepare(images, channels_last=False)
