@@ -40,7 +40,7 @@ class ModelSpec:
     input_size: int = 28  # 28, or 32 for LeNet-5 (MNIST zero-padded by 2, never resized)
     normalization: str = "mnist"  # a name from NORMALIZATIONS, or "custom" for saved numbers of no known name
     source: str = ""
-    channels_last: bool = True  # memory layout on CPU: measured faster for most convnets; off where it is not
+    channels_last: bool = True  # the weights' memory layout on CPU: measured faster for most convnets
     defaults: dict = field(default_factory=dict)  # training recipe that suits this family (not saved)
     mean: float | None = None  # pixels in 0..1 are fed as (x - mean) / std; None: those of ``normalization``
     std: float | None = None
@@ -73,13 +73,14 @@ class ModelSpec:
         return replace(self, input_size=input_size, normalization=normalization, mean=mean, std=std,
                        channels_last=channels_last)
 
-    def prepare(self, images: torch.Tensor, channels_last: bool | None = None) -> torch.Tensor:
-        """MNIST-like images → this model's float input: the one preparation every caller uses.
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """MNIST-like images → this model's float input (N, 1, S, S): the one preparation every caller uses.
 
         ``images``: uint8 (N, 28, 28) or (N, 1, 28, 28) white on black, or float pixels already in 0..1
-        (explanations, TTA views). Scales to 0..1, normalizes, pads to ``input_size`` with the normalized
-        value of a black pixel, and on CPU returns channels-last memory when the model runs faster so
-        (``channels_last``: force it on or off). Works on whatever device ``images`` lives on.
+        (explanations, TTA views). Scales to 0..1, normalizes, and pads to ``input_size`` with the normalized
+        value of a black pixel. Works on whatever device ``images`` lives on. No memory-format step: a
+        one-channel image is the same memory in both layouts, and the first convolution follows the layout
+        of its weights (``channels_last``, applied when a model is loaded or trained).
         """
         x = to_unit(images)
         if x.dim() == 3:
@@ -91,9 +92,7 @@ class ModelSpec:
         if pad > 0:
             # Pad with the normalized value of a black pixel, as if the canvas were larger.
             x = torch.nn.functional.pad(x, (pad, pad, pad, pad), value=(0.0 - mean) / std)
-        if channels_last is None:
-            channels_last = self.channels_last and x.device.type == "cpu"
-        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        return x
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -152,6 +151,5 @@ def _import_families() -> None:
 
 
 def preprocess(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
-    """``spec.prepare(images)`` in the default (contiguous) memory layout, for training batches that are
-    augmented after preparation and put in the model's layout by the trainer."""
-    return spec.prepare(images, channels_last=False)
+    """``spec.prepare(images)``, under the name the training code calls it by."""
+    return spec.prepare(images)

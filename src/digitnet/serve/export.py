@@ -49,9 +49,8 @@ class ExportWrapper(nn.Module):
         self.register_buffer("inv_temperature", torch.tensor(1.0 / loaded.temperature, dtype=torch.float32))
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # uint8 in, or float 0..1: spec.prepare tells them apart by dtype, as it does for every caller. The
-        # exported graph stays in the plain NCHW layout that every runtime runs.
-        x = self.spec.prepare(image if self.input_type == "uint8" else image.to(torch.float32), channels_last=False)
+        # uint8 in, or float 0..1: spec.prepare tells them apart by dtype, as it does for every caller.
+        x = self.spec.prepare(image if self.input_type == "uint8" else image.to(torch.float32))
         logits = self.model(x)
         return logits, torch.softmax(logits * self.inv_temperature, dim=1)
 
