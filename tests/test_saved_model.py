@@ -164,8 +164,7 @@ def test_saved_normalization_wins_over_a_changed_registry(small_fastnet, monkeyp
 
     model, path = small_fastnet
     builder, spec = registry._REGISTRY["fastnet"]
-    monkeypatch.setitem(registry._REGISTRY, "fastnet", (builder, replace(spec, normalization="unit", mean=None,
-                                                                           std=None)))
+    monkeypatch.setitem(registry._REGISTRY, "fastnet", (builder, replace(spec, normalization="unit")))
     with pytest.warns(ModelContractWarning) as caught:
         loaded = load_model(path)
     (warning,) = caught

@@ -183,12 +183,12 @@ def saved_spec(meta: dict, registry_spec: ModelSpec, directory: str | os.PathLik
         raise ModelLoadError(f"{path}: input_size {input_size!r} is not an even number of pixels ≥ 28")
     norm = meta.get("normalization")
     if norm is None:
-        name, (mean, std) = registry_spec.normalization, registry_spec.mean_std
+        mean, std = registry_spec.mean_std
     elif isinstance(norm, dict):
-        name = norm.get("name", "custom")
+        name = norm.get("name")  # a label: the numbers are what the weights were trained with
         if "mean" in norm or "std" in norm:
             mean, std = norm.get("mean"), norm.get("std")
-        elif name in NORMALIZATIONS:
+        elif isinstance(name, str) and name in NORMALIZATIONS:
             mean, std = NORMALIZATIONS[name]
         else:
             raise ModelLoadError(f"{path}: normalization {name!r} is unknown and gives no mean and std")
@@ -201,13 +201,12 @@ def saved_spec(meta: dict, registry_spec: ModelSpec, directory: str | os.PathLik
     channels_last = meta.get("channels_last", registry_spec.channels_last)
     if not isinstance(channels_last, bool):
         raise ModelLoadError(f"{path}: channels_last must be true or false, got {channels_last!r}")
-    spec = registry_spec.with_contract(int(input_size), str(name), float(mean), float(std), channels_last)
+    spec = registry_spec.with_contract(int(input_size), float(mean), float(std), channels_last)
     saved, registry = [], []
     if spec.input_size != registry_spec.input_size:
         saved.append(f"input_size {spec.input_size}")
         registry.append(f"input_size {registry_spec.input_size}")
-    if not all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
-               for a, b in zip(spec.mean_std, registry_spec.mean_std, strict=True)):
+    if spec.mean_std != registry_spec.mean_std:
         saved.append(f"normalization {_describe(spec)}")
         registry.append(f"normalization {_describe(registry_spec)}")
     if saved:

@@ -89,8 +89,7 @@ def test_members_are_fed_their_saved_contract(mnist, monkeypatch):
         x = (images.float().unsqueeze(1) / 255 - 0.1307) / 0.3081
         expected = torch.softmax(member.model(x).float() / member.temperature, 1)
     builder, spec = registry._REGISTRY["fastnet"]
-    monkeypatch.setitem(registry._REGISTRY, "fastnet", (builder, replace(spec, normalization="unit", mean=None,
-                                                                           std=None)))
+    monkeypatch.setitem(registry._REGISTRY, "fastnet", (builder, replace(spec, normalization="unit")))
     with pytest.warns(ModelContractWarning):
         (member,) = load_members([None])
     probs = ensemble_probabilities([member], images)

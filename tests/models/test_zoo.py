@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -86,11 +88,15 @@ def test_preprocess_is_prepare():
 
 
 def test_spec_contract_and_custom_normalization():
-    spec = get_spec("lenet5").with_contract(32, "custom", 0.2, 0.4, False)
+    spec = get_spec("lenet5").with_contract(32, 0.2, 0.4, False)
     assert spec.contract() == {"input_size": 32, "normalization": {"name": "custom", "mean": 0.2, "std": 0.4},
                                "channels_last": False}
     assert spec.defaults == get_spec("lenet5").defaults and spec.description == get_spec("lenet5").description
     x = spec.prepare(torch.full((1, 28, 28), 255, dtype=torch.uint8))
     assert x[0, 0, 0, 0] == pytest.approx(-0.2 / 0.4) and x[0, 0, 16, 16] == pytest.approx((1 - 0.2) / 0.4)
+    assert get_spec("mlp").with_contract(28, 0.1307, 0.3081, True).normalization == "mnist"  # known numbers: named
     with pytest.raises(DigitnetError, match="unknown normalization 'nope'"):
-        get_spec("mlp").with_contract(28, "nope", None, None, False)
+        replace(get_spec("mlp"), normalization="nope")
+    with pytest.raises(DigitnetError, match="give numbers only with normalization 'custom'"):
+        replace(get_spec("mlp"), mean=0.5)
+    assert replace(get_spec("fastnet"), normalization="unit").mean_std == (0.0, 1.0)  # a name means its numbers

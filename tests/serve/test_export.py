@@ -112,7 +112,7 @@ def test_export_uses_the_saved_contract_not_todays_registry(tmp_path, mnist, mon
     images = mnist.test_images[:200]
     expected = Recognizer.from_pretrained().classify(images)
     builder, spec = registry._REGISTRY["fastnet"]
-    changed = replace(spec, input_size=32, normalization="unit", mean=None, std=None)
+    changed = replace(spec, input_size=32, normalization="unit")
     monkeypatch.setitem(registry._REGISTRY, "fastnet", (builder, changed))
     out = tmp_path / "digits.pt"
     with pytest.warns(ModelContractWarning):

@@ -9,6 +9,7 @@ training did even after the registry changes; the training recipe stays here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
@@ -38,40 +39,50 @@ class ModelSpec:
     name: str
     description: str
     input_size: int = 28  # 28, or 32 for LeNet-5 (MNIST zero-padded by 2, never resized)
-    normalization: str = "mnist"  # a name from NORMALIZATIONS, or "custom" for saved numbers of no known name
+    normalization: str = "mnist"  # a name from NORMALIZATIONS, or "custom" with ``mean`` and ``std``
     source: str = ""
     channels_last: bool = True  # the weights' memory layout on CPU: measured faster for most convnets
     defaults: dict = field(default_factory=dict)  # training recipe that suits this family (not saved)
-    mean: float | None = None  # pixels in 0..1 are fed as (x - mean) / std; None: those of ``normalization``
+    mean: float | None = None  # only for "custom": pixels in 0..1 are fed as (x - mean) / std
     std: float | None = None
 
     def __post_init__(self) -> None:
-        if self.mean is None or self.std is None:
-            if self.normalization not in NORMALIZATIONS:
-                raise DigitnetError(f"unknown normalization {self.normalization!r}; "
-                                    f"choose one of: {', '.join(NORMALIZATIONS)}")
-            mean, std = NORMALIZATIONS[self.normalization]
-            object.__setattr__(self, "mean", mean if self.mean is None else self.mean)
-            object.__setattr__(self, "std", std if self.std is None else self.std)
+        # A name always means its numbers (so replace(spec, normalization="unit") is all of "unit").
+        if self.normalization == "custom":
+            if self.mean is None or self.std is None or not self.std > 0:
+                raise DigitnetError(f"a custom normalization needs a mean and a positive std, "
+                                    f"got {self.mean!r}, {self.std!r}")
+        elif self.normalization not in NORMALIZATIONS:
+            raise DigitnetError(f"unknown normalization {self.normalization!r}; "
+                                f"choose one of: {', '.join(NORMALIZATIONS)}, or custom with a mean and std")
+        elif self.mean is not None or self.std is not None:
+            raise DigitnetError(f"normalization {self.normalization!r} has its own mean and std; "
+                                "give numbers only with normalization 'custom'")
 
     @property
     def mean_std(self) -> tuple[float, float]:
-        return float(self.mean), float(self.std)  # type: ignore[arg-type]
+        if self.normalization == "custom":
+            return float(self.mean), float(self.std)  # type: ignore[arg-type]
+        return NORMALIZATIONS[self.normalization]
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def contract(self) -> dict:
         """The input contract as ``model.json`` stores it."""
-        return {"input_size": self.input_size,
-                "normalization": {"name": self.normalization, "mean": self.mean, "std": self.std},
+        mean, std = self.mean_std
+        return {"input_size": self.input_size, "normalization": {"name": self.normalization, "mean": mean, "std": std},
                 "channels_last": self.channels_last}
 
-    def with_contract(self, input_size: int, normalization: str, mean: float, std: float,
-                      channels_last: bool) -> ModelSpec:
-        """This spec with another input contract (a saved model's), the description and recipe kept."""
-        return replace(self, input_size=input_size, normalization=normalization, mean=mean, std=std,
-                       channels_last=channels_last)
+    def with_contract(self, input_size: int, mean: float, std: float, channels_last: bool) -> ModelSpec:
+        """This spec with another input contract (a saved model's), the description and recipe kept.
+
+        ``mean``/``std`` that are those of a named normalization get its name; other numbers are "custom".
+        """
+        name = next((n for n, (m, s) in NORMALIZATIONS.items()
+                     if math.isclose(m, mean, abs_tol=1e-9) and math.isclose(s, std, rel_tol=1e-6)), None)
+        return replace(self, input_size=input_size, normalization=name or "custom",
+                       mean=None if name else mean, std=None if name else std, channels_last=channels_last)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """MNIST-like images → this model's float input (N, 1, S, S): the one preparation every caller uses.
