@@ -1,10 +1,12 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from digitnet import create_model, load_model, save_model
-from digitnet.saved_model import ModelLoadError
+from digitnet.models import get_spec
+from digitnet.saved_model import ModelContractWarning, ModelLoadError
 from digitnet.utils import DigitnetError
 
 
@@ -39,6 +41,7 @@ def test_truncated_weights(saved):
         load_model(path)
 
 
+@pytest.mark.filterwarnings("ignore::digitnet.saved_model.ModelContractWarning")  # fastnet's contract as lenet5
 def test_wrong_shapes_are_named(saved, tmp_path):
     _, path = saved
     other = create_model("fastnet", width=8)
@@ -112,3 +115,127 @@ def test_a_folder_named_like_a_bundled_model_wins(tmp_path, monkeypatch, saved):
         from digitnet.assets import bundled_model_dir
 
         bundled_model_dir("fastest")
+
+
+# ------------------------------------------------------------------ the input contract travels with the weights
+
+
+@pytest.fixture
+def small_fastnet(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("fastnet", width=8).eval()
+    save_model(model, tmp_path / "fastnet")
+    return model, tmp_path / "fastnet"
+
+
+def _edit_metadata(path, **fields):
+    meta = json.loads((path / "model.json").read_text())
+    meta.update(fields)
+    (path / "model.json").write_text(json.dumps(meta))
+
+
+def _digits(n: int = 16) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 28, 28), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+
+
+def _logits_as_trained(model, images: torch.Tensor, size: int, mean: float, std: float) -> torch.Tensor:
+    """The logits for ``images`` fed by hand exactly as the saved contract says."""
+    x = (images.float().unsqueeze(1) / 255 - mean) / std
+    pad = (size - 28) // 2
+    x = torch.nn.functional.pad(x, (pad,) * 4, value=-mean / std)
+    with torch.inference_mode():
+        return model(x)
+
+
+def test_saved_model_json_holds_the_input_contract(small_fastnet):
+    _, path = small_fastnet
+    meta = json.loads((path / "model.json").read_text())
+    assert meta["input_size"] == 28 and meta["channels_last"] is True
+    assert meta["normalization"] == {"name": "mnist", "mean": 0.1307, "std": 0.3081}
+    assert "defaults" not in meta and "lr" not in json.dumps(meta)  # the training recipe stays in the registry
+
+
+def test_saved_normalization_wins_over_a_changed_registry(small_fastnet, monkeypatch):
+    """Regression: load_model rebuilt the spec from today's registry, so a registry change fed old weights wrongly."""
+    from dataclasses import replace
+
+    from digitnet.models import registry
+    from digitnet.recognizer import Recognizer
+
+    model, path = small_fastnet
+    builder, spec = registry._REGISTRY["fastnet"]
+    monkeypatch.setitem(registry._REGISTRY, "fastnet", (builder, replace(spec, normalization="unit")))
+    with pytest.warns(ModelContractWarning) as caught:
+        loaded = load_model(path)
+    (warning,) = caught
+    message = str(warning.message)
+    assert "\n" not in message and str(path) in message and "normalization mnist" in message
+    assert "registry for 'fastnet' says normalization unit" in message and warning.filename.endswith("model.json")
+    assert loaded.spec.mean_std == (0.1307, 0.3081) and loaded.model.spec.mean_std == (0.1307, 0.3081)
+    images = _digits()
+    expected = torch.softmax(_logits_as_trained(model, images, 28, 0.1307, 0.3081), 1).numpy()
+    np.testing.assert_allclose(Recognizer(loaded).classify(images, calibrated=False), expected, atol=1e-5)
+    registry_fed = torch.softmax(_logits_as_trained(model, images, 28, 0.0, 1.0), 1).numpy()
+    assert not np.allclose(registry_fed, expected, atol=1e-3)  # the test tells the two contracts apart
+
+
+def test_saved_input_size_wins_over_the_registry(small_fastnet):
+    from digitnet.recognizer import Recognizer
+
+    model, path = small_fastnet
+    _edit_metadata(path, input_size=32, normalization={"name": "symmetric", "mean": 0.5, "std": 0.5})
+    with pytest.warns(ModelContractWarning, match=r"model.json says input_size 32 and normalization symmetric"):
+        loaded = load_model(path)
+    assert loaded.spec.input_size == 32 and loaded.spec.mean_std == (0.5, 0.5)
+    assert loaded.spec.defaults == get_spec("fastnet").defaults  # the recipe still comes from the registry
+    images = _digits()
+    expected = torch.softmax(_logits_as_trained(model, images, 32, 0.5, 0.5), 1).numpy()
+    np.testing.assert_allclose(Recognizer(loaded).classify(images, calibrated=False), expected, atol=1e-5)
+
+
+def test_old_model_json_without_the_contract_loads_with_the_registry_spec(small_fastnet, recwarn):
+    _, path = small_fastnet
+    meta = json.loads((path / "model.json").read_text())
+    for key in ("input_size", "normalization", "channels_last"):
+        del meta[key]
+    (path / "model.json").write_text(json.dumps(meta))
+    loaded = load_model(path)
+    assert loaded.spec == get_spec("fastnet")
+    assert not [w for w in recwarn if issubclass(w.category, ModelContractWarning)]
+
+
+@pytest.mark.parametrize("fields, problem", [
+    ({"input_size": 29}, "input_size 29 is not an even number"),
+    ({"input_size": "28"}, "input_size '28' is not an even number"),
+    ({"normalization": {"name": "mnist", "mean": 0.1, "std": 0}}, "positive std"),
+    ({"normalization": {"name": "nope"}}, "normalization 'nope' is unknown"),
+    ({"normalization": "mnist"}, "normalization must be an object"),
+    ({"channels_last": "yes"}, "channels_last must be true or false"),
+])
+def test_a_bad_contract_is_one_line_naming_the_file(small_fastnet, fields, problem):
+    _, path = small_fastnet
+    _edit_metadata(path, **fields)
+    with pytest.raises(ModelLoadError, match=problem) as info:
+        load_model(path)
+    assert str(path / "model.json") in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["default", "best"])
+def test_bundled_models_carry_their_contract_and_match_the_registry(name, recwarn):
+    loaded = load_model(name)  # also checks the weights' SHA-256
+    meta = loaded.metadata
+    assert {"input_size", "normalization", "channels_last"} <= set(meta)
+    assert (loaded.spec.input_size, loaded.spec.mean_std, loaded.spec.channels_last) == (
+        meta["input_size"], (meta["normalization"]["mean"], meta["normalization"]["std"]), meta["channels_last"])
+    assert not [w for w in recwarn if issubclass(w.category, ModelContractWarning)]
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_saved_memory_layout_is_used_on_cpu(small_fastnet, channels_last):
+    _, path = small_fastnet
+    _edit_metadata(path, channels_last=channels_last)
+    loaded = load_model(path)
+    assert loaded.spec.channels_last is channels_last
+    # A weight with several input channels tells the layouts apart (a one-channel one is the same memory).
+    weight = next(p for p in loaded.model.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    assert weight.is_contiguous(memory_format=torch.channels_last) is channels_last

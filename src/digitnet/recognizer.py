@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digitnet.models.registry import preprocess
 from digitnet.saved_model import LoadedModel, load_model
 from digitnet.vision.io import ImageSource
 from digitnet.vision.pipeline import (
     Prepared,
+    PreparedNumber,
     classify_prepared,
     number_answer,
     prepare_digit,
@@ -35,7 +35,6 @@ class Recognizer:
         self.spec = loaded.spec
         self.temperature = loaded.temperature
         self.device = next(self.model.parameters()).device
-        self._channels_last = self.spec.channels_last and self.device.type == "cpu"
         # PyTorch modules are safe to call from several threads in inference mode; the lock only guards
         # lazily built state, so concurrent requests never see a half-initialized recognizer.
         self._lock = threading.Lock()
@@ -51,16 +50,17 @@ class Recognizer:
 
     @torch.inference_mode()
     def classify(self, images: np.ndarray | torch.Tensor, calibrated: bool = True) -> np.ndarray:
-        """Probabilities (N, 10) for MNIST-like images: uint8 (N, 28, 28) white ink on black, or float 0..1."""
+        """Probabilities (N, 10) for MNIST-like images: uint8 (N, 28, 28) white ink on black, or float 0..1.
+
+        The pipeline's ``classify`` step; the model's input is made by ``spec.prepare``, with the input
+        contract saved with the weights.
+        """
         x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
         if x.dim() == 2:
             x = x.unsqueeze(0)
         if x.dtype != torch.uint8:
             x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
-        batch = preprocess(x.to(self.device), self.spec)
-        if self._channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        logits = self.model(batch).float()
+        logits = self.model(self.spec.prepare(x.to(self.device))).float()
         if calibrated:
             logits = logits / self.temperature
         return torch.softmax(logits, 1).cpu().numpy()
@@ -92,13 +92,17 @@ class Recognizer:
         """Classify prepared pictures (one forward pass) and build their answers."""
         return classify_prepared(prepared, self.classify, top_k=top_k, min_confidence=min_confidence)
 
+    def prepare_number(self, image: ImageSource) -> PreparedNumber:
+        """The digits this recognizer would read in ``image``: crops, boxes, probabilities (or why there are none)."""
+        return prepare_number(image, self.classify)
+
     def read(self, image: ImageSource) -> dict:
         """Read a written number: the fields of ``digitnet read --json``.
 
         ``text`` is the digits left to right; each digit has its ``box`` [x0, y0, x1, y1] in the picture's
         pixels (x1, y1 exclusive, after EXIF rotation). Bad pictures do not raise: ``error`` says why.
         """
-        return number_answer(prepare_number(image, self.classify))
+        return number_answer(self.prepare_number(image))
 
     def __repr__(self) -> str:
         path = Path(self.loaded.path) if self.loaded.path else None

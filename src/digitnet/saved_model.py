@@ -1,17 +1,24 @@
 """A trained model on disk: ``model.safetensors`` (weights only, no code) + ``model.json`` (metadata).
 
-The metadata carries everything needed to use the weights: architecture and its arguments, input size,
-normalization, calibration temperature, metrics and the checksum of the data it was trained on. Loading
-checks the format version, the weights' SHA-256, and every tensor name and shape against a freshly built
-model, so a truncated, corrupted or mismatched file fails with one clear line instead of a traceback.
+The metadata carries everything needed to use the weights: architecture and its arguments, the input
+contract (``input_size``, ``normalization`` with its mean/std, ``channels_last``), calibration temperature,
+metrics and the checksum of the data it was trained on. Loading checks the format version, the weights'
+SHA-256, and every tensor name and shape against a freshly built model, so a truncated, corrupted or
+mismatched file fails with one clear line instead of a traceback.
+
+The saved input contract is what the weights were trained with, so it wins over today's registry: a
+model saved before the registry changed is still fed as it was trained, and :class:`ModelContractWarning`
+says so in one line (not an error: the model is usable, and exactly as it was).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +28,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from digitnet.models.registry import ModelSpec, create_model, get_spec
+from digitnet.models.registry import NORMALIZATIONS, ModelSpec, create_model, get_spec
 from digitnet.utils import DigitnetError, atomic_write_bytes, atomic_write_json, sha256_file
 
 FORMAT = "digitnet-model"
@@ -34,6 +41,10 @@ MAX_WEIGHTS_BYTES = 512 * 1024 * 1024
 
 class ModelLoadError(DigitnetError):
     """A saved model is missing, corrupt, or does not match its declared architecture."""
+
+
+class ModelContractWarning(UserWarning):
+    """A saved model's input contract differs from today's registry; the saved one is used."""
 
 
 @dataclass
@@ -76,8 +87,7 @@ def save_model(model: nn.Module, directory: str | os.PathLike, metadata: dict | 
         "format_version": FORMAT_VERSION,
         "arch": spec.name,
         "arch_kwargs": getattr(model, "arch_kwargs", {}),
-        "input_size": spec.input_size,
-        "normalization": {"name": spec.normalization, "mean": spec.mean_std[0], "std": spec.mean_std[1]},
+        **spec.contract(),
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "temperature": 1.0,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -142,13 +152,15 @@ def load_model(directory: str | os.PathLike | None = None, device: str | torch.d
 
     arch = meta.get("arch")
     try:
-        spec = get_spec(arch)
+        registry_spec = get_spec(arch)
     except DigitnetError as exc:
         raise ModelLoadError(f"{directory}: {exc}") from None
+    spec = saved_spec(meta, registry_spec, directory)
     try:
         model = create_model(arch, **meta.get("arch_kwargs", {}))
     except TypeError as exc:
         raise ModelLoadError(f"{directory}: arch_kwargs in {METADATA_FILE} do not fit {arch!r} ({exc})") from None
+    model.spec = spec  # type: ignore[attr-defined]  # re-saving (fine-tuning) keeps the contract it was trained with
     _check_state(model, state, weights)
     model.load_state_dict(state)
     model.to(device).eval()
@@ -156,6 +168,59 @@ def load_model(directory: str | os.PathLike | None = None, device: str | torch.d
         model.to(memory_format=torch.channels_last)
     return LoadedModel(model=model, spec=spec, metadata=meta, path=directory,
                        temperature=float(meta.get("temperature", 1.0)))
+
+
+def saved_spec(meta: dict, registry_spec: ModelSpec, directory: str | os.PathLike) -> ModelSpec:
+    """The spec to feed a saved model with: the input contract saved in ``meta``, the rest from the registry.
+
+    A field that ``meta`` lacks (files older than the field) comes from the registry. Where the saved
+    input size or normalization differs from the registry's, a :class:`ModelContractWarning` names the
+    folder and the fields; the memory layout changes speed only, so its difference is used silently.
+    """
+    path = Path(directory) / METADATA_FILE
+    input_size = meta.get("input_size", registry_spec.input_size)
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 28 or input_size % 2:
+        raise ModelLoadError(f"{path}: input_size {input_size!r} is not an even number of pixels ≥ 28")
+    norm = meta.get("normalization")
+    if norm is None:
+        mean, std = registry_spec.mean_std
+    elif isinstance(norm, dict):
+        name = norm.get("name")  # a label: the numbers are what the weights were trained with
+        if "mean" in norm or "std" in norm:
+            mean, std = norm.get("mean"), norm.get("std")
+        elif isinstance(name, str) and name in NORMALIZATIONS:
+            mean, std = NORMALIZATIONS[name]
+        else:
+            raise ModelLoadError(f"{path}: normalization {name!r} is unknown and gives no mean and std")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (mean, std)) \
+                or std <= 0:
+            raise ModelLoadError(f"{path}: normalization needs a finite mean and a positive std, got "
+                                 f"mean {mean!r}, std {std!r}")
+    else:
+        raise ModelLoadError(f"{path}: normalization must be an object with name, mean and std, got {norm!r}")
+    channels_last = meta.get("channels_last", registry_spec.channels_last)
+    if not isinstance(channels_last, bool):
+        raise ModelLoadError(f"{path}: channels_last must be true or false, got {channels_last!r}")
+    spec = registry_spec.with_contract(int(input_size), float(mean), float(std), channels_last)
+    saved, registry = [], []
+    if spec.input_size != registry_spec.input_size:
+        saved.append(f"input_size {spec.input_size}")
+        registry.append(f"input_size {registry_spec.input_size}")
+    if spec.mean_std != registry_spec.mean_std:
+        saved.append(f"normalization {_describe(spec)}")
+        registry.append(f"normalization {_describe(registry_spec)}")
+    if saved:
+        # Attributed to model.json at line 0 (no source line to print), so the warning shows as one line.
+        warnings.warn_explicit(
+            f"{directory}: model.json says {' and '.join(saved)}, today's registry for {registry_spec.name!r} says "
+            f"{' and '.join(registry)}; using the saved contract, which the weights were trained with",
+            ModelContractWarning, str(path), 0)
+    return spec
+
+
+def _describe(spec: ModelSpec) -> str:
+    mean, std = spec.mean_std
+    return f"{spec.normalization} (mean {mean:g}, std {std:g})"
 
 
 def _check_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

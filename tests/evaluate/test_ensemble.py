@@ -73,3 +73,25 @@ def test_ensemble_command_json(two_models):
     report = json.loads(result.stdout)
     assert report["tta"] and report["tta_views"] == len(TTA_VIEWS) and len(report["members"]) == 2
     assert 0.5 < report["accuracy"] <= 1 and report["num_samples"] == 300
+
+
+def test_members_are_fed_their_saved_contract(mnist, monkeypatch):
+    """Each member is prepared as its model.json says, whatever today's registry says (and agrees with classify)."""
+    from dataclasses import replace
+
+    from digitnet.models import registry
+    from digitnet.recognizer import Recognizer
+    from digitnet.saved_model import ModelContractWarning
+
+    images = torch.from_numpy(mnist.test_images[:100])
+    member = load_members([None])[0]  # the bundled default model: fastnet, saved with MNIST mean/std
+    with torch.inference_mode():
+        x = (images.float().unsqueeze(1) / 255 - 0.1307) / 0.3081
+        expected = torch.softmax(member.model(x).float() / member.temperature, 1)
+    builder, spec = registry._REGISTRY["fastnet"]
+    monkeypatch.setitem(registry._REGISTRY, "fastnet", (builder, replace(spec, normalization="unit")))
+    with pytest.warns(ModelContractWarning):
+        (member,) = load_members([None])
+    probs = ensemble_probabilities([member], images)
+    torch.testing.assert_close(probs, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(probs, torch.from_numpy(Recognizer(member).classify(images)), atol=1e-5, rtol=0)

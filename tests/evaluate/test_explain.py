@@ -93,3 +93,28 @@ def test_explain_command_writes_one_png(tiny_run, digit, tmp_path):
     assert str(out) in result.output.replace("\n", "")
     with Image.open(out) as image:
         assert image.format == "PNG"
+
+
+def _number_picture(mnist, digits: tuple[int, ...], path) -> None:
+    """Digits from the MNIST test set side by side, enlarged, dark on light paper."""
+    images = [mnist.test_images[int(np.flatnonzero(mnist.test_labels == d)[0])] for d in digits]
+    row = np.concatenate([np.pad(image, ((0, 0), (4, 4))) for image in images], axis=1)
+    Image.fromarray(255 - row).resize((row.shape[1] * 4, 28 * 4), Image.BICUBIC).save(path)
+
+
+def test_explain_a_number_answers_with_predicts_note(mnist, tmp_path):
+    """Regression: explain prepared a picture without predict's multi-digit check and explained one guess."""
+    from digitnet.cli import app
+
+    recognizer = Recognizer.from_pretrained()
+    picture = tmp_path / "thirty-seven.png"
+    _number_picture(mnist, (3, 7), picture)
+    answer = recognizer.predict(picture)
+    assert answer["digit"] is None and answer["note"] == "2 digits found: read numbers with `digitnet read`"
+    with pytest.raises(DigitnetError) as info:
+        explain_picture(recognizer, picture)
+    assert str(info.value) == f"{picture}: {answer['note']}"
+    result = CliRunner().invoke(app, ["explain", str(picture), "--out", str(tmp_path / "why.png")])
+    # The command raises the one-line error that digitnet's main() prints; no figure is written.
+    assert isinstance(result.exception, DigitnetError) and str(result.exception) == str(info.value)
+    assert not (tmp_path / "why.png").exists()

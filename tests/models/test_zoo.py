@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -65,3 +67,36 @@ def test_summary_matches_the_model():
     assert sum(layer["params"] for layer in info["layers"]) == info["total_params"]
     assert info["layers"][-1]["output_shape"] == [None, 10]
     assert info["layers"][0]["output_shape"] == [None, 6, 28, 28]
+
+
+# ------------------------------------------------------------------------------- spec.prepare: the one input path
+
+
+def test_prepare_scales_uint8_and_takes_floats_as_unit():
+    spec = get_spec("fastnet")
+    images = torch.randint(0, 256, (4, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    x = spec.prepare(images)
+    assert x.shape == (4, 1, 28, 28) and x.dtype == torch.float32
+    torch.testing.assert_close(x, (images.float().unsqueeze(1) / 255 - 0.1307) / 0.3081)
+    torch.testing.assert_close(spec.prepare(images.float() / 255), x)
+    torch.testing.assert_close(spec.prepare(images.unsqueeze(1)), x)  # (N, 1, 28, 28) as well
+
+
+def test_preprocess_is_prepare():
+    images = torch.randint(0, 256, (2, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    torch.testing.assert_close(preprocess(images, get_spec("lenet5")), get_spec("lenet5").prepare(images))
+
+
+def test_spec_contract_and_custom_normalization():
+    spec = get_spec("lenet5").with_contract(32, 0.2, 0.4, False)
+    assert spec.contract() == {"input_size": 32, "normalization": {"name": "custom", "mean": 0.2, "std": 0.4},
+                               "channels_last": False}
+    assert spec.defaults == get_spec("lenet5").defaults and spec.description == get_spec("lenet5").description
+    x = spec.prepare(torch.full((1, 28, 28), 255, dtype=torch.uint8))
+    assert x[0, 0, 0, 0] == pytest.approx(-0.2 / 0.4) and x[0, 0, 16, 16] == pytest.approx((1 - 0.2) / 0.4)
+    assert get_spec("mlp").with_contract(28, 0.1307, 0.3081, True).normalization == "mnist"  # known numbers: named
+    with pytest.raises(DigitnetError, match="unknown normalization 'nope'"):
+        replace(get_spec("mlp"), normalization="nope")
+    with pytest.raises(DigitnetError, match="give numbers only with normalization 'custom'"):
+        replace(get_spec("mlp"), mean=0.5)
+    assert replace(get_spec("fastnet"), normalization="unit").mean_std == (0.0, 1.0)  # a name means its numbers

@@ -100,3 +100,23 @@ def test_export_refuses_unknown_format_and_input(tmp_path):
     with pytest.raises(DigitnetError, match="uint8 or float"):
         export_model(None, tmp_path / "x.onnx", input_type="int16")
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_export_uses_the_saved_contract_not_todays_registry(tmp_path, mnist, monkeypatch):
+    """The wrapper prepares with the loaded spec (the contract in model.json), like Recognizer.classify."""
+    from dataclasses import replace
+
+    from digitnet.models import registry
+    from digitnet.saved_model import ModelContractWarning
+
+    images = mnist.test_images[:200]
+    expected = Recognizer.from_pretrained().classify(images)
+    builder, spec = registry._REGISTRY["fastnet"]
+    changed = replace(spec, input_size=32, normalization="unit")
+    monkeypatch.setitem(registry._REGISTRY, "fastnet", (builder, changed))
+    out = tmp_path / "digits.pt"
+    with pytest.warns(ModelContractWarning):
+        export_model(None, out, fmt="torchscript")
+    with torch.inference_mode():
+        _, probs = torch.jit.load(str(out))(torch.from_numpy(images[:, None]))
+    assert np.abs(probs.numpy() - expected).max() < 1e-4

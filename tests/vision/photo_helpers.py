@@ -49,3 +49,38 @@ def number_ink(digits: list[np.ndarray], height: int = 70, gaps: list[int] | Non
         np.maximum(region, ink, out=region)
         x += ink.shape[1] + (gaps[k] if k < len(gaps) else 0)
     return line
+
+
+def call_guarded(function, fifos=(), timeout: float = 60.0):
+    """``function()`` in a thread: fail instead of hanging if it blocks (on opening a FIFO, say).
+
+    If the call is still running after ``timeout`` seconds, each FIFO in ``fifos`` is opened for writing and
+    closed, which releases a reader stuck in ``open`` (it then reads end of file), and the test fails.
+    """
+    import os
+    import threading
+
+    import pytest
+
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = function()
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the test's thread)
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        for fifo in fifos:
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+        thread.join(10)
+        pytest.fail(f"still running after {timeout:.0f} s: blocked reading a FIFO?")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

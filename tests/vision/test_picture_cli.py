@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from photo_helpers import digit_photo, number_ink, on_paper
+from photo_helpers import call_guarded, digit_photo, number_ink, on_paper
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -140,3 +141,37 @@ def test_installed_command_exit_status(pictures):
 def test_no_pictures_in_an_empty_folder(tmp_path):
     result = runner.invoke(app, ["read", str(tmp_path)])
     assert result.exit_code == 1 and "no pictures found" in result.stderr
+
+
+# ------------------------------------------------------------------------- FIFOs and broken links
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")
+
+
+@needs_fifo
+def test_predict_a_fifo_is_a_one_line_error_not_a_hang(tmp_path):
+    """Regression: `digitnet predict pipe.png` on a FIFO waited forever for a writer."""
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    command = [sys.executable, "-m", "digitnet", "predict", "--json", str(fifo)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)  # a hang fails here, not CI
+    assert done.returncode == 1
+    (answer,) = json_lines(done.stdout)
+    assert answer["error"] == f"{fifo}: is a named pipe (FIFO), not an image file"
+    assert "Traceback" not in done.stderr
+
+
+@needs_fifo
+@pytest.mark.parametrize("command", ["predict", "read"])
+def test_a_folder_with_a_fifo_and_a_broken_link_reports_them(tmp_path, pictures, command):
+    """Regression: a folder silently skipped FIFOs and broken symbolic links; each now gets its error line."""
+    (tmp_path / "a.png").write_bytes(pictures["digit-3"].read_bytes())
+    os.mkfifo(tmp_path / "b.png")
+    (tmp_path / "c.png").symlink_to(tmp_path / "deleted.png")
+    result = call_guarded(lambda: runner.invoke(app, [command, "--json", str(tmp_path)]),
+                          fifos=[tmp_path / "b.png"], timeout=60)
+    assert result.exit_code == 1
+    answers = json_lines(result.stdout)
+    assert [Path(a["path"]).name for a in answers] == ["a.png", "b.png", "c.png"]
+    assert answers[0]["error"] is None and (answers[0].get("digit") == 3 or answers[0].get("text") == "3")
+    assert "named pipe (FIFO)" in answers[1]["error"] and "broken symbolic link" in answers[2]["error"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from photo_helpers import digit_photo
+from photo_helpers import call_guarded, digit_photo
 from PIL import Image
 
 from digitnet.vision.io import MAX_BYTES, ImageError, expand_inputs, load_picture
@@ -234,3 +235,47 @@ def test_folders_and_globs_expand_to_images(tmp_path, seven):
     assert [Path(p).name for p in expand_inputs([str(tmp_path / "*.png")])] == ["b.png"]
     assert expand_inputs([str(tmp_path / "none-*.png")]) == [str(tmp_path / "none-*.png")]  # reported later
     assert expand_inputs(["missing.png"]) == ["missing.png"]
+
+
+# ------------------------------------------------------------------------- FIFOs, sockets, broken links
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")
+
+
+@needs_fifo
+def test_a_fifo_is_refused_without_opening_it(tmp_path):
+    """Regression: reading a FIFO blocked forever waiting for a writer."""
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError) as info:
+        call_guarded(lambda: load_picture(fifo), fifos=[fifo], timeout=20)
+    assert str(info.value) == f"{fifo}: is a named pipe (FIFO), not an image file"
+
+
+def test_a_broken_symlink_names_its_target(tmp_path):
+    link = tmp_path / "gone.png"
+    link.symlink_to(tmp_path / "deleted.png")
+    with pytest.raises(ImageError, match=r"gone.png: broken symbolic link \(to .*deleted.png, which does not exist\)"):
+        load_picture(link)
+
+
+def test_a_socket_is_refused(tmp_path):
+    import socket
+
+    path = tmp_path / "s.png"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        with pytest.raises(ImageError, match="s.png: is a socket, not an image file"):
+            load_picture(path)
+
+
+@needs_fifo
+def test_folders_and_globs_list_fifos_and_broken_links(tmp_path, seven):
+    """Regression: expand_inputs silently skipped FIFOs and broken symbolic links."""
+    Image.fromarray(seven).save(tmp_path / "a.png")
+    os.mkfifo(tmp_path / "b.png")
+    (tmp_path / "c.png").symlink_to(tmp_path / "deleted.png")
+    (tmp_path / "d.png").mkdir()  # a folder with an image's name is still not a picture
+    expected = [str(tmp_path / n) for n in ("a.png", "b.png", "c.png")]
+    assert expand_inputs([str(tmp_path)]) == expected
+    assert expand_inputs([str(tmp_path / "*.png")]) == expected

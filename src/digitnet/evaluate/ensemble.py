@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from digitnet.data import load_mnist
-from digitnet.models.registry import preprocess
+from digitnet.models.registry import to_unit
 from digitnet.saved_model import LoadedModel, load_model
 from digitnet.utils import DigitnetError
 
@@ -54,8 +54,7 @@ def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
 
 def tta_views(images: torch.Tensor, views: Sequence[tuple[int, int, float]] = TTA_VIEWS) -> list[torch.Tensor]:
     """Float views in [0, 1], shape (N, 1, 28, 28), of uint8 images (N, 28, 28)."""
-    x = images.unsqueeze(1) if images.dim() == 3 else images
-    x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+    x = to_unit(images.unsqueeze(1) if images.dim() == 3 else images)
     return [rotate(shift(x, dx, dy), degrees) for dx, dy, degrees in views]
 
 
@@ -64,14 +63,10 @@ def member_probabilities(member: LoadedModel, views: Sequence[torch.Tensor], cal
     """One model's probabilities (N, 10), averaged over ``views`` (float images in [0, 1])."""
     model = member.model.eval()
     device = next(model.parameters()).device
-    channels_last = member.spec.channels_last and device.type == "cpu"
     temperature = member.temperature if calibrated else 1.0
     total = None
     for view in views:
-        x = preprocess(view.to(device), member.spec)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        p = torch.softmax(model(x).float() / temperature, 1)
+        p = torch.softmax(model(member.spec.prepare(view.to(device))).float() / temperature, 1)
         total = p if total is None else total + p
     return (total / len(views)).cpu()
 

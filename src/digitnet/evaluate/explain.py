@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from digitnet.evaluate.plots import Plot, plot_explanation
-from digitnet.models.registry import preprocess
+from digitnet.models.registry import to_unit
 from digitnet.utils import DigitnetError
+from digitnet.vision.io import ImageSource
+from digitnet.vision.pipeline import prepare_digit
 
 METHODS = ("gradient", "occlusion")
 
@@ -56,8 +58,8 @@ def _as_digit(array: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def _logits(model, spec, pixels: torch.Tensor) -> torch.Tensor:
-    """Logits for a batch of (N, 28, 28) float pixels in 0..1 (``preprocess`` takes floats as they are)."""
-    return model(preprocess(pixels, spec)).float()
+    """Logits for a batch of (N, 28, 28) float pixels in 0..1 (``spec.prepare`` takes floats as they are)."""
+    return model(spec.prepare(pixels)).float()
 
 
 def saliency_gradient(model, spec, image: np.ndarray, target: int, samples: int = 32, noise: float = 0.15,
@@ -65,7 +67,7 @@ def saliency_gradient(model, spec, image: np.ndarray, target: int, samples: int 
     """SmoothGrad saliency (28, 28) of class ``target`` for a uint8 digit, scaled to 0..1."""
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
-    base = torch.from_numpy(image).float().div(255)
+    base = to_unit(torch.from_numpy(image))
     noisy = (base + noise * torch.randn(samples, 28, 28, generator=generator)).to(device)
     # Callers may sit inside inference mode (a server, a notebook); gradients need it off.
     with torch.inference_mode(False), torch.enable_grad():
@@ -79,7 +81,7 @@ def saliency_gradient(model, spec, image: np.ndarray, target: int, samples: int 
 def saliency_occlusion(model, spec, image: np.ndarray, target: int, patch: int = 6, stride: int = 2) -> np.ndarray:
     """Occlusion saliency (28, 28) of class ``target`` for a uint8 digit, scaled to 0..1."""
     device = next(model.parameters()).device
-    base = torch.from_numpy(image).float().div(255).to(device)
+    base = to_unit(torch.from_numpy(image)).to(device)
     positions = [(y, x) for y in range(0, 28 - patch + 1, stride) for x in range(0, 28 - patch + 1, stride)]
     batch = base.repeat(len(positions), 1, 1)
     for i, (y, x) in enumerate(positions):
@@ -116,13 +118,13 @@ def explain_array(recognizer, array: np.ndarray | torch.Tensor, method: str = "o
     return Explanation(image, probabilities, predicted, saliency, method, plot)
 
 
-def explain_picture(recognizer, source, method: str = "occlusion") -> Explanation:
-    """Explain a picture file (or bytes, PIL image, array) of one digit, prepared as ``Recognizer.predict`` does."""
-    from digitnet.vision.pipeline import prepare_digit as prepare
+def explain_picture(recognizer, source: ImageSource, method: str = "occlusion") -> Explanation:
+    """Explain a picture file (or bytes, PIL image, array) of one digit, prepared as ``Recognizer.predict`` does.
 
-    # The same preparation as predictions: a 28×28 MNIST-like digit is used as it is (inverted if dark on
-    # light), any other picture is normalized the way MNIST was made.
-    prepared = prepare(source)
+    The same pipeline step as predictions, the multi-digit check included: a picture of a number, or one
+    without ink, raises with the note ``predict`` would answer with instead of explaining a guess.
+    """
+    prepared = prepare_digit(source, recognizer.classify)
     name = prepared.path or "<image>"
     if prepared.error:
         raise DigitnetError(prepared.error)

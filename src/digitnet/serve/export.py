@@ -8,8 +8,10 @@ dynamic batch axis N:
   ``np.asarray(PIL.Image.open(...).convert("L"))`` give them;
 * ``input_type="float"``: float32 pixels 0..1.
 
-Inside, the wrapper scales to 0..1, applies the model's normalization ``(x - mean) / std`` and pads to
-the model's input size (LeNet-5 takes 32×32), then runs the network. It has two outputs:
+Inside, the wrapper prepares the images with the model's own ``spec.prepare`` (the one preparation every
+digitnet caller uses, with the input contract saved in ``model.json``): it scales to 0..1, applies the
+normalization ``(x - mean) / std`` and pads to the model's input size (LeNet-5 takes 32×32), then runs the
+network. It has two outputs:
 ``logits`` (N, 10), the network's raw scores, and ``probabilities`` (N, 10), the softmax of the logits
 divided by the model's calibration temperature (what ``Recognizer.classify`` returns).
 """
@@ -42,21 +44,13 @@ class ExportWrapper(nn.Module):
         if input_type not in INPUT_TYPES:
             raise DigitnetError(f"input type {input_type!r}: choose uint8 or float")
         self.model = loaded.model.eval()
+        self.spec = loaded.spec
         self.input_type = input_type
-        mean, std = loaded.spec.mean_std
-        # Fold /255 and the normalization into one multiply-add: x * scale + shift.
-        scale = (1.0 / 255.0 if input_type == "uint8" else 1.0) / std
-        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
-        self.register_buffer("shift", torch.tensor(-mean / std, dtype=torch.float32))
         self.register_buffer("inv_temperature", torch.tensor(1.0 / loaded.temperature, dtype=torch.float32))
-        self.pad = (loaded.spec.input_size - 28) // 2
-        # Padding happens after normalization, so pad with the normalized value of a black pixel.
-        self.pad_value = -mean / std
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = image.to(torch.float32) * self.scale + self.shift
-        if self.pad > 0:
-            x = nn.functional.pad(x, (self.pad, self.pad, self.pad, self.pad), value=self.pad_value)
+        # uint8 in, or float 0..1: spec.prepare tells them apart by dtype, as it does for every caller.
+        x = self.spec.prepare(image if self.input_type == "uint8" else image.to(torch.float32))
         logits = self.model(x)
         return logits, torch.softmax(logits * self.inv_temperature, dim=1)
 

@@ -2,7 +2,9 @@
 
 - :mod:`~digitnet.vision.io` loads any common image safely (formats, modes, EXIF, size caps),
 - :mod:`~digitnet.vision.preprocess` turns a picture into an MNIST-like 28×28, the way MNIST was made,
-- :mod:`~digitnet.vision.segment` splits a written number into its digits.
+- :mod:`~digitnet.vision.segment` splits a written number into its digits,
+- :mod:`~digitnet.vision.pipeline` chains them for every caller (recognizer, server, explain, benchmarks):
+  ``prepare_digit``/``prepare_number`` → a ``classify`` callable → ``digit_answer``/``number_answer``.
 
 :class:`digitnet.recognizer.Recognizer` ties them to a model (``predict``, ``predict_batch``, ``read``);
 :mod:`digitnet.recognizer_commands` adds ``digitnet predict`` and ``digitnet read``.

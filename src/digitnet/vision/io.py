@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,18 +70,34 @@ def load_picture(source: ImageSource, name: str | None = None) -> Picture:
 
 
 def _read_file(path: str, name: str) -> bytes:
+    """The bytes of a regular file; anything else (folder, FIFO, socket, device) is refused before opening,
+    since opening a FIFO for reading blocks until a writer comes, which may be never."""
     try:
-        size = os.path.getsize(path)
-        if os.path.isdir(path):
-            raise ImageError(f"{name}: is a folder, not an image")
-        if size > MAX_BYTES:
-            raise ImageError(f"{name}: {size / 2**20:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit")
-        with open(path, "rb") as handle:
-            return handle.read()
+        info = os.stat(path)
+        _check_regular(info.st_mode, name)
+        if info.st_size > MAX_BYTES:
+            raise ImageError(f"{name}: {info.st_size / 2**20:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit")
+        # O_NONBLOCK: should the path become a FIFO after the check, opening it still returns at once,
+        # and the check on the opened file refuses it.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb") as handle:
+            _check_regular(os.fstat(fd).st_mode, name)
+            return handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise ImageError(f"{name}: broken symbolic link (to {os.readlink(path)}, which does not exist)") from None
         raise ImageError(f"{name}: no such file") from None
     except OSError as exc:
         raise ImageError(f"{name}: cannot read the file ({exc.strerror or exc})") from None
+
+
+def _check_regular(mode: int, name: str) -> None:
+    if stat.S_ISDIR(mode):
+        raise ImageError(f"{name}: is a folder, not an image")
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise ImageError(f"{name}: is {kind}, not an image file")
 
 
 def _check_size(size: tuple[int, int], name: str) -> None:
@@ -195,15 +212,18 @@ def _check_array(array: np.ndarray, name: str) -> np.ndarray:
 def expand_inputs(inputs: list[str]) -> list[str]:
     """Folders become their image files and globs their matches (sorted); anything else stays as given.
 
-    A path that does not exist is kept, so that it is reported as an error for that input.
+    A folder lists every entry with an image extension that is not itself a folder: a FIFO, a broken
+    symbolic link or a socket named ``x.png`` is listed too, so that it gets its error line like any bad
+    file instead of vanishing. A path that does not exist is kept, so that it is reported as an error.
     """
     paths: list[str] = []
     for item in inputs:
         if os.path.isdir(item):
-            found = sorted(str(p) for p in Path(item).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(str(p) for p in Path(item).iterdir()
+                           if not p.is_dir() and p.suffix.lower() in IMAGE_EXTENSIONS)
             paths.extend(found)
-        elif not os.path.exists(item) and glob.has_magic(item):
-            matches = [m for m in sorted(glob.glob(item, recursive=True)) if os.path.isfile(m)]
+        elif not os.path.lexists(item) and glob.has_magic(item):
+            matches = [m for m in sorted(glob.glob(item, recursive=True)) if not os.path.isdir(m)]
             if matches:
                 paths.extend(matches)
             else:

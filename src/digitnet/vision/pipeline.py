@@ -2,7 +2,15 @@
 
 Each step is a function. Classification is a parameter (``classify``: uint8 (N, 28, 28) white-on-black
 images → probabilities (N, 10)), so :class:`digitnet.recognizer.Recognizer` plugs in its model, the server
-its micro-batcher, and tests a stub — and all of them prepare pictures and format answers the same way.
+its micro-batcher, ``digitnet explain`` and the photo benchmark the recognizer, and tests a stub — and all of
+them prepare pictures and format answers the same way:
+
+* one digit: ``prepare_digit(source, classify)`` → :class:`Prepared` (the 28×28, or an error or note), then
+  ``digit_answer(prepared, probabilities)``, or ``classify_prepared(prepared_list, classify)`` for a batch;
+* a number: ``prepare_number(source, classify)`` → :class:`PreparedNumber` (each digit's 28×28, box and
+  probabilities; ``strip()`` shows the crops), then ``number_answer(number)``.
+
+A 28×28 MNIST-like picture (white on black, uint8) goes through unchanged, bit for bit.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ def prepare_digit(source: ImageSource, classify: Classifier | None = None) -> Pr
     """Load a picture of one digit and normalize it like MNIST; never raises for a bad picture.
 
     With ``classify``, a picture that holds several digits is recognized as such (see :mod:`segment`)
-    and answered with a note instead of a guess at one of them.
+    and answered with a note instead of a guess at one of them; every caller that answers for a digit
+    (predict, explain, the server) passes it.
     """
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
@@ -60,15 +69,23 @@ class PreparedNumber:
     """A picture of a number, segmented: each digit's 28×28, its box and the model's probabilities."""
 
     path: str | None
-    images: list[np.ndarray] = field(default_factory=list)  # uint8 (28, 28) per digit, left to right
+    images: list[np.ndarray] = field(default_factory=list)  # uint8 (28, 28) per digit, left to right: as classified
     boxes: list[list[int]] = field(default_factory=list)  # [x0, y0, x1, y1] in the picture's pixels
     probabilities: list[np.ndarray] = field(default_factory=list)  # (10,) per digit
-    error: str | None = None
-    note: str | None = None
+    error: str | None = None  # the picture could not be used
+    note: str | None = None  # the picture was fine but holds no digit
+
+    def strip(self) -> np.ndarray | None:
+        """A debug view: the 28×28 crops the model classified, side by side (uint8 (28, 28·n)); None if none."""
+        return np.concatenate(self.images, axis=1) if self.images else None
 
 
 def prepare_number(source: ImageSource, classify: Classifier) -> PreparedNumber:
-    """Load a picture of a written number and find its digits (what :meth:`Recognizer.read` answers from)."""
+    """Load a picture of a written number and find its digits; never raises for a bad picture.
+
+    ``classify`` is called during segmentation (candidate cuts are judged by the model's answers), so the
+    result already holds each digit's probabilities: :func:`number_answer` needs no further call.
+    """
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
         picture = load_picture(source)
@@ -78,7 +95,7 @@ def prepare_number(source: ImageSource, classify: Classifier) -> PreparedNumber:
     if passthrough is not None:  # an MNIST digit is a one-digit number
         if not passthrough.any():
             return PreparedNumber(path, note=NO_INK)
-        return PreparedNumber(path, [passthrough], [[0, 0, 28, 28]], list(classify(passthrough)))
+        return PreparedNumber(path, [passthrough], [[0, 0, 28, 28]], list(classify(passthrough[None])))
     ink = find_ink(picture.pixels)
     segments = find_digits(ink, classify) if ink is not None else []
     if not segments:
@@ -95,7 +112,6 @@ def number_answer(number: PreparedNumber) -> dict:
               for p, box in zip(number.probabilities, number.boxes, strict=True)]
     return {"path": number.path, "text": "".join(str(d["digit"]) for d in digits), "digits": digits,
             "error": number.error, "note": number.note}
-
 
 
 def digit_answer(prepared: Prepared, probabilities: np.ndarray | None, top_k: int | None = None,

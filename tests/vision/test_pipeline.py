@@ -1,0 +1,64 @@
+"""The picture pipeline's steps as a server uses them: prepare, a classify callable of its own, answer."""
+
+from __future__ import annotations
+
+import numpy as np
+from photo_helpers import digit_photo, number_ink, on_paper
+
+from digitnet.vision.pipeline import (
+    NO_INK,
+    classify_prepared,
+    digit_answer,
+    number_answer,
+    prepare_digit,
+    prepare_number,
+)
+
+
+class RecordingClassifier:
+    """A classify step that records what it is given: uint8 (N, 28, 28) → probabilities (N, 10)."""
+
+    def __init__(self, classify):
+        self.classify, self.calls = classify, []
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        self.calls.append(images.copy())
+        return self.classify(images)
+
+
+def test_an_mnist_digit_passes_through_bit_for_bit(mnist, recognizer):
+    digits = mnist.test_images[:50]
+    for image in digits:
+        assert np.array_equal(prepare_digit(image, recognizer.classify).image, image)
+    classify = RecordingClassifier(recognizer.classify)
+    number = prepare_number(digits[0], classify)
+    assert np.array_equal(number.images[0], digits[0]) and number.boxes == [[0, 0, 28, 28]]
+    # The classify step always gets a batch (N, 28, 28), as the server's micro-batcher expects.
+    assert [c.shape for c in classify.calls] == [(1, 28, 28)] and np.array_equal(classify.calls[0][0], digits[0])
+
+
+def test_a_server_answers_with_its_own_classify_step(recognizer, clean_digits):
+    classify = RecordingClassifier(recognizer.classify)
+    pictures = [digit_photo(clean_digits[d], height=60) for d in (4, 9)] + [np.full((40, 40), 230, np.uint8)]
+    prepared = [prepare_digit(p, classify) for p in pictures]
+    answers = classify_prepared(prepared, classify)
+    assert [a["digit"] for a in answers] == [4, 9, None] and answers[2]["note"] == NO_INK
+    assert classify.calls[-1].shape == (2, 28, 28)  # one batch for the usable pictures
+    one_by_one = [digit_answer(p, recognizer.classify(p.image[None])[0] if p.image is not None else None)
+                  for p in prepared]
+    assert one_by_one == answers
+    assert answers == recognizer.predict_batch(pictures)
+
+
+def test_a_number_shows_the_crops_it_classified(recognizer, clean_digits):
+    picture = on_paper(number_ink([clean_digits[d] for d in (5, 1, 8)], height=60))
+    number = prepare_number(picture, recognizer.classify)
+    answer = number_answer(number)
+    assert answer["text"] == "518" and answer == recognizer.read(picture)
+    strip = number.strip()
+    assert strip.shape == (28, 3 * 28) and strip.dtype == np.uint8
+    assert all(np.array_equal(strip[:, 28 * i:28 * (i + 1)], image) for i, image in enumerate(number.images))
+    # The debug view is what the model answered for: classifying the crops again gives the same probabilities.
+    np.testing.assert_allclose(recognizer.classify(np.stack(number.images)), np.stack(number.probabilities),
+                               atol=1e-5)
+    assert prepare_number(np.full((40, 40), 230, np.uint8), recognizer.classify).strip() is None
