@@ -61,12 +61,12 @@ def test_every_command_is_registered_by_the_concern_that_owns_it():
         module.register(one)
         owners.update({name: module.__name__ for name in typer.main.get_group(one).commands})
     assert owners == {
-        "train": "digitnet.train.commands", "evaluate": "digitnet.evaluate.commands",
-        "ensemble": "digitnet.evaluate.commands", "report": "digitnet.evaluate.commands",
-        "compare": "digitnet.evaluate.commands", "explain": "digitnet.evaluate.commands",
-        "models": "digitnet.models.commands", "summary": "digitnet.models.commands",
-        "predict": "digitnet.recognizer_commands", "read": "digitnet.recognizer_commands",
-        "serve": "digitnet.serve.commands", "export": "digitnet.serve.commands", "bench": "digitnet.bench.commands",
+        "train": "digitnet.cli.train", "evaluate": "digitnet.cli.evaluate",
+        "ensemble": "digitnet.cli.evaluate", "report": "digitnet.cli.evaluate",
+        "compare": "digitnet.cli.evaluate", "explain": "digitnet.cli.evaluate",
+        "models": "digitnet.cli.models", "summary": "digitnet.cli.models",
+        "predict": "digitnet.cli.pictures", "read": "digitnet.cli.pictures",
+        "serve": "digitnet.cli.serve", "export": "digitnet.cli.serve", "bench": "digitnet.cli.bench",
     }
     assert list(typer.main.get_group(app).commands) == list(owners)  # cli.py adds nothing of its own
 

@@ -65,7 +65,7 @@ class LoadedModel:
 def environment_info() -> dict:
     import numpy
 
-    from digitnet import __version__
+    from digitnet.version import __version__
 
     return {
         "digitnet": __version__, "torch": torch.__version__, "numpy": numpy.__version__,

@@ -1,6 +1,6 @@
 """``digitnet bench``: time to 99% (ours vs. the PyTorch examples recipe), throughput, latency and memory.
 
-All figures land in one JSON-able dict; ``digitnet.bench.commands`` prints it as tables.
+All figures land in one JSON-able dict; ``digitnet.cli.bench`` prints it as tables.
 """
 
 from __future__ import annotations

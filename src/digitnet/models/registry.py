@@ -128,13 +128,11 @@ def register_model(name: str, description: str, **spec_kwargs) -> Callable:
 
 def list_models() -> list[str]:
     """Names of all registered architectures, in registration order."""
-    _import_families()
     return list(_REGISTRY)
 
 
 def get_spec(name: str) -> ModelSpec:
     """The :class:`ModelSpec` of a registered architecture."""
-    _import_families()
     if name not in _REGISTRY:
         raise DigitnetError(f"unknown architecture {name!r}; choose one of: {', '.join(_REGISTRY)}")
     return _REGISTRY[name][1]
@@ -154,11 +152,6 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def _import_families() -> None:
-    # Importing the family modules runs their @register_model decorators.
-    from digitnet.models import mlp, lenet, cnn, resnet  # noqa: F401, I001 (this order = listing order)
 
 
 def preprocess(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:

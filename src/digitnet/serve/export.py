@@ -57,7 +57,7 @@ class ExportWrapper(nn.Module):
 
 def export_metadata(loaded: LoadedModel, input_type: str) -> dict[str, str]:
     """Key/value description written into the exported file (ONNX ``metadata_props``)."""
-    from digitnet import __version__
+    from digitnet.version import __version__
 
     mean, std = loaded.spec.mean_std
     meta = loaded.metadata

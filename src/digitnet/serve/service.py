@@ -151,6 +151,6 @@ def _named(message: str, name: str | None) -> str:
 
 def version() -> str:
     """The digitnet version (imported late: the package's __init__ imports much)."""
-    from digitnet import __version__
+    from digitnet.version import __version__
 
     return __version__

@@ -7,6 +7,6 @@
   ``prepare_digit``/``prepare_number`` → a ``classify`` callable → ``digit_answer``/``number_answer``.
 
 :class:`digitnet.recognizer.Recognizer` ties them to a model (``predict``, ``predict_batch``, ``read``);
-:mod:`digitnet.recognizer_commands` adds ``digitnet predict`` and ``digitnet read``.
+:mod:`digitnet.cli.pictures` adds ``digitnet predict`` and ``digitnet read``.
 The submodules import torch, so this package imports nothing itself and ``digitnet --help`` stays fast.
 """

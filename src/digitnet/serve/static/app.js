@@ -223,6 +223,7 @@ let generation = 0; // bumps on clear, so a late answer never shows on an empty 
 
 function schedulePredict(delay = 70) {
   dirty = true;
+  document.body.dataset.state = "busy"; // an answer is due: "idle" only once nothing drawn is left unanswered
   if (timer === null) timer = setTimeout(flush, delay);
 }
 
@@ -231,7 +232,10 @@ async function flush() {
   if (inFlight || !dirty) return;
   dirty = false;
   const pixels = mnistPixels();
-  if (!pixels) return;
+  if (!pixels) {
+    document.body.dataset.state = "idle";
+    return;
+  }
   inFlight = true;
   document.body.dataset.state = "busy";
   const mine = generation;

@@ -1,4 +1,4 @@
-"""CLI commands of the recognizer, added to the main app by ``register(app)``: ``predict`` and ``read``.
+"""CLI commands for pictures (the recognizer), added to the main app by ``register(app)``: ``predict`` and ``read``.
 
 They live beside :mod:`digitnet.recognizer` (not in :mod:`digitnet.vision`, a layer below it) because they call it.
 

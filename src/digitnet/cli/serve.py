@@ -1,4 +1,4 @@
-"""CLI commands of this concern, added to the main app by ``register(app)``: ``serve`` and ``export``."""
+"""CLI commands for serving, added to the main app by ``register(app)``: ``serve`` and ``export``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CLI commands of this concern, added to the main app by ``register(app)``: ``models`` and ``summary``."""
+"""CLI commands for the model zoo, added to the main app by ``register(app)``: ``models`` and ``summary``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CLI commands of this concern, added to the main app by ``register(app)``:
+"""CLI commands for evaluation, added to the main app by ``register(app)``:
 evaluate, ensemble, report, compare, explain."""
 
 from __future__ import annotations

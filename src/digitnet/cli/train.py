@@ -1,4 +1,4 @@
-"""CLI commands of this concern, added to the main app by ``register(app)``: ``train``."""
+"""CLI commands for training, added to the main app by ``register(app)``: ``train``."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the final metrics as one JSON object."),
 ) -> None:
     """Train a model on MNIST and save it (weights, metadata, history, metrics) in a run directory."""
-    from digitnet.train import train as run_training
+    from digitnet import train as run_training  # the API function: the loop plus the report callbacks
 
     cfg = TrainConfig(
         arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,

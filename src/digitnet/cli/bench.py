@@ -1,4 +1,4 @@
-"""CLI commands of this concern, added to the main app by ``register(app)``: ``bench``."""
+"""CLI commands for benchmarks, added to the main app by ``register(app)``: ``bench``."""
 
 from __future__ import annotations
 
