@@ -1,7 +1,5 @@
 """The model zoo: ``create_model(name)``, ``list_models()``, and each family in its own module."""
 
-# Importing the families runs their @register_model decorators; the registry itself imports none of them.
-from digitnet.models import cnn, lenet, mlp, resnet  # noqa: E402, F401, I001 (this order = listing order)
 from digitnet.models.registry import (
     NORMALIZATIONS,
     ModelSpec,
@@ -12,6 +10,11 @@ from digitnet.models.registry import (
     preprocess,
     register_model,
 )
+
+# Importing the families runs their @register_model decorators; the registry itself imports none of them.
+# isort: off
+from digitnet.models import mlp, lenet, cnn, resnet  # noqa: F401 (this order is the listing order)
+# isort: on
 
 __all__ = ["NORMALIZATIONS", "ModelSpec", "count_parameters", "create_model", "get_spec", "list_models",
            "preprocess", "register_model"]
