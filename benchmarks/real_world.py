@@ -37,6 +37,7 @@ import photo_digits  # noqa: E402
 
 from digitnet.data import load_mnist  # noqa: E402
 from digitnet.recognizer import Recognizer  # noqa: E402
+from digitnet.vision.boxes import remove_box_lines  # noqa: E402
 
 CELLS = (8, 10, 12, 16)  # digit cell sizes of coarse scans
 BLOCK = 4  # a cell counts the ink of a BLOCK×BLOCK block of the pen bitmap: BLOCK² + 1 = 17 gray levels
@@ -186,17 +187,14 @@ def boxed_number(digits: list[np.ndarray], rng: np.random.Generator, comb: bool)
     return _draw_boxes(inks, [(cell_w, cell_h)] * len(inks), comb=comb, rng=rng)
 
 
-def _draw_boxes(inks: list[np.ndarray], cells: list[tuple[int, int]], comb: bool,
-                rng: np.random.Generator) -> np.ndarray:
-    """Printed boxes side by side (or a comb) with one ink per cell, placed loosely; the form as a scan."""
-    line = int(rng.integers(2, 6))
-    margin = int(rng.integers(10, 40))
+def form_lines(cells: list[tuple[int, int]], comb: bool, line: int, margin: int, tick: float) -> np.ndarray:
+    """The printed lines of a form field (bool): boxes side by side, or a comb whose ticks rise ``tick`` of
+    the cell height from the baseline; one box or tooth per cell, ``margin`` px of paper around."""
     width = margin * 2 + sum(w for w, _ in cells) + line
     height = margin * 2 + max(h for _, h in cells) + line
     form = Image.new("L", (width, height), 0)  # 255 = printed line
     draw = ImageDraw.Draw(form)
     x = margin
-    tick = rng.uniform(0.25, 0.5)
     for w, h in cells + [(0, cells[-1][1])]:  # one more vertical line closes the last cell
         top = margin + (h * (1 - tick) if comb else 0)
         draw.rectangle((x, top, x + line - 1, margin + h + line - 1), fill=255)
@@ -205,7 +203,16 @@ def _draw_boxes(inks: list[np.ndarray], cells: list[tuple[int, int]], comb: bool
     draw.rectangle((margin, margin + cells[0][1], right, margin + cells[0][1] + line - 1), fill=255)  # baseline
     if not comb:
         draw.rectangle((margin, margin, right, margin + line - 1), fill=255)
-    printed = np.asarray(form) > 0
+    return np.asarray(form) > 0
+
+
+def _draw_boxes(inks: list[np.ndarray], cells: list[tuple[int, int]], comb: bool,
+                rng: np.random.Generator) -> np.ndarray:
+    """Printed boxes side by side (or a comb) with one ink per cell, placed loosely; the form as a scan."""
+    line = int(rng.integers(2, 6))
+    margin = int(rng.integers(10, 40))
+    printed = form_lines(cells, comb, line, margin, rng.uniform(0.25, 0.5))
+    height, width = printed.shape
     writing = np.zeros_like(printed)
     x = margin
     for ink, (w, h) in zip(inks, cells, strict=True):
@@ -236,7 +243,9 @@ def _pipeline_digits(recognizer: Recognizer, pictures: list[np.ndarray]) -> np.n
     return np.array([-1 if a["digit"] is None else a["digit"] for a in answers])
 
 
-def run(model: str | None, n: int, numbers: int, photos: int, seed: int) -> dict:
+def run(model: str | None, n: int, numbers: int, photos: int, seed: int, without_lines: bool = False) -> dict:
+    """All sets, one row each. ``without_lines``: take the box lines away (vision.boxes) before reading —
+    a preview of that step in the pipeline."""
     rng = np.random.default_rng(seed)
     mnist = load_mnist()
     images, labels = mnist.test_images, mnist.test_labels
@@ -272,7 +281,8 @@ def run(model: str | None, n: int, numbers: int, photos: int, seed: int) -> dict
                      "accuracy": float((through == labels[index]).mean()), "plain": float(plain_all[index].mean())})
 
     index = rng.choice(len(images), size=n, replace=False)
-    through = _pipeline_digits(recognizer, [boxed_digit(images[i], rng) for i in index])
+    boxed = [boxed_digit(images[i], rng) for i in index]
+    through = _pipeline_digits(recognizer, [remove_box_lines(b) for b in boxed] if without_lines else boxed)
     rows.append({"set": "digit in a box", "group": "boxes", "n": n,
                  "accuracy": float((through == labels[index]).mean()), "plain": float(plain_all[index].mean())})
     if numbers:
@@ -281,7 +291,7 @@ def run(model: str | None, n: int, numbers: int, photos: int, seed: int) -> dict
             index = rng.choice(len(images), size=int(rng.integers(4, 7)), replace=False)
             truth = "".join(str(labels[i]) for i in index)
             picture = boxed_number([images[i] for i in index], rng, comb=k % 2 == 1)
-            exact += recognizer.read(picture)["text"] == truth
+            exact += recognizer.read(remove_box_lines(picture) if without_lines else picture)["text"] == truth
             plain += bool(plain_all[index].all())
         rows.append({"set": "number in boxes/comb", "group": "boxes", "n": numbers, "accuracy": exact / numbers,
                      "plain": plain / numbers, "measure": "exact match"})
@@ -295,6 +305,7 @@ def run(model: str | None, n: int, numbers: int, photos: int, seed: int) -> dict
         if row["set"] in TARGETS:
             row["target"] = TARGETS[row["set"]]
     return {"model": str(recognizer.loaded.path), "arch": recognizer.spec.name, "seed": seed, "rows": rows,
+            "remove_box_lines": without_lines,
             "seconds": time.perf_counter() - started, "render_and_read_seconds": render_seconds}
 
 
@@ -303,7 +314,8 @@ def print_table(result: dict) -> None:
     from rich.table import Table
 
     table = Table("set", "n", "accuracy", "model on 28×28", "same digits, plain", "target",
-                  title=f"real-world digits — {result['arch']} ({result['model']}), seed {result['seed']}")
+                  title=f"real-world digits — {result['arch']} ({result['model']}), seed {result['seed']}"
+                  + (", box lines removed" if result.get("remove_box_lines") else ""))
     for row in result["rows"]:
         target = row.get("target")
         mark = "" if target is None else (" ✓" if row["accuracy"] >= target else " ✗")
@@ -322,12 +334,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    parser.add_argument("--remove-box-lines", action="store_true",
+                        help="take printed box lines away before reading (a preview of that pipeline step)")
     args = parser.parse_args(argv)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    result = run(args.model, args.n, args.numbers, args.photos, args.seed)
+    result = run(args.model, args.n, args.numbers, args.photos, args.seed, args.remove_box_lines)
     if not args.json:
         print_table(result)
     print(json.dumps(result))
