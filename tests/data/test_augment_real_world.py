@@ -12,6 +12,7 @@ from digitnet.data.augment import (
     fill_frame_theta,
     ink_box,
     render_low_resolution,
+    writer_strokes,
 )
 from digitnet.models.registry import get_spec, preprocess
 
@@ -128,3 +129,38 @@ def test_real_world_preset_keeps_shape_dtype_range_and_is_deterministic(mnist):
     assert ((levels > 17).float().mean() > 0.4) and ((levels <= 17).float().mean() > 0.05)
     # digits stay where MNIST puts them: centre of mass near the centre of the frame
     assert (centre_of_mass(ink) - 13.5).abs().median() < 2.0
+
+
+def test_writer_strokes_flag_the_1s_cross_the_7s_and_leave_other_digits_alone(mnist):
+    labels = torch.from_numpy(mnist.test_labels[:300].astype("int64"))
+    x = torch.from_numpy(mnist.test_images[:300]).float().div(255).unsqueeze(1)
+    out = writer_strokes(x, labels, torch.Generator().manual_seed(0), p=1.0)
+    added = (out - x).clamp_min(0)[:, 0]
+    others = (labels != 1) & (labels != 7)
+    assert torch.equal(out[others], x[others])
+    assert (out >= x).all()  # strokes are added, nothing erased
+    box = ink_box(x)
+    for i in torch.nonzero(labels == 1)[:20, 0].tolist():
+        ys, xs = torch.nonzero(added[i] > 0.5, as_tuple=True)
+        assert len(ys) >= 4  # a flag was drawn ...
+        top = int(box[i, 0])
+        assert ys.float().mean() < top + 0.5 * (box[i, 2] - top)  # ... in the upper part of the 1 ...
+        top_col = float((x[i, 0, top] * torch.arange(28.0)).sum() / x[i, 0, top].sum())
+        assert xs.float().mean() < top_col  # ... going left from the top of the 1
+    crossed = 0
+    for i in torch.nonzero(labels == 7)[:20, 0].tolist():
+        ys, xs = torch.nonzero(added[i] > 0.5, as_tuple=True)
+        if len(ys) >= 4:  # (a bar drawn over a 7 that was already crossed adds little)
+            assert int(ys.max() - ys.min()) <= 4  # a bar: horizontal
+            crossed += int(xs.max() - xs.min()) >= 5
+    assert crossed >= 16
+
+
+def test_labels_change_the_preset_only_through_the_writer_strokes(mnist):
+    spec = get_spec("fastnet")
+    x = preprocess(torch.from_numpy(mnist.test_images[:128]), spec)
+    labels = torch.from_numpy(mnist.test_labels[:128].astype("int64"))
+    plain = augment_batch(x, "real-world", torch.Generator().manual_seed(5))
+    labelled = augment_batch(x, "real-world", torch.Generator().manual_seed(5), labels=labels)
+    assert torch.equal(labelled, augment_batch(x, "real-world", torch.Generator().manual_seed(5), labels=labels))
+    assert not torch.equal(plain, labelled)
