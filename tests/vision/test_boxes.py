@@ -78,3 +78,54 @@ def test_gray_pictures_get_their_lines_painted_paper():
 def test_a_picture_that_is_not_2d_is_refused_in_one_line():
     with pytest.raises(DigitnetError, match="2-D"):
         remove_box_lines(np.zeros((4, 4, 3), np.uint8))
+
+
+def row_of_boxes(inks: list[np.ndarray], comb: bool, line: int = 3, cell: tuple[int, int] = (60, 80)) -> tuple:
+    """Inks written one per cell of a row of boxes (or a comb with teeth a third of the cell tall):
+    (picture, printed lines only)."""
+    w, h = cell
+    size = (h + line + 20, w * len(inks) + line + 20)
+    printed = np.zeros(size, bool)
+    top = 10 + (2 * h // 3 if comb else 0)
+    for k in range(len(inks) + 1):
+        printed[top:10 + h + line, 10 + k * w:10 + k * w + line] = True
+    printed[10 + h:10 + h + line, 10:10 + len(inks) * w + line] = True  # the baseline
+    if not comb:
+        printed[10:10 + line, 10:10 + len(inks) * w + line] = True
+    writing = np.zeros(size, bool)
+    for k, ink in enumerate(inks):
+        ih, iw = ink.shape
+        y, x = 10 + h - ih, 10 + k * w + (w - iw) // 2  # standing on the baseline
+        writing[y:y + ih, x:x + iw] |= ink
+    return printed | writing, printed
+
+
+@pytest.mark.parametrize("comb", [False, True])
+def test_the_walls_between_boxes_and_the_teeth_of_a_comb_go(mnist, comb):
+    inks = []
+    for digit in mnist.test_images[:5]:
+        ink = pen(digit, 70)
+        rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+        inks.append(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+    picture, printed = row_of_boxes(inks, comb)
+    cleaned = remove_box_lines(picture)
+    writing = picture & ~printed
+    assert cleaned[writing].all()  # the digits keep every pixel, also where they stand on the baseline
+    assert not (cleaned & printed & ~under_writing(writing, printed)).any()  # the printed lines are gone
+
+
+def under_writing(writing: np.ndarray, printed: np.ndarray) -> np.ndarray:
+    """Printed pixels of the baseline right under a stroke that stands on it: they stay with the stroke."""
+    baseline = np.flatnonzero(printed.sum(1) > 0.5 * printed.shape[1])[-3:]  # the lowest line, 3 px
+    standing = writing[baseline[0] - 1] | writing[baseline[0]]
+    out = np.zeros_like(printed)
+    out[baseline[0]:baseline[-1] + 1] = standing
+    return (out & printed) | writing
+
+
+def test_a_thick_1_standing_on_a_comb_is_not_a_tooth():
+    stem = np.ones((50, 9), bool)  # a pen stroke, thicker than the printed teeth
+    picture, printed = row_of_boxes([stem, stem], comb=True)
+    cleaned = remove_box_lines(picture)
+    assert cleaned[picture & ~printed].all()
+    assert not (cleaned & printed & ~under_writing(picture & ~printed, printed)).any()

@@ -67,14 +67,45 @@ def _mostly(long: np.ndarray, thin: np.ndarray, share: float = 0.5) -> np.ndarra
     return _paint_runs((h, w), starts[mostly], ends[mostly], np.ones(int(mostly.sum()), np.int64)) > 0
 
 
+def _ending_on(long: np.ndarray, lines: np.ndarray, reach: int, both: bool = True) -> np.ndarray:
+    """The horizontal runs of ``long`` that have ``lines`` pixels within ``reach`` px of both ends (``both``)
+    or of at least one end, counting the pixel just past each end."""
+    h, w = long.shape
+    starts, ends = _runs(long)
+    padded = np.zeros((h, w + 2), np.int64)
+    padded[:, 1:-1] = lines
+    before = np.concatenate([[0], np.cumsum(padded.ravel())])
+    first = before[np.minimum(starts + reach, ends)] - before[starts - 1] > 0
+    last = before[ends + 1] - before[np.maximum(ends - reach, starts)] > 0
+    ok = (first & last) if both else (first | last)
+    return _paint_runs((h, w), starts[ok], ends[ok], np.ones(int(ok.sum()), np.int64)) > 0
+
+
+def _free_ended_ticks(ink: np.ndarray, thin: np.ndarray, lines: np.ndarray, min_length: int) -> np.ndarray:
+    """Vertical runs of ``thin`` ink at least ``min_length`` long that stand on ``lines`` at one end and stop
+    in paper at the other: the teeth of a comb (a stroke that goes on into thicker ink is writing)."""
+    h, w = thin.shape
+    starts, ends = _runs(thin.T)  # along columns, padded layout (w, h + 2)
+    long = ends - starts >= min_length
+    on_line, in_ink = np.zeros((w, h + 2), bool), np.zeros((w, h + 2), bool)
+    on_line[:, 1:-1], in_ink[:, 1:-1] = lines.T, ink.T
+    on_line, in_ink = on_line.ravel(), in_ink.ravel()
+    standing = on_line[ends] & ~in_ink[starts - 1]  # on a line below, paper above
+    hanging = on_line[starts - 1] & ~in_ink[ends]  # on a line above, paper below
+    ok = long & (standing | hanging)
+    return _paint_runs((w, h), starts[ok], ends[ok], np.ones(int(ok.sum()), np.int64)).T > 0
+
+
 def box_line_mask(ink: np.ndarray, fraction: float = 0.7, max_thickness: int | None = None) -> np.ndarray:
     """The pixels of ``ink`` (2-D bool) that are box lines.
 
-    A line pixel lies on a straight run at least ``fraction`` of the ink's width (vertical runs: height),
-    the ink is at most ``max_thickness`` px thick across it there (default: 1/12 of the ink's smaller side,
-    at least 3), and its run reaches past the rest of the ink on both ends — a box surrounds the digit; a
-    7's bar or a 1's stem does not. Where a stroke touches or crosses a line the ink is thick across it,
-    so those pixels stay with the digit.
+    A line is a straight run at least ``fraction`` of the ink's width (vertical runs: height), mostly at most
+    ``max_thickness`` px thick across (default: 1/12 of the ink's smaller side, at least 3), which reaches past
+    the rest of the ink on both ends (a box surrounds the digit; a 7's bar or a 1's stem does not), ends on
+    lines of the other direction at both ends (the walls between boxes), or, horizontal, spans ink at least
+    twice as wide as tall (the baseline of a comb under a number). A comb's teeth — thin vertical runs
+    standing on a line and ending in paper — are lines too. Where a stroke touches or crosses a line the ink
+    is thick across it, so those pixels stay with the digit.
     """
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     if not len(rows):
@@ -86,21 +117,28 @@ def box_line_mask(ink: np.ndarray, fraction: float = 0.7, max_thickness: int | N
     long_rows = along_rows >= max(fraction * width, 8)
     long_cols = along_cols >= max(fraction * height, 8)
     across_h, across_v = long_rows & (along_cols <= max_thickness), long_cols & (along_rows <= max_thickness)
-    # Where two sides meet, the ink is thick both ways: a corner, if it lies at a corner of the ink.
-    r, c = np.arange(ink.shape[0])[:, None], np.arange(ink.shape[1])[None, :]
-    edge_row = (r <= rows[0] + max_thickness) | (r >= rows[-1] - max_thickness)
-    edge_col = (c <= cols[0] + max_thickness) | (c >= cols[-1] - max_thickness)
-    corner = long_rows & long_cols & edge_row & edge_col
-    # Runs that are mostly thin are lines, whole (with the strokes that touch or cross them); the rest is writing.
-    line_rows = _mostly(long_rows, across_h | corner)
-    line_cols = _mostly(long_cols.T, (across_v | corner).T).T
+    # Runs that are mostly thin are lines, whole (with the strokes that touch or cross them, and the corners
+    # and junctions where lines meet); the rest is writing.
+    line_rows = _mostly(long_rows, across_h)
+    line_cols = _mostly(long_cols.T, across_v.T).T
+    junction = line_rows & line_cols
     other = ink & ~(line_rows | line_cols)
     margin = max(2, max_thickness // 2)
-    # A stroke crossing a line leaves the line one run (long_rows) but thick there: judge the whole run,
-    # take away only its thin part.
-    horizontal = _reaching_past(long_rows, other, margin) & (across_h | corner)
-    vertical = _reaching_past(long_cols.T, other.T, margin).T & (across_v | corner)
-    return horizontal | vertical
+    # Judge whole runs (a stroke crossing a line leaves it one run, thick there); take away only the thin part.
+    # A baseline under a whole written number spans the ink, which is far wider than tall.
+    spanning = along_rows >= max(0.95 * width, 2 * height)
+    baselines = (_reaching_past(long_rows, other, margin) | _ending_on(line_rows, line_cols, max_thickness)
+                 | (spanning & line_rows)) & long_rows
+    horizontal = baselines & (across_h | junction)
+    vertical = (_reaching_past(long_cols.T, other.T, margin).T
+                | _ending_on(line_cols.T, line_rows.T, max_thickness).T) & (across_v | junction)
+    ticks = _free_ended_ticks(ink, ink & (along_rows <= max_thickness), baselines, 3 * max_thickness)
+    for _ in range(max_thickness):  # and the tooth's root, where it crosses its baseline
+        grown = ticks.copy()
+        grown[1:] |= ticks[:-1]
+        grown[:-1] |= ticks[1:]
+        ticks = ticks | (grown & baselines)
+    return horizontal | vertical | ticks
 
 
 def remove_box_lines(gray_or_mask: np.ndarray, fraction: float = 0.7, max_thickness: int | None = None) -> np.ndarray:
