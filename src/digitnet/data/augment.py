@@ -4,6 +4,12 @@ Per-sample Python transforms (torchvision's PIL pipeline) cost more than the mod
 batch of B images gets B random affine matrices and, optionally, an elastic displacement field, all
 applied in a single resampling call. Stroke-thickness and low-resolution effects use pooling and
 interpolation on the whole batch.
+
+``real-world`` prepares a model for other writers and other scanners than MNIST's: coarse scans
+(rendered at 8–16 px, quantized to 17 or 2 gray levels, sometimes filling their frame, upscaled
+bilinearly or nearest), pens of other widths, slant, cramped and stretched digits, broken strokes, and
+the lines of printed form boxes around the digit. Each effect hits a random part of the batch, so that
+clean MNIST digits stay common.
 """
 
 from __future__ import annotations
@@ -13,14 +19,19 @@ import math
 import torch
 import torch.nn.functional as F
 
-PRESETS = ("none", "light", "robust", "strong")
+PRESETS = ("none", "light", "robust", "strong", "real-world")
 
 
-def random_affine_grid(
-    n: int, size: int, device, generator: torch.Generator | None = None,
+def random_affine_theta(
+    n: int, device, generator: torch.Generator | None = None,
     degrees: float = 10.0, translate: float = 0.1, scale: tuple[float, float] = (0.9, 1.1), shear: float = 0.15,
+    stretch: float = 0.0,
 ) -> torch.Tensor:
-    """A sampling grid (n, size, size, 2) for random rotation, scale, shear and translation."""
+    """Random affine matrices (n, 2, 3) mapping output to input grid coordinates.
+
+    ``stretch`` > 0 also squeezes or widens each digit: its width/height ratio changes by a factor
+    drawn log-uniformly in [e^-stretch, e^stretch] (a digit cramped or stretched in its box).
+    """
 
     def uniform(lo: float, hi: float) -> torch.Tensor:
         return torch.rand(n, device=device, generator=generator) * (hi - lo) + lo
@@ -29,11 +40,23 @@ def random_affine_grid(
     s = uniform(*scale)
     sh = uniform(-shear, shear)
     tx, ty = uniform(-translate, translate) * 2, uniform(-translate, translate) * 2  # grid units span 2
-    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    theta = torch.stack([
-        torch.stack([cos, -sin + sh * cos, tx], 1),
-        torch.stack([sin, cos + sh * sin, ty], 1),
+    sx = sy = s
+    if stretch > 0:  # drawn only then, so the other presets keep their random stream
+        aspect = torch.exp(uniform(-stretch, stretch) / 2)
+        sx, sy = s * aspect, s / aspect
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    return torch.stack([
+        torch.stack([cos / sx, (-sin + sh * cos) / sy, tx], 1),
+        torch.stack([sin / sx, (cos + sh * sin) / sy, ty], 1),
     ], 1)
+
+
+def random_affine_grid(
+    n: int, size: int, device, generator: torch.Generator | None = None,
+    degrees: float = 10.0, translate: float = 0.1, scale: tuple[float, float] = (0.9, 1.1), shear: float = 0.15,
+) -> torch.Tensor:
+    """A sampling grid (n, size, size, 2) for random rotation, scale, shear and translation."""
+    theta = random_affine_theta(n, device, generator, degrees, translate, scale, shear)
     return F.affine_grid(theta, [n, 1, size, size], align_corners=False)
 
 
@@ -45,11 +68,14 @@ def elastic_displacement(
     return F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
 
 
-def augment_batch(x: torch.Tensor, preset: str = "light", generator: torch.Generator | None = None) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, preset: str = "light", generator: torch.Generator | None = None,
+                  labels: torch.Tensor | None = None) -> torch.Tensor:
     """Augment a float batch (N, 1, H, W) whose background is its minimum value.
 
     ``light``: small affine. ``robust``: affine plus random stroke thickness and low resolution,
     for photos of digits. ``strong``: larger affine plus elastic distortion, for the accuracy recipe.
+    ``real-world``: other writers and scanners (see the module docstring); with ``labels`` (N,) it also
+    writes some 1s with a flag and some 7s crossed, as many writers outside the US do.
     """
     if preset == "none":
         return x
@@ -60,6 +86,8 @@ def augment_batch(x: torch.Tensor, preset: str = "light", generator: torch.Gener
     background = x.amin()
     x = x - background  # resample with a zero background, restored at the end
 
+    if preset == "real-world":
+        return _real_world(x, generator, labels) + background
     if preset == "robust":
         x = _random_thickness(x, generator)
     if preset == "strong":
@@ -98,3 +126,245 @@ def _random_low_resolution(x: torch.Tensor, generator: torch.Generator | None, p
     small = F.interpolate(x, size=(low, low), mode="area")
     blurry = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
     return torch.where(pick.view(n, 1, 1, 1), blurry, x)
+
+
+# ------------------------------------------------------------------------------------------- real-world
+
+LOW_RESOLUTIONS = (8, 10, 12, 14, 16)  # digit cells of coarse scanners, faxes and thumbnails
+SCAN_LEVELS = (0, 17, 2)  # 0: as many gray levels as the float holds; 17: a 4×4-block count; 2: binary
+
+
+def _uniform(n: int, lo: float, hi: float, device, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.rand(n, device=device, generator=generator) * (hi - lo) + lo
+
+
+def _integers(n: int, lo: int, hi: int, device, generator: torch.Generator | None) -> torch.Tensor:
+    """Uniform integers in [lo, hi], one per sample."""
+    return torch.randint(lo, hi + 1, (n,), device=device, generator=generator)
+
+
+def ink_box(x: torch.Tensor, threshold: float = 0.2) -> torch.Tensor:
+    """Each image's ink bounding box (N, 4) as [row0, col0, row1, col1], inclusive; the whole frame if blank.
+
+    ``x`` is (N, 1, H, W) with ink in 0..1 on a zero background.
+    """
+    n, _, h, w = x.shape
+    ink = x[:, 0] > threshold
+    rows, cols = ink.any(2), ink.any(1)
+    r = torch.arange(h, device=x.device)
+    c = torch.arange(w, device=x.device)
+    big = torch.tensor(10**6, device=x.device)
+    row0 = torch.where(rows, r, big).amin(1)
+    row1 = torch.where(rows, r, -big).amax(1)
+    col0 = torch.where(cols, c, big).amin(1)
+    col1 = torch.where(cols, c, -big).amax(1)
+    blank = ~rows.any(1)
+    box = torch.stack([row0, col0, row1, col1], 1)
+    frame = torch.tensor([0, 0, h - 1, w - 1], device=x.device)
+    return torch.where(blank.view(n, 1), frame, box)
+
+
+def fill_frame_theta(x: torch.Tensor, fill: torch.Tensor, keep_aspect: torch.Tensor | bool = True) -> torch.Tensor:
+    """Affine matrices (N, 2, 3) that blow each digit's ink box up to ``fill`` (N,) of the frame, centred.
+
+    Coarse scanners of form fields size-normalize the digit to its cell instead of MNIST's 20-px box in a
+    28-px frame. With ``keep_aspect`` the longer side fills the frame; otherwise both do.
+    """
+    n, _, h, w = x.shape
+    box = ink_box(x).to(x.dtype)
+    # grid coordinates (align_corners=False): pixel i spans [2i/size - 1, 2(i+1)/size - 1]
+    top, bottom = 2 * box[:, 0] / h - 1, 2 * (box[:, 2] + 1) / h - 1
+    left, right = 2 * box[:, 1] / w - 1, 2 * (box[:, 3] + 1) / w - 1
+    half_y, half_x = (bottom - top) / 2, (right - left) / 2
+    longer = torch.maximum(half_x, half_y)
+    keep = torch.as_tensor(keep_aspect, device=x.device).expand(n)
+    half_x, half_y = torch.where(keep, longer, half_x), torch.where(keep, longer, half_y)
+    zero = torch.zeros_like(top)
+    return torch.stack([
+        torch.stack([half_x / fill, zero, (left + right) / 2], 1),
+        torch.stack([zero, half_y / fill, (top + bottom) / 2], 1),
+    ], 1)
+
+
+def compose_affine(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """The (N, 2, 3) affine that applies ``inner`` to grid coordinates, then ``outer``."""
+    return outer[:, :, :2] @ inner + torch.cat([torch.zeros_like(outer[:, :, :2]), outer[:, :, 2:]], 2)
+
+
+def quantize(x: torch.Tensor, levels: torch.Tensor, threshold: torch.Tensor | None = None) -> torch.Tensor:
+    """Round 0..1 ink to ``levels`` (N,) gray levels (0: keep as is).
+
+    Two levels cut at ``threshold`` (N,) times each image's darkest cell, as a scanner's adaptive
+    threshold does, so that a thin digit scanned coarsely keeps its ink instead of vanishing.
+    """
+    n = x.shape[0]
+    levels = levels.view(n, 1, 1, 1).to(x.dtype)
+    steps = (levels - 1).clamp_min(1)
+    rounded = torch.round(x.clamp(0, 1) * steps) / steps
+    if threshold is not None:
+        cut = threshold.view(n, 1, 1, 1) * x.amax((1, 2, 3), keepdim=True)
+        rounded = torch.where(levels == 2, ((x > cut) & (x > 0)).to(x.dtype), rounded)
+    return torch.where(levels > 0, rounded, x)
+
+
+def render_low_resolution(
+    x: torch.Tensor, size: int, levels: torch.Tensor, nearest: torch.Tensor, threshold: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Scan 0..1 digits (N, 1, H, W) at ``size``×``size`` (area average: each cell's ink coverage), quantize
+    to ``levels`` (N,), and upscale back to H×W, nearest where ``nearest`` (N,) is true, else bilinear."""
+    n, _, h, w = x.shape
+    small = quantize(F.interpolate(x, size=(size, size), mode="area"), levels, threshold)
+    blocky = F.interpolate(small, size=(h, w), mode="nearest")
+    smooth = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    return torch.where(nearest.view(n, 1, 1, 1), blocky, smooth)
+
+
+def break_strokes(x: torch.Tensor, patches: int, generator: torch.Generator | None = None,
+                  patch: int = 3) -> torch.Tensor:
+    """Erase ``patches`` small squares (``patch`` px) centred on ink from each 0..1 digit: a pen that skips."""
+    n, _, h, w = x.shape
+    weights = x.reshape(n, h * w).clamp_min(0) + 1e-6
+    centres = torch.multinomial(weights, patches, replacement=False, generator=generator)
+    spots = torch.zeros(n, h * w, device=x.device, dtype=x.dtype).scatter_(1, centres, 1.0).view(n, 1, h, w)
+    holes = F.max_pool2d(spots, patch, stride=1, padding=patch // 2)[:, :, :h, :w]
+    return x * (1 - holes)
+
+
+def box_lines(n: int, size: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Printed form-box lines (n, 1, size, size) in 0..1: a rectangle, a comb or some sides of a rectangle.
+
+    Lines lie within 8 px of the border, so they touch a digit now and then; they are 1–2 px thick,
+    straight and span the box. A comb (postcode and amount fields) is a baseline with short upward ticks.
+    """
+    def ints(lo: int, hi: int) -> torch.Tensor:
+        return _integers(n, lo, hi, device, generator).view(n, 1, 1)
+
+    kind = ints(0, 2)  # 0: rectangle, 1: comb, 2: some sides
+    thick = ints(1, 2)
+    top, left = ints(0, 7), ints(0, 7)
+    bottom, right = size - 1 - ints(0, 7) - (thick - 1), size - 1 - ints(0, 7) - (thick - 1)
+    sides = torch.rand(n, 4, 1, 1, device=device, generator=generator) < 0.6
+    sides[:, 1] |= ~sides.any(1)  # some sides: at least the bottom one
+    tick_top = bottom - ints(4, 10)  # a comb's ticks rise 4–10 px above its baseline
+    strength = _uniform(n, 0.6, 1.0, device, generator).view(n, 1, 1)
+    rows = torch.arange(size, device=device).view(1, size, 1)
+    cols = torch.arange(size, device=device).view(1, 1, size)
+
+    def band(coord: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        return (coord >= start) & (coord < start + thick)
+
+    span_x = (cols >= left) & (cols < right + thick)
+    span_y = (rows >= top) & (rows < bottom + thick)
+    rect, comb, some = kind == 0, kind == 1, kind == 2
+    top_line = band(rows, top) & span_x & (rect | (some & sides[:, 0]))
+    bottom_line = band(rows, bottom) & ((span_x & (rect | (some & sides[:, 1]))) | comb)
+    left_line = band(cols, left) & ((span_y & (rect | (some & sides[:, 2]))) | (comb & (rows >= tick_top)
+                                                                               & (rows < bottom)))
+    right_line = band(cols, right) & ((span_y & (rect | (some & sides[:, 3]))) | (comb & (rows >= tick_top)
+                                                                                 & (rows < bottom)))
+    lines = top_line | bottom_line | left_line | right_line
+    return (lines.float() * strength).unsqueeze(1)
+
+
+def segment_ink(shape: tuple[int, int], start: torch.Tensor, end: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """Anti-aliased straight strokes (N, 1, H, W) in 0..1 from ``start`` to ``end`` (N, 2) as (row, col) in
+    pixels, ``width`` (N,) px wide."""
+    h, w = shape
+    n = start.shape[0]
+    rows = torch.arange(h, device=start.device, dtype=start.dtype).view(1, h, 1) + 0.5
+    cols = torch.arange(w, device=start.device, dtype=start.dtype).view(1, 1, w) + 0.5
+    a, b = start.view(n, 2, 1, 1), end.view(n, 2, 1, 1)
+    along = b - a
+    length2 = (along ** 2).sum(1).clamp_min(1e-6)
+    t = (((rows - a[:, 0]) * along[:, 0] + (cols - a[:, 1]) * along[:, 1]) / length2).clamp(0, 1)
+    distance = torch.sqrt((rows - a[:, 0] - t * along[:, 0]) ** 2 + (cols - a[:, 1] - t * along[:, 1]) ** 2)
+    return (width.view(n, 1, 1) / 2 + 0.5 - distance).clamp(0, 1).unsqueeze(1)
+
+
+def _weighted_col(x: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+    """Each image's ink-weighted mean column (N,) along pixel row ``row`` (N,)."""
+    n, _, h, w = x.shape
+    line = x[:, 0].gather(1, row.long().clamp(0, h - 1).view(n, 1, 1).expand(n, 1, w))[:, 0]
+    cols = torch.arange(w, device=x.device, dtype=x.dtype) + 0.5
+    return (line * cols).sum(1) / line.sum(1).clamp_min(1e-6)
+
+
+def writer_strokes(x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None,
+                   p: float = 0.3) -> torch.Tensor:
+    """Add the strokes other writers make to a random ``p`` of the 1s and 7s of 0..1 digits (N, 1, H, W):
+    a flag from the top of a 1 down to the left, a bar across the stem of a 7.
+
+    (Closing the top of MNIST's open 4s makes 9s as often as closed 4s, so 4s are left alone.)
+    """
+    n, _, h, w = x.shape
+    device, dtype = x.device, x.dtype
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return _uniform(n, lo, hi, device, generator)
+
+    pick = torch.rand(n, device=device, generator=generator) < p
+    width = uniform(1.6, 2.8)
+    flag_length, flag_drop = uniform(0.2, 0.4), uniform(0.15, 0.4)
+    bar_at, bar_half = uniform(0.4, 0.6), uniform(0.15, 0.3)
+    box = ink_box(x).to(dtype)
+    top, height = box[:, 0], box[:, 2] - box[:, 0] + 1
+    # the 1's flag: from its topmost ink down and to the left
+    top_col = _weighted_col(x, top)
+    flag_start = torch.stack([top + 0.5, top_col], 1)
+    flag_end = torch.stack([top + 0.5 + flag_drop * height, top_col - flag_length * height], 1)
+    # the 7's bar: across the stem, part of the way down
+    bar_row = top + bar_at * height
+    stem = _weighted_col(x, bar_row)
+    bar_start = torch.stack([bar_row + 0.5, stem - bar_half * height], 1)
+    bar_end = torch.stack([bar_row + 0.5, stem + bar_half * height], 1)
+    one, seven = (labels == 1).view(n, 1), (labels == 7).view(n, 1)
+    start, end = torch.where(one, flag_start, bar_start), torch.where(one, flag_end, bar_end)
+    stroke = segment_ink((h, w), start, end, width) * x.amax((1, 2, 3)).view(n, 1, 1, 1)
+    chosen = (pick & (one | seven).view(n)).view(n, 1, 1, 1)
+    return torch.where(chosen, torch.maximum(x, stroke), x)
+
+
+def _real_world(x: torch.Tensor, generator: torch.Generator | None, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The ``real-world`` preset on a zero-background batch (see the module docstring)."""
+    n, _, h, w = x.shape
+    device = x.device
+    peak = x.amax().clamp_min(1e-6)  # full ink in the batch's (normalized) units; work in 0..1 ink
+    x = x / peak
+
+    def chance(p: float) -> torch.Tensor:
+        return torch.rand(n, device=device, generator=generator) < p
+
+    # Pens: thicker or thinner strokes; now and then a pen that skips.
+    x = _random_thickness(x, generator, p=0.3)
+    broken = chance(0.15)
+    x = torch.where(broken.view(n, 1, 1, 1), break_strokes(x, 2, generator), x)
+    if labels is not None:  # drawn only then, so that the stream without labels stays the same
+        x = writer_strokes(x, labels, generator)
+
+    # Writers: slant, rotation, cramped or stretched digits, a little wobble — one resampling for the batch.
+    # Coarse scans often size-normalize the digit to its cell: fill the frame first (same grid_sample).
+    low = chance(0.35)
+    fill = (low & chance(0.5)) | chance(0.05)
+    theta = random_affine_theta(n, device, generator, degrees=10, translate=0.06, scale=(0.85, 1.1), shear=0.3,
+                                stretch=0.4)
+    filled = compose_affine(fill_frame_theta(x, _uniform(n, 0.85, 1.0, device, generator)), theta)
+    theta = torch.where(fill.view(n, 1, 1), filled, theta)
+    grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
+    grid = grid + elastic_displacement(n, h, device, generator, alpha=0.05)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    # Printed boxes around the digit, scanned with it.
+    boxed = chance(0.15)
+    x = torch.where(boxed.view(n, 1, 1, 1), torch.maximum(x, box_lines(n, h, device, generator)), x)
+
+    # Coarse scanners: each sample its own cell size, gray levels and upscaling.
+    size = torch.tensor(LOW_RESOLUTIONS, device=device)[_integers(n, 0, len(LOW_RESOLUTIONS) - 1, device, generator)]
+    levels = torch.tensor(SCAN_LEVELS, device=device)[_integers(n, 0, len(SCAN_LEVELS) - 1, device, generator)]
+    nearest = chance(0.4)
+    threshold = _uniform(n, 0.3, 0.6, device, generator)
+    for cell in LOW_RESOLUTIONS:
+        pick = low & (size == cell)
+        if bool(pick.any()):
+            scanned = render_low_resolution(x, cell, levels, nearest, threshold)
+            x = torch.where(pick.view(n, 1, 1, 1), scanned, x)
+    return x.clamp(0, 1) * peak

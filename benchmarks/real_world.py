@@ -1,0 +1,352 @@
+"""Does a model read other writers and other scanners? MNIST *test* digits, rendered the way the world writes them.
+
+Every set is drawn from the MNIST test split (never trained on) with ``--seed``, and rendered here with
+PIL and numpy — on purpose a different code path, with parameters drawn differently, from the training
+augmentation (``--augment real-world``, batched torch ops), so that we do not tune to our own test:
+
+* **low resolution** — the digit is drawn as a crisp pen bitmap 4× the cell size, and each cell counts the
+  ink of its 4×4 block (17 gray levels, like the UCI/scikit-learn 8×8 digits), or keeps the cells at
+  least a random fraction full (2 levels); the digit fills its cell (its ink box, aspect kept) or keeps
+  MNIST's frame; then it is upscaled to 28×28, bilinearly or nearest (half of each), white on black;
+* **styles** — thick and thin pens, slant, broken strokes, the European 1 with a flag, the crossed 7,
+  closed 4s, digits cramped or stretched: dark ink on white paper, 112 px tall, through the picture pipeline;
+* **boxes** — a digit inside a printed rectangle (`Recognizer.predict`), and 4–6 digit numbers written in a
+  row of boxes or a comb (`Recognizer.read`, exact match);
+* **photos** — ``benchmarks/photo_digits.py``'s phone photos (imported, not copied).
+
+    python benchmarks/real_world.py [--model DIR] [--n 500] [--numbers 200] [--seed 0] [--json]
+
+"model" is the model on the 28×28 images directly (low resolution only); "pipeline" is `Recognizer.predict`
+on the same picture, what `digitnet predict` answers; "plain" is the model on the same digits as clean MNIST.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # photo_digits.py, also when imported by the tests
+
+import photo_digits  # noqa: E402
+
+from digitnet.data import load_mnist  # noqa: E402
+from digitnet.recognizer import Recognizer  # noqa: E402
+from digitnet.vision.boxes import remove_box_lines  # noqa: E402
+
+CELLS = (8, 10, 12, 16)  # digit cell sizes of coarse scans
+BLOCK = 4  # a cell counts the ink of a BLOCK×BLOCK block of the pen bitmap: BLOCK² + 1 = 17 gray levels
+PEN = 112  # height of the rendered pen bitmaps for the style and box sets (4 × 28)
+STYLES = ("thick pen", "thin pen", "slant", "broken strokes", "European 1 (flag)", "crossed 7", "closed 4",
+          "cramped", "stretched")
+STYLE_LABEL = {"European 1 (flag)": 1, "crossed 7": 7, "closed 4": 4}  # styles of one digit only
+TARGETS = {"clean MNIST": 0.995, "scan 16×16 17 levels fill": 0.985, "scan 16×16 17 levels frame": 0.985,
+           "scan 16×16 2 levels fill": 0.985, "scan 16×16 2 levels frame": 0.985,
+           "scan 8×8 17 levels fill": 0.93, "scan 12×12 2 levels fill": 0.95, "scan 12×12 2 levels frame": 0.95,
+           "digit in a box": 0.99, "number in boxes/comb": 0.95, "photos": 0.992}
+
+
+# ------------------------------------------------------------------------------------------ rendering
+
+
+def pen_bitmap(digit: np.ndarray, side: int, fill: bool, threshold: float) -> np.ndarray:
+    """An MNIST digit (uint8 28×28, white on black) as a crisp bool pen bitmap ``side``×``side``.
+
+    ``fill``: its ink box, padded square (aspect kept), fills the bitmap; else the 28×28 frame is kept.
+    ``threshold``: fraction of the digit's darkest ink that counts as pen.
+    """
+    image = Image.fromarray(digit)
+    if fill:
+        rows, cols = np.flatnonzero(digit.max(1) > 0), np.flatnonzero(digit.max(0) > 0)
+        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        size = max(bottom - top, right - left)
+        square = Image.new("L", (size, size))
+        corner = ((size - (right - left)) // 2, (size - (bottom - top)) // 2)
+        square.paste(image.crop((left, top, right, bottom)), corner)
+        image = square
+    big = np.asarray(image.resize((side, side), Image.Resampling.BICUBIC), np.float32)
+    return big > threshold * max(float(big.max()), 1.0)
+
+
+def scan_cells(digit: np.ndarray, cell: int, levels: int, fill: bool, rng: np.random.Generator) -> np.ndarray:
+    """A coarse scan: uint8 (cell, cell), each cell's ink count of its block (17 levels) or binary (2 levels)."""
+    bitmap = pen_bitmap(digit, cell * BLOCK, fill, rng.uniform(0.3, 0.55))
+    counts = bitmap.reshape(cell, BLOCK, cell, BLOCK).sum((1, 3))  # 0 .. BLOCK²
+    if levels == 2:
+        return np.where(counts >= rng.uniform(0.3, 0.6) * BLOCK * BLOCK, 255, 0).astype(np.uint8)
+    if levels != BLOCK * BLOCK + 1:
+        raise ValueError(f"levels must be 2 or {BLOCK * BLOCK + 1}, not {levels}")
+    return np.round(counts * 255 / (BLOCK * BLOCK)).astype(np.uint8)
+
+
+def upscale(cells: np.ndarray, nearest: bool, size: int = 28) -> np.ndarray:
+    """A coarse scan upscaled to ``size``×``size``, the way its user would feed it to an MNIST model."""
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(cells).resize((size, size), resample))
+
+
+def styled(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray:
+    """A pen bitmap (bool, ``PEN`` px tall, cropped to ink) of the digit written in ``style``."""
+    pen = pen_bitmap(digit, PEN, fill=False, threshold=0.4)
+    width = _stroke_width(pen)
+    image = Image.fromarray(pen.astype(np.uint8) * 255)
+    if style == "thick pen":
+        image = image.filter(ImageFilter.MaxFilter(2 * int(rng.integers(2, 4)) + 1))
+    elif style == "thin pen":
+        image = image.filter(ImageFilter.MinFilter(5 if width >= 9 else 3))
+    elif style == "slant":
+        shear = rng.choice([-1, 1]) * rng.uniform(0.3, 0.5)
+        image = ImageOps.expand(image, PEN // 4)  # room for the slanted top and bottom
+        image = image.transform(image.size, Image.Transform.AFFINE, (1, shear, -shear * image.height / 2, 0, 1, 0),
+                                Image.Resampling.BILINEAR)
+    elif style == "broken strokes":
+        ys, xs = np.nonzero(pen)
+        draw = ImageDraw.Draw(image)
+        for k in rng.choice(len(ys), size=int(rng.integers(2, 4)), replace=False):
+            r = width * rng.uniform(0.4, 0.7)
+            draw.ellipse((xs[k] - r, ys[k] - r, xs[k] + r, ys[k] + r), fill=0)
+    elif style in ("European 1 (flag)", "crossed 7", "closed 4"):
+        image = _extra_stroke(image, pen, style, width)
+    elif style in ("cramped", "stretched"):
+        factor = rng.uniform(0.5, 0.7) if style == "cramped" else rng.uniform(1.4, 1.8)
+        image = image.resize((max(1, round(PEN * factor)), PEN), Image.Resampling.BILINEAR)
+    else:
+        raise ValueError(f"unknown style {style!r}")
+    ink = np.asarray(image) > 127
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def _stroke_width(pen: np.ndarray) -> int:
+    """A pen stroke's width: ink area over half the ink outline."""
+    edges = (pen[1:, :] != pen[:-1, :]).sum() + (pen[:, 1:] != pen[:, :-1]).sum()
+    return max(3, round(2 * pen.sum() / max(int(edges), 1)))
+
+
+def _extra_stroke(image: Image.Image, pen: np.ndarray, style: str, width: int) -> Image.Image:
+    """The stroke that some writers add: the flag of a European 1, the bar of a crossed 7, the roof of a closed 4."""
+    ys, xs = np.nonzero(pen)
+    top, bottom, left, right = ys.min(), ys.max(), xs.min(), xs.max()
+    height = bottom - top
+    draw = ImageDraw.Draw(image)
+    if style == "European 1 (flag)":  # from the top of the 1 down to the left
+        x0 = xs[ys == top].mean()
+        draw.line((x0, top + width / 2, x0 - 0.3 * height, top + 0.3 * height), fill=255, width=width)
+    elif style == "crossed 7":  # a bar across the stem, half way down
+        y = top + 0.55 * height
+        stem = xs[np.abs(ys - y) < width]
+        centre = stem.mean() if len(stem) else (left + right) / 2
+        draw.line((centre - 0.22 * height, y, centre + 0.22 * height, y), fill=255, width=width)
+    else:  # closed 4: join the tops of the left stroke and of the stem
+        middle = (left + right) / 2
+        lefts, rights = ys[xs < middle], ys[xs >= middle]
+        if len(lefts) and len(rights):
+            yl, yr = lefts.min(), rights.min()
+            draw.line((xs[(ys == yl) & (xs < middle)].mean(), yl, xs[(ys == yr) & (xs >= middle)].mean(), yr),
+                      fill=255, width=width)
+    return image
+
+
+def on_paper(ink: np.ndarray, rng: np.random.Generator, margin: tuple[float, float] = (0.2, 0.6)) -> np.ndarray:
+    """Dark ink (bool) on light paper, with a random margin: a grayscale scan, uint8."""
+    h, w = ink.shape
+    sheet = np.zeros((h + 2 * int(margin[1] * h) + 4, w + 2 * int(margin[1] * h) + 4), bool)
+    top, left = int(rng.uniform(*margin) * h) + 2, int(rng.uniform(*margin) * h) + 2
+    sheet[top:top + h, left:left + w] = ink
+    paper, pen = rng.uniform(215, 250), rng.uniform(10, 70)
+    return np.where(sheet, pen, paper).astype(np.uint8)
+
+
+def boxed_digit(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A digit written in a printed rectangle (a form field), sometimes touching it: uint8 dark on light."""
+    ink = styled(digit, "slant", rng) if rng.random() < 0.2 else pen_bitmap(digit, PEN, False, 0.4)
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    h, w = ink.shape
+    box_h = int(h * rng.uniform(1.15, 1.6))
+    box_w = max(int(box_h * rng.uniform(0.7, 1.1)), w + 4)
+    return _draw_boxes([ink], [(box_w, box_h)], comb=False, rng=rng)
+
+
+def boxed_number(digits: list[np.ndarray], rng: np.random.Generator, comb: bool) -> np.ndarray:
+    """A number written one digit per box in a row of boxes (``comb`` False) or a comb (a baseline with
+    ticks between the cells, as on postcode and amount fields): uint8 dark on light."""
+    inks = []
+    for d in digits:
+        ink = pen_bitmap(d, PEN, False, 0.4)
+        rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+        inks.append(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+    height = max(i.shape[0] for i in inks)
+    cell_h = int(height * rng.uniform(1.15, 1.4))
+    cell_w = max(int(cell_h * rng.uniform(0.75, 1.0)), max(i.shape[1] for i in inks) + 8)
+    return _draw_boxes(inks, [(cell_w, cell_h)] * len(inks), comb=comb, rng=rng)
+
+
+def form_lines(cells: list[tuple[int, int]], comb: bool, line: int, margin: int, tick: float) -> np.ndarray:
+    """The printed lines of a form field (bool): boxes side by side, or a comb whose ticks rise ``tick`` of
+    the cell height from the baseline; one box or tooth per cell, ``margin`` px of paper around."""
+    width = margin * 2 + sum(w for w, _ in cells) + line
+    height = margin * 2 + max(h for _, h in cells) + line
+    form = Image.new("L", (width, height), 0)  # 255 = printed line
+    draw = ImageDraw.Draw(form)
+    x = margin
+    for w, h in cells + [(0, cells[-1][1])]:  # one more vertical line closes the last cell
+        top = margin + (h * (1 - tick) if comb else 0)
+        draw.rectangle((x, top, x + line - 1, margin + h + line - 1), fill=255)
+        x += w
+    right = x + line - 1  # the far edge of the last vertical line
+    draw.rectangle((margin, margin + cells[0][1], right, margin + cells[0][1] + line - 1), fill=255)  # baseline
+    if not comb:
+        draw.rectangle((margin, margin, right, margin + line - 1), fill=255)
+    return np.asarray(form) > 0
+
+
+def _draw_boxes(inks: list[np.ndarray], cells: list[tuple[int, int]], comb: bool,
+                rng: np.random.Generator) -> np.ndarray:
+    """Printed boxes side by side (or a comb) with one ink per cell, placed loosely; the form as a scan."""
+    line = int(rng.integers(2, 6))
+    margin = int(rng.integers(10, 40))
+    printed = form_lines(cells, comb, line, margin, rng.uniform(0.25, 0.5))
+    height, width = printed.shape
+    writing = np.zeros_like(printed)
+    x = margin
+    for ink, (w, h) in zip(inks, cells, strict=True):
+        ih, iw = ink.shape
+        # Writers centre roughly; now and then a stroke runs onto the box (up to the line's far edge).
+        dy = int(rng.uniform(-0.5, 0.5) * (h - ih)) + (h - ih) // 2 + line
+        dx = int(rng.uniform(-0.5, 0.5) * (w - iw)) + (w - iw) // 2 + line
+        if rng.random() < 0.1:
+            dy = h + line - ih + int(rng.integers(0, line + 1))  # the digit sits on the baseline
+        dy, dx = max(0, min(dy, h + 2 * line - ih)), max(0, min(dx, w + 2 * line - iw))
+        writing[margin + dy:margin + dy + ih, x + dx:x + dx + iw] |= ink[:height - margin - dy, :width - x - dx]
+        x += w
+    paper, pen, print_ink = rng.uniform(215, 250), rng.uniform(10, 70), rng.uniform(0, 120)
+    image = np.full(printed.shape, paper, np.float32)
+    image[printed] = print_ink
+    image[writing] = pen
+    return image.astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------ measuring
+
+
+def _pipeline_digits(recognizer: Recognizer, pictures: list[np.ndarray]) -> np.ndarray:
+    """The pipeline's answers (-1: none) for pictures of one digit each."""
+    answers = []
+    for start in range(0, len(pictures), 256):
+        answers.extend(recognizer.predict_batch(pictures[start:start + 256]))
+    return np.array([-1 if a["digit"] is None else a["digit"] for a in answers])
+
+
+def run(model: str | None, n: int, numbers: int, photos: int, seed: int, without_lines: bool = False) -> dict:
+    """All sets, one row each. ``without_lines``: take the box lines away (vision.boxes) before reading —
+    a preview of that step in the pipeline."""
+    rng = np.random.default_rng(seed)
+    mnist = load_mnist()
+    images, labels = mnist.test_images, mnist.test_labels
+    recognizer = Recognizer.from_pretrained(model)
+    plain_all = recognizer.classify(images).argmax(1) == labels
+    rows: list[dict] = [{"set": "clean MNIST", "group": "clean", "n": len(labels),
+                         "accuracy": float(plain_all.mean()), "plain": float(plain_all.mean())}]
+    started = time.perf_counter()
+
+    for cell in CELLS:
+        for levels in (BLOCK * BLOCK + 1, 2):
+            for fill in (True, False):
+                index = rng.choice(len(images), size=n, replace=False)
+                nearest = rng.random(n) < 0.5
+                pictures = [upscale(scan_cells(images[i], cell, levels, fill, rng), bool(nearest[k]))
+                            for k, i in enumerate(index)]
+                model_only = recognizer.classify(np.stack(pictures)).argmax(1)
+                through = _pipeline_digits(recognizer, pictures)
+                rows.append({"set": f"scan {cell}×{cell} {levels} levels {'fill' if fill else 'frame'}",
+                             "group": "low resolution", "n": n,
+                             "accuracy": float((through == labels[index]).mean()),
+                             "model": float((model_only == labels[index]).mean()),
+                             "plain": float(plain_all[index].mean()),
+                             "nearest": float((through == labels[index])[nearest].mean()),
+                             "bilinear": float((through == labels[index])[~nearest].mean())})
+
+    for style in STYLES:
+        pool = np.flatnonzero(labels == STYLE_LABEL[style]) if style in STYLE_LABEL else np.arange(len(labels))
+        index = rng.choice(pool, size=min(n, len(pool)), replace=False)
+        pictures = [on_paper(styled(images[i], style, rng), rng) for i in index]
+        through = _pipeline_digits(recognizer, pictures)
+        rows.append({"set": style, "group": "style", "n": len(index),
+                     "accuracy": float((through == labels[index]).mean()), "plain": float(plain_all[index].mean())})
+
+    index = rng.choice(len(images), size=n, replace=False)
+    boxed = [boxed_digit(images[i], rng) for i in index]
+    through = _pipeline_digits(recognizer, [remove_box_lines(b) for b in boxed] if without_lines else boxed)
+    rows.append({"set": "digit in a box", "group": "boxes", "n": n,
+                 "accuracy": float((through == labels[index]).mean()), "plain": float(plain_all[index].mean())})
+    if numbers:
+        exact = plain = 0
+        for k in range(numbers):
+            index = rng.choice(len(images), size=int(rng.integers(4, 7)), replace=False)
+            truth = "".join(str(labels[i]) for i in index)
+            picture = boxed_number([images[i] for i in index], rng, comb=k % 2 == 1)
+            exact += recognizer.read(remove_box_lines(picture) if without_lines else picture)["text"] == truth
+            plain += bool(plain_all[index].all())
+        rows.append({"set": "number in boxes/comb", "group": "boxes", "n": numbers, "accuracy": exact / numbers,
+                     "plain": plain / numbers, "measure": "exact match"})
+    render_seconds = time.perf_counter() - started
+
+    if photos:
+        result = photo_digits.run(model, photos, 0, seed)["single"]
+        rows.append({"set": "photos", "group": "photos", "n": photos, "accuracy": result["photo_accuracy"],
+                     "plain": result["plain_mnist_accuracy"]})
+    for row in rows:
+        if row["set"] in TARGETS:
+            row["target"] = TARGETS[row["set"]]
+    return {"model": str(recognizer.loaded.path), "arch": recognizer.spec.name, "seed": seed, "rows": rows,
+            "remove_box_lines": without_lines,
+            "seconds": time.perf_counter() - started, "render_and_read_seconds": render_seconds}
+
+
+def print_table(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("set", "n", "accuracy", "model on 28×28", "same digits, plain", "target",
+                  title=f"real-world digits — {result['arch']} ({result['model']}), seed {result['seed']}"
+                  + (", box lines removed" if result.get("remove_box_lines") else ""))
+    for row in result["rows"]:
+        target = row.get("target")
+        mark = "" if target is None else (" ✓" if row["accuracy"] >= target else " ✗")
+        table.add_row(row["set"], str(row["n"]), f"{row['accuracy']:.2%}{mark}",
+                      f"{row['model']:.2%}" if "model" in row else "", f"{row['plain']:.2%}",
+                      f"≥ {target:.1%}" if target else "")
+    Console(width=140).print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="model directory (default: the bundled model)")
+    parser.add_argument("--n", type=int, default=500, help="digits per low-resolution, style and box set")
+    parser.add_argument("--numbers", type=int, default=200, help="numbers in boxes/combs (read, exact match)")
+    parser.add_argument("--photos", type=int, default=1000, help="phone photos (benchmarks/photo_digits.py)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    parser.add_argument("--remove-box-lines", action="store_true",
+                        help="take printed box lines away before reading (a preview of that pipeline step)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result = run(args.model, args.n, args.numbers, args.photos, args.seed, args.remove_box_lines)
+    if not args.json:
+        print_table(result)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Printed form boxes around handwritten digits: find their lines and take them away, keeping the digits.
+
+Form fields (postcodes, amounts) put each digit in a printed rectangle or in a comb of lines. Read as ink,
+box lines become strokes (a 1 beside every digit, a bar under it). A box line is a *long, thin, straight*
+run of ink: horizontal runs at least ``fraction`` of the ink's width (vertical ones: of its height), at most
+``max_thickness`` thick. Where a digit's stroke touches or crosses a line, the line pixels under the stroke
+are kept, so the digit stays whole.
+
+Numpy only (run lengths through a cumulative sum), no per-pixel Python loops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digitnet.utils import DigitnetError
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal runs of True in a 2-D bool array: (starts, ends) as flat indices into ``mask`` padded with
+    a False column on both sides (shape (h, w + 2)); ends are exclusive."""
+    h, w = mask.shape
+    padded = np.zeros((h, w + 2), bool)
+    padded[:, 1:-1] = mask
+    step = np.diff(padded.ravel().astype(np.int8))
+    return np.flatnonzero(step == 1) + 1, np.flatnonzero(step == -1) + 1
+
+
+def _paint_runs(shape: tuple[int, int], starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """An (h, w) int array holding ``values`` on each run (flat indices of the padded layout of :func:`_runs`)."""
+    h, w = shape
+    marks = np.zeros(h * (w + 2) + 1, np.int64)
+    np.add.at(marks, starts, values)
+    np.add.at(marks, ends, -values)
+    return np.cumsum(marks)[:-1].reshape(h, w + 2)[:, 1:-1]
+
+
+def run_lengths(mask: np.ndarray) -> np.ndarray:
+    """For each True pixel of a 2-D bool array, the length of the horizontal run it belongs to (0 elsewhere)."""
+    starts, ends = _runs(mask)
+    return _paint_runs(mask.shape, starts, ends, ends - starts)
+
+
+def _reaching_past(long: np.ndarray, other: np.ndarray, margin: int) -> np.ndarray:
+    """The horizontal runs of ``long`` that reach at least ``margin`` px past ``other``'s ink on both sides."""
+    h, w = long.shape
+    cols = np.flatnonzero(other.any(0))
+    starts, ends = _runs(long)
+    if not len(starts):
+        return long
+    if len(cols):  # run ends in column units: flat index modulo the padded width, less the pad
+        first, last = starts % (w + 2) - 1, ends % (w + 2) - 2
+        past = (first <= cols[0] - margin) & (last >= cols[-1] + margin)
+    else:
+        past = np.zeros(len(starts), bool)  # nothing else: a lone stroke (a 1), not a box
+    return _paint_runs((h, w), starts[past], ends[past], np.ones(int(past.sum()), np.int64)) > 0
+
+
+def _mostly(long: np.ndarray, thin: np.ndarray, share: float = 0.5) -> np.ndarray:
+    """The horizontal runs of ``long`` of which at least ``share`` of the pixels are ``thin``."""
+    h, w = long.shape
+    starts, ends = _runs(long)
+    padded = np.zeros((h, w + 2), np.int64)
+    padded[:, 1:-1] = thin & long
+    before = np.concatenate([[0], np.cumsum(padded.ravel())])
+    mostly = (before[ends] - before[starts]) >= share * (ends - starts)
+    return _paint_runs((h, w), starts[mostly], ends[mostly], np.ones(int(mostly.sum()), np.int64)) > 0
+
+
+def _ending_on(long: np.ndarray, lines: np.ndarray, reach: int, both: bool = True) -> np.ndarray:
+    """The horizontal runs of ``long`` that have ``lines`` pixels within ``reach`` px of both ends (``both``)
+    or of at least one end, counting the pixel just past each end."""
+    h, w = long.shape
+    starts, ends = _runs(long)
+    padded = np.zeros((h, w + 2), np.int64)
+    padded[:, 1:-1] = lines
+    before = np.concatenate([[0], np.cumsum(padded.ravel())])
+    first = before[np.minimum(starts + reach, ends)] - before[starts - 1] > 0
+    last = before[ends + 1] - before[np.maximum(ends - reach, starts)] > 0
+    ok = (first & last) if both else (first | last)
+    return _paint_runs((h, w), starts[ok], ends[ok], np.ones(int(ok.sum()), np.int64)) > 0
+
+
+def _free_ended_ticks(ink: np.ndarray, thin: np.ndarray, lines: np.ndarray, min_length: int) -> np.ndarray:
+    """Vertical runs of ``thin`` ink at least ``min_length`` long that stand on ``lines`` at one end and stop
+    in paper at the other: the teeth of a comb (a stroke that goes on into thicker ink is writing)."""
+    h, w = thin.shape
+    starts, ends = _runs(thin.T)  # along columns, padded layout (w, h + 2)
+    long = ends - starts >= min_length
+    on_line, in_ink = np.zeros((w, h + 2), bool), np.zeros((w, h + 2), bool)
+    on_line[:, 1:-1], in_ink[:, 1:-1] = lines.T, ink.T
+    on_line, in_ink = on_line.ravel(), in_ink.ravel()
+    standing = on_line[ends] & ~in_ink[starts - 1]  # on a line below, paper above
+    hanging = on_line[starts - 1] & ~in_ink[ends]  # on a line above, paper below
+    ok = long & (standing | hanging)
+    return _paint_runs((w, h), starts[ok], ends[ok], np.ones(int(ok.sum()), np.int64)).T > 0
+
+
+def box_line_mask(ink: np.ndarray, fraction: float = 0.7, max_thickness: int | None = None) -> np.ndarray:
+    """The pixels of ``ink`` (2-D bool) that are box lines.
+
+    A line is a straight run at least ``fraction`` of the ink's width (vertical runs: height), mostly at most
+    ``max_thickness`` px thick across (default: 1/12 of the ink's smaller side, at least 3), which reaches past
+    the rest of the ink on both ends (a box surrounds the digit; a 7's bar or a 1's stem does not), ends on
+    lines of the other direction at both ends (the walls between boxes), or, horizontal, spans ink at least
+    twice as wide as tall (the baseline of a comb under a number). A comb's teeth — thin vertical runs
+    standing on a line and ending in paper — are lines too. Where a stroke touches or crosses a line the ink
+    is thick across it, so those pixels stay with the digit.
+    """
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    if not len(rows):
+        return np.zeros_like(ink)
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    if max_thickness is None:
+        max_thickness = max(3, min(height, width) // 12)
+    along_rows, along_cols = run_lengths(ink), run_lengths(ink.T).T
+    long_rows = along_rows >= max(fraction * width, 8)
+    long_cols = along_cols >= max(fraction * height, 8)
+    across_h, across_v = long_rows & (along_cols <= max_thickness), long_cols & (along_rows <= max_thickness)
+    # Runs that are mostly thin are lines, whole (with the strokes that touch or cross them, and the corners
+    # and junctions where lines meet); the rest is writing.
+    line_rows = _mostly(long_rows, across_h)
+    line_cols = _mostly(long_cols.T, across_v.T).T
+    junction = line_rows & line_cols
+    other = ink & ~(line_rows | line_cols)
+    margin = max(2, max_thickness // 2)
+    # Judge whole runs (a stroke crossing a line leaves it one run, thick there); take away only the thin part.
+    # A baseline under a whole written number spans the ink, which is far wider than tall.
+    spanning = along_rows >= max(0.95 * width, 2 * height)
+    baselines = (_reaching_past(long_rows, other, margin) | _ending_on(line_rows, line_cols, max_thickness)
+                 | (spanning & line_rows)) & long_rows
+    horizontal = baselines & (across_h | junction)
+    vertical = (_reaching_past(long_cols.T, other.T, margin).T
+                | _ending_on(line_cols.T, line_rows.T, max_thickness).T) & (across_v | junction)
+    ticks = _free_ended_ticks(ink, ink & (along_rows <= max_thickness), baselines, 3 * max_thickness)
+    for _ in range(max_thickness):  # and the tooth's root, where it crosses its baseline
+        grown = ticks.copy()
+        grown[1:] |= ticks[:-1]
+        grown[:-1] |= ticks[1:]
+        ticks = ticks | (grown & baselines)
+    return horizontal | vertical | ticks
+
+
+def remove_box_lines(gray_or_mask: np.ndarray, fraction: float = 0.7, max_thickness: int | None = None) -> np.ndarray:
+    """A picture without its printed box lines.
+
+    A bool mask (True = ink) comes back as a mask without the line pixels. A grayscale picture (2-D, dark
+    ink on light paper) comes back as a copy with the line pixels painted the paper's shade. Strokes of a
+    digit that touch or cross a line keep their pixels (see :func:`box_line_mask`).
+    """
+    picture = np.asarray(gray_or_mask)
+    if picture.ndim != 2:
+        raise DigitnetError(f"remove_box_lines needs a 2-D picture or mask, not shape {picture.shape}")
+    if picture.dtype == bool:
+        return picture & ~box_line_mask(picture, fraction, max_thickness)
+    dark, light = np.percentile(picture, [1, 99])
+    ink = picture < (float(dark) + float(light)) / 2
+    out = picture.copy()
+    out[box_line_mask(ink, fraction, max_thickness)] = np.asarray(light).astype(picture.dtype)
+    return out

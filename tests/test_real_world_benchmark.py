@@ -1,0 +1,78 @@
+"""benchmarks/real_world.py renders what its table says it measures (the renderings, not the model)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import real_world  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def digits(mnist) -> np.ndarray:
+    return mnist.test_images[:40]
+
+
+def test_an_8x8_scan_has_at_most_17_gray_levels_and_fills_its_cell(digits):
+    rng = np.random.default_rng(0)
+    for digit in digits:
+        cells = real_world.scan_cells(digit, 8, 17, fill=True, rng=rng)
+        assert cells.shape == (8, 8) and cells.dtype == np.uint8
+        assert len(np.unique(cells)) <= 17
+        assert set(np.unique(cells).tolist()) <= {round(k * 255 / 16) for k in range(17)}
+        rows, cols = np.flatnonzero(cells.max(1)), np.flatnonzero(cells.max(0))
+        assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 >= 7  # the digit fills its cell
+        # nearest upscaling to 28×28 keeps the levels; bilinear makes new ones in between
+        assert set(np.unique(real_world.upscale(cells, nearest=True)).tolist()) == set(np.unique(cells).tolist())
+        assert real_world.upscale(cells, nearest=False).shape == (28, 28)
+
+
+def test_a_binary_scan_has_two_levels_and_keeps_mnist_frame(digits):
+    rng = np.random.default_rng(1)
+    extents = {True: [], False: []}
+    for digit in digits:
+        for fill in (True, False):
+            cells = real_world.scan_cells(digit, 12, 2, fill=fill, rng=rng)
+            assert set(np.unique(cells).tolist()) == {0, 255}
+            rows, cols = np.flatnonzero(cells.max(1)), np.flatnonzero(cells.max(0))
+            extents[fill].append(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1)
+    # MNIST's frame: the 20-px digit in 28 px spans ~9 of 12 cells; filled, it spans the cell
+    assert max(extents[False]) <= 11 and np.mean(extents[False]) <= 10
+    assert np.mean(extents[True]) >= 11
+
+
+def test_the_comb_and_the_row_of_boxes_have_one_box_per_digit():
+    cells = [(50, 60)] * 5
+    for comb in (True, False):
+        lines = real_world.form_lines(cells, comb, line=3, margin=10, tick=0.4)
+        # vertical lines: columns printed over at least the tick's height
+        tall = lines.sum(0) >= 0.4 * 60
+        starts = np.flatnonzero(np.diff(np.concatenate([[0], tall.astype(int)])) == 1)
+        assert len(starts) == len(cells) + 1  # N cells between N + 1 lines
+        field = lines[:, 10:-10]  # the margin is paper
+        assert field[10 + 60:10 + 63].all(1).sum() == 3  # one baseline across the whole field, 3 px thick
+        assert field[10:13].all(1).sum() == (0 if comb else 3)  # boxes have a top line, combs do not
+
+
+def test_a_number_in_boxes_is_as_wide_as_its_boxes(digits):
+    rng = np.random.default_rng(2)
+    picture = real_world.boxed_number(list(digits[:6]), rng, comb=True)
+    assert picture.dtype == np.uint8 and picture.ndim == 2
+    assert picture.min() < 130 and picture.max() > 200  # dark writing and lines on light paper
+
+
+def test_styles_draw_what_they_say(digits, mnist):
+    rng = np.random.default_rng(3)
+    digit = digits[0]
+    plain = real_world.pen_bitmap(digit, real_world.PEN, fill=False, threshold=0.4)
+    thick = real_world.styled(digit, "thick pen", rng)
+    thin = real_world.styled(digit, "thin pen", rng)
+    assert thick.sum() > plain.sum() > thin.sum()
+    cramped = real_world.styled(digit, "cramped", rng)
+    assert cramped.shape[1] < 0.8 * (np.flatnonzero(plain.any(0))[-1] - np.flatnonzero(plain.any(0))[0])
+    seven = mnist.test_images[np.flatnonzero(mnist.test_labels == 7)[0]]
+    crossed = real_world.styled(seven, "crossed 7", rng)
+    assert crossed.sum() > real_world.pen_bitmap(seven, real_world.PEN, False, 0.4).sum()  # the bar adds ink

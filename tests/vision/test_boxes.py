@@ -1,0 +1,131 @@
+"""Box-line removal: printed lines go, handwritten strokes stay (also where they touch the box)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitnet.utils import DigitnetError
+from digitnet.vision.boxes import box_line_mask, remove_box_lines, run_lengths
+
+
+def pen(digit: np.ndarray, side: int = 84) -> np.ndarray:
+    """An MNIST digit as a bool pen bitmap ``side`` px square."""
+    big = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC))
+    return big > 100
+
+
+def boxed(ink: np.ndarray, line: int = 3, margin: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """``ink`` inside a rectangle ``line`` px thick, ``margin`` px from the ink's frame: (picture, box only)."""
+    h, w = ink.shape
+    size = (h + 2 * margin, w + 2 * margin)
+    box = np.zeros(size, bool)
+    box[:line], box[-line:], box[:, :line], box[:, -line:] = True, True, True, True
+    writing = np.zeros(size, bool)
+    writing[margin:margin + h, margin:margin + w] = ink
+    return box | writing, box
+
+
+def test_run_lengths_counts_each_horizontal_run():
+    mask = np.array([[1, 1, 0, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0, 1]], bool)
+    assert run_lengths(mask).tolist() == [[2, 2, 0, 3, 3, 3, 0], [0, 0, 0, 0, 0, 0, 1]]
+
+
+def test_a_rectangle_around_a_digit_goes_and_the_digit_stays(mnist):
+    for digit in mnist.test_images[:20]:
+        ink = pen(digit)
+        picture, box = boxed(ink)
+        cleaned = remove_box_lines(picture)
+        writing = picture & ~box
+        assert (cleaned == writing).all()
+
+
+def test_a_stroke_that_crosses_the_box_keeps_its_pixels():
+    picture, box = boxed(np.zeros((60, 40), bool), line=3, margin=6)
+    stem = np.zeros_like(picture)
+    # a pen stroke (8 px) is thicker than a printed line (3 px)
+    stem[11:, 24:32] = True  # the stem of a 1, running down onto and across the box's bottom line
+    stem[20:26, 2:24] = True  # and a bar that runs left into the box's left side
+    cleaned = remove_box_lines(picture | stem)
+    assert cleaned[stem].all()  # every pixel of the strokes, also those on the lines, is kept
+    assert not cleaned[-3:, :24].any() and not cleaned[-3:, 32:].any()  # the rest of the bottom line is gone
+    assert not cleaned[:20, :3].any() and not cleaned[26:, :3].any() and not cleaned[:3].any()  # other sides too
+    assert not cleaned[:, -3:].any()
+
+
+def test_a_digit_without_a_box_loses_nothing(mnist):
+    # horizontal strokes of 7s, 5s and 2s are long, but not as long or as thin as a box
+    lost = [int((pen(d) & box_line_mask(pen(d))).sum()) for d in mnist.test_images[:300]]
+    assert sum(n > 0 for n in lost) <= 3
+
+
+def test_a_comb_baseline_goes():
+    ink = np.zeros((40, 100), bool)
+    ink[36:39, :] = True  # the baseline
+    ink[5:30, 20:25] = True  # a stroke above it
+    assert remove_box_lines(ink)[36:39].sum() == 0
+    assert remove_box_lines(ink)[5:30, 20:25].all()
+
+
+def test_gray_pictures_get_their_lines_painted_paper():
+    picture, box = boxed(np.pad(np.ones((30, 6), bool), ((0, 0), (12, 12))), line=2)
+    gray = np.where(picture, 30, 230).astype(np.uint8)
+    cleaned = remove_box_lines(gray)
+    assert cleaned.dtype == np.uint8 and cleaned.shape == gray.shape
+    assert (cleaned[box] == 230).all()
+    assert (cleaned[picture & ~box] == 30).all()
+
+
+def test_a_picture_that_is_not_2d_is_refused_in_one_line():
+    with pytest.raises(DigitnetError, match="2-D"):
+        remove_box_lines(np.zeros((4, 4, 3), np.uint8))
+
+
+def row_of_boxes(inks: list[np.ndarray], comb: bool, line: int = 3, cell: tuple[int, int] = (60, 80)) -> tuple:
+    """Inks written one per cell of a row of boxes (or a comb with teeth a third of the cell tall):
+    (picture, printed lines only)."""
+    w, h = cell
+    size = (h + line + 20, w * len(inks) + line + 20)
+    printed = np.zeros(size, bool)
+    top = 10 + (2 * h // 3 if comb else 0)
+    for k in range(len(inks) + 1):
+        printed[top:10 + h + line, 10 + k * w:10 + k * w + line] = True
+    printed[10 + h:10 + h + line, 10:10 + len(inks) * w + line] = True  # the baseline
+    if not comb:
+        printed[10:10 + line, 10:10 + len(inks) * w + line] = True
+    writing = np.zeros(size, bool)
+    for k, ink in enumerate(inks):
+        ih, iw = ink.shape
+        y, x = 10 + h - ih, 10 + k * w + (w - iw) // 2  # standing on the baseline
+        writing[y:y + ih, x:x + iw] |= ink
+    return printed | writing, printed
+
+
+@pytest.mark.parametrize("comb", [False, True])
+def test_the_walls_between_boxes_and_the_teeth_of_a_comb_go(mnist, comb):
+    inks = []
+    for digit in mnist.test_images[:5]:
+        ink = pen(digit, 70)
+        rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+        inks.append(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+    picture, printed = row_of_boxes(inks, comb)
+    cleaned = remove_box_lines(picture)
+    writing = picture & ~printed
+    assert cleaned[writing].all()  # the digits keep every pixel, also where they stand on the baseline
+    assert not (cleaned & printed & ~under_writing(writing, printed)).any()  # the printed lines are gone
+
+
+def under_writing(writing: np.ndarray, printed: np.ndarray) -> np.ndarray:
+    """Printed pixels of the baseline right under a stroke that stands on it: they stay with the stroke."""
+    baseline = np.flatnonzero(printed.sum(1) > 0.5 * printed.shape[1])[-3:]  # the lowest line, 3 px
+    standing = writing[baseline[0] - 1] | writing[baseline[0]]
+    out = np.zeros_like(printed)
+    out[baseline[0]:baseline[-1] + 1] = standing
+    return (out & printed) | writing
+
+
+def test_a_thick_1_standing_on_a_comb_is_not_a_tooth():
+    stem = np.ones((50, 9), bool)  # a pen stroke, thicker than the printed teeth
+    picture, printed = row_of_boxes([stem, stem], comb=True)
+    cleaned = remove_box_lines(picture)
+    assert cleaned[picture & ~printed].all()
+    assert not (cleaned & printed & ~under_writing(picture & ~printed, printed)).any()
