@@ -48,7 +48,9 @@ def train(
         "a none/step/plateau schedule, last for onecycle/cosine."),
     monitor: str = typer.Option(DEFAULTS.monitor,
                                 help="Metric for plateau/early stopping: val_accuracy or val_loss."),
-    augment: str | None = typer.Option(DEFAULTS.augment, help="Augmentation: none, light, robust, strong or real-world (coarse scans, pens, form boxes)."),
+    augment: str | None = typer.Option(
+        DEFAULTS.augment,
+        help="Augmentation: none, light, robust, strong or real-world (coarse scans, pens, form boxes)."),
     val_size: int = typer.Option(DEFAULTS.val_size, "--val-size",
                                  help="Validation images from the end of training (0: none)."),
     train_subset: int | None = typer.Option(DEFAULTS.train_subset, "--train-subset",
