@@ -101,7 +101,8 @@ class Fit:
         """``last.pt``: everything needed to continue this fit exactly where it is, callbacks included."""
         run = self.run
         return {
-            "format": "digitnet-checkpoint", "epoch": self.epoch, "config": run.cfg.to_dict(),
+            "format": "digitnet-checkpoint", "epoch": len(self.history),  # finished epochs
+            "config": run.cfg.to_dict(),
             "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
             "rng_cpu": torch.get_rng_state(), "rng_generator": run.generator.get_state(),
