@@ -8,6 +8,7 @@ recognizer (predict, read: ``recognizer_commands``), serve (serve, export), benc
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
@@ -20,6 +21,7 @@ from digitnet.evaluate import commands as evaluate_commands
 from digitnet.models import commands as models_commands
 from digitnet.serve import commands as serve_commands
 from digitnet.train import commands as train_commands
+from digitnet.train.run_folder import write_error
 from digitnet.utils import DigitnetError
 
 # In `digitnet --help` order.
@@ -42,8 +44,23 @@ def main() -> None:
     try:
         app()
     except DigitnetError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        sys.exit(1)
+        _error_line(str(exc))
+    except OSError as exc:
+        # The last resort for a file the command could not write (full disk, read-only or forbidden folder) or
+        # open: one line naming it. The commands' own checks name the option; this names at least the file.
+        if exc.filename is None:
+            raise
+        if exc.errno in WRITE_ERRNOS:
+            _error_line(str(write_error(exc, exc.filename)))
+        _error_line(f"{exc.filename}: {exc.strerror or exc}")
+
+
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _error_line(message: str) -> None:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    sys.exit(1)
 
 
 if __name__ == "__main__":
