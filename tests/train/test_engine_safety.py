@@ -132,7 +132,7 @@ def _wait_for(predicate, timeout: float, what: str, process: subprocess.Popen | 
         time.sleep(0.05)
 
 
-CLI_RUN = ["--arch", "mlp", "--train-subset", "12000", "--val-size", "256",
+CLI_RUN = ["--arch", "mlp", "--train-subset", "16000", "--val-size", "256",
            "--batch-size", "16", "--augment", "light", "--schedule", "onecycle", "--seed", "1", "--threads", "1",
            "--no-plots", "--device", "cpu"]
 
@@ -200,9 +200,9 @@ def test_sigterm_mid_epoch_from_the_command_line_then_resume_is_bit_for_bit(tmp_
     args = [*CLI_RUN, "--epochs", "2"]
     child = subprocess.Popen(_digitnet(*args, "--out", str(out)), stderr=subprocess.PIPE, text=True)
     try:
-        # last.pt appears after epoch 1; epoch 2 (750 steps) is then under way: stop it part-way.
+        # last.pt appears at the end of epoch 1; a moment later epoch 2 (1000 steps, about a second) is under way.
         _wait_for(lambda: (out / "last.pt").is_file(), 120, "the end of epoch 1", child)
-        time.sleep(0.3)
+        time.sleep(0.1)
         child.send_signal(signal.SIGTERM)
         _, stderr = child.communicate(timeout=120)
     finally:
@@ -211,7 +211,7 @@ def test_sigterm_mid_epoch_from_the_command_line_then_resume_is_bit_for_bit(tmp_
     hint = [line for line in stderr.splitlines() if "Interrupted" in line]
     assert len(hint) == 1 and "SIGTERM" in hint[0] and "--resume" in hint[0] and str(out / "last.pt") in hint[0]
     position = load_checkpoint(out / "last.pt")["position"]
-    assert position is not None and 0 < position["step"] < 750  # mid-epoch, not the end of epoch 1
+    assert position is not None and 0 < position["step"] < 1000  # mid-epoch, not the end of epoch 1
 
     resumed = subprocess.run(_digitnet(*args, "--out", str(out), "--resume", "-q"), capture_output=True,
                              text=True, timeout=300)
