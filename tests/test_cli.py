@@ -1,3 +1,4 @@
+import errno
 import inspect
 import json
 import re
@@ -155,3 +156,23 @@ def test_errors_are_one_line_without_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "unknown architecture 'lenet7'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("error", "line"), [
+    (OSError(errno.ENOSPC, "No space left on device", "out/bench.json"),
+     "error: cannot write out/bench.json: no space left on the device\n"),
+    (PermissionError(errno.EACCES, "Permission denied", "/models/x.onnx"),
+     "error: cannot write /models/x.onnx: permission denied\n"),
+    (IsADirectoryError(errno.EISDIR, "Is a directory", "runs/x"), "error: runs/x: Is a directory\n"),
+])
+def test_an_os_error_naming_a_file_is_one_line_in_every_command(error, line, monkeypatch, capsys):
+    import digitnet.cli
+
+    def command():
+        raise error
+
+    monkeypatch.setattr(digitnet.cli, "app", command)
+    with pytest.raises(SystemExit) as exit_info:
+        digitnet.cli.main()
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == line

@@ -47,6 +47,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Fail now, in one line, if ``path`` cannot take an output file: it is a folder (a run or model folder is
+    never replaced by a file), or its folder cannot be created or written (found before the work, not after)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DigitnetError(f"{option} {path} is a folder; give the file to write, e.g. {path / 'out'}{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DigitnetError(f"{option} {path}: cannot write into {path.parent} ({exc.strerror or exc})") from None
+    return path
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 

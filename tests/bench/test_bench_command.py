@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from digitnet.cli import app
@@ -30,3 +31,12 @@ def test_bench_quick_json(tmp_path):
     assert all(rate > 0 for rate in t["train_images_per_s"].values())
     assert all(set(v) == {"1", "64", "1024"} and min(v.values()) > 0 for v in t["inference_images_per_s"].values())
     assert t["latency"]["median_ms"] > 0 and data["peak_rss_mib"] > 50
+
+
+def test_bench_refuses_an_out_that_is_a_folder_before_benchmarking(tmp_path, monkeypatch):
+    from digitnet.bench import run as bench_run
+    from digitnet.utils import DigitnetError
+
+    monkeypatch.setattr(bench_run, "run_benchmark", lambda *a, **k: pytest.fail("benchmarked before checking --out"))
+    result = CliRunner().invoke(app, ["bench", "--quick", "--out", str(tmp_path)])
+    assert isinstance(result.exception, DigitnetError) and f"--out {tmp_path} is a folder" in str(result.exception)

@@ -58,3 +58,50 @@ def test_compare_trains_measures_and_reuses(tmp_path):
         reused = list(csv.DictReader(handle))
     assert [r["test_accuracy"] for r in reused] == [r["test_accuracy"] for r in rows]
     assert [r["train_seconds"] for r in reused] == [r["train_seconds"] for r in rows]
+
+
+def _compare(mnist, runs, epochs: int, **kwargs) -> tuple[list[dict], str]:
+    import io
+
+    from rich.console import Console
+
+    from digitnet.evaluate.compare import compare_models
+
+    buffer = io.StringIO()
+    rows = compare_models(["mlp"], epochs=epochs, train_subset=512, test_subset=256, runs_dir=runs, threads=1,
+                          mnist=mnist, console=Console(file=buffer, width=300), **kwargs)
+    return rows, buffer.getvalue()
+
+
+def test_compare_replaces_a_run_with_other_settings_saying_so(mnist, tmp_path):
+    runs = tmp_path / "runs"
+    _compare(mnist, runs, epochs=1)
+    rows, said = _compare(mnist, runs, epochs=2)
+    assert "mlp: replacing a finished run (mlp, 1/1 epochs, test accuracy" in said and "(other settings)" in said
+    assert rows[0]["epochs"] == 2
+    _, said = _compare(mnist, runs, epochs=2, reuse=False)
+    assert "mlp: replacing a finished run (mlp, 2/2 epochs" in said and "(--no-reuse)" in said
+
+
+def test_compare_continues_an_interrupted_run_with_the_same_settings(mnist, tmp_path):
+    from digitnet.train import Callback, TrainConfig, train
+    from digitnet.train.checkpoint import load_checkpoint
+
+    class Killed(BaseException):
+        pass
+
+    class KillInEpoch2(Callback):
+        def on_epoch_start(self, fit):
+            if fit.epoch == 2:
+                raise Killed
+
+    runs = tmp_path / "runs"
+    cfg = TrainConfig(arch="mlp", epochs=2, train_subset=512, test_subset=256, threads=1, out=str(runs / "mlp"),
+                      plots=False)
+    with pytest.raises(Killed):
+        train(cfg, mnist=mnist, quiet=True, callbacks=[KillInEpoch2()])
+    first_epoch = load_checkpoint(runs / "mlp" / "last.pt")["history"][0]
+    rows, said = _compare(mnist, runs, epochs=2)
+    assert "mlp: continuing an interrupted run (mlp, 1/2 epochs)" in said
+    assert rows[0]["epochs"] == 2
+    assert load_checkpoint(runs / "mlp" / "last.pt")["history"][0] == first_epoch  # kept, not retrained

@@ -118,3 +118,12 @@ def test_explain_a_number_answers_with_predicts_note(mnist, tmp_path):
     # The command raises the one-line error that digitnet's main() prints; no figure is written.
     assert isinstance(result.exception, DigitnetError) and str(result.exception) == str(info.value)
     assert not (tmp_path / "why.png").exists()
+
+
+def test_explain_refuses_an_out_that_is_a_folder(tmp_path):
+    from digitnet.cli import app
+
+    picture = tmp_path / "seven.png"
+    Image.new("L", (28, 28)).save(picture)
+    result = CliRunner().invoke(app, ["explain", str(picture), "--out", str(tmp_path)])
+    assert isinstance(result.exception, DigitnetError) and f"--out {tmp_path} is a folder" in str(result.exception)

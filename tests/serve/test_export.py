@@ -120,3 +120,45 @@ def test_export_uses_the_saved_contract_not_todays_registry(tmp_path, mnist, mon
     with torch.inference_mode():
         _, probs = torch.jit.load(str(out))(torch.from_numpy(images[:, None]))
     assert np.abs(probs.numpy() - expected).max() < 1e-4
+
+
+def test_export_refuses_a_folder_and_never_leaves_a_half_written_file(tmp_path, monkeypatch):
+    from digitnet.serve import export
+
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    (model_dir / "model.json").write_text("{}")
+    with pytest.raises(DigitnetError, match=rf"--out {model_dir} is a folder"):
+        export_model(None, model_dir, fmt="torchscript")
+    assert [p.name for p in model_dir.iterdir()] == ["model.json"]
+
+    out = tmp_path / "digits.pt"
+    out.write_bytes(b"the previous export")
+
+    def disk_full_half_way(wrapper, example, path, metadata):
+        path.write_bytes(b"half a model")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export, "_export_torchscript", disk_full_half_way)
+    with pytest.raises(OSError):
+        export_model(None, out, fmt="torchscript")
+    assert out.read_bytes() == b"the previous export"  # untouched, not half-replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits.pt", "run"]  # no temporary file left
+
+
+def test_two_exports_to_one_file_at_once_do_not_trip_over_each_other(tmp_path, monkeypatch):
+    from digitnet.serve import export
+
+    real = export._export_torchscript
+    out = tmp_path / "digits.pt"
+
+    def second_export_meanwhile(wrapper, example, path, metadata):
+        real(wrapper, example, path, metadata)
+        if not (tmp_path / "second.done").exists():  # while this one's file waits to be renamed into place
+            (tmp_path / "second.done").touch()
+            export_model(None, out, fmt="torchscript")
+
+    monkeypatch.setattr(export, "_export_torchscript", second_export_meanwhile)
+    export_model(None, out, fmt="torchscript")
+    torch.jit.load(str(out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits.pt", "second.done"]

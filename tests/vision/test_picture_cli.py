@@ -175,3 +175,14 @@ def test_a_folder_with_a_fifo_and_a_broken_link_reports_them(tmp_path, pictures,
     assert [Path(a["path"]).name for a in answers] == ["a.png", "b.png", "c.png"]
     assert answers[0]["error"] is None and (answers[0].get("digit") == 3 or answers[0].get("text") == "3")
     assert "named pipe (FIFO)" in answers[1]["error"] and "broken symbolic link" in answers[2]["error"]
+
+
+def test_predict_never_saves_debug_images_into_a_model_folder(pictures, tmp_path):
+    from digitnet.utils import DigitnetError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.json").write_text("{}")
+    result = runner.invoke(app, ["predict", "--save-debug", str(run), str(pictures["digit-7"])])
+    assert isinstance(result.exception, DigitnetError) and "is a model folder" in str(result.exception)
+    assert [p.name for p in run.iterdir()] == ["model.json"]

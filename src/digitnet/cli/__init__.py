@@ -21,6 +21,7 @@ from digitnet.cli import models as models_commands
 from digitnet.cli import pictures as picture_commands
 from digitnet.cli import serve as serve_commands
 from digitnet.cli import train as train_commands
+from digitnet.train.run_folder import WRITE_CAUSES, write_error
 from digitnet.utils import DigitnetError
 
 # In `digitnet --help` order.
@@ -43,8 +44,20 @@ def main() -> None:
     try:
         app()
     except DigitnetError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        sys.exit(1)
+        _error_line(str(exc))
+    except OSError as exc:
+        # The last resort for a file the command could not write (full disk, read-only or forbidden folder) or
+        # open: one line naming it. The commands' own checks name the option; this names at least the file.
+        if exc.filename is None:
+            raise
+        if exc.errno in WRITE_CAUSES:
+            _error_line(str(write_error(exc, exc.filename)))
+        _error_line(f"{exc.filename}: {exc.strerror or exc}")
+
+
+def _error_line(message: str) -> None:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

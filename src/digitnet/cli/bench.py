@@ -62,8 +62,9 @@ def bench(
 
     from digitnet.bench.run import run_benchmark
     from digitnet.data import load_mnist
-    from digitnet.utils import atomic_write_json
+    from digitnet.utils import atomic_write_json, check_output_file
 
+    check_output_file(out)  # before the benchmark's minutes, not after
     err = Console(stderr=True)
     opts = BenchOptions(
         quick=quick, seeds=seeds, target=target, eval_every=eval_every, reference_eval_every=reference_eval_every,

@@ -129,9 +129,11 @@ def explain(
     """Show what the model saw, its probabilities, and which pixels drove its answer, as one PNG."""
     from digitnet.evaluate.explain import explain_picture
     from digitnet.recognizer import Recognizer
+    from digitnet.utils import check_output_file
 
+    target = check_output_file(out or Path(f"{image.stem}-explained.png"))
     recognizer = Recognizer.from_pretrained(model)
     explanation = explain_picture(recognizer, image, method)
-    path = explanation.save(out or Path(f"{image.stem}-explained.png"))
+    path = explanation.save(target)
     digit = explanation.predicted
     typer.echo(f"{image}: {digit} ({explanation.probabilities[digit]:.1%}) → {path}")

@@ -91,8 +91,12 @@ def predict(
 
     from PIL import Image
 
-    from digitnet.utils import atomic_write_bytes
+    from digitnet.saved_model import METADATA_FILE
+    from digitnet.utils import DigitnetError, atomic_write_bytes
 
+    if save_debug is not None and (save_debug / METADATA_FILE).is_file():
+        # A picture named like a run's files (samples.png, errors.png) would replace them.
+        raise DigitnetError(f"--save-debug {save_debug} is a model folder; write the debug images elsewhere")
     paths = _inputs(images)
     recognizer = _load(model)
     out, err = Console(), Console(stderr=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from digitnet.train.config import TrainConfig
+from digitnet.train.signals import SIGNAL_EXIT_CODES
 
 # Option defaults are TrainConfig's own, so the CLI and the Python API cannot drift apart.
 DEFAULTS = TrainConfig()
@@ -66,6 +67,8 @@ def train(
     download: bool = typer.Option(DEFAULTS.download, help="Allow downloading MNIST if it is not installed."),
     out: Path | None = typer.Option(DEFAULTS.out, "--out", "-o", help="Run directory (default runs/ARCH-TIME)."),
     resume: bool = typer.Option(DEFAULTS.resume, help="Continue the run in --out exactly where it stopped."),
+    overwrite: bool = typer.Option(DEFAULTS.overwrite, "--overwrite",
+                                   help="Replace the run already in --out (else refused)."),
     tensorboard: bool = typer.Option(DEFAULTS.tensorboard, help="Write TensorBoard logs into the run directory."),
     plots: bool = typer.Option(DEFAULTS.plots, help="Write curves, confusion matrix, galleries and report.html."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -82,11 +85,11 @@ def train(
         augment=augment, val_size=val_size,
         train_subset=train_subset, seed=seed, device=device, threads=threads, amp=amp, compile=compile_model,
         data=data, download=download,
-        out=str(out) if out else None, resume=resume, tensorboard=tensorboard, plots=plots,
+        out=str(out) if out else None, resume=resume, overwrite=overwrite, tensorboard=tensorboard, plots=plots,
         arch_kwargs={"width": width} if width else {},
     )
     result = run_training(cfg, quiet=quiet)
     if json_out:
         print(json.dumps({"run_dir": str(result.run_dir), **result.metrics}))
     if result.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(SIGNAL_EXIT_CODES.get(result.stop_signal or "SIGINT", 130))  # 143 after SIGTERM

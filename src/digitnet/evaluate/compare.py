@@ -23,6 +23,7 @@ from digitnet.data.sources import MNIST, load_mnist
 from digitnet.evaluate.plots import plot_compare
 from digitnet.models.registry import count_parameters, get_spec
 from digitnet.train.metrics import classification_metrics, predict_logits
+from digitnet.train.run_folder import inspect_run
 from digitnet.utils import DigitnetError, atomic_write_text, pick_device
 
 DEFAULT_ARCHS = ("mlp", "lenet5", "lenet5-bn", "cnn-bn", "resnet18")
@@ -58,18 +59,39 @@ def measure(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) 
             "images_per_second": len(labels) / max(seconds, 1e-9)}
 
 
+def _same_settings(run_dir: Path, wanted: dict) -> bool:
+    """Whether the run in ``run_dir`` was started with ``wanted``'s settings (those that change the result)."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(config, dict) and all(config.get(key) == wanted[key] for key in REUSE_KEYS)
+
+
 def _reusable(run_dir: Path, wanted: dict) -> dict | None:
     """The saved metrics of a finished run in ``run_dir`` trained with ``wanted`` settings, else None."""
     try:
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
         metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     if not (run_dir / "model.json").is_file() or metrics.get("interrupted"):
         return None
-    if any(config.get(key) != wanted[key] for key in REUSE_KEYS):
-        return None
-    return metrics
+    return metrics if _same_settings(run_dir, wanted) else None
+
+
+def _continue_or_replace(run_dir: Path, cfg, reuse: bool, console: Console) -> None:
+    """A run folder that cannot be reused is continued (an interrupted run with the same settings) or replaced,
+    saying so: never silently."""
+    existing = inspect_run(run_dir)
+    if existing is None:
+        return
+    if reuse and (run_dir / "last.pt").is_file() and _same_settings(run_dir, cfg.to_dict()):
+        cfg.resume = True
+        console.print(f"[bold]{cfg.arch}[/]: continuing {existing.describe()} in {run_dir}")
+    else:
+        cfg.overwrite = True
+        why = "--no-reuse" if reuse is False else "other settings"
+        console.print(f"[bold]{cfg.arch}[/]: replacing {existing.describe()} in {run_dir} ({why})")
 
 
 def compare_models(
@@ -111,6 +133,7 @@ def compare_models(
             model = load_model(run_dir, device=pick_device(device)).model
             train_seconds, epochs_run = saved["train_seconds"], saved["epochs_run"]
         else:
+            _continue_or_replace(run_dir, cfg, reuse, console)
             result = train(cfg, mnist=mnist, console=console, quiet=quiet)
             if result.interrupted:
                 # Finished runs are reused next time, so rerunning the same command picks up from here.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from digitnet.saved_model import LoadedModel, load_model
-from digitnet.utils import DigitnetError
+from digitnet.utils import DigitnetError, check_output_file
 
 FORMATS = ("onnx", "torchscript")
 INPUT_TYPES = ("uint8", "float")
@@ -84,22 +85,28 @@ def export_metadata(loaded: LoadedModel, input_type: str) -> dict[str, str]:
 
 def export_model(model_dir: str | os.PathLike | None, out: str | os.PathLike, fmt: str = "onnx",
                  input_type: str = "uint8", opset: int = ONNX_OPSET) -> Path:
-    """Export the model in ``model_dir`` (default: the bundled model) to ``out``; returns the path written."""
+    """Export the model in ``model_dir`` (default: the bundled model) to ``out``; returns the path written.
+
+    The file appears whole or not at all: it is written next to ``out`` under a temporary name, then renamed.
+    ``out`` must not be a folder (a model folder is never replaced by a file).
+    """
     if fmt not in FORMATS:
         raise DigitnetError(f"format {fmt!r}: choose onnx or torchscript")
+    out = check_output_file(out)
     loaded = load_model(model_dir)
     # Export a contiguous (not channels-last) model: tracing records plain NCHW ops that every runtime runs.
     loaded.model.to(memory_format=torch.contiguous_format)
     wrapper = ExportWrapper(loaded, input_type).eval()
     example = torch.zeros(2, 1, 28, 28, dtype=torch.uint8 if input_type == "uint8" else torch.float32)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
+    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")  # unique: two exports at once
+    os.close(fd)
+    tmp = Path(name)
     try:
         if fmt == "onnx":
             _export_onnx(wrapper, example, tmp, export_metadata(loaded, input_type), opset)
         else:
             _export_torchscript(wrapper, example, tmp, export_metadata(loaded, input_type))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; an exported model is for others to read
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,11 +29,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from digitnet.models.registry import count_parameters
+from digitnet.train import distributed
 from digitnet.train.checkpoint import save_checkpoint
+from digitnet.train.run_folder import write_error
 from digitnet.utils import atomic_write_text
 
 if TYPE_CHECKING:
     from digitnet.train.setup import Run
+    from digitnet.train.signals import StopRequest
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy", "lr",
                   "seconds", "train_seconds", "images_per_second"]
@@ -48,9 +53,41 @@ class Fit:
     history: list[dict] = field(default_factory=list)  # one row per finished epoch
     epoch: int = 0  # the epoch in progress, or the last one finished
     stop_reason: str | None = None  # set by a callback to end training after this epoch
-    interrupted: bool = False  # Ctrl-C
+    interrupted: bool = False  # Ctrl-C or SIGTERM
     best_epoch: int | None = None  # by run.monitor; kept up to date by EarlyStopping
     weights_epoch: int | None = None  # the epoch whose weights the model holds at the end
+    stop: StopRequest | None = None  # polled between steps: SIGTERM or a first Ctrl-C ends the fit cleanly
+    # Where inside epoch ``len(history) + 1`` the fit stopped (a signal) or resumes: the step, the generator's
+    # state at the epoch's start (it redraws the epoch's batch order) and the epoch's running sums. None between
+    # epochs.
+    position: dict | None = None
+    saved: str | None = None  # what the last.pt on disk holds ("epoch 3", "epoch 4, step 120"), None: no last.pt
+
+    @property
+    def stop_signal(self) -> str | None:
+        """The signal that stopped the fit (``SIGTERM``, ``SIGINT``), if one did."""
+        return self.stop.signal_name if self.stop is not None and self.interrupted else None
+
+    def stop_requested(self) -> bool:
+        """Whether a signal asked the fit to stop; under torchrun, whether any rank was asked (all stop alike)."""
+        requested = self.stop is not None and self.stop.requested
+        if distributed.is_distributed():  # one tiny all-reduce per step: the ranks must stop at the same step
+            return distributed.all_reduce_sum(int(requested))[0] > 0
+        return requested
+
+    @contextmanager
+    def writing(self, path: Path) -> Iterator[None]:
+        """Turn a failed write (full disk, read-only or forbidden folder) into one line: the path, the cause and
+        what is still safe on disk."""
+        try:
+            yield
+        except OSError as exc:
+            if self.saved is not None:
+                safe = (f"{self.run_dir / 'last.pt'} ({self.saved}) is intact: fix that and continue with the "
+                        "same command plus --resume")
+            else:
+                safe = "no checkpoint of this run was written yet"
+            raise write_error(exc, exc.filename or path, safe) from None
 
     @property
     def cfg(self):
@@ -64,13 +101,15 @@ class Fit:
         """``last.pt``: everything needed to continue this fit exactly where it is, callbacks included."""
         run = self.run
         return {
-            "format": "digitnet-checkpoint", "epoch": self.epoch, "config": run.cfg.to_dict(),
+            "format": "digitnet-checkpoint", "epoch": len(self.history),  # finished epochs
+            "config": run.cfg.to_dict(),
             "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
             "rng_cpu": torch.get_rng_state(), "rng_generator": run.generator.get_state(),
             "rng_cuda": torch.cuda.get_rng_state() if run.device.type == "cuda" else None,
             "callbacks": {cb.state_key: cb.state_dict() for cb in self.callbacks if cb.state_dict()},
             "history": self.history,
+            "position": self.position,
         }
 
     def restore(self, state: dict) -> None:
@@ -92,6 +131,14 @@ class Fit:
                 cb.load_state_dict(saved[cb.state_key])
         self.history = list(state["history"])
         self.epoch = state["epoch"]
+        self.position = state.get("position")
+        self.saved = _describe_saved(len(self.history), self.position)
+
+
+def _describe_saved(epochs_done: int, position: dict | None) -> str:
+    if position is None:
+        return f"epoch {epochs_done}"
+    return f"epoch {epochs_done + 1} up to step {position['step']}"
 
 
 class Callback:
@@ -118,6 +165,9 @@ class Callback:
 
     def on_epoch_end(self, fit: Fit, row: dict) -> None:
         """After epoch ``fit.epoch`` was validated; ``row`` is its history row. Set ``fit.stop_reason`` to stop."""
+
+    def on_epoch_stopped(self, fit: Fit) -> None:
+        """A signal stopped epoch ``fit.epoch`` between two steps; ``fit.position`` says where."""
 
     def on_train_end(self, fit: Fit) -> None:
         """Training is over (finished, stopped early or interrupted), before the final evaluation."""
@@ -204,27 +254,42 @@ class HistoryCSV(Callback):
     writes = True
 
     def on_epoch_end(self, fit: Fit, row: dict) -> None:
+        path = fit.run_dir / "history.csv"
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS + ["eval_seconds"], extrasaction="ignore")
         writer.writeheader()
         for r in fit.history:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-        atomic_write_text(fit.run_dir / "history.csv", buffer.getvalue())
+        with fit.writing(path):
+            atomic_write_text(path, buffer.getvalue())
 
 
 class Checkpoints(Callback):
-    """``last.pt`` after every epoch (to resume), ``best.pt`` when the epoch is the best so far.
+    """``last.pt`` after every epoch (to resume), ``best.pt`` when the epoch is the best so far, and ``last.pt``
+    where a signal stopped an epoch (mid-epoch: ``--resume`` continues from that very step).
 
     The engine runs it after every other callback, so ``last.pt`` holds their state after this epoch.
+    Each write is atomic: a failed one (full disk) leaves the previous ``last.pt`` whole.
     """
 
     writes = True
 
+    def _save_last(self, fit: Fit) -> None:
+        path = fit.run_dir / "last.pt"
+        with fit.writing(path):
+            save_checkpoint(path, fit.checkpoint())
+        fit.saved = _describe_saved(len(fit.history), fit.position)
+
     def on_epoch_end(self, fit: Fit, row: dict) -> None:
-        save_checkpoint(fit.run_dir / "last.pt", fit.checkpoint())
+        self._save_last(fit)
         if fit.best_epoch == fit.epoch:
-            save_checkpoint(fit.run_dir / "best.pt", {"format": "digitnet-checkpoint", "epoch": fit.epoch,
-                                                      "model": fit.model.state_dict()})
+            path = fit.run_dir / "best.pt"
+            with fit.writing(path):
+                save_checkpoint(path, {"format": "digitnet-checkpoint", "epoch": fit.epoch,
+                                       "model": fit.model.state_dict()})
+
+    def on_epoch_stopped(self, fit: Fit) -> None:
+        self._save_last(fit)
 
 
 class ConsoleLog(Callback):
@@ -280,9 +345,13 @@ class ConsoleLog(Callback):
     def on_train_end(self, fit: Fit) -> None:
         self._close_progress()
         if fit.interrupted:
-            fit.console.print(f"\n[yellow]Interrupted[/] during epoch {fit.epoch}. The checkpoint of the last "
-                              f"finished epoch is in {fit.run_dir / 'last.pt'}; continue with the same command "
-                              f"plus --resume.")
+            by = f" by {fit.stop_signal}" if fit.stop_signal else ""
+            if fit.saved:
+                how = (f"{fit.run_dir / 'last.pt'} holds the run up to {fit.saved}: continue with the same command "
+                       "plus --resume.")
+            else:
+                how = "no checkpoint was written yet: start again with the same command plus --overwrite."
+            fit.console.print(f"\n[yellow]Interrupted[/]{by} during epoch {fit.epoch}; {how}")
         elif fit.stop_reason:
             fit.console.print(fit.stop_reason)
 

@@ -51,6 +51,7 @@ class TrainConfig:
     download: bool = False
     out: str | None = None  # run directory; default runs/<arch>-<timestamp>
     resume: bool = False
+    overwrite: bool = False  # replace the run already in ``out`` (without it, a run folder is never replaced)
     tensorboard: bool = False
     track_test: bool = False  # evaluate the test set every epoch (benchmarks only: time-to-accuracy)
     plots: bool = True  # the run report: written by the top-level digitnet.train (evaluate's ReportCallback)

@@ -28,13 +28,16 @@ import torch
 from rich.console import Console
 
 from digitnet.data.sources import MNIST, load_mnist
+from digitnet.models.registry import count_parameters
 from digitnet.saved_model import environment_info, save_model
 from digitnet.train import distributed
 from digitnet.train.callbacks import HISTORY_FIELDS, Callback, Checkpoints, ConsoleLog, EarlyStopping, Fit, HistoryCSV
 from digitnet.train.checkpoint import load_checkpoint
 from digitnet.train.config import TrainConfig
 from digitnet.train.metrics import classification_metrics, fit_temperature, predict_logits
+from digitnet.train.run_folder import RunLock, check_out_dir, check_writable, checkpoint_bytes, clear_run
 from digitnet.train.setup import Run, build_run
+from digitnet.train.signals import StopRequest
 from digitnet.utils import DigitnetError, atomic_write_json
 
 __all__ = ["HISTORY_FIELDS", "TrainResult", "default_callbacks", "default_run_dir", "train"]
@@ -47,6 +50,7 @@ class TrainResult:
     metrics: dict
     history: list[dict] = field(default_factory=list)
     interrupted: bool = False
+    stop_signal: str | None = None  # SIGTERM or SIGINT when a signal stopped the run
 
 
 def default_run_dir(arch: str) -> Path:
@@ -82,26 +86,68 @@ def train(
 
     ``callbacks`` run after ours (early stopping, history, console, TensorBoard) and before the checkpoint.
     This does not write the run report (``config.plots``): the top-level :func:`digitnet.train` adds it.
+
+    The run folder is never replaced silently (a run in it needs ``resume`` or ``overwrite``) and has one writer
+    (a lock held until the model is saved). SIGTERM or a first Ctrl-C stops after the current step with a
+    mid-epoch ``last.pt`` that ``resume`` continues exactly; a second Ctrl-C stops at once. A failed write (full
+    disk, ...) is one line naming the path, with the previous ``last.pt`` intact.
     """
     cfg = config.resolved()
     console = console or Console(stderr=True, quiet=quiet, soft_wrap=True)
     device = distributed.setup(cfg.device)  # joins the process group under torchrun; rank 0 alone writes
     console.quiet = console.quiet or not distributed.is_main()
     run_dir = Path(distributed.broadcast_object(cfg.out or str(default_run_dir(cfg.arch))))
-    if cfg.resume and not (run_dir / "last.pt").is_file():
-        raise DigitnetError(f"--resume: {run_dir / 'last.pt'} not found; pass the --out of the run to resume")
-    if distributed.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
 
     mnist = mnist or load_mnist(cfg.data, allow_download=cfg.download)
     run = build_run(cfg, mnist, device)
-    fit = Fit(run=run, run_dir=run_dir, console=console)
-    fit.callbacks = default_callbacks(run, callbacks)
+    lock = _claim_run_dir(run_dir, cfg, count_parameters(run.model))
+    try:
+        with StopRequest() as stop:
+            fit = Fit(run=run, run_dir=run_dir, console=console, stop=stop)
+            fit.callbacks = default_callbacks(run, callbacks)
+            with fit.writing(run_dir):  # the last resort; the callbacks name the file that failed
+                metrics = _fit(fit, mnist)
+    finally:
+        if lock is not None:
+            lock.release()
+    distributed.cleanup()
+    return TrainResult(run_dir=run_dir, model=run.model, metrics=metrics, history=fit.history,
+                       interrupted=fit.interrupted, stop_signal=fit.stop_signal)
+
+
+def _claim_run_dir(run_dir: Path, cfg: TrainConfig, num_parameters: int) -> RunLock | None:
+    """On rank 0: check that ``run_dir`` can be written, lock it, and refuse to replace a run in it unasked.
+
+    The checks run under the lock, so two runs started together cannot both find the folder empty. Every rank
+    raises rank 0's error. Returns the lock (rank 0) for the caller to release when the run is saved.
+    """
+    lock, error = None, None
+    if distributed.is_main():
+        try:
+            check_writable(run_dir, checkpoint_bytes(num_parameters))  # creates it; room for one last.pt
+            lock = RunLock(run_dir).acquire()
+            check_out_dir(run_dir, cfg.resume, cfg.overwrite)
+            if cfg.overwrite:
+                clear_run(run_dir)
+        except DigitnetError as exc:
+            if lock is not None:
+                lock.release()
+            error = str(exc)
+    error = distributed.broadcast_object(error)
+    if error is not None:
+        raise DigitnetError(error)
+    return lock
+
+
+def _fit(fit: Fit, mnist: MNIST) -> dict:
+    """Restore (``resume``), run the epochs, then finish: the final evaluation and the saved model."""
+    run, cfg, run_dir = fit.run, fit.cfg, fit.run_dir
     if cfg.resume:
-        fit.restore(load_checkpoint(run_dir / "last.pt"))  # weights, optimizer, schedule, RNGs, callbacks, history
+        # weights, optimizer, schedule, RNGs, callbacks, history, and where inside an epoch it stopped
+        fit.restore(load_checkpoint(run_dir / "last.pt"))
     if distributed.is_main():
         atomic_write_json(run_dir / "config.json", cfg.to_dict())
-        atomic_write_json(run_dir / "environment.json", {**environment_info(), "device": str(device),
+        atomic_write_json(run_dir / "environment.json", {**environment_info(), "device": str(run.device),
                                                          "world_size": distributed.world_size()})
     _call(fit, "on_fit_start")
 
@@ -110,23 +156,27 @@ def train(
             fit.epoch = epoch
             _call(fit, "on_epoch_start")
             row = _train_one_epoch(fit)
+            if row is None:  # a signal stopped the epoch between two steps: save where, then finish
+                fit.interrupted = True
+                _call(fit, "on_epoch_stopped")  # Checkpoints writes the mid-epoch last.pt
+                break
             row.update(_validate(run))
             row = distributed.broadcast_object(row)  # every rank schedules and stops on rank 0's numbers
             run.end_epoch(row)  # epoch schedules; ReduceLROnPlateau reads row[run.monitor]
             fit.history.append(row)
             _call(fit, "on_epoch_end", row)  # ... and last of them, Checkpoints writes last.pt
-            if fit.stop_reason:
+            if fit.stop_requested():  # signalled during the epoch's last step or its validation
+                fit.interrupted = True
+            if fit.stop_reason or fit.interrupted:
                 break
     except KeyboardInterrupt:
-        # Ctrl-C: last.pt holds the last finished epoch; the model as it stands is still saved below.
+        # A second Ctrl-C (or one where no handler could be installed): last.pt holds what was last saved;
+        # the model as it stands is still saved below.
         fit.interrupted = True
 
     _call(fit, "on_train_end")  # early stopping puts back the weights to keep
     metrics = _finish(fit, mnist) if distributed.is_main() else None
-    metrics = distributed.broadcast_object(metrics)
-    distributed.cleanup()
-    return TrainResult(run_dir=run_dir, model=run.model, metrics=metrics, history=fit.history,
-                       interrupted=fit.interrupted)
+    return distributed.broadcast_object(metrics)
 
 
 def _call(fit: Fit, hook: str, *args) -> None:
@@ -134,20 +184,45 @@ def _call(fit: Fit, hook: str, *args) -> None:
         getattr(callback, hook)(fit, *args)
 
 
-def _train_one_epoch(fit: Fit) -> dict:
+def _train_one_epoch(fit: Fit) -> dict | None:
+    """Train epoch ``fit.epoch`` and return its row; None when a signal stopped it (``fit.position`` says where).
+
+    A resumed position redraws the epoch's batch order from the generator's state at the epoch's start, then
+    puts the generator back where it was and skips the steps already taken: the rest of the epoch runs exactly
+    as it would have without the stop.
+    """
     run = fit.run
     run.train_model.train()
+    position, fit.position = fit.position, None
+    generator_now = run.generator.get_state()
+    if position is not None:
+        run.generator.set_state(position["generator_at_start"])
+    generator_at_start = run.generator.get_state()
+    batches = list(run.epoch_batches())  # draws the epoch's order: the generator's first use in the epoch
     loss_sum = torch.zeros((), device=run.device)
     correct = torch.zeros((), device=run.device, dtype=torch.long)
-    seen = 0
-    start = time.perf_counter()
-    for idx in run.epoch_batches():
-        x, y = run.make_batch(idx)
+    seen, first_step, seconds_before = 0, 0, 0.0
+    if position is not None:
+        run.generator.set_state(generator_now)  # as last.pt saved it: augmentation continues where it stopped
+        first_step, seconds_before = position["step"], position["seconds"]
+        if distributed.is_main():  # the sums saved were over all ranks: they are added back once
+            loss_sum += position["loss_sum"].to(run.device)
+            correct += position["correct"].to(run.device)
+            seen = position["seen"]
+    start = time.perf_counter() - seconds_before
+    for step in range(first_step, len(batches)):
+        x, y = run.make_batch(batches[step])
         loss, logits = run.train_step(x, y)  # steps a per-step schedule too
         loss_sum += loss * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
         _call(fit, "on_batch_end", seen, loss_sum, correct)
+        if step + 1 < len(batches) and fit.stop_requested():
+            total_loss, total_correct, total_seen = distributed.all_reduce_sum(loss_sum, correct, seen)
+            fit.position = {"step": step + 1, "generator_at_start": generator_at_start,
+                            "loss_sum": total_loss.cpu(), "correct": total_correct.cpu(), "seen": total_seen,
+                            "seconds": time.perf_counter() - start}
+            return None
     loss_sum, correct, seen = distributed.all_reduce_sum(loss_sum, correct, seen)  # whole-batch figures
     train_seconds = time.perf_counter() - start
     return {
@@ -174,7 +249,7 @@ def _validate(run: Run) -> dict:
 
 def _finish(fit: Fit, mnist: MNIST) -> dict:
     """Calibrate, evaluate the test set once, save the model and metrics, and hand the test logits around."""
-    run, cfg, history = fit.run, fit.cfg, fit.history
+    run, history = fit.run, fit.history
     splits = run.splits
     temperature = 1.0
     if splits.val is not None:
@@ -196,16 +271,22 @@ def _finish(fit: Fit, mnist: MNIST) -> dict:
         "train_seconds": sum(r["train_seconds"] for r in history), "temperature": temperature,
         "interrupted": fit.interrupted,
     }
-    save_model(run.model, fit.run_dir, {
-        "temperature": temperature,
-        "metrics": metrics,
-        "data": {"checksum": mnist.checksum, "source": mnist.source, "train_size": len(splits.train),
-                 "val_size": len(splits.val) if splits.val else 0, "test_size": len(splits.test)},
-        "training": {k: v for k, v in cfg.to_dict().items() if k not in ("out", "resume")},
-    })
-    atomic_write_json(fit.run_dir / "metrics.json", {**metrics, "per_class": test["per_class"],
-                                                     "confusion": test["confusion"]})
+    with fit.writing(fit.run_dir / "model.safetensors"):
+        _save(fit, mnist, metrics, temperature, test)
     if fit.interrupted:
         os.environ.setdefault("DIGITNET_INTERRUPTED", "1")
     _call(fit, "on_fit_end", test_logits, metrics)
     return metrics
+
+
+def _save(fit: Fit, mnist: MNIST, metrics: dict, temperature: float, test: dict) -> None:
+    cfg, splits = fit.cfg, fit.run.splits
+    save_model(fit.run.model, fit.run_dir, {
+        "temperature": temperature,
+        "metrics": metrics,
+        "data": {"checksum": mnist.checksum, "source": mnist.source, "train_size": len(splits.train),
+                 "val_size": len(splits.val) if splits.val else 0, "test_size": len(splits.test)},
+        "training": {k: v for k, v in cfg.to_dict().items() if k not in ("out", "resume", "overwrite")},
+    })
+    atomic_write_json(fit.run_dir / "metrics.json", {**metrics, "per_class": test["per_class"],
+                                                     "confusion": test["confusion"]})

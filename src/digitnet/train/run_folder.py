@@ -167,7 +167,7 @@ class RunLock:
         self.release()
 
 
-_CAUSES = {
+WRITE_CAUSES = {  # the errors of a write that the user can fix, in words
     errno.ENOSPC: "no space left on the device",
     errno.EDQUOT: "disk quota exceeded",
     errno.EROFS: "read-only file system",
@@ -178,7 +178,7 @@ _CAUSES = {
 
 def write_error(exc: OSError, path: str | os.PathLike, earlier: str | None = None) -> DigitnetError:
     """A one-line error for a failed write: the path, the cause, and what is still safe."""
-    cause = _CAUSES.get(exc.errno or 0, exc.strerror or str(exc))
+    cause = WRITE_CAUSES.get(exc.errno or 0, exc.strerror or str(exc))
     message = f"cannot write {path}: {cause}"
     if earlier:
         message += f"; {earlier}"
