@@ -52,6 +52,15 @@ def test_an_interrupted_run_is_refused_too(tmp_path):
         check_out_dir(run, resume=False, overwrite=False)
 
 
+def test_a_stopped_run_with_a_saved_model_is_called_interrupted(tmp_path):
+    run = _finished_run(tmp_path / "x", epochs=20, accuracy=0.99)
+    (run / "model.json").write_text(json.dumps({"arch": "fastnet", "metrics": {"test_accuracy": 0.99,
+                                                                                "interrupted": True}}))
+    summary = inspect_run(run)
+    assert not summary.finished
+    assert summary.describe() == "an interrupted run (fastnet, 20/20 epochs, test accuracy 99.00%)"
+
+
 def test_resume_and_overwrite_are_accepted_and_a_new_or_unrelated_folder_is_fine(tmp_path):
     run = _finished_run(tmp_path / "x")
     assert check_out_dir(run, resume=True, overwrite=False).finished

@@ -41,7 +41,7 @@ class RunSummary:
     epochs_done: int
     epochs: int | None
     test_accuracy: float | None
-    finished: bool  # a saved model; otherwise only checkpoints of an interrupted run
+    finished: bool  # trained to its end; otherwise stopped early (Ctrl-C, SIGTERM, a crash) and resumable
 
     def describe(self) -> str:
         state = "a finished run" if self.finished else "an interrupted run"
@@ -71,13 +71,15 @@ def _epochs_done(path: Path) -> int:
 def inspect_run(run_dir: str | os.PathLike) -> RunSummary | None:
     """The run in ``run_dir``, or None when it holds none (missing, empty, or only other files)."""
     run_dir = Path(run_dir)
-    finished = (run_dir / "model.json").is_file()
-    if not finished and not (run_dir / "last.pt").is_file():
+    saved = (run_dir / "model.json").is_file()
+    if not saved and not (run_dir / "last.pt").is_file():
         return None
     config = _read_json(run_dir / "config.json")
     model = _read_json(run_dir / "model.json")
     metrics = model.get("metrics") if isinstance(model.get("metrics"), dict) else _read_json(run_dir / "metrics.json")
-    accuracy = metrics.get("test_accuracy") if finished else None
+    # A stopped run saves its model too (the weights as they stood), marked interrupted in its metrics.
+    finished = saved and not metrics.get("interrupted", False)
+    accuracy = metrics.get("test_accuracy") if saved else None
     return RunSummary(
         path=run_dir, arch=model.get("arch") or config.get("arch"), epochs_done=_epochs_done(run_dir / "history.csv"),
         epochs=config.get("epochs"), test_accuracy=accuracy if isinstance(accuracy, (int, float)) else None,
