@@ -1,4 +1,4 @@
-"""The picture pipeline, one copy for every caller: load → MNIST-like → segment → classify → answer.
+"""The picture pipeline, one copy for every caller: load → MNIST-like → find writing → segment → classify → answer.
 
 Each step is a function. Classification is a parameter (``classify``: uint8 (N, 28, 28) white-on-black
 images → probabilities (N, 10)), so :class:`digitnet.recognizer.Recognizer` plugs in its model, the server
@@ -10,13 +10,14 @@ them prepare pictures and format answers the same way:
 * a number: ``prepare_number(source, classify)`` → :class:`PreparedNumber` (each digit's 28×28, box and
   probabilities; ``strip()`` shows the crops), then ``number_answer(number)``.
 
-A 28×28 MNIST-like picture (white on black, uint8) goes through unchanged, bit for bit.
+A 28×28 MNIST-like picture (white on black, uint8) goes through unchanged, bit for bit. Any other picture has
+its ink found (:func:`find_writing`: tiny scans enlarged first, printed box lines and combs taken away).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -44,8 +45,7 @@ def find_writing(pixels: np.ndarray) -> Ink | None:
     mask = remove_specks(ink.mask & ~lines)
     if mask.sum() < MIN_INK_PIXELS:
         return None
-    ink.mask = mask
-    return ink
+    return replace(ink, mask=mask)
 
 
 @dataclass

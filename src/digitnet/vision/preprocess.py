@@ -4,7 +4,8 @@ MNIST digits are binary NIST scans whose ink bounding box was scaled (keeping it
 with anti-aliasing, then placed in a 28×28 field so that the centre of mass sits at the centre. A photo
 first needs its paper and ink found, whatever their colours and the lighting:
 
-1. gray levels at a working resolution (huge photos are reduced first),
+1. gray levels at a working resolution (huge photos are reduced first; tiny scans, at most 32 px, are enlarged
+   smoothly, and their edge is taken for paper: a digit may fill its cell),
 2. polarity: is the ink darker or lighter than the paper around it?
 3. background: the paper's brightness at every pixel (uneven light, shadows) by a morphological
    opening at low resolution; ink = contrast against it, relative to how much contrast was possible,
