@@ -37,7 +37,6 @@ import photo_digits  # noqa: E402
 
 from digitnet.data import load_mnist  # noqa: E402
 from digitnet.recognizer import Recognizer  # noqa: E402
-from digitnet.vision.boxes import remove_box_lines  # noqa: E402
 
 CELLS = (8, 10, 12, 16)  # digit cell sizes of coarse scans
 BLOCK = 4  # a cell counts the ink of a BLOCK×BLOCK block of the pen bitmap: BLOCK² + 1 = 17 gray levels
@@ -243,9 +242,8 @@ def _pipeline_digits(recognizer: Recognizer, pictures: list[np.ndarray]) -> np.n
     return np.array([-1 if a["digit"] is None else a["digit"] for a in answers])
 
 
-def run(model: str | None, n: int, numbers: int, photos: int, seed: int, without_lines: bool = False) -> dict:
-    """All sets, one row each. ``without_lines``: take the box lines away (vision.boxes) before reading —
-    a preview of that step in the pipeline."""
+def run(model: str | None, n: int, numbers: int, photos: int, seed: int) -> dict:
+    """All sets, one row each (the pipeline takes box lines away itself: `vision.pipeline.find_writing`)."""
     rng = np.random.default_rng(seed)
     mnist = load_mnist()
     images, labels = mnist.test_images, mnist.test_labels
@@ -282,7 +280,7 @@ def run(model: str | None, n: int, numbers: int, photos: int, seed: int, without
 
     index = rng.choice(len(images), size=n, replace=False)
     boxed = [boxed_digit(images[i], rng) for i in index]
-    through = _pipeline_digits(recognizer, [remove_box_lines(b) for b in boxed] if without_lines else boxed)
+    through = _pipeline_digits(recognizer, boxed)
     rows.append({"set": "digit in a box", "group": "boxes", "n": n,
                  "accuracy": float((through == labels[index]).mean()), "plain": float(plain_all[index].mean())})
     if numbers:
@@ -291,7 +289,7 @@ def run(model: str | None, n: int, numbers: int, photos: int, seed: int, without
             index = rng.choice(len(images), size=int(rng.integers(4, 7)), replace=False)
             truth = "".join(str(labels[i]) for i in index)
             picture = boxed_number([images[i] for i in index], rng, comb=k % 2 == 1)
-            exact += recognizer.read(remove_box_lines(picture) if without_lines else picture)["text"] == truth
+            exact += recognizer.read(picture)["text"] == truth
             plain += bool(plain_all[index].all())
         rows.append({"set": "number in boxes/comb", "group": "boxes", "n": numbers, "accuracy": exact / numbers,
                      "plain": plain / numbers, "measure": "exact match"})
@@ -305,7 +303,6 @@ def run(model: str | None, n: int, numbers: int, photos: int, seed: int, without
         if row["set"] in TARGETS:
             row["target"] = TARGETS[row["set"]]
     return {"model": str(recognizer.loaded.path), "arch": recognizer.spec.name, "seed": seed, "rows": rows,
-            "remove_box_lines": without_lines,
             "seconds": time.perf_counter() - started, "render_and_read_seconds": render_seconds}
 
 
@@ -314,8 +311,7 @@ def print_table(result: dict) -> None:
     from rich.table import Table
 
     table = Table("set", "n", "accuracy", "model on 28×28", "same digits, plain", "target",
-                  title=f"real-world digits — {result['arch']} ({result['model']}), seed {result['seed']}"
-                  + (", box lines removed" if result.get("remove_box_lines") else ""))
+                  title=f"real-world digits — {result['arch']} ({result['model']}), seed {result['seed']}")
     for row in result["rows"]:
         target = row.get("target")
         mark = "" if target is None else (" ✓" if row["accuracy"] >= target else " ✗")
@@ -334,14 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
-    parser.add_argument("--remove-box-lines", action="store_true",
-                        help="take printed box lines away before reading (a preview of that pipeline step)")
     args = parser.parse_args(argv)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    result = run(args.model, args.n, args.numbers, args.photos, args.seed, args.remove_box_lines)
+    result = run(args.model, args.n, args.numbers, args.photos, args.seed)
     if not args.json:
         print_table(result)
     print(json.dumps(result))

@@ -111,6 +111,8 @@ def box_line_mask(ink: np.ndarray, fraction: float = 0.7, max_thickness: int | N
     if not len(rows):
         return np.zeros_like(ink)
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    if ink.sum(1).max() < max(fraction * width, 8) and ink.sum(0).max() < max(fraction * height, 8):
+        return np.zeros_like(ink)  # no row or column holds enough ink for a line: the common case, made cheap
     if max_thickness is None:
         max_thickness = max(3, min(height, width) // 12)
     along_rows, along_cols = run_lengths(ink), run_lengths(ink.T).T

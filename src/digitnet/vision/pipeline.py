@@ -1,4 +1,4 @@
-"""The picture pipeline, one copy for every caller: load → MNIST-like → segment → classify → answer.
+"""The picture pipeline, one copy for every caller: load → MNIST-like → find writing → segment → classify → answer.
 
 Each step is a function. Classification is a parameter (``classify``: uint8 (N, 28, 28) white-on-black
 images → probabilities (N, 10)), so :class:`digitnet.recognizer.Recognizer` plugs in its model, the server
@@ -10,21 +10,42 @@ them prepare pictures and format answers the same way:
 * a number: ``prepare_number(source, classify)`` → :class:`PreparedNumber` (each digit's 28×28, box and
   probabilities; ``strip()`` shows the crops), then ``number_answer(number)``.
 
-A 28×28 MNIST-like picture (white on black, uint8) goes through unchanged, bit for bit.
+A 28×28 MNIST-like picture (white on black, uint8) goes through unchanged, bit for bit. Any other picture has
+its ink found (:func:`find_writing`: tiny scans enlarged first, printed box lines and combs taken away).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from digitnet.vision.boxes import box_line_mask
 from digitnet.vision.io import ImageError, ImageSource, load_picture
-from digitnet.vision.preprocess import find_ink, mnist_like, normalize_digit
+from digitnet.vision.preprocess import MIN_INK_PIXELS, Ink, find_ink, mnist_like, normalize_digit, remove_specks
 from digitnet.vision.segment import Classifier, find_digits, find_groups, line_height
 
 NO_INK = "no ink found"
+
+
+def find_writing(pixels: np.ndarray) -> Ink | None:
+    """The handwriting in a picture: its ink (:func:`find_ink`) less printed box lines and combs (:mod:`boxes`).
+
+    None when there is no ink, or nothing but lines. The lines go before segmentation, else a box's walls
+    read as 1s and its floor joins the digits into one.
+    """
+    ink = find_ink(pixels)
+    if ink is None:
+        return None
+    lines = box_line_mask(ink.mask)
+    if not lines.any():
+        return ink
+    # What was left of the lines where a stroke crossed them (a corner's stub) is dirt beside the digit.
+    mask = remove_specks(ink.mask & ~lines)
+    if mask.sum() < MIN_INK_PIXELS:
+        return None
+    return replace(ink, mask=mask)
 
 
 @dataclass
@@ -52,7 +73,7 @@ def prepare_digit(source: ImageSource, classify: Classifier | None = None) -> Pr
     passthrough = mnist_like(picture.pixels)
     if passthrough is not None:
         return Prepared(path, passthrough) if passthrough.any() else Prepared(path, None, note=NO_INK)
-    ink = find_ink(picture.pixels)
+    ink = find_writing(picture.pixels)
     if ink is None:
         return Prepared(path, None, note=NO_INK)
     groups = find_groups(ink)
@@ -96,7 +117,7 @@ def prepare_number(source: ImageSource, classify: Classifier) -> PreparedNumber:
         if not passthrough.any():
             return PreparedNumber(path, note=NO_INK)
         return PreparedNumber(path, [passthrough], [[0, 0, 28, 28]], list(classify(passthrough[None])))
-    ink = find_ink(picture.pixels)
+    ink = find_writing(picture.pixels)
     segments = find_digits(ink, classify) if ink is not None else []
     if not segments:
         return PreparedNumber(path, note=NO_INK)

@@ -4,7 +4,8 @@ MNIST digits are binary NIST scans whose ink bounding box was scaled (keeping it
 with anti-aliasing, then placed in a 28×28 field so that the centre of mass sits at the centre. A photo
 first needs its paper and ink found, whatever their colours and the lighting:
 
-1. gray levels at a working resolution (huge photos are reduced first),
+1. gray levels at a working resolution (huge photos are reduced first; tiny scans, at most 32 px, are enlarged
+   smoothly, and their edge is taken for paper: a digit may fill its cell),
 2. polarity: is the ink darker or lighter than the paper around it?
 3. background: the paper's brightness at every pixel (uneven light, shadows) by a morphological
    opening at low resolution; ink = contrast against it, relative to how much contrast was possible,
@@ -23,7 +24,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 WORK_SIDE = 1024  # longest side we process at: plenty for a digit, and keeps a 12 MP photo fast
+TINY_SIDE = 32  # pictures no larger than this (a coarse scan, an icon) are enlarged before ink is looked for ...
+TINY_WORK_SIDE = 112  # ... smoothly, to about this longest side, so a threshold finds strokes, not blocks
 MIN_CONTRAST = 0.15  # weaker ink (relative to the paper) is noise, a stain, or a blank page
+DENSE_INK = 0.05  # a median contrast above this: ink (with its blurred edges) covers half the picture
 MIN_INK_PIXELS = 8  # at working resolution: fewer is a speck, not a digit
 SPECK_FRACTION = 0.04  # components smaller than this fraction of the largest are dirt, not strokes
 BOX = 20  # MNIST: the ink's bounding box is scaled to fit 20×20 ...
@@ -96,11 +100,19 @@ def _resize_area(x: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def working_gray(pixels: np.ndarray) -> tuple[np.ndarray, float]:
-    """Gray image reduced (by area, which also averages out noise) so its longest side is <= WORK_SIDE.
+    """Gray image reduced (by area, which also averages out noise) so its longest side is <= WORK_SIDE, or a tiny
+    one (at most TINY_SIDE) enlarged bilinearly to about TINY_WORK_SIDE.
 
-    Returns it and the scale: original pixels per working pixel.
+    Returns it and the scale: original pixels per working pixel (below 1 for an enlarged picture).
     """
     h, w = pixels.shape[:2]
+    if max(h, w) <= TINY_SIDE:
+        # Thresholded as it is, an 8×8 scan's gray cells become square blocks that merge into a blob; enlarged
+        # smoothly, the gray levels turn into stroke edges where a threshold can find them.
+        factor = TINY_WORK_SIDE // max(h, w)
+        gray = torch.from_numpy(to_gray(pixels))[None, None]
+        gray = F.interpolate(gray, size=(h * factor, w * factor), mode="bilinear", align_corners=False)
+        return np.ascontiguousarray(gray[0, 0].numpy()), 1 / factor
     factor = -(-max(h, w) // WORK_SIDE)
     if factor > 1 and pixels.dtype == np.uint8:
         # Shrink a big photo in PIL (a box filter in C) before any float copy: 40 MP of RGB floats is 480 MB.
@@ -155,6 +167,16 @@ def ink_is_dark(gray: np.ndarray) -> bool:
     return bool(darkest >= brightest)
 
 
+def _tiny_ink_is_dark(gray: np.ndarray) -> bool:
+    """Polarity of an enlarged tiny picture (a scanned cell): its edge is mostly paper.
+
+    A thick digit filling a small cell may cover more of it than the paper does, so the local median of
+    :func:`ink_is_dark` would be ink; the cell's border, though only touched by the digit, is paper.
+    """
+    edge = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return bool(np.median(edge) > (float(gray.min()) + float(gray.max())) / 2)
+
+
 def _extend(low: torch.Tensor, pad: int) -> torch.Tensor:
     """Pad by odd reflection (2·edge − mirror), which continues a gradient past the edge instead of flattening it."""
     if pad <= 0:
@@ -181,12 +203,23 @@ def background(x: np.ndarray) -> np.ndarray:
 def find_ink(pixels: np.ndarray) -> Ink | None:
     """Locate the ink in a picture, or None if there is none (a blank page, a smooth gradient)."""
     gray, scale = working_gray(pixels)
-    dark = ink_is_dark(gray)
+    dark = ink_is_dark(gray) if scale >= 1 else _tiny_ink_is_dark(gray)
     x = 1 - gray if dark else gray  # from here on ink is bright
-    paper = background(x)
+    if scale < 1:
+        # A tiny picture is a scanned cell whose edge is paper: a digit filling it touches the edge, and the
+        # background's opening would take ink running into the edge for paper, as it does a wide shadow. (Not
+        # for photos: there the edge continues the light's gradients, which a flat margin would cut.)
+        h, w = x.shape
+        pad = max(2, min(h, w) // 8)
+        paper = background(np.pad(x, pad, constant_values=float(np.median(x))))[pad:pad + h, pad:pad + w]
+    else:
+        paper = background(x)
     # Contrast relative to what was possible: dark ink in a shadow is as much ink as in full light.
     ink = np.clip((x - paper) / np.maximum(1 - paper, 0.25), 0, 1).astype(np.float32)
-    noise = 1.4826 * float(np.median(np.abs(ink - np.median(ink))))
+    # The paper's noise, measured on the paper: where ink covers much of the picture (a digit filling its frame)
+    # the median pixel is a stroke's blurred edge, not paper, so the faintest quarter stands in for the paper.
+    paper_side = ink if np.median(ink) < DENSE_INK else ink[ink <= np.percentile(ink, 25)]
+    noise = 1.4826 * float(np.median(np.abs(paper_side - np.median(paper_side))))
     candidates = ink[ink > max(0.08, 6 * noise)]
     if candidates.size < MIN_INK_PIXELS:
         return None

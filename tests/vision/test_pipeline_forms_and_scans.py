@@ -1,0 +1,138 @@
+"""The pipeline on forms and coarse scans: box lines and combs go before segmentation, tiny pictures are read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from photo_helpers import ink_of
+from PIL import Image
+
+from digitnet.vision.pipeline import find_writing, prepare_digit, prepare_number
+
+LINE = 3  # printed line thickness, px
+
+
+def in_box(ink: np.ndarray, pad: tuple[int, int, int, int] = (14, 14, 14, 14)) -> tuple[np.ndarray, np.ndarray]:
+    """Ink coverage (0..1) inside a printed rectangle, ``pad`` (top, right, bottom, left) px of paper between them
+    (0: the stroke touches the box): (dark-on-light uint8 picture, bool mask of the box)."""
+    top, right, bottom, left = pad
+    h, w = ink.shape
+    shape = (h + top + bottom + 2 * LINE + 20, w + left + right + 2 * LINE + 20)
+    box = np.zeros(shape, bool)
+    y0, x0, y1, x1 = 10, 10, shape[0] - 10, shape[1] - 10
+    box[y0:y1, x0:x1] = True
+    box[y0 + LINE:y1 - LINE, x0 + LINE:x1 - LINE] = False
+    coverage = box.astype(np.float32)
+    region = coverage[y0 + LINE + top:y0 + LINE + top + h, x0 + LINE + left:x0 + LINE + left + w]
+    np.maximum(region, ink, out=region)
+    return (np.clip(0.92 - 0.8 * coverage, 0, 1) * 255).round().astype(np.uint8), box
+
+
+def comb(inks: list[np.ndarray], cell: int = 90) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """One digit per cell of a comb (a baseline with a tooth between cells, half the cell high), each digit
+    standing on the baseline: (dark-on-light uint8 picture, each cell's x range)."""
+    margin = 15
+    shape = (cell + 2 * margin, len(inks) * cell + LINE + 2 * margin)
+    coverage = np.zeros(shape, np.float32)
+    base = margin + cell
+    coverage[base:base + LINE, margin:margin + len(inks) * cell + LINE] = 1
+    cells = []
+    for k, ink in enumerate(inks):
+        x = margin + k * cell
+        coverage[base - cell // 2:base, x:x + LINE] = 1
+        h, w = ink.shape
+        left = x + (cell - w) // 2
+        region = coverage[base - h:base, left:left + w]  # its lowest stroke touches the baseline
+        np.maximum(region, ink, out=region)
+        cells.append((x, x + cell + LINE))
+    coverage[base - cell // 2:base, margin + len(inks) * cell:margin + len(inks) * cell + LINE] = 1
+    return (np.clip(0.92 - 0.8 * coverage, 0, 1) * 255).round().astype(np.uint8), cells
+
+
+def tiny_scan(digit: np.ndarray, side: int, levels: int) -> np.ndarray:
+    """A coarse scan of a digit filling its cell (ink box, aspect kept): uint8 ``side``×``side``, white on black,
+    with ``levels`` gray levels (2: binary)."""
+    rows, cols = np.flatnonzero(digit.max(1) > 0), np.flatnonzero(digit.max(0) > 0)
+    crop = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    size = max(crop.shape)
+    square = np.zeros((size, size), np.uint8)
+    square[(size - crop.shape[0]) // 2:, (size - crop.shape[1]) // 2:][:crop.shape[0], :crop.shape[1]] = crop
+    small = np.asarray(Image.fromarray(square).resize((side, side), Image.Resampling.BOX), np.float32) / 255
+    return (np.round(small / small.max() * (levels - 1)) * 255 / (levels - 1)).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------- box lines
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_a_digit_touching_its_box_is_read_without_the_box(recognizer, clean_digits, digit):
+    ink = ink_of(clean_digits[digit], 80)
+    picture, box = in_box(ink, pad=(6, 10, 0, 10))  # its lowest stroke lies on the box's floor
+    assert recognizer.predict(picture)["digit"] == digit
+    found = find_writing(picture)
+    # The walls, roof and floor are gone; the stroke lying on the floor is still there.
+    assert not (found.mask & box)[:, :20].any() and not (found.mask & box)[:20].any()
+    floor = picture.shape[0] - 10 - LINE
+    assert np.flatnonzero(found.mask.any(1))[-1] >= floor - 3
+
+
+def test_a_stroke_running_into_the_box_keeps_its_ink(recognizer, clean_digits):
+    seven = ink_of(clean_digits[7], 80)
+    picture, box = in_box(seven, pad=(0, 0, 14, 14))  # the 7's bar touches the roof, its end the right wall
+    prepared = prepare_digit(picture, recognizer.classify)
+    clean, _ = in_box(seven)
+    clean_ink = find_writing(clean).mask
+    assert prepared.image is not None and recognizer.classify(prepared.image[None]).argmax() == 7
+    found = find_writing(picture).mask
+    assert abs(int(found.sum()) - int(clean_ink.sum())) < 0.1 * clean_ink.sum()  # the bar is not taken with the roof
+
+
+def test_a_postcode_in_a_comb_reads_as_five_digits_in_order(recognizer, clean_digits):
+    digits = [3, 0, 7, 1, 9]
+    picture, cells = comb([ink_of(clean_digits[d], 70) for d in digits])
+    answer = recognizer.read(picture)
+    assert answer["text"] == "30719"
+    for found, (x0, x1) in zip(answer["digits"], cells, strict=True):
+        left, top, right, bottom = found["box"]
+        assert x0 <= left and right <= x1 + 1  # each digit inside its own cell, without the teeth
+        assert bottom - top < 80  # and without the baseline's width or the teeth's height above it
+    assert prepare_digit(picture, recognizer.classify).note.startswith("5 digits found")
+
+
+def test_pictures_without_lines_keep_all_their_ink(clean_digits):
+    for digit in (1, 7, 4):  # a 1's stem and a 7's or 4's bars are long straight runs, but not box lines
+        picture, _ = in_box(ink_of(clean_digits[digit], 80))
+        plain = picture[10 + LINE + 8:-10 - LINE - 8, 10 + LINE + 8:-10 - LINE - 8]
+        found = find_writing(plain)
+        assert found is not None and found.mask.sum() > 0.9 * (ink_of(clean_digits[digit], 80) > 0.5).sum()
+
+
+# ---------------------------------------------------------------------------------------- coarse scans
+
+
+@pytest.mark.parametrize(("side", "levels"), [(8, 17), (12, 2), (12, 17), (16, 2), (32, 17)])
+def test_a_tiny_scan_is_read(recognizer, clean_digits, side, levels):
+    pictures = [tiny_scan(clean_digits[d], side, levels) for d in range(10)]
+    answers = recognizer.predict_batch(pictures)
+    assert all(a["digit"] is not None for a in answers)
+    right = sum(a["digit"] == d for d, a in enumerate(answers))
+    assert right >= (9 if side <= 12 else 10)  # 8 and 12 px: the benchmark's targets are 93% and 95%
+
+
+def test_a_digit_filling_its_frame_keeps_its_ink(recognizer, clean_digits):
+    for digit in (0, 2, 6, 7):  # a 0's or 6's hole, a 2's base, a 7's bar: ink at the frame, or ink everywhere
+        # A 12 px scan enlarged to 28×28 the usual way, edge to edge: not MNIST-like, so not passed through.
+        scan = Image.fromarray(tiny_scan(clean_digits[digit], 12, 17)).resize((28, 28), Image.Resampling.BILINEAR)
+        prepared = prepare_digit(np.asarray(scan), recognizer.classify)
+        assert prepared.image is not None and recognizer.classify(prepared.image[None]).argmax() == digit
+        found = find_writing(np.asarray(scan))
+        on_edge = sum(int(side.any()) for side in (found.mask[0], found.mask[-1], found.mask[:, 0], found.mask[:, -1]))
+        assert on_edge >= 2  # the ink touching the frame (two sides at least, by construction) was kept
+        assert (~found.mask).sum() > 0.3 * found.mask.size  # and the digit did not become a blob
+
+
+def test_a_tiny_number_is_read(recognizer, clean_digits):
+    row = np.concatenate([tiny_scan(clean_digits[d], 16, 17) for d in (4, 2)], axis=1)
+    number = prepare_number(row, recognizer.classify)
+    assert "".join(str(int(p.argmax())) for p in number.probabilities) == "42"
+    assert all(0 <= b[0] < b[2] <= 32 and 0 <= b[1] < b[3] <= 16 for b in number.boxes)  # boxes in the 32×16
