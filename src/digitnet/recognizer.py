@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from digitnet.saved_model import LoadedModel, load_model
+from digitnet.vision.batch import ordered_batches, worker_count
 from digitnet.vision.io import ImageSource
 from digitnet.vision.pipeline import (
     Prepared,
@@ -104,6 +106,58 @@ class Recognizer:
         """
         return number_answer(self.prepare_number(image))
 
+    # ------------------------------------------------------------------------------ folders
+
+    def prepare_many(self, paths: Sequence[str], workers: int | None = None) -> Iterator[list[Prepared]]:
+        """:meth:`prepare` for many files, in worker processes: lists of consecutive results in input order.
+
+        Each list is what was ready together, to be classified in one pass (:meth:`answer`). ``workers``:
+        processes to use (None: one per CPU; 0 or 1, few files, or a model not loaded from a folder: this one).
+        """
+        count = self._workers(workers, len(paths))
+        function = _prepare_in_worker if count else self.prepare
+        return ordered_batches(function, paths, count, _start_worker, self._worker_args())
+
+    def predict_many(self, paths: Sequence[str], top_k: int | None = None, min_confidence: float | None = None,
+                     workers: int | None = None) -> Iterator[dict]:
+        """:meth:`predict` for many files: answers in input order, as they are ready (see :meth:`prepare_many`)."""
+        for batch in self.prepare_many(paths, workers):
+            yield from self.answer(batch, top_k=top_k, min_confidence=min_confidence)
+
+    def read_many(self, paths: Sequence[str], workers: int | None = None) -> Iterator[dict]:
+        """:meth:`read` for many files, in worker processes (each with its own copy of the model, since
+        segmentation asks the model as it goes), answers yielded in input order as they are ready."""
+        count = self._workers(workers, len(paths))
+        function = _read_in_worker if count else self.read
+        for batch in ordered_batches(function, paths, count, _start_worker, self._worker_args()):
+            yield from batch
+
+    def _workers(self, workers: int | None, items: int) -> int:
+        # Workers load the model from its folder; one built in memory stays in this process.
+        return worker_count(workers, items) if self.loaded.path is not None else 0
+
+    def _worker_args(self) -> tuple:
+        return (os.fspath(self.loaded.path) if self.loaded.path is not None else None,)
+
     def __repr__(self) -> str:
         path = Path(self.loaded.path) if self.loaded.path else None
         return f"Recognizer(arch={self.spec.name!r}, model={str(path)!r})"
+
+
+# ------------------------------------------------------------------------------ worker processes
+
+_worker_recognizer: Recognizer | None = None  # each worker process's own copy of the model
+
+
+def _start_worker(model_dir: str) -> None:
+    global _worker_recognizer
+    # On the CPU whatever the parent uses: a small model on one core beats every worker setting up a GPU.
+    _worker_recognizer = Recognizer.from_pretrained(model_dir, device="cpu")
+
+
+def _prepare_in_worker(path: str) -> Prepared:
+    return _worker_recognizer.prepare(path)
+
+
+def _read_in_worker(path: str) -> dict:
+    return _worker_recognizer.read(path)

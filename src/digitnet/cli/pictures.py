@@ -8,8 +8,10 @@ Imports of torch and the pipeline happen inside the commands, so ``digitnet --he
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +23,7 @@ from digitnet.assets import MODEL_HELP
 if TYPE_CHECKING:
     import numpy as np
 
+T = TypeVar("T")
 SHADES = " ░▒▓█"  # five levels of ink, each pixel drawn two characters wide so the digit is not squashed
 
 
@@ -65,6 +68,31 @@ def _debug_path(directory: Path, source: str, used: set[str]) -> Path:
     return directory / name
 
 
+WORKERS_HELP = ("Worker processes that decode and prepare pictures [default: one per CPU]; "
+                "0 or 1: all in this process (so are fewer than 16 pictures).")
+
+
+def progress_wanted(json_out: bool) -> bool:
+    """A progress bar on stderr only where someone watches it: stderr is a terminal and JSON is not being piped."""
+    return sys.stderr.isatty() and not (json_out and not sys.stdout.isatty())
+
+
+def _with_progress(items: Iterable[T], total: int, json_out: bool,
+                   pictures: Callable[[T], int] = lambda _: 1) -> Iterator[T]:
+    """``items`` as they come, counted on a Rich bar on stderr (see :func:`progress_wanted`) as ``pictures(item)``."""
+    if not progress_wanted(json_out):
+        yield from items
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("pictures"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("pictures", total=total)
+        for item in items:
+            yield item
+            bar.advance(task, pictures(item))
+
+
 def register(app: typer.Typer) -> None:
     """Add this concern's commands to ``app``."""
     app.command()(predict)
@@ -81,6 +109,7 @@ def predict(
     show: bool = typer.Option(False, "--show", help="Draw the 28×28 the model saw in the terminal."),
     save_debug: Path | None = typer.Option(
         None, "--save-debug", help="Write the 28×28 the model saw as DIR/<picture>.png."),
+    workers: int | None = typer.Option(None, "--workers", min=0, help=WORKERS_HELP),
 ) -> None:
     """Recognize the digit in each picture: photos and scans of handwriting, or MNIST-like images.
 
@@ -103,8 +132,8 @@ def predict(
     table = Table("picture", "digit", "confidence", *(["top-k"] if top_k else []), "note",
                   title=f"{recognizer.spec.name} ({recognizer.loaded.path})")
     failed, used = False, set()
-    for start in range(0, len(paths), 64):  # batches: one forward pass each, output as we go
-        prepared = [recognizer.prepare(p) for p in paths[start:start + 64]]
+    # Prepared in worker processes, handed back in input order as they are ready: one forward pass per batch.
+    for prepared in _with_progress(recognizer.prepare_many(paths, workers), len(paths), json_out, len):
         answers = recognizer.answer(prepared, top_k=top_k, min_confidence=min_confidence)
         for p, answer in zip(prepared, answers, strict=True):
             failed |= answer["error"] is not None
@@ -133,6 +162,7 @@ def read(
     images: list[str] = typer.Argument(..., help="Pictures of written numbers, folders or globs."),
     model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per picture, one per line."),
+    workers: int | None = typer.Option(None, "--workers", min=0, help=WORKERS_HELP),
 ) -> None:
     """Read the number written in each picture: its digits left to right, with their boxes.
 
@@ -143,8 +173,7 @@ def read(
     table = Table("picture", "number", "digits (confidence)", "note",
                   title=f"{recognizer.spec.name} ({recognizer.loaded.path})")
     failed = False
-    for path in paths:
-        answer = recognizer.read(path)
+    for answer in _with_progress(recognizer.read_many(paths, workers), len(paths), json_out):  # in input order
         failed |= answer["error"] is not None
         if json_out:
             print(json.dumps(answer), flush=True)
