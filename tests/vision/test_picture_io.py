@@ -279,3 +279,60 @@ def test_folders_and_globs_list_fifos_and_broken_links(tmp_path, seven):
     expected = [str(tmp_path / n) for n in ("a.png", "b.png", "c.png")]
     assert expand_inputs([str(tmp_path)]) == expected
     assert expand_inputs([str(tmp_path / "*.png")]) == expected
+
+
+# ------------------------------------------------------------------------------- big JPEGs at reduced scale
+
+
+def big_jpeg(clean_digits, digit: int = 3, side: int = 3000, rotate: bool = False) -> bytes:
+    """A phone-sized JPEG (``side`` px wide, 2:3) of one digit; with ``rotate``, stored sideways with EXIF rotation."""
+    image = Image.fromarray(digit_photo(clean_digits[digit], height=side // 4, shape=(side * 2 // 3, side)))
+    image = image.convert("RGB")
+    exif = None
+    if rotate:
+        image = image.transpose(Image.Transpose.ROTATE_90)  # EXIF 6: the viewer turns it back
+        exif = Image.Exif()
+        exif[0x0112] = 6
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90, **({"exif": exif} if exif else {}))
+    return buffer.getvalue()
+
+
+def test_big_jpeg_decodes_at_reduced_scale_close_to_the_full_decode(clean_digits):
+    data = big_jpeg(clean_digits)
+    full = load_picture(data)
+    reduced = load_picture(data, reduce_to=1024)
+    # 3000 px shrunk to 1024 is a 3× reduction: the strongest DCT scale that keeps at least that is 1/2.
+    assert full.scale == 1.0 and full.pixels.shape == (2000, 3000, 3)
+    assert reduced.scale == 2.0 and reduced.pixels.shape == (1000, 1500, 3)
+    by_area = np.asarray(Image.fromarray(full.pixels).reduce(2), np.float32)
+    assert np.abs(reduced.pixels.astype(np.float32) - by_area).mean() < 2.0  # the same picture, a smaller size
+
+
+def test_reduced_scale_keeps_exif_rotation(clean_digits):
+    reduced = load_picture(big_jpeg(clean_digits, rotate=True), reduce_to=1024)
+    assert reduced.pixels.shape[:2] == (1000, 1500) and reduced.scale == 2.0
+
+
+def test_reduced_scale_only_for_jpegs_larger_than_the_reduction(clean_digits, tmp_path):
+    assert load_picture(big_jpeg(clean_digits, side=900), reduce_to=1024).scale == 1.0  # no reduction to make
+    png = save(Image.open(io.BytesIO(big_jpeg(clean_digits))), tmp_path / "big.png")
+    assert load_picture(png, reduce_to=1024).pixels.shape == (2000, 3000, 3)  # PNG has no cheap reduced decode
+
+
+def test_reduced_scale_keeps_the_size_limit(clean_digits, monkeypatch):
+    import digitnet.vision.io as picture_io
+
+    monkeypatch.setattr(picture_io, "MAX_PIXELS", 5_000_000)  # the header's full size counts, not the reduced one
+    with pytest.raises(ImageError, match="3000×2000 pixels is larger than the 5 MP limit"):
+        load_picture(big_jpeg(clean_digits), reduce_to=1024)
+
+
+def test_predict_on_a_big_jpeg_sees_the_same_digit_as_from_the_full_decode(clean_digits, recognizer):
+    from digitnet.vision.pipeline import prepare_digit
+
+    data = big_jpeg(clean_digits, digit=3)
+    drafted = prepare_digit(data, recognizer.classify)
+    full = prepare_digit(load_picture(data).pixels, recognizer.classify)  # an array: decoded in full
+    assert drafted.image is not None and recognizer.predict(data)["digit"] == 3
+    assert np.abs(drafted.image.astype(np.float32) - full.image.astype(np.float32)).mean() < 4.0

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from digitnet.vision import preprocess
 from digitnet.vision.boxes import box_line_mask
 from digitnet.vision.io import ImageError, ImageSource, load_picture
 from digitnet.vision.preprocess import MIN_INK_PIXELS, Ink, find_ink, mnist_like, normalize_digit, remove_specks
@@ -67,7 +68,8 @@ def prepare_digit(source: ImageSource, classify: Classifier | None = None) -> Pr
     """
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
-        picture = load_picture(source)
+        # A big JPEG is decoded at reduced scale: find_writing would shrink it to WORK_SIDE anyway.
+        picture = load_picture(source, reduce_to=preprocess.WORK_SIDE)
     except ImageError as exc:
         return Prepared(path, None, error=str(exc))
     passthrough = mnist_like(picture.pixels)

@@ -1,0 +1,19 @@
+"""Functions the folder tests run in worker processes: module-level, so a spawned worker can import them."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def slow_first(item: int) -> tuple[int, float, int]:
+    """``item``, when it was done and in which process; item 0 takes a second, the others no time."""
+    if item == 0:
+        time.sleep(1.0)
+    return item, time.monotonic(), os.getpid()
+
+
+def fail_on_three(item: int) -> int:
+    if item == 3:
+        raise ValueError("three is not allowed")
+    return item

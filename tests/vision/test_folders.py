@@ -1,0 +1,171 @@
+"""Folders of pictures: worker processes, answers streamed in input order, bad files, Ctrl-C, progress bar."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from folder_helpers import fail_on_three, slow_first
+from photo_helpers import digit_photo, number_ink, on_paper
+from PIL import Image
+from typer.testing import CliRunner
+
+from digitnet.cli import app, pictures
+from digitnet.vision import batch
+from digitnet.vision.io import expand_inputs
+
+runner = CliRunner()
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, clean_digits) -> tuple[Path, list[int | None]]:
+    """20 pictures (enough for workers): digits and numbers, one corrupt file among them; and the digit of each."""
+    directory = tmp_path_factory.mktemp("folder")
+    truth: list[int | None] = []
+    for k in range(20):
+        path = directory / f"{k:02d}.jpg"
+        if k == 7:
+            path.write_bytes(b"\xff\xd8\xff\xe0 this JPEG stops here")
+            truth.append(None)
+        elif k in (4, 13):
+            Image.fromarray(on_paper(number_ink([clean_digits[d] for d in (k % 10, 5, 1)], height=50))).save(path)
+            truth.append(None)
+        else:
+            Image.fromarray(digit_photo(clean_digits[k % 10], height=60 + 4 * k)).convert("RGB").save(path)
+            truth.append(k % 10)
+    return directory, truth
+
+
+@pytest.fixture
+def workers_used(monkeypatch) -> list[int]:
+    """The worker counts the recognizer asked for: proof that a test went through the parallel path."""
+    import digitnet.recognizer
+
+    seen: list[int] = []
+    original = digitnet.recognizer.ordered_batches
+
+    def spy(function, items, workers, *args, **kwargs):
+        seen.append(workers)
+        return original(function, items, workers, *args, **kwargs)
+
+    monkeypatch.setattr(digitnet.recognizer, "ordered_batches", spy)
+    return seen
+
+
+def json_lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def test_corrupt_file_among_good_streams_every_line_in_order_and_exits_1(folder, workers_used):
+    directory, truth = folder
+    result = runner.invoke(app, ["predict", "--json", "--workers", "2", str(directory)])
+    assert workers_used == [2]
+    assert result.exit_code == 1, result.output
+    answers = json_lines(result.stdout)
+    assert [a["path"] for a in answers] == expand_inputs([str(directory)])
+    assert "07.jpg: the image data is damaged or truncated" in answers[7]["error"]
+    assert [a["error"] is None for a in answers] == [k != 7 for k in range(20)]
+    assert [a["digit"] for a in answers] == truth
+    assert "digits found" in answers[4]["note"] and "digits found" in answers[13]["note"]
+
+
+def test_read_folder_with_workers_streams_in_order_and_exits_1(folder, workers_used):
+    directory, _ = folder
+    result = runner.invoke(app, ["read", "--json", "--workers", "2", str(directory)])
+    assert workers_used == [2]
+    assert result.exit_code == 1, result.output
+    answers = json_lines(result.stdout)
+    assert [a["path"] for a in answers] == expand_inputs([str(directory)])
+    assert answers[7]["error"] and all(a["error"] is None for k, a in enumerate(answers) if k != 7)
+    assert answers[4]["text"] == "451" and answers[13]["text"] == "351"
+
+
+def test_answers_with_workers_equal_answers_in_process(folder, recognizer, workers_used):
+    paths = expand_inputs([str(folder[0])])
+    parallel = list(recognizer.predict_many(paths, top_k=3, workers=2))
+    alone = list(recognizer.predict_many(paths, top_k=3, workers=0))
+    assert parallel == alone and len(alone) == 20
+    read_parallel = list(recognizer.read_many(paths, workers=2))
+    read_alone = list(recognizer.read_many(paths, workers=0))
+    assert [(a["path"], a["text"], a["error"], a["note"]) for a in read_parallel] == \
+        [(a["path"], a["text"], a["error"], a["note"]) for a in read_alone]
+    for a, b in zip(read_parallel, read_alone, strict=True):
+        assert [d["box"] for d in a["digits"]] == [d["box"] for d in b["digits"]]
+        assert np.allclose([d["confidence"] for d in a["digits"]], [d["confidence"] for d in b["digits"]], atol=1e-5)
+    assert workers_used == [2, 0, 2, 0]
+
+
+def test_order_is_input_order_when_an_early_item_is_slow():
+    results = [r for part in batch.ordered_batches(slow_first, range(40), workers=2, chunk=1) for r in part]
+    assert [item for item, _, _ in results] == list(range(40))
+    done = {item: when for item, when, _ in results}
+    assert max(done.values()) == done[0]  # the slow one really finished last: the order was restored
+    assert os.getpid() not in {pid for _, _, pid in results} and len({pid for _, _, pid in results}) == 2
+
+
+def test_a_failing_function_raises_in_the_parent():
+    with pytest.raises(ValueError, match="three is not allowed"):
+        list(batch.ordered_batches(fail_on_three, range(20), workers=2, chunk=1))
+
+
+def test_batches_are_bounded_and_grouped():
+    parts = list(batch.ordered_batches(abs, range(-50, 0), workers=0))
+    assert [x for part in parts for x in part] == [abs(i) for i in range(-50, 0)]
+    assert max(len(part) for part in parts) <= batch.IN_PROCESS_BATCH
+
+
+@pytest.mark.parametrize(("workers", "items", "expected"), [(None, 100, batch.default_workers()), (0, 100, 0),
+                                                            (1, 100, 0), (4, 100, 4), (4, 10, 0), (8, 20, 8)])
+def test_worker_count(workers, items, expected):
+    assert batch.worker_count(workers, items) == (expected if expected > 1 else 0)
+
+
+def test_no_progress_bar_when_not_a_terminal(folder, monkeypatch):
+    directory, _ = folder
+    result = runner.invoke(app, ["predict", "--workers", "0", str(directory)])
+    assert result.exit_code == 1 and result.stderr == ""  # the table on stdout, nothing drawn on stderr
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    assert pictures.progress_wanted(json_out=True) and pictures.progress_wanted(json_out=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False, raising=False)
+    assert pictures.progress_wanted(json_out=False) and not pictures.progress_wanted(json_out=True)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert not pictures.progress_wanted(json_out=False)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGINT are POSIX")
+def test_ctrl_c_stops_the_workers_cleanly(tmp_path, clean_digits):
+    data = np.asarray(digit_photo(clean_digits[3], height=120, shape=(900, 900)))
+    for k in range(400):
+        Image.fromarray(data).save(tmp_path / f"{k:03d}.png")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-m", "digitnet", "predict", "--json", "--workers", "2",
+                                str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env, start_new_session=True)  # its own process group, as at a terminal
+    try:
+        first = process.stdout.readline()  # the workers are running
+        assert json.loads(first)["digit"] == 3
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group gets it
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode != 0
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # nothing of the group is left: no orphan workers
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("worker processes outlived the command")
