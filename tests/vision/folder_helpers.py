@@ -17,3 +17,10 @@ def fail_on_three(item: int) -> int:
     if item == 3:
         raise ValueError("three is not allowed")
     return item
+
+
+def die_on_three(item: int) -> int:
+    """The worker process ends on item 3, as one killed for memory would."""
+    if item == 3:
+        os._exit(1)
+    return item

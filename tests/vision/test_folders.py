@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from folder_helpers import fail_on_three, slow_first
+from folder_helpers import die_on_three, fail_on_three, slow_first
 from photo_helpers import digit_photo, number_ink, on_paper
 from PIL import Image
 from typer.testing import CliRunner
@@ -114,6 +114,13 @@ def test_order_is_input_order_when_an_early_item_is_slow():
 def test_a_failing_function_raises_in_the_parent():
     with pytest.raises(ValueError, match="three is not allowed"):
         list(batch.ordered_batches(fail_on_three, range(20), workers=2, chunk=1))
+
+
+def test_a_dying_worker_is_one_error_line_naming_the_pictures():
+    from digitnet.utils import DigitnetError
+
+    with pytest.raises(DigitnetError, match=r"a worker process died \(out of memory\?\) while reading .*3"):
+        list(batch.ordered_batches(die_on_three, range(20), workers=2, chunk=1))
 
 
 def test_batches_are_bounded_and_grouped():

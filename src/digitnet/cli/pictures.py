@@ -8,6 +8,7 @@ Imports of torch and the pipeline happen inside the commands, so ``digitnet --he
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -77,6 +78,14 @@ def progress_wanted(json_out: bool) -> bool:
     return sys.stderr.isatty() and not (json_out and not sys.stdout.isatty())
 
 
+def _same_terminal() -> bool:
+    """Whether stdout and stderr are one terminal, so lines printed to stdout can go above the bar."""
+    try:
+        return sys.stdout.isatty() and os.ttyname(sys.stdout.fileno()) == os.ttyname(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor (captured output), or not a terminal
+        return False
+
+
 def _with_progress(items: Iterable[T], total: int, json_out: bool,
                    pictures: Callable[[T], int] = lambda _: 1) -> Iterator[T]:
     """``items`` as they come, counted on a Rich bar on stderr (see :func:`progress_wanted`) as ``pictures(item)``."""
@@ -85,8 +94,10 @@ def _with_progress(items: Iterable[T], total: int, json_out: bool,
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    # What is printed to stdout meanwhile goes above the bar when both are the same terminal; stdout sent
+    # elsewhere (a file, a pipe) is left alone, or its lines would end up on stderr.
     with Progress(TextColumn("pictures"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+                  console=Console(stderr=True), transient=True, redirect_stdout=_same_terminal()) as bar:
         task = bar.add_task("pictures", total=total)
         for item in items:
             yield item

@@ -89,9 +89,9 @@ def ordered_batches(
 ) -> Iterator[list[R]]:
     """``function(item)`` for every item, yielded in input order as lists of consecutive results.
 
-    ``workers`` processes (0: in this process, where ``function`` runs after ``initializer`` is *not* called:
-    the caller has its state already) each run ``initializer(*initargs)`` once, then ``function`` on chunks of
-    ``chunk`` items. ``function`` and ``initializer`` must be module-level functions (they are pickled by name).
+    Each of ``workers`` processes runs ``initializer(*initargs)`` once, then ``function`` on chunks of ``chunk``
+    items; both must be module-level functions (they are pickled by name). ``workers`` 0 runs ``function`` here
+    and no initializer (the caller holds that state already), in lists of at most :data:`IN_PROCESS_BATCH`.
     An exception raised by ``function`` is raised here; a worker that dies raises :class:`DigitnetError`.
     Closing the iterator early (or Ctrl-C) cancels what is queued and shuts the workers down.
     """
@@ -130,7 +130,8 @@ def ordered_batches(
             try:
                 ready.extend(future.result())
             except BrokenProcessPool:
-                raise DigitnetError(f"a worker process died while reading {part[0]} (out of memory?)") from None
+                items_read = ", ".join(str(item) for item in part)
+                raise DigitnetError(f"a worker process died (out of memory?) while reading {items_read}") from None
             refill()
             if len(ready) >= max_batch:
                 yield ready
