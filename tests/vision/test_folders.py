@@ -104,7 +104,18 @@ def test_answers_with_workers_equal_answers_in_process(folder, recognizer, worke
 
 
 def test_order_is_input_order_when_an_early_item_is_slow():
-    results = [r for part in batch.ordered_batches(slow_first, range(40), workers=2, chunk=1) for r in part]
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results, threads_meanwhile = [], set()
+        for part in batch.ordered_batches(slow_first, range(40), workers=2, chunk=1):
+            results.extend(part)
+            threads_meanwhile.add(torch.get_num_threads())
+        assert threads_meanwhile == {1} and torch.get_num_threads() == 2  # the workers have the cores, then it is back
+    finally:
+        torch.set_num_threads(threads)
     assert [item for item, _, _ in results] == list(range(40))
     done = {item: when for item, when, _ in results}
     assert max(done.values()) == done[0]  # the slow one really finished last: the order was restored
