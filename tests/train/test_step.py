@@ -26,23 +26,6 @@ def test_make_batch_gathers_normalizes_and_lays_out(mnist):
     assert shifted.shape == plain.shape and not torch.allclose(shifted, plain)
 
 
-def test_make_batch_hands_the_labels_to_the_real_world_augmentation(mnist):
-    """real-world flags 1s and crosses 7s only where it knows the labels: training must pass them."""
-    from digitnet.data.augment import augment_batch
-    from digitnet.models.registry import preprocess
-
-    images = torch.from_numpy(mnist.train_images[:256].copy())
-    labels = torch.from_numpy(mnist.train_labels[:256].astype("int64"))
-    spec = create_model("fastnet").spec
-    idx = torch.arange(256)
-    x, _ = make_batch(images, labels, idx, spec, "real-world", torch.Generator().manual_seed(3))
-    base = preprocess(images, spec)
-    with_labels = augment_batch(base, "real-world", torch.Generator().manual_seed(3), labels=labels)
-    without = augment_batch(base, "real-world", torch.Generator().manual_seed(3))
-    assert torch.equal(x, with_labels)
-    assert not torch.equal(x, without)
-
-
 def test_train_step_updates_weights_and_returns_detached_figures(mnist):
     torch.manual_seed(0)
     model = create_model("mlp")

@@ -25,17 +25,13 @@ def make_batch(
     generator: torch.Generator | None = None,
     channels_last: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gather a batch of uint8 images by index, normalize and (optionally) augment it, all on their device.
-
-    The labels go to the augmentation too: ``real-world`` writes some 1s with a flag and crosses some 7s, which
-    it may only do knowing which digits are 1s and 7s (the other presets ignore them).
-    """
-    x, y = preprocess(images[idx], spec), labels[idx]
+    """Gather a batch of uint8 images by index, normalize and (optionally) augment it, all on their device."""
+    x = preprocess(images[idx], spec)
     if augment != "none":
-        x = augment_batch(x, augment, generator, labels=y)
+        x = augment_batch(x, augment, generator)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    return x, y
+    return x, labels[idx]
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
