@@ -4,6 +4,8 @@ The pictures are ``benchmarks/photo_digits.py``'s phone photos (JPEG bytes, MNIS
 Each primitive of ``digitnet.vision`` is wrapped with a timer, so the table shows, per picture, the time spent
 inside it (inclusive: ``find_ink`` holds ``background``, ``remove_specks`` holds ``connected_components``).
 "classify" is the model's time inside prepare_number (segmentation asks it), not picture preparation.
+Times are CPU time of the calling thread (OpenCV and torch run on one thread here), which a busy shared
+machine disturbs far less than wall-clock time.
 
     python benchmarks/pipeline_speed.py [--n 300] [--numbers 100] [--seed 0] [--threads 1] [--json]
 
@@ -48,11 +50,11 @@ def instrument(seconds: dict[str, float], calls: dict[str, int]) -> None:
             continue
 
         def timed(*args, _name=name, _original=original, **kwargs):
-            started = time.perf_counter()
+            started = time.thread_time()
             try:
                 return _original(*args, **kwargs)
             finally:
-                seconds[_name] += time.perf_counter() - started
+                seconds[_name] += time.thread_time() - started
                 calls[_name] += 1
 
         wrapper = functools.wraps(original)(timed)
@@ -82,17 +84,17 @@ def measure(n: int, numbers: int, seed: int) -> dict:
         calls.clear()
 
         def classify(batch, _seconds=seconds, _calls=calls):
-            started = time.perf_counter()
+            started = time.thread_time()
             try:
                 return recognizer.classify(batch)
             finally:
-                _seconds["classify"] += time.perf_counter() - started
+                _seconds["classify"] += time.thread_time() - started
                 _calls["classify"] += 1
 
-        started = time.perf_counter()
+        started = time.thread_time()
         for picture in pictures:
             prepare(picture, classify)
-        total = time.perf_counter() - started
+        total = time.thread_time() - started
         result[kind] = {"total_ms": 1000 * total / len(pictures),
                         "primitives": {k: {"ms": 1000 * v / len(pictures), "calls": calls[k] / len(pictures)}
                                        for k, v in seconds.items()}}
@@ -105,7 +107,7 @@ def print_table(result: dict) -> None:
 
     table = Table("ms per picture (inclusive)", f"prepare_digit ({result['n']})",
                   f"prepare_number ({result['numbers']})",
-                  title=f"picture pipeline time, photo benchmark seed {result['seed']}, 1 process")
+                  title=f"picture pipeline CPU time, photo benchmark seed {result['seed']}, 1 process")
     names = [n for n in [*PRIMITIVES, "classify"]
              if n in result["digit"]["primitives"] or n in result["number"]["primitives"]]
     table.add_row("whole call", f"{result['digit']['total_ms']:.2f}", f"{result['number']['total_ms']:.2f}")
