@@ -328,7 +328,7 @@ def remove_specks(mask: np.ndarray, fraction: float = SPECK_FRACTION) -> np.ndar
     if len(stats) <= 1:
         return mask
     keep = stats[:, 4] >= max(2, fraction * stats[:, 4].max())
-    return keep[labels - 1] & mask if not keep.all() else mask
+    return np.concatenate([[False], keep])[labels] if not keep.all() else mask  # label 0 is paper
 
 
 # ------------------------------------------------------------------------------------ to 28×28
