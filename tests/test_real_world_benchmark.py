@@ -76,3 +76,16 @@ def test_styles_draw_what_they_say(digits, mnist):
     seven = mnist.test_images[np.flatnonzero(mnist.test_labels == 7)[0]]
     crossed = real_world.styled(seven, "crossed 7", rng)
     assert crossed.sum() > real_world.pen_bitmap(seven, real_world.PEN, False, 0.4).sum()  # the bar adds ink
+
+
+def test_the_bundled_default_model_reads_coarse_scans_filling_their_cell(mnist):
+    """The shipped default model was trained for coarse scanners (--augment real-world): 8×8 cells with 17 gray
+    levels, the digit filling its cell, upscaled, read through the pipeline — what the MNIST-only recipes miss."""
+    from digitnet.recognizer import Recognizer
+
+    rng = np.random.default_rng(11)
+    index = rng.choice(len(mnist.test_labels), size=200, replace=False)
+    pictures = [real_world.upscale(real_world.scan_cells(mnist.test_images[i], 8, 17, fill=True, rng=rng),
+                                   nearest=bool(k % 2)) for k, i in enumerate(index)]
+    answers = real_world._pipeline_digits(Recognizer.from_pretrained(), pictures)
+    assert (answers == mnist.test_labels[index]).mean() >= 0.95

@@ -30,6 +30,19 @@ def test_run_lengths_counts_each_horizontal_run():
     assert run_lengths(mask).tolist() == [[2, 2, 0, 3, 3, 3, 0], [0, 0, 0, 0, 0, 0, 1]]
 
 
+@pytest.mark.parametrize("at", [(0, 0), (7, 30), (45, 3)])
+def test_lines_are_found_the_same_wherever_the_ink_lies_on_the_sheet(mnist, at):
+    # The search runs on the ink's bounding box only; paper around it must change nothing, also at the edges.
+    picture, box = boxed(pen(mnist.test_images[3]))
+    h, w = picture.shape
+    sheet = np.zeros((h + 50, w + 40), bool)
+    sheet[at[0]:at[0] + h, at[1]:at[1] + w] = picture
+    lines = box_line_mask(sheet)
+    assert not lines[:at[0]].any() and not lines[at[0] + h:].any()
+    assert np.array_equal(lines[at[0]:at[0] + h, at[1]:at[1] + w], box_line_mask(picture))
+    assert np.array_equal(box_line_mask(picture), box)
+
+
 def test_a_rectangle_around_a_digit_goes_and_the_digit_stays(mnist):
     for digit in mnist.test_images[:20]:
         ink = pen(digit)

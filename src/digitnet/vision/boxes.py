@@ -6,7 +6,9 @@ run of ink: horizontal runs at least ``fraction`` of the ink's width (vertical o
 ``max_thickness`` thick. Where a digit's stroke touches or crosses a line, the line pixels under the stroke
 are kept, so the digit stays whole.
 
-Numpy only (run lengths through a cumulative sum), no per-pixel Python loops.
+Numpy only (run lengths through a cumulative sum), no per-pixel Python loops, on the ink's bounding box only.
+(OpenCV's openings with a 1×n kernel find the same long runs, but were measured several times slower for the
+long kernels a line needs.)
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ def _paint_runs(shape: tuple[int, int], starts: np.ndarray, ends: np.ndarray, va
     """An (h, w) int array holding ``values`` on each run (flat indices of the padded layout of :func:`_runs`)."""
     h, w = shape
     marks = np.zeros(h * (w + 2) + 1, np.int64)
-    np.add.at(marks, starts, values)
-    np.add.at(marks, ends, -values)
+    # Runs are separated by paper (and rows by the pad), so no start is another run's end: plain assignment
+    # does what np.add.at would, many times faster.
+    marks[starts] = values
+    marks[ends] = -values
     return np.cumsum(marks)[:-1].reshape(h, w + 2)[:, 1:-1]
 
 
@@ -113,6 +117,15 @@ def box_line_mask(ink: np.ndarray, fraction: float = 0.7, max_thickness: int | N
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
     if ink.sum(1).max() < max(fraction * width, 8) and ink.sum(0).max() < max(fraction * height, 8):
         return np.zeros_like(ink)  # no row or column holds enough ink for a line: the common case, made cheap
+    # Every run lies inside the ink's bounding box, and paper around it reads as paper: work on that box alone.
+    lines = np.zeros_like(ink)
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    lines[box] = _lines_in(np.ascontiguousarray(ink[box]), fraction, max_thickness, height, width)
+    return lines
+
+
+def _lines_in(ink: np.ndarray, fraction: float, max_thickness: int | None, height: int, width: int) -> np.ndarray:
+    """:func:`box_line_mask` of ink cropped to its bounding box (``height`` × ``width``)."""
     if max_thickness is None:
         max_thickness = max(3, min(height, width) // 12)
     along_rows, along_cols = run_lengths(ink), run_lengths(ink.T).T

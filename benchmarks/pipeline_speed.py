@@ -1,0 +1,142 @@
+"""Where the picture pipeline spends its time: the photo benchmark's pictures through prepare_digit / prepare_number.
+
+The pictures are ``benchmarks/photo_digits.py``'s phone photos (JPEG bytes, MNIST test digits, ``--seed``).
+Each primitive of ``digitnet.vision`` is wrapped with a timer, so the table shows, per picture, the time spent
+inside it (inclusive: ``find_ink`` holds ``background``, ``remove_specks`` holds ``connected_components``).
+"classify" is the model's time inside prepare_number (segmentation asks it), not picture preparation.
+Times are CPU time of the calling thread (OpenCV and torch run on one thread here), which a busy shared
+machine disturbs far less than wall-clock time.
+
+    python benchmarks/pipeline_speed.py [--n 300] [--numbers 100] [--seed 0] [--threads 1] [--json]
+
+To compare with another version of the package, run it with that version first on PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # photo_digits.py
+
+import photo_digits  # noqa: E402
+
+from digitnet.data import load_mnist  # noqa: E402
+from digitnet.recognizer import Recognizer  # noqa: E402
+from digitnet.vision import pipeline  # noqa: E402
+
+MODULES = ["digitnet.vision.io", "digitnet.vision.preprocess", "digitnet.vision.boxes", "digitnet.vision.segment",
+           "digitnet.vision.pipeline"]
+# The primitives timed, where a version of the package has them (old helpers come and go).
+PRIMITIVES = ["load_picture", "find_writing", "find_ink", "working_gray", "_resize_area", "ink_is_dark", "background",
+              "_low_res", "_median_filter", "remove_specks", "connected_components", "box_line_mask", "find_groups",
+              "seams", "normalize_digit"]
+
+
+def instrument(seconds: dict[str, float], calls: dict[str, int]) -> None:
+    """Replace each primitive, in every module that holds it, by a wrapper timing it into these dicts."""
+    modules = [importlib.import_module(name) for name in MODULES]
+    for name in PRIMITIVES:
+        original = next((getattr(m, name) for m in modules if callable(getattr(m, name, None))), None)
+        if original is None:
+            continue
+
+        def timed(*args, _name=name, _original=original, **kwargs):
+            started = time.thread_time()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                seconds[_name] += time.thread_time() - started
+                calls[_name] += 1
+
+        wrapper = functools.wraps(original)(timed)
+        for module in modules:
+            if getattr(module, name, None) is original:
+                setattr(module, name, wrapper)
+
+
+def measure(n: int, numbers: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    mnist = load_mnist()
+    images = mnist.test_images
+    recognizer = Recognizer.from_pretrained()
+    digits = [photo_digits.digit_picture(images[i], rng) for i in rng.choice(len(images), n, replace=False)]
+    lines = [photo_digits.number_picture([images[i] for i in rng.choice(len(images), int(rng.integers(2, 7)))],
+                                         rng)[0] for _ in range(numbers)]
+    for picture in digits[:5] + lines[:3]:  # warm up: first calls allocate, import and compile
+        pipeline.prepare_digit(picture, recognizer.classify)
+        pipeline.prepare_number(picture, recognizer.classify)
+    result = {"seed": seed, "n": n, "numbers": numbers}
+    seconds: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    instrument(seconds, calls)
+    for kind, pictures, prepare in (("digit", digits, pipeline.prepare_digit),
+                                    ("number", lines, pipeline.prepare_number)):
+        seconds.clear()
+        calls.clear()
+
+        def classify(batch, _seconds=seconds, _calls=calls):
+            started = time.thread_time()
+            try:
+                return recognizer.classify(batch)
+            finally:
+                _seconds["classify"] += time.thread_time() - started
+                _calls["classify"] += 1
+
+        started = time.thread_time()
+        for picture in pictures:
+            prepare(picture, classify)
+        total = time.thread_time() - started
+        result[kind] = {"total_ms": 1000 * total / len(pictures),
+                        "primitives": {k: {"ms": 1000 * v / len(pictures), "calls": calls[k] / len(pictures)}
+                                       for k, v in seconds.items()}}
+    return result
+
+
+def print_table(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("ms per picture (inclusive)", f"prepare_digit ({result['n']})",
+                  f"prepare_number ({result['numbers']})",
+                  title=f"picture pipeline CPU time, photo benchmark seed {result['seed']}, 1 process")
+    names = [n for n in [*PRIMITIVES, "classify"]
+             if n in result["digit"]["primitives"] or n in result["number"]["primitives"]]
+    table.add_row("whole call", f"{result['digit']['total_ms']:.2f}", f"{result['number']['total_ms']:.2f}")
+    for name in names:
+        cells = []
+        for kind in ("digit", "number"):
+            entry = result[kind]["primitives"].get(name)
+            cells.append(f"{entry['ms']:.2f} ({entry['calls']:.1f}×)" if entry else "—")
+        table.add_row(f"  {name}", *cells)
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=300, help="single-digit photos")
+    parser.add_argument("--numbers", type=int, default=100, help="photos of numbers")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    result = measure(args.n, args.numbers, args.seed)
+    if not args.json:
+        print_table(result)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
