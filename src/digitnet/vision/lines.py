@@ -29,7 +29,7 @@ PIECE_GAP = 0.1  # anchors one above the other at most this far apart (typical h
 PIECE_UNION = 1.5  # ... if together they are at most this tall: lines stand further apart
 SAME_LINE = 0.5  # an anchor joins a line whose centre at its column is at most this many line heights away
 MAX_SLOPE = 0.15  # a line's fitted slope is clamped to this (about 8.5 degrees)
-MARK_SIZE = 0.65  # only pieces smaller than this (line heights) can be separators or signs
+MARK_SIZE = 0.65  # only pieces shorter than this (line heights) can be separators or signs
 FIT_SPAN = 0.5  # a slope is fitted once a line's anchors span this many line heights sideways
 
 
@@ -172,7 +172,7 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
         marks: dict[int, Mark] = {}
         for index in members:
             box = stats[index]
-            if max(box[2] - box[0], box[3] - box[1]) >= MARK_SIZE * line.height:
+            if box[3] - box[1] >= MARK_SIZE * line.height:
                 continue
             if is_stacked(box, stats[members[members != index]]):
                 continue

@@ -3,9 +3,11 @@
 Every measure is relative to the line: its digit height ``H``, where its top and baseline run at that
 column (a sloped line has them sloped), and the pen's stroke width.
 
-* a **dot** is small (at most ``DOT_SIZE`` H) and compact, sits on the baseline, and is at least about as
-  wide as the pen (a speck of dust is thinner, or floats away from the baseline);
-* a **comma** is small, starts in the lower half of the line and reaches below the baseline;
+* a **dot** is small (at most ``DOT_SIZE`` H, or ``DOT_PENS`` strokes for a thick pen) and compact, sits on the
+  baseline, and is at least about as wide as the pen (a speck of dust is thinner, or floats away from the
+  baseline);
+* a **comma** is as small, starts in the lower half of the line (above the baseline) and reaches below it;
+  what tells it from a dot is its shape: taller than wide, reaching below the baseline, larger;
 * a **minus** is a flat bar (``FLAT`` times wider than tall) at mid-height;
 * a **space** is a gap between two digits wider than ``SPACE`` H (digits of one number stand closer).
 
@@ -24,21 +26,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DOT_SIZE = 0.4  # a dot's longest side, at most, in line heights
+DOT_SIZE = 0.4  # a dot's or comma's longest side is at most this many line heights ...
+DOT_PENS = 2.5  # ... or this many stroke widths (a thick pen's dot)
 COMMA_SIZE = 0.6  # a comma's longest side, at most
 ON_BASELINE = 0.3  # a dot's centre is at most this far above the baseline, a dot's bottom at most ...
 BELOW_BASELINE = 0.25  # ... this far below it
-COMMA_BELOW = 0.08  # a comma reaches at least this far below the baseline ...
+COMMA_FROM = 0.05  # a comma starts at least this far above the baseline (below the line's middle) ...
+COMMA_SHAPE = 0.45  # ... and is told from a dot by (height/width - 1) + 2·(reach below) + 2·(height - 0.2) > this
 COMMA_DEPTH = 0.7  # ... and at most this far
 MIN_PEN = 0.6  # a dot or comma is at least this many stroke widths across: thinner is dust
 COMPACT = 0.4  # a dot fills at least this fraction of its box
-FLAT = 1.8  # a minus is at least this many times wider than tall,
+FLAT = 1.5  # a minus is at least this many times wider than tall,
 MINUS_WIDTH = (0.2, 1.2)  # this wide (line heights),
 MINUS_THICKNESS = 0.35  # at most this thick,
 MID_HEIGHT = 0.25  # and its centre at most this far from the line's middle
 STACKED = 0.2  # a piece sharing this fraction of its width with larger ink of the line, ...
 STACK_BAND = 0.2  # ... and above or below the middle (1 - 2 × this) of that ink's height, is part of a digit
-SPACE = 0.65  # a gap between digits wider than this (line heights) is a space between groups
+SPACE = 0.75  # a gap between digits wider than this (line heights) is a space between groups
 SOFTNESS = 0.05  # margins (line heights) are turned into confidence by sigmoid(margin / SOFTNESS)
 
 
@@ -93,21 +97,23 @@ def classify_mark(box: np.ndarray, area: int, top: float, bottom: float, stroke:
     key = tuple(int(v) for v in box[:4])
     below = (y1 - bottom) / height  # how far it reaches under the baseline (negative: above)
 
-    if w >= FLAT * h:  # a flat bar: a minus, if it is one's size and at mid-height
+    if w >= FLAT * h:  # a flat bar: a minus, if it is one's size and at mid-height (else maybe a flat dot)
         margins = [(w - FLAT * h) / height, w / height - MINUS_WIDTH[0], MINUS_WIDTH[1] - w / height,
                    MINUS_THICKNESS - h / height, MID_HEIGHT - abs(centre - middle) / height,
                    (min(w, h) / max(stroke, 1.0) - 0.4) * 0.25]
-        return Mark("-", key, _confidence(margins)) if min(margins) > 0 else None
-    comma_margins = [COMMA_SIZE - size, (y0 - middle) / height, below - COMMA_BELOW, COMMA_DEPTH - below,
-                     (h - w) / height + 0.1, pen]
-    if min(comma_margins) > 0 and below > BELOW_BASELINE / 2:
-        return Mark(",", key, _confidence(comma_margins))
-    dot_margins = [DOT_SIZE - size, ON_BASELINE - (bottom - centre) / height, BELOW_BASELINE - below,
-                   fill - COMPACT, pen]
-    if min(dot_margins) > 0:
-        return Mark(".", key, _confidence(dot_margins))
-    if min(comma_margins) > 0:
-        return Mark(",", key, _confidence(comma_margins))
+        if min(margins) > 0:
+            return Mark("-", key, _confidence(margins))
+    # A dot or a comma: small, at least a pen wide, on (or reaching below) the baseline.
+    small = [pen]
+    dot = [max(DOT_SIZE, DOT_PENS * stroke / height) - size, ON_BASELINE - (bottom - centre) / height,
+           BELOW_BASELINE - below, fill - COMPACT]
+    comma = [COMMA_SIZE - size, (y0 - middle) / height, (bottom - y0) / height - COMMA_FROM, COMMA_DEPTH - below]
+    # Which of the two: a comma is taller than wide, reaches below the baseline and is larger than a dot.
+    commaness = (h / max(w, 1.0) - 1) + 2 * below + 2 * (h / height - 0.2) - COMMA_SHAPE
+    if commaness > 0 and min(small + comma) > 0:
+        return Mark(",", key, _confidence([*small, *comma, commaness / 4]))
+    if commaness <= 0 and min(small + dot) > 0:
+        return Mark(".", key, _confidence([*small, *dot, -commaness / 4]))
     return None
 
 
