@@ -79,7 +79,7 @@ def comma_alpha(pen: float, height: int, rng: np.random.Generator) -> tuple[np.n
     """
     s = SUPER
     head = pen * rng.uniform(0.5, 0.9) * s
-    depth = height * rng.uniform(0.15, 0.35) * s
+    depth = height * rng.uniform(0.22, 0.4) * s
     lean = depth * rng.uniform(0.2, 0.7)
     bend = depth * rng.uniform(-0.1, 0.3)
     width = max(1, int(pen * rng.uniform(0.7, 1.1) * s))
@@ -139,7 +139,7 @@ def line_alpha(text: str, digits: list[np.ndarray], rng: np.random.Generator, he
     baseline = 2 * height  # on a canvas 3 heights tall: room for anything above and below
     placed: list[tuple[np.ndarray, int, int]] = []  # ink, top, left
     x = 0.0
-    for kind, ink in runs:
+    for index, (kind, ink) in enumerate(runs):
         if kind == "digits":  # marks and spaces bring their own gaps
             top = baseline - ink.shape[0] + int(rng.uniform(-0.03, 0.03) * height)
         elif kind == " ":
@@ -150,13 +150,15 @@ def line_alpha(text: str, digits: list[np.ndarray], rng: np.random.Generator, he
             x += height * rng.uniform(*gap)
             if kind == ".":
                 ink = dot_alpha(pen, rng)
-                top = baseline - ink.shape[0] + int(rng.uniform(-0.05, 0.05) * height)
+                top = baseline - ink.shape[0] + int(rng.uniform(-0.04, 0.04) * height)
             elif kind == ",":
                 ink, depth = comma_alpha(pen, height, rng)
                 top = baseline + int(depth) - ink.shape[0] + int(rng.uniform(-0.03, 0.05) * height)
             else:
                 ink = minus_alpha(pen, height, rng)
-                top = baseline - height // 2 - ink.shape[0] // 2 + int(rng.uniform(-0.1, 0.1) * height)
+                # At mid-height of the number it signs (a wide, short MNIST digit is lower than ``height``).
+                number = next((a.shape[0] for k, a in runs[index + 1:] if k == "digits"), height)
+                top = baseline - number // 2 - ink.shape[0] // 2 + int(rng.uniform(-0.1, 0.1) * number)
         placed.append((ink, top, int(round(x))))
         x += ink.shape[1]
         if kind != "digits":

@@ -58,3 +58,10 @@ def test_a_space_is_a_wide_gap():
     assert space_between((0, 100, 50, 200), (80, 100, 130, 200), 100.0, 100, 200) is None
     space = space_between((0, 100, 50, 200), (140, 100, 190, 200), 100.0, 95, 205)
     assert space.char == " " and space.box == (50, 95, 140, 205) and space.confidence > 0.9
+
+
+def test_the_flag_of_a_five_leaning_out_of_its_columns_is_still_stacked():
+    # Seen in the benchmark: a 5's detached flag overlapping its body's columns by a few pixels only.
+    body = np.array([[100, 130, 150, 200, 2000]])
+    assert is_stacked(np.array([146, 110, 186, 121]), body)
+    assert not is_stacked(np.array([50, 150, 95, 160]), body)  # a minus before it

@@ -30,7 +30,8 @@ PIECE_UNION = 1.5  # ... if together they are at most this tall: lines stand fur
 SAME_LINE = 0.5  # an anchor joins a line whose centre at its column is at most this many line heights away
 MAX_SLOPE = 0.15  # a line's fitted slope is clamped to this (about 8.5 degrees)
 MARK_SIZE = 0.65  # only pieces shorter than this (line heights) can be separators or signs
-FIT_SPAN = 0.5  # a slope is fitted once a line's anchors span this many line heights sideways
+FIT_COUNT = 3  # a slope is fitted once a line has this many anchors (two digits' jitter is no slope) ...
+FIT_SPAN = 1.0  # ... spanning this many line heights sideways
 
 
 @dataclass
@@ -84,7 +85,7 @@ def _fit(line: Line) -> None:
     heights = boxes[:, 3] - boxes[:, 1]
     line.height = float(np.median(heights))
     slope = 0.0
-    if len(boxes) >= 2 and np.ptp(centres_x) >= FIT_SPAN * line.height:
+    if len(boxes) >= FIT_COUNT and np.ptp(centres_x) >= FIT_SPAN * line.height:
         centres_y = (boxes[:, 1] + boxes[:, 3]) / 2
         slope = float(np.clip(np.polyfit(centres_x, centres_y, 1)[0], -MAX_SLOPE, MAX_SLOPE))
     line.slope = slope
@@ -143,19 +144,37 @@ def find_lines(stats: np.ndarray) -> list[Line]:
         lines[best].anchors.extend(blob)
         lines[best].blobs.append((x0, y0, x1, y1))
         _fit(lines[best])
-    # The other pieces go to the line they are vertically closest to (relative to its height); sideways
-    # distance beyond a line's ends only breaks ties between lines.
-    spans = [(stats[line.anchors, 0].min(), stats[line.anchors, 2].max()) for line in lines]
+    # The other pieces go to the line they are vertically closest to.
     for index in range(len(stats)):
-        x0, y0, x1, y1 = stats[index, :4]
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        costs = []
-        for line, (left, right) in zip(lines, spans, strict=True):
-            outside = max(line.top(cx) - cy, cy - line.bottom(cx), 0.0) / line.height
-            sideways = max(left - cx, cx - right, 0.0) / line.height
-            costs.append(outside + 0.1 * sideways)
-        lines[int(np.argmin(costs))].components.append(index)
+        lines[nearest_line(lines, stats[index])].components.append(index)
     return sorted(lines, key=lambda line: line.centre(float(stats[:, 0].min() + stats[:, 2].max()) / 2))
+
+
+def nearest_line(lines: list[Line], box: np.ndarray) -> int:
+    """The line a piece of ink (box x0, y0, x1, y1) is vertically closest to, relative to the line's height.
+
+    Sideways distance beyond a line's ends only breaks ties between lines.
+    """
+    x0, y0, x1, y1 = box[:4]
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    costs = []
+    for line in lines:
+        outside = max(line.top(cx) - cy, cy - line.bottom(cx), 0.0) / line.height
+        left, right = min(b[0] for b in line.blobs), max(b[2] for b in line.blobs)
+        costs.append(outside + 0.1 * max(left - cx, cx - right, 0.0) / line.height)
+    return int(np.argmin(costs))
+
+
+def dropped_specks(ink: Ink) -> np.ndarray:
+    """Stats (x0, y0, x1, y1, area) of the pieces of ink that :func:`find_ink` dropped as specks.
+
+    A thin pen's decimal point is far smaller than a digit and goes with the dust; it gets a second chance as
+    a mark (only as one: it never joins a digit's ink).
+    """
+    labels, stats = connected_components(ink.ink > 0.5 * ink.level)
+    kept = np.zeros(len(stats) + 1, bool)
+    kept[labels[ink.mask]] = True
+    return stats[~kept[1:]]
 
 
 def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
@@ -167,7 +186,9 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
     lines = find_lines(stats)
     stroke = stroke_width(ink.mask)
     result = []
-    for line in lines:
+    specks = dropped_specks(ink) if lines else np.zeros((0, 5), np.int64)
+    speck_lines = np.array([nearest_line(lines, box) for box in specks], np.int64)
+    for number, line in enumerate(lines):
         members = np.asarray(line.components)
         marks: dict[int, Mark] = {}
         for index in members:
@@ -180,6 +201,12 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
             mark = classify_mark(box, int(box[4]), line.top(cx), line.bottom(cx), stroke)
             if mark is not None:
                 marks[int(index)] = mark
+        extra = []  # marks among the dropped specks: not part of the line's ink
+        for box in specks[speck_lines == number]:
+            cx = (box[0] + box[2]) / 2
+            mark = classify_mark(box, int(box[4]), line.top(cx), line.bottom(cx), stroke)
+            if mark is not None and mark.char in ".," and not is_stacked(box, stats[members]):
+                extra.append(mark)
         if len(lines) == 1 and not marks:
             line_ink = ink  # one line, nothing else: exactly what was read before lines existed
         else:
@@ -188,7 +215,7 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
             line_ink = replace(ink, mask=keep[labels])
         digits = find_digits(line_ink, classify) if line_ink.mask.any() else []
         items = [Item(str(int(s.probabilities.argmax())), s.box, float(s.probabilities.max()), s) for s in digits]
-        items += [Item(m.char, m.box, m.confidence) for m in marks.values()]
+        items += [Item(m.char, m.box, m.confidence) for m in [*marks.values(), *extra]]
         items.sort(key=lambda item: (item.box[0] + item.box[2]) / 2)
         if not items:
             continue

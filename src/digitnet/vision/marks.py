@@ -7,7 +7,7 @@ column (a sloped line has them sloped), and the pen's stroke width.
   baseline, and is at least about as wide as the pen (a speck of dust is thinner, or floats away from the
   baseline);
 * a **comma** is as small, starts in the lower half of the line (above the baseline) and reaches below it;
-  what tells it from a dot is its shape: taller than wide, reaching below the baseline, larger;
+  what tells it from a dot is its shape: taller than wide, and reaching below the baseline;
 * a **minus** is a flat bar (``FLAT`` times wider than tall) at mid-height;
 * a **space** is a gap between two digits wider than ``SPACE`` H (digits of one number stand closer).
 
@@ -32,14 +32,15 @@ COMMA_SIZE = 0.6  # a comma's longest side, at most
 ON_BASELINE = 0.3  # a dot's centre is at most this far above the baseline, a dot's bottom at most ...
 BELOW_BASELINE = 0.25  # ... this far below it
 COMMA_FROM = 0.05  # a comma starts at least this far above the baseline (below the line's middle) ...
-COMMA_SHAPE = 0.45  # ... and is told from a dot by (height/width - 1) + 2·(reach below) + 2·(height - 0.2) > this
+COMMA_SHAPE = 0.5  # ... and is told from a dot by 2·(height/width - 1) + 2·(reach below the baseline) > this
+COMMA_BELOW = 0.03  # ... reaches at least this far below it ...
 COMMA_DEPTH = 0.7  # ... and at most this far
 MIN_PEN = 0.6  # a dot or comma is at least this many stroke widths across: thinner is dust
 COMPACT = 0.4  # a dot fills at least this fraction of its box
 FLAT = 1.5  # a minus is at least this many times wider than tall,
 MINUS_WIDTH = (0.2, 1.2)  # this wide (line heights),
 MINUS_THICKNESS = 0.35  # at most this thick,
-MID_HEIGHT = 0.25  # and its centre at most this far from the line's middle
+MID_HEIGHT = 0.2  # and its centre at most this far from the line's middle
 STACKED = 0.2  # a piece sharing this fraction of its width with larger ink of the line, ...
 STACK_BAND = 0.2  # ... and above or below the middle (1 - 2 × this) of that ink's height, is part of a digit
 SPACE = 0.75  # a gap between digits wider than this (line heights) is a space between groups
@@ -65,17 +66,22 @@ def is_stacked(box: np.ndarray, others: np.ndarray) -> bool:
 
     "Above or below": its centre is outside the middle of the other's height. A minus beside a 3 shares the
     3's height, so it is beside it even if a stroke of the 3 reaches into its columns; the detached flag of a 5
-    sits on top of the 5's body.
+    sits on top of the 5's body. A flat bar needs to share no columns, only to reach them: the flag of a 5
+    leans out to the right of its body, the detached foot of a 2 to the left of its loop.
     """
     if len(others) == 0:
         return False
     width = box[2] - box[0]
+    share = 0.0 if width >= FLAT * (box[3] - box[1]) else STACKED
     overlap = np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0])
     heights = others[:, 3] - others[:, 1]
     centre = (box[1] + box[3]) / 2
     outside = (centre < others[:, 1] + STACK_BAND * heights) | (centre > others[:, 3] - STACK_BAND * heights)
-    larger = np.maximum(others[:, 2] - others[:, 0], heights) >= max(width, box[3] - box[1])
-    return bool(((overlap >= STACKED * width) & outside & larger).any())
+    if share == 0.0:  # a bar: any stroke above or below it (taller than the bar is thick) makes it a digit's
+        larger = heights >= box[3] - box[1]
+    else:
+        larger = np.maximum(others[:, 2] - others[:, 0], heights) >= max(width, box[3] - box[1])
+    return bool(((overlap >= share * width) & outside & larger).any())
 
 
 def classify_mark(box: np.ndarray, area: int, top: float, bottom: float, stroke: float) -> Mark | None:
@@ -107,9 +113,10 @@ def classify_mark(box: np.ndarray, area: int, top: float, bottom: float, stroke:
     small = [pen]
     dot = [max(DOT_SIZE, DOT_PENS * stroke / height) - size, ON_BASELINE - (bottom - centre) / height,
            BELOW_BASELINE - below, fill - COMPACT]
-    comma = [COMMA_SIZE - size, (y0 - middle) / height, (bottom - y0) / height - COMMA_FROM, COMMA_DEPTH - below]
+    comma = [COMMA_SIZE - size, (y0 - middle) / height, (bottom - y0) / height - COMMA_FROM, below - COMMA_BELOW,
+             COMMA_DEPTH - below]
     # Which of the two: a comma is taller than wide, reaches below the baseline and is larger than a dot.
-    commaness = (h / max(w, 1.0) - 1) + 2 * below + 2 * (h / height - 0.2) - COMMA_SHAPE
+    commaness = 2 * (h / max(w, 1.0) - 1) + 2 * below - COMMA_SHAPE
     if commaness > 0 and min(small + comma) > 0:
         return Mark(",", key, _confidence([*small, *comma, commaness / 4]))
     if commaness <= 0 and min(small + dot) > 0:
