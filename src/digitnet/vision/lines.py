@@ -26,7 +26,8 @@ from digitnet.vision.segment import Classifier, Segment, find_digits, stroke_wid
 TALL = 0.3  # components at least this fraction of the tallest measure the typical digit height ...
 ANCHOR = 0.55  # ... and those at least this fraction of that height set the lines
 PIECE_GAP = 0.1  # anchors one above the other at most this far apart (typical heights) are one broken digit ...
-PIECE_UNION = 1.5  # ... if together they are at most this tall: lines stand further apart
+PIECE_UNION = 1.5  # ... if together they are at most this tall: lines stand further apart;
+BREAK = 0.05  # so are pieces parted by at most this fraction of their joint height, whatever the digits' size
 SAME_LINE = 0.5  # an anchor joins a line whose centre at its column is at most this many line heights away
 MAX_SLOPE = 0.15  # a line's fitted slope is clamped to this (about 8.5 degrees)
 MARK_SIZE = 0.65  # only pieces shorter than this (line heights) can be separators or signs
@@ -110,8 +111,8 @@ def _broken_digits(stats: np.ndarray, anchors: np.ndarray, typical: float) -> li
                 overlap = min(p[2], q[2]) - max(p[0], q[0])
                 gap = max(p[1], q[1]) - min(p[3], q[3])
                 union = max(p[3], q[3]) - min(p[1], q[1])
-                if (overlap >= 0.5 * min(p[2] - p[0], q[2] - q[0]) and gap <= PIECE_GAP * typical
-                        and union <= PIECE_UNION * typical):
+                close = (gap <= PIECE_GAP * typical and union <= PIECE_UNION * typical) or gap <= BREAK * union
+                if overlap >= 0.5 * min(p[2] - p[0], q[2] - q[0]) and close:
                     boxes[a] = np.concatenate([np.minimum(p[:2], q[:2]), np.maximum(p[2:], q[2:])])
                     blobs[a] += blobs.pop(b)
                     boxes.pop(b)
