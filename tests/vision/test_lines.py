@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from photo_helpers import ink_of, number_ink, on_paper
@@ -198,3 +200,20 @@ def test_detached_bars_of_fives_and_sevens_stay_with_their_digit(recognizer, cle
     lifted[:cut] = ink[:cut]
     lifted[cut + 4:] = ink[cut:]
     assert "-" not in read(recognizer, lifted)["text"]
+
+
+def test_read_prints_each_line_and_its_json_has_the_lines(recognizer, clean_digits, tmp_path):
+    from typer.testing import CliRunner
+
+    from digitnet.cli import app
+
+    path = tmp_path / "amounts.png"
+    Image.fromarray(on_paper(page([row([1, 2, ".", 5, 0], clean_digits), row(["-", 3], clean_digits)]))).save(path)
+    runner = CliRunner()
+    table = runner.invoke(app, ["read", str(path)])
+    assert table.exit_code == 0
+    rows = table.stdout.splitlines()
+    first = next(i for i, r in enumerate(rows) if "12.50" in r)
+    assert "-3" in rows[first + 1]  # the second line of writing, right under the first
+    answer = json.loads(runner.invoke(app, ["read", "--json", str(path)]).stdout)
+    assert answer["text"] == "12.50\n-3" and [line["text"] for line in answer["lines"]] == ["12.50", "-3"]

@@ -31,6 +31,7 @@ BREAK = 0.05  # so are pieces parted by at most this fraction of their joint hei
 SAME_LINE = 0.5  # an anchor joins a line whose centre at its column is at most this many line heights away
 MAX_SLOPE = 0.15  # a line's fitted slope is clamped to this (about 8.5 degrees)
 MARK_SIZE = 0.65  # only pieces shorter than this (line heights) can be separators or signs
+MIN_SPECK = 4  # dropped specks of fewer pixels are not even looked at as marks
 FIT_COUNT = 3  # a slope is fitted once a line has this many anchors (two digits' jitter is no slope) ...
 FIT_SPAN = 1.0  # ... spanning this many line heights sideways
 
@@ -166,16 +167,18 @@ def nearest_line(lines: list[Line], box: np.ndarray) -> int:
     return int(np.argmin(costs))
 
 
-def dropped_specks(ink: Ink) -> np.ndarray:
-    """Stats (x0, y0, x1, y1, area) of the pieces of ink that :func:`find_ink` dropped as specks.
+def dropped_specks(ink: Ink) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Stats (x0, y0, x1, y1, area) and masks of the pieces of ink that :func:`find_ink` dropped as specks.
 
     A thin pen's decimal point is far smaller than a digit and goes with the dust; it gets a second chance as
     a mark (only as one: it never joins a digit's ink).
     """
-    labels, stats = connected_components(ink.ink > 0.5 * ink.level)
+    faint = ink.ink > 0.5 * ink.level
+    labels, stats = connected_components(faint)
     kept = np.zeros(len(stats) + 1, bool)
     kept[labels[ink.mask]] = True
-    return stats[~kept[1:]]
+    dropped = np.flatnonzero(~kept[1:] & (stats[:, 4] >= MIN_SPECK))
+    return stats[dropped], [labels[stats[i, 1]:stats[i, 3], stats[i, 0]:stats[i, 2]] == i + 1 for i in dropped]
 
 
 def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
@@ -187,7 +190,7 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
     lines = find_lines(stats)
     stroke = stroke_width(ink.mask)
     result = []
-    specks = dropped_specks(ink) if lines else np.zeros((0, 5), np.int64)
+    specks, speck_masks = dropped_specks(ink) if lines else (np.zeros((0, 5), np.int64), [])
     speck_lines = np.array([nearest_line(lines, box) for box in specks], np.int64)
     for number, line in enumerate(lines):
         members = np.asarray(line.components)
@@ -199,13 +202,16 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
             if is_stacked(box, stats[members[members != index]]):
                 continue
             cx = (box[0] + box[2]) / 2
-            mark = classify_mark(box, int(box[4]), line.top(cx), line.bottom(cx), stroke)
+            own = labels[box[1]:box[3], box[0]:box[2]] == index + 1
+            mark = classify_mark(box, int(box[4]), line.top(cx), line.bottom(cx), stroke, own)
             if mark is not None:
                 marks[int(index)] = mark
         extra = []  # marks among the dropped specks: not part of the line's ink
-        for box in specks[speck_lines == number]:
+        for box, own, home in zip(specks, speck_masks, speck_lines, strict=True):
+            if home != number:
+                continue
             cx = (box[0] + box[2]) / 2
-            mark = classify_mark(box, int(box[4]), line.top(cx), line.bottom(cx), stroke)
+            mark = classify_mark(box, int(box[4]), line.top(cx), line.bottom(cx), stroke, own)
             if mark is not None and mark.char in ".," and not is_stacked(box, stats[members]):
                 extra.append(mark)
         if len(lines) == 1 and not marks:

@@ -7,7 +7,8 @@ column (a sloped line has them sloped), and the pen's stroke width.
   baseline, and is at least about as wide as the pen (a speck of dust is thinner, or floats away from the
   baseline);
 * a **comma** is as small, starts in the lower half of the line (above the baseline) and reaches below it;
-  what tells it from a dot is its shape: taller than wide, and reaching below the baseline;
+  what tells it from a dot is its shape: taller than wide, narrower at the bottom (its tail), reaching below
+  the baseline;
 * a **minus** is a flat bar (``FLAT`` times wider than tall) at mid-height;
 * a **space** is a gap between two digits wider than ``SPACE`` H (digits of one number stand closer).
 
@@ -32,7 +33,8 @@ COMMA_SIZE = 0.6  # a comma's longest side, at most
 ON_BASELINE = 0.3  # a dot's centre is at most this far above the baseline, a dot's bottom at most ...
 BELOW_BASELINE = 0.25  # ... this far below it
 COMMA_FROM = 0.05  # a comma starts at least this far above the baseline (below the line's middle) ...
-COMMA_SHAPE = 0.65  # ... and is told from a dot by 2·(height/width - 1) + 2·(reach below the baseline) > this
+COMMA_SHAPE = 0.6  # ... told from a dot by 2·(height/width - 1) + 2·(reach below baseline) + 3·(TAPER - taper) > this
+TAPER = 0.9  # (a dot's bottom is as wide as its top; a comma's tail narrower: see ``taper``)
 COMMA_BELOW = 0.03  # ... reaches at least this far below it ...
 COMMA_DEPTH = 0.7  # ... and at most this far
 MIN_PEN = 0.6  # a dot or comma is at least this many stroke widths across: thinner is dust
@@ -84,11 +86,23 @@ def is_stacked(box: np.ndarray, others: np.ndarray) -> bool:
     return bool(((overlap >= share * width) & outside & larger).any())
 
 
-def classify_mark(box: np.ndarray, area: int, top: float, bottom: float, stroke: float) -> Mark | None:
+def taper(mask: np.ndarray) -> float:
+    """How much narrower a piece of ink is at its bottom than at its top (widths of its lowest and highest 40%).
+
+    About 1 for a dot; a comma's tail makes it well below 1.
+    """
+    widths = mask.sum(1)
+    rows = max(1, int(0.4 * len(widths)))
+    return float(widths[-rows:].mean() / max(widths[:rows].mean(), 1.0))
+
+
+def classify_mark(box: np.ndarray, area: int, top: float, bottom: float, stroke: float,
+                  mask: np.ndarray | None = None) -> Mark | None:
     """The separator or sign one piece of ink is, or None (a digit's piece, dust, anything else).
 
     ``box`` is the piece's x0, y0, x1, y1; ``top`` and ``bottom`` where the line's digits start and end at
-    its column (``bottom`` is the baseline); ``stroke`` the pen's width. All at working resolution.
+    its column (``bottom`` is the baseline); ``stroke`` the pen's width; ``mask`` the piece's own ink in its
+    box, if known (its shape tells a comma's tail from a dot). All at working resolution.
     """
     x0, y0, x1, y1 = (float(v) for v in box[:4])
     w, h = x1 - x0, y1 - y0
@@ -116,7 +130,8 @@ def classify_mark(box: np.ndarray, area: int, top: float, bottom: float, stroke:
     comma = [COMMA_SIZE - size, (y0 - middle) / height, (bottom - y0) / height - COMMA_FROM, below - COMMA_BELOW,
              COMMA_DEPTH - below]
     # Which of the two: a comma is taller than wide, reaches below the baseline and is larger than a dot.
-    commaness = 2 * (h / max(w, 1.0) - 1) + 2 * below - COMMA_SHAPE
+    tail = TAPER - (taper(mask) if mask is not None else TAPER)
+    commaness = 2 * (h / max(w, 1.0) - 1) + 2 * below + 3 * tail - COMMA_SHAPE
     if commaness > 0 and min(small + comma) > 0:
         return Mark(",", key, _confidence([*small, *comma, commaness / 4]))
     if commaness <= 0 and min(small + dot) > 0:
