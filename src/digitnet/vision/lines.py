@@ -231,14 +231,19 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
 
 
 def _with_spaces(items: list[Item], line: Line) -> list[Item]:
-    """Items with a space wherever two neighbouring digits stand wider apart than digits of one number."""
+    """Items with a space wherever two neighbouring digits stand much wider apart than the line's others."""
     top = min(item.box[1] for item in items)
     bottom = max(item.box[3] for item in items)
+    pairs = [k for k in range(len(items) - 1) if items[k].segment is not None and items[k + 1].segment is not None]
+    pitches = {k: ((items[k + 1].box[0] + items[k + 1].box[2]) - (items[k].box[0] + items[k].box[2])) / 2
+               for k in pairs}
     out = [items[0]]
-    for left, right in zip(items, items[1:], strict=False):
-        if left.segment is not None and right.segment is not None:
-            space = space_between(left.box, right.box, line.height, top, bottom)
+    for k in range(len(items) - 1):
+        if k in pitches:
+            others = [p for j, p in pitches.items() if j != k]
+            usual = float(np.median(others)) if others else None
+            space = space_between(items[k].box, items[k + 1].box, line.height, top, bottom, usual)
             if space is not None:
                 out.append(Item(space.char, space.box, space.confidence))
-        out.append(right)
+        out.append(items[k + 1])
     return out

@@ -10,7 +10,8 @@ column (a sloped line has them sloped), and the pen's stroke width.
   what tells it from a dot is its shape: taller than wide, narrower at the bottom (its tail), reaching below
   the baseline;
 * a **minus** is a flat bar (``FLAT`` times wider than tall) at mid-height;
-* a **space** is a gap between two digits wider than ``SPACE`` H (digits of one number stand closer).
+* a **space** is a gap between two digits wider than ``SPACE`` H and much wider than the line's usual spacing
+  (digits of one number stand closer; digits in equally spaced boxes have no spaces).
 
 Only a piece of ink standing alone is a candidate: one stacked over or under other ink of the line (the
 detached bar of a 5 or a 7, the top of a 4) is part of a digit and is left to :func:`segment.group_components`.
@@ -45,7 +46,8 @@ MINUS_THICKNESS = 0.35  # at most this thick,
 MID_HEIGHT = 0.2  # and its centre at most this far from the line's middle
 STACKED = 0.2  # a piece sharing this fraction of its width with larger ink of the line, ...
 STACK_BAND = 0.2  # ... and above or below the middle (1 - 2 × this) of that ink's height, is part of a digit
-SPACE = 0.75  # a gap between digits wider than this (line heights) is a space between groups
+SPACE = 0.75  # a gap between digits wider than this (line heights) ...
+SPACE_PITCH = 1.5  # ... whose centres are this many times further apart than usual on the line, is a space
 SOFTNESS = 0.05  # margins (line heights) are turned into confidence by sigmoid(margin / SOFTNESS)
 
 
@@ -140,12 +142,19 @@ def classify_mark(box: np.ndarray, area: int, top: float, bottom: float, stroke:
 
 
 def space_between(left: tuple[int, int, int, int], right: tuple[int, int, int, int], height: float,
-                  top: int, bottom: int) -> Mark | None:
-    """The space between two neighbouring digits' boxes, if their gap is wider than ``SPACE`` line heights.
+                  top: int, bottom: int, usual_pitch: float | None) -> Mark | None:
+    """The space between two neighbouring digits' boxes, if there is one.
 
-    Its box is the gap, the line's full height (``top`` to ``bottom``).
+    Their gap must be wider than ``SPACE`` line heights, and the distance between their centres ``SPACE_PITCH``
+    times the line's usual one between neighbouring digits (``usual_pitch``; None where there are no other
+    neighbours to compare with: no space). Digits written in equally spaced cells have wide gaps beside a
+    narrow 1, but no space. The space's box is the gap, the line's full height (``top`` to ``bottom``).
     """
-    gap = (right[0] - left[2]) / height
-    if gap <= SPACE:
+    if usual_pitch is None:
         return None
-    return Mark(" ", (left[2], top, right[0], bottom), _confidence([gap - SPACE]))
+    gap = (right[0] - left[2]) / height
+    pitch = ((right[0] + right[2]) - (left[0] + left[2])) / 2
+    margins = [gap - SPACE, 0.25 * (pitch / usual_pitch - SPACE_PITCH)]
+    if min(margins) <= 0:
+        return None
+    return Mark(" ", (left[2], top, right[0], bottom), _confidence(margins))
