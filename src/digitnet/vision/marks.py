@@ -47,7 +47,7 @@ MID_HEIGHT = 0.2  # and its centre at most this far from the line's middle
 STACKED = 0.2  # a piece sharing this fraction of its width with larger ink of the line, ...
 STACK_BAND = 0.2  # ... and above or below the middle (1 - 2 × this) of that ink's height, is part of a digit
 SPACE = 0.75  # a gap between digits wider than this (line heights) ...
-SPACE_PITCH = 1.5  # ... whose centres are this many times further apart than usual on the line, is a space
+SPACE_PITCH = 1.25  # ... whose centres are this many times further apart than usual on the line, is a space
 SOFTNESS = 0.05  # margins (line heights) are turned into confidence by sigmoid(margin / SOFTNESS)
 
 
