@@ -47,8 +47,12 @@ def ink_alpha(digit: np.ndarray, height: int, angle: float) -> np.ndarray:
     return alpha[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
-def photograph(alpha: np.ndarray, rng: np.random.Generator) -> bytes:
-    """Ink coverage ``alpha`` (H, W) as a JPEG phone photo of ink on paper."""
+def photograph(alpha: np.ndarray, rng: np.random.Generator, focus_size: float | None = None) -> bytes:
+    """Ink coverage ``alpha`` (H, W) as a JPEG phone photo of ink on paper.
+
+    The defocus is relative to ``focus_size`` (default: the picture's short side, about a number's size); a
+    page of several lines passes a size like its numbers', else its digits would be blurred away.
+    """
     h, w = alpha.shape
     # Paper: warm off-white with a faint texture; ink: black-ish or ballpoint blue, not fully opaque.
     base = rng.uniform(0.80, 0.97)
@@ -75,7 +79,7 @@ def photograph(alpha: np.ndarray, rng: np.random.Generator) -> bytes:
     # Camera: defocus relative to the digit's size, sensor noise, JPEG.
     image = np.clip(image, 0, 1)
     pil = Image.fromarray((image * 255).round().astype(np.uint8))
-    sigma = rng.uniform(0.0, 0.012) * min(h, w) + rng.uniform(0, 0.6)
+    sigma = rng.uniform(0.0, 0.012) * (min(h, w) if focus_size is None else focus_size) + rng.uniform(0, 0.6)
     if sigma > 0.3:
         pil = pil.filter(ImageFilter.GaussianBlur(sigma))
     noisy = np.asarray(pil, np.float32) / 255 + rng.normal(0, rng.uniform(0.005, 0.04), (h, w, 3))

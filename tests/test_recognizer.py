@@ -12,7 +12,7 @@ from digitnet.recognizer import Recognizer
 from digitnet.vision.pipeline import NO_INK
 
 PREDICT_FIELDS = {"path", "digit", "confidence", "probabilities", "error", "note"}
-READ_FIELDS = {"path", "text", "digits", "error", "note"}
+READ_FIELDS = {"path", "text", "lines", "digits", "error", "note"}
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_read_fields(recognizer, mnist):
     answer = recognizer.read(line)
     assert set(answer) == READ_FIELDS
     assert answer["text"] == "".join(str(labels[i]) for i in range(3))
-    assert [set(d) for d in answer["digits"]] == [{"digit", "confidence", "box"}] * 3
+    assert [set(d) for d in answer["digits"]] == [{"char", "digit", "confidence", "box"}] * 3
     xs = [d["box"][0] for d in answer["digits"]]
     assert xs == sorted(xs) and all(0 <= d["box"][0] < d["box"][2] <= line.shape[1] for d in answer["digits"])
 

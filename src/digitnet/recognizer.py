@@ -95,14 +95,18 @@ class Recognizer:
         return classify_prepared(prepared, self.classify, top_k=top_k, min_confidence=min_confidence)
 
     def prepare_number(self, image: ImageSource) -> PreparedNumber:
-        """The digits this recognizer would read in ``image``: crops, boxes, probabilities (or why there are none)."""
+        """The lines this recognizer would read in ``image``: digits' crops, boxes, probabilities, separators and signs
+        (or why there are none)."""
         return prepare_number(image, self.classify)
 
     def read(self, image: ImageSource) -> dict:
-        """Read a written number: the fields of ``digitnet read --json``.
+        """Read written numbers: the fields of ``digitnet read --json``.
 
-        ``text`` is the digits left to right; each digit has its ``box`` [x0, y0, x1, y1] in the picture's
-        pixels (x1, y1 exclusive, after EXIF rotation). Bad pictures do not raise: ``error`` says why.
+        ``text`` is the lines of writing top to bottom, joined by newlines, each its digits, decimal points or
+        commas, minus signs and spaces left to right; ``lines`` has each line's ``text``, ``box`` and items;
+        ``digits`` every item in reading order, with its ``char``, ``digit`` (null for a separator or sign),
+        ``confidence`` and ``box`` [x0, y0, x1, y1] in the picture's pixels (x1, y1 exclusive, after EXIF
+        rotation). Bad pictures do not raise: ``error`` says why.
         """
         return number_answer(self.prepare_number(image))
 

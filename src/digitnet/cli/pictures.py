@@ -175,13 +175,14 @@ def read(
     json_out: bool = typer.Option(False, "--json", help="One JSON object per picture, one per line."),
     workers: int | None = typer.Option(None, "--workers", min=0, help=WORKERS_HELP),
 ) -> None:
-    """Read the number written in each picture: its digits left to right, with their boxes.
+    """Read the numbers written in each picture: its lines top to bottom, each line's digits, decimal points and
+    commas, minus signs and spaces left to right, with their boxes.
 
     An unreadable file gets a one-line error; the others are still read, and the exit status is 1.
     """
     paths = _inputs(images)
     recognizer = _load(model)
-    table = Table("picture", "number", "digits (confidence)", "note",
+    table = Table("picture", "text (one line each)", "characters (confidence)", "note",
                   title=f"{recognizer.spec.name} ({recognizer.loaded.path})")
     failed = False
     for answer in _with_progress(recognizer.read_many(paths, workers), len(paths), json_out):  # in input order
@@ -189,9 +190,11 @@ def read(
         if json_out:
             print(json.dumps(answer), flush=True)
             continue
-        digits = " ".join(f"{d['digit']} ({d['confidence']:.0%})" for d in answer["digits"])
+        # One row of the cell per line of writing; a space between digit groups is shown as "␣".
+        digits = "\n".join(" ".join(f"{d['char'].replace(' ', '␣')} ({d['confidence']:.0%})" for d in line["digits"])
+                           for line in answer["lines"])
         note = f"[red]{escape(answer['error'])}[/]" if answer["error"] else escape(answer["note"] or "")
-        table.add_row(escape(answer["path"]), answer["text"] or "—", digits, note)
+        table.add_row(escape(answer["path"]), escape(answer["text"]) or "—", escape(digits), note)
     if not json_out:
         Console().print(table)
     if failed:

@@ -2,7 +2,8 @@
 
 - :mod:`~digitnet.vision.io` loads any common image safely (formats, modes, EXIF, size caps),
 - :mod:`~digitnet.vision.preprocess` turns a picture into an MNIST-like 28×28, the way MNIST was made,
-- :mod:`~digitnet.vision.segment` splits a written number into its digits,
+- :mod:`~digitnet.vision.lines` finds the lines of writing, :mod:`~digitnet.vision.marks` their decimal points,
+  commas, minus signs and spaces, and :mod:`~digitnet.vision.segment` splits each line into its digits,
 - :mod:`~digitnet.vision.pipeline` chains them for every caller (recognizer, server, explain, benchmarks):
   ``prepare_digit``/``prepare_number`` → a ``classify`` callable → ``digit_answer``/``number_answer``.
 

@@ -7,8 +7,9 @@ them prepare pictures and format answers the same way:
 
 * one digit: ``prepare_digit(source, classify)`` → :class:`Prepared` (the 28×28, or an error or note), then
   ``digit_answer(prepared, probabilities)``, or ``classify_prepared(prepared_list, classify)`` for a batch;
-* a number: ``prepare_number(source, classify)`` → :class:`PreparedNumber` (each digit's 28×28, box and
-  probabilities; ``strip()`` shows the crops), then ``number_answer(number)``.
+* written numbers: ``prepare_number(source, classify)`` → :class:`PreparedNumber` (its lines, each of digits
+  with their 28×28, box and probabilities, and separators and signs; ``strip()`` shows the digits' crops),
+  then ``number_answer(number)``.
 
 A 28×28 MNIST-like picture (white on black, uint8) goes through unchanged, bit for bit. Any other picture has
 its ink found (:func:`find_writing`: tiny scans enlarged first, printed box lines and combs taken away).
@@ -24,6 +25,7 @@ import numpy as np
 from digitnet.vision import preprocess
 from digitnet.vision.boxes import box_line_mask
 from digitnet.vision.io import ImageError, ImageSource, load_picture
+from digitnet.vision.lines import read_lines
 from digitnet.vision.preprocess import MIN_INK_PIXELS, Ink, find_ink, mnist_like, normalize_digit, remove_specks
 from digitnet.vision.segment import Classifier, find_digits, find_groups, line_height
 
@@ -88,15 +90,67 @@ def prepare_digit(source: ImageSource, classify: Classifier | None = None) -> Pr
 
 
 @dataclass
+class PreparedItem:
+    """One character of a read line: a digit (its 28×28 and probabilities) or a separator, sign or space."""
+
+    char: str  # "0"-"9", ".", ",", "-" or " "
+    box: list[int]  # [x0, y0, x1, y1] in the picture's pixels (x1, y1 exclusive)
+    confidence: float
+    image: np.ndarray | None = None  # digits: uint8 (28, 28), what the model classified
+    probabilities: np.ndarray | None = None  # digits: (10,)
+
+    @property
+    def digit(self) -> int | None:
+        return int(self.probabilities.argmax()) if self.probabilities is not None else None
+
+
+@dataclass
+class PreparedLine:
+    """A line of a read picture: its items left to right and its box (the picture's pixels)."""
+
+    items: list[PreparedItem]
+    box: list[int]
+
+    @property
+    def text(self) -> str:
+        return "".join(item.char for item in self.items)
+
+
+@dataclass
 class PreparedNumber:
-    """A picture of a number, segmented: each digit's 28×28, its box and the model's probabilities."""
+    """A picture of written numbers, read: its lines (top to bottom) of digits, separators and signs.
+
+    ``images``, ``boxes`` and ``probabilities`` list the digits alone, in reading order.
+    """
 
     path: str | None
-    images: list[np.ndarray] = field(default_factory=list)  # uint8 (28, 28) per digit, left to right: as classified
-    boxes: list[list[int]] = field(default_factory=list)  # [x0, y0, x1, y1] in the picture's pixels
-    probabilities: list[np.ndarray] = field(default_factory=list)  # (10,) per digit
+    lines: list[PreparedLine] = field(default_factory=list)
     error: str | None = None  # the picture could not be used
     note: str | None = None  # the picture was fine but holds no digit
+
+    @property
+    def items(self) -> list[PreparedItem]:
+        """Every item of every line, in reading order."""
+        return [item for line in self.lines for item in line.items]
+
+    @property
+    def digits(self) -> list[PreparedItem]:
+        return [item for item in self.items if item.image is not None]
+
+    @property
+    def images(self) -> list[np.ndarray]:
+        """uint8 (28, 28) per digit, in reading order: as classified."""
+        return [item.image for item in self.digits]
+
+    @property
+    def boxes(self) -> list[list[int]]:
+        """[x0, y0, x1, y1] per digit in the picture's pixels."""
+        return [item.box for item in self.digits]
+
+    @property
+    def probabilities(self) -> list[np.ndarray]:
+        """(10,) per digit."""
+        return [item.probabilities for item in self.digits]
 
     def strip(self) -> np.ndarray | None:
         """A debug view: the 28×28 crops the model classified, side by side (uint8 (28, 28·n)); None if none."""
@@ -104,7 +158,7 @@ class PreparedNumber:
 
 
 def prepare_number(source: ImageSource, classify: Classifier) -> PreparedNumber:
-    """Load a picture of a written number and find its digits; never raises for a bad picture.
+    """Load a picture of written numbers and read its lines (:mod:`lines`); never raises for a bad picture.
 
     ``classify`` is called during segmentation (candidate cuts are judged by the model's answers), so the
     result already holds each digit's probabilities: :func:`number_answer` needs no further call.
@@ -118,23 +172,44 @@ def prepare_number(source: ImageSource, classify: Classifier) -> PreparedNumber:
     if passthrough is not None:  # an MNIST digit is a one-digit number
         if not passthrough.any():
             return PreparedNumber(path, note=NO_INK)
-        return PreparedNumber(path, [passthrough], [[0, 0, 28, 28]], list(classify(passthrough[None])))
+        probabilities = classify(passthrough[None])[0]
+        item = PreparedItem(str(int(probabilities.argmax())), [0, 0, 28, 28], float(probabilities.max()),
+                            passthrough, probabilities)
+        return PreparedNumber(path, [PreparedLine([item], [0, 0, 28, 28])])
     ink = find_writing(picture.pixels)
-    segments = find_digits(ink, classify) if ink is not None else []
-    if not segments:
+    text_lines = read_lines(ink, classify) if ink is not None else []
+    if not text_lines:
         return PreparedNumber(path, note=NO_INK)
     height, width = picture.pixels.shape[:2]
-    return PreparedNumber(path, [normalize_digit(s.mask) for s in segments],
-                          [_scale_box(s.box, ink.scale, width, height) for s in segments],
-                          [s.probabilities for s in segments])
+
+    def scaled(box: tuple[int, int, int, int]) -> list[int]:
+        return _scale_box(box, ink.scale, width, height)
+
+    lines = []
+    for text_line in text_lines:
+        items = [PreparedItem(item.char, scaled(item.box), item.confidence,
+                              normalize_digit(item.segment.mask) if item.segment is not None else None,
+                              item.segment.probabilities if item.segment is not None else None)
+                 for item in text_line.items]
+        lines.append(PreparedLine(items, scaled(text_line.box)))
+    return PreparedNumber(path, lines)
+
+
+def _item_answer(item: PreparedItem) -> dict:
+    confidence = item.probabilities.max() if item.probabilities is not None else item.confidence
+    return {"char": item.char, "digit": item.digit, "confidence": round(float(confidence), 6), "box": item.box}
 
 
 def number_answer(number: PreparedNumber) -> dict:
-    """The fields of ``digitnet read --json`` for a segmented number."""
-    digits = [{"digit": int(p.argmax()), "confidence": round(float(p.max()), 6), "box": box}
-              for p, box in zip(number.probabilities, number.boxes, strict=True)]
-    return {"path": number.path, "text": "".join(str(d["digit"]) for d in digits), "digits": digits,
-            "error": number.error, "note": number.note}
+    """The fields of ``digitnet read --json``: the text, its lines (top to bottom) and every item in reading order.
+
+    ``text`` joins the lines' texts with newlines; each line's text is its items' characters joined.
+    """
+    lines = [{"text": line.text, "box": line.box, "digits": [_item_answer(item) for item in line.items]}
+             for line in number.lines]
+    return {"path": number.path, "text": "\n".join(line["text"] for line in lines), "lines": lines,
+            "digits": [item for line in lines for item in line["digits"]], "error": number.error,
+            "note": number.note}
 
 
 def digit_answer(prepared: Prepared, probabilities: np.ndarray | None, top_k: int | None = None,

@@ -7,8 +7,9 @@
    least ink, which bend around interleaved strokes where a straight cut would not.
 3. Which consecutive pieces make each digit is decided by the model (segmentation by recognition): every
    plausible run of pieces is classified, and dynamic programming picks the split of the line whose digits
-   are most convincing: the model's confidence, less costs for cutting through strokes and for shapes no
-   digit has (far wider than that digit usually is, or much shorter than the line).
+   are most convincing: the model's confidence, less costs for cutting through strokes, for blank paper
+   inside one digit, and for shapes no digit has (far wider than that digit usually is, or much shorter than
+   the line).
 Without a model, groups are cut where their widths say (``split_wide``).
 
 The constants were tuned on ``benchmarks/photo_digits.py`` (seed 0) and checked on other seeds.
@@ -40,6 +41,7 @@ MAX_RUN = 4  # a digit is made of at most this many pieces
 MAX_GAP = 0.3  # pieces further apart than this (line heights) are never one digit
 MAX_WIDTH = 1.6  # nor is a run of pieces wider than this
 CUT_COST = 0.3  # log-score cost of each stroke a cut crosses
+GAP_COST = 5.0  # log-score cost per line height of blank paper inside one digit: pieces apart are rarely one
 ASPECT_SLACK = 1.0  # digits up to this many standard deviations wider than usual for their class cost nothing ...
 ASPECT_WEIGHT = 1.0  # ... beyond it, this times the excess squared
 SHORT = 0.75  # digits shorter than this fraction of the line are fragments ...
@@ -279,6 +281,7 @@ def recognize(pieces: list[Segment], height: float, classify: Classifier) -> lis
     touching digits meet at one thin link, while cutting a 0 in half crosses two strokes.
     """
     runs: list[tuple[int, int]] = []
+    gaps: dict[tuple[int, int], float] = {}  # the widest blank gap inside a run of several pieces, line heights
     for start in range(len(pieces)):
         for end in range(start + 1, min(len(pieces), start + MAX_RUN) + 1):
             run = pieces[start:end]
@@ -286,6 +289,7 @@ def recognize(pieces: list[Segment], height: float, classify: Classifier) -> lis
                 gap = max(b.box[0] - max(p.box[2] for p in run[:i + 1]) for i, b in enumerate(run[1:]))
                 if gap > MAX_GAP * height or run[-1].box[2] - run[0].box[0] > MAX_WIDTH * height:
                     break
+                gaps[(start, end)] = max(0.0, gap / height)
             runs.append((start, end))
     candidates = [join(pieces[a:b]) if b - a > 1 else pieces[a] for a, b in runs]
     # One forward pass for every candidate the model has not seen yet (whole groups were read already).
@@ -297,7 +301,8 @@ def recognize(pieces: list[Segment], height: float, classify: Classifier) -> lis
             probabilities[i] = probs
     scores = {}
     for run, candidate, probs in zip(runs, candidates, probabilities, strict=True):
-        scores[run] = score(candidate, probs, height) - CUT_COST * pieces[run[0]].crossings
+        scores[run] = (score(candidate, probs, height) - CUT_COST * pieces[run[0]].crossings
+                       - GAP_COST * gaps.get(run, 0.0))
     chosen = {run: (c, p) for run, c, p in zip(runs, candidates, probabilities, strict=True)}
     # best[i]: the best total score for pieces[:i] and the run that ends there.
     best: list[tuple[float, tuple[int, int] | None]] = [(0.0, None)] + [(-np.inf, None)] * len(pieces)

@@ -1,0 +1,379 @@
+"""How well `digitnet read` reads several lines, separators and signs, from MNIST test digits as phone photos.
+
+    python benchmarks/read_lines.py [--model DIR] [--n 200] [--seed 0] [--threads 1] [--json] [--save-failures DIR]
+
+Three rows, each from MNIST **test** digits drawn and photographed as in ``photo_digits.py`` (its ``ink_alpha``,
+``number_alpha``, ``place`` and ``photograph``):
+
+* multi-line pictures: 2–5 lines of 1–8 digits, each line its own height (±25%), lines 0.25–0.9 digit heights
+  apart, indented unevenly, the whole page sloped up to ±5°, defocused as much as a photo of one of its
+  numbers (not of the whole page): % of pictures read exactly, % with the right number of lines;
+* separators and signs: decimal points and commas ("12.50", "3,14"), leading minus signs ("-3", "-12.5"),
+  dates with dots ("23.11.2026") and digit groups with spaces ("12 345"): % exact, per kind. Dots, commas and
+  minus signs are drawn as a pen would: the pen's width measured on the line's digits, varying size and
+  thickness, slant and jitter, then the same ink and photo degradation as the digits;
+* single-line numbers: ``photo_digits.py``'s numbers (2–6 digits), same seed: % exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from photo_digits import TOUCHING, number_alpha, photograph, place  # noqa: E402
+from photo_digits import run as run_photo_digits  # noqa: E402
+
+from digitnet.data import load_mnist  # noqa: E402
+from digitnet.recognizer import Recognizer  # noqa: E402
+from digitnet.vision.segment import stroke_width  # noqa: E402
+
+LINE_HEIGHT = (36, 110)  # multi-line pictures: a page's typical digit height in pixels ...
+LINE_HEIGHT_SPREAD = (0.8, 1.25)  # ... and each line's own height relative to it
+LINE_GAP = (0.25, 0.9)  # space between lines, in digit heights
+MAX_SLOPE = 5.0  # degrees
+FOCUS = 2.5  # a page is defocused as much as a number of its digits' height (photo_digits: its short side)
+NUMBER_HEIGHT = (40, 200)  # numbers with separators: digit height in pixels
+MARK_GAP = (0.08, 0.3)  # space on each side of a dot or comma, in digit heights,
+MINUS_GAP = (0.12, 0.4)  # and between a minus sign and its number
+SPACE_GAP = (0.9, 1.5)  # a space between digit groups, in digit heights
+KINDS = ("decimal point", "decimal comma", "minus", "date", "groups")
+SUPER = 4  # marks are drawn this many times larger, then reduced: smooth edges like the digits'
+
+
+# ----------------------------------------------------------------------------------------- drawing
+
+
+def _reduced(canvas: Image.Image) -> np.ndarray:
+    """A mark drawn SUPER times too large, reduced to ink coverage 0..1 cropped to its ink."""
+    w, h = canvas.size
+    small = canvas.resize((max(1, w // SUPER), max(1, h // SUPER)), Image.Resampling.BOX)
+    alpha = np.asarray(small, np.float32) / 255
+    rows, cols = np.flatnonzero(alpha.max(1) > 0.05), np.flatnonzero(alpha.max(0) > 0.05)
+    return alpha[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def dot_alpha(pen: float, rng: np.random.Generator) -> np.ndarray:
+    """A pen dot: a blob one to two pen widths across, a little oval and turned any way."""
+    rx = pen * rng.uniform(0.5, 1.0) * SUPER
+    ry = rx * rng.uniform(0.75, 1.0)
+    side = int(4 * max(rx, ry)) + 4
+    canvas = Image.new("L", (side, side))
+    c = side / 2
+    ImageDraw.Draw(canvas).ellipse([c - rx, c - ry, c + rx, c + ry], fill=255)
+    return _reduced(canvas.rotate(rng.uniform(0, 180), resample=Image.Resampling.BICUBIC))
+
+
+def comma_alpha(pen: float, height: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """A comma: a dot with a tail curving down and left below the baseline.
+
+    Returns the ink and how far its tail reaches below the baseline (px), measured from the head's bottom.
+    """
+    s = SUPER
+    head = pen * rng.uniform(0.5, 0.9) * s
+    depth = height * rng.uniform(0.22, 0.4) * s
+    lean = depth * rng.uniform(0.2, 0.7)
+    bend = depth * rng.uniform(-0.1, 0.3)
+    width = max(1, int(pen * rng.uniform(0.7, 1.1) * s))
+    side = int(2 * (head + depth + lean)) + 8
+    canvas = Image.new("L", (side, side))
+    draw = ImageDraw.Draw(canvas)
+    x, y = side / 2, side / 4
+    draw.ellipse([x - head, y - head, x + head, y + head], fill=255)
+    t = np.linspace(0, 1, 12)
+    xs = x + head * 0.6 - lean * t**1.5 + bend * t * (1 - t)
+    ys = y + depth * t + head * (1 - t) * 0.5
+    draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=255, width=width, joint="curve")
+    return _reduced(canvas), (depth - head) / s
+
+
+def minus_alpha(pen: float, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A minus sign: a bar 0.3–0.65 digit heights long, about a pen wide, slanted and bowed a little."""
+    s = SUPER
+    length = height * rng.uniform(0.3, 0.65) * s
+    angle = np.radians(rng.uniform(-8, 8))
+    width = max(1, int(pen * rng.uniform(0.8, 1.3) * s))
+    side = int(length + 4 * width) + 8
+    canvas = Image.new("L", (side, side))
+    t = np.linspace(-0.5, 0.5, 9)
+    bow = length * rng.uniform(-0.06, 0.06) * (1 - 4 * t**2)
+    xs = side / 2 + length * t * np.cos(angle) - bow * np.sin(angle)
+    ys = side / 2 + length * t * np.sin(angle) + bow * np.cos(angle)
+    draw = ImageDraw.Draw(canvas)
+    draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=255, width=width, joint="curve")
+    for x, y in ((xs[0], ys[0]), (xs[-1], ys[-1])):  # a pen's round ends
+        draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=255)
+    return _reduced(canvas)
+
+
+def pen_of(alpha: np.ndarray) -> float:
+    """The pen width of drawn digits: the typical horizontal run of their ink."""
+    return stroke_width(alpha > 0.5)
+
+
+def line_alpha(text: str, digits: list[np.ndarray], rng: np.random.Generator, height: int) -> np.ndarray:
+    """One line of writing: ``text`` (digits, ".", ",", "-", " "), its digits being these MNIST images in order.
+
+    Runs of digits are drawn by ``number_alpha`` (uneven gaps, now and then touching) and set on a common
+    baseline; marks and spaces are placed between them.
+    """
+    runs: list[tuple[str, np.ndarray | None]] = []
+    taken = 0
+    for piece in _pieces(text):
+        if piece[0].isdigit():
+            ink, _ = number_alpha(digits[taken:taken + len(piece)], rng, height, TOUCHING)
+            taken += len(piece)
+            runs.append(("digits", ink))
+        else:
+            runs.append((piece, None))
+    pens = [pen_of(ink) for kind, ink in runs if kind == "digits"]
+    pen = float(np.median(pens)) * rng.uniform(0.85, 1.2)
+    baseline = 2 * height  # on a canvas 3 heights tall: room for anything above and below
+    placed: list[tuple[np.ndarray, int, int]] = []  # ink, top, left
+    x = 0.0
+    for index, (kind, ink) in enumerate(runs):
+        if kind == "digits":  # marks and spaces bring their own gaps
+            top = baseline - ink.shape[0] + int(rng.uniform(-0.03, 0.03) * height)
+        elif kind == " ":
+            x += height * rng.uniform(*SPACE_GAP)
+            continue
+        else:
+            gap = MINUS_GAP if kind == "-" else MARK_GAP
+            x += height * rng.uniform(*gap)
+            if kind == ".":
+                ink = dot_alpha(pen, rng)
+                top = baseline - ink.shape[0] + int(rng.uniform(-0.04, 0.04) * height)
+            elif kind == ",":
+                ink, depth = comma_alpha(pen, height, rng)
+                top = baseline + int(depth) - ink.shape[0] + int(rng.uniform(-0.03, 0.05) * height)
+            else:
+                ink = minus_alpha(pen, height, rng)
+                # At mid-height of the number it signs (a wide, short MNIST digit is lower than ``height``).
+                number = next((a.shape[0] for k, a in runs[index + 1:] if k == "digits"), height)
+                top = baseline - number // 2 - ink.shape[0] // 2 + int(rng.uniform(-0.1, 0.1) * number)
+        placed.append((ink, top, int(round(x))))
+        x += ink.shape[1]
+        if kind != "digits":
+            x += height * rng.uniform(*gap)
+    canvas = np.zeros((4 * height, int(x) + 2), np.float32)
+    for ink, top, left in placed:
+        region = canvas[top:top + ink.shape[0], left:left + ink.shape[1]]
+        np.maximum(region, ink, out=region)
+    rows = np.flatnonzero(canvas.max(1) > 0)
+    return canvas[rows[0]:rows[-1] + 1]
+
+
+def _pieces(text: str) -> list[str]:
+    """"-12.50" → ["-", "12", ".", "50"]: runs of digits and single other characters."""
+    pieces: list[str] = []
+    for char in text:
+        if char.isdigit() and pieces and pieces[-1][-1].isdigit():
+            pieces[-1] += char
+        else:
+            pieces.append(char)
+    return pieces
+
+
+def page_alpha(lines: list[np.ndarray], heights: list[int], rng: np.random.Generator) -> np.ndarray:
+    """Lines one under another, unevenly spaced and indented, the page turned by up to ±MAX_SLOPE degrees."""
+    typical = float(np.mean(heights))
+    gaps = [int(typical * rng.uniform(*LINE_GAP)) for _ in lines[1:]]
+    indents = [int(typical * rng.uniform(0, 0.8)) for _ in lines]
+    width = max(indent + line.shape[1] for indent, line in zip(indents, lines, strict=True))
+    page = np.zeros((sum(line.shape[0] for line in lines) + sum(gaps), width), np.float32)
+    y = 0
+    for k, (line, indent) in enumerate(zip(lines, indents, strict=True)):
+        page[y:y + line.shape[0], indent:indent + line.shape[1]] = np.maximum(
+            page[y:y + line.shape[0], indent:indent + line.shape[1]], line)
+        y += line.shape[0] + (gaps[k] if k < len(gaps) else 0)
+    turned = Image.fromarray(page, "F").rotate(rng.uniform(-MAX_SLOPE, MAX_SLOPE), Image.Resampling.BICUBIC,
+                                               expand=True)
+    return np.clip(np.asarray(turned, np.float32), 0, 1)
+
+
+def separator_text(kind: str, rng: np.random.Generator) -> str:
+    """A random number of ``kind`` (its digits are placeholders: the benchmark puts MNIST digits in)."""
+    def digits(lo: int, hi: int) -> str:
+        return "d" * int(rng.integers(lo, hi + 1))
+
+    if kind == "decimal point":
+        return f"{digits(1, 4)}.{digits(1, 3)}"
+    if kind == "decimal comma":
+        return f"{digits(1, 4)},{digits(1, 3)}"
+    if kind == "minus":
+        return "-" + (digits(1, 4) if rng.random() < 0.7 else f"{digits(1, 3)}.{digits(1, 2)}")
+    if kind == "date":
+        return f"{digits(2, 2)}.{digits(2, 2)}.{digits(4, 4) if rng.random() < 0.7 else digits(2, 2)}"
+    return " ".join(digits(3, 3) if k else digits(1, 3) for k in range(int(rng.integers(2, 4))))
+
+
+# ------------------------------------------------------------------------------------- measuring
+
+
+def _draw_digits(count: int, rng: np.random.Generator, labels: np.ndarray) -> tuple[np.ndarray, str]:
+    index = rng.choice(len(labels), size=count, replace=False)
+    return index, "".join(str(labels[i]) for i in index)
+
+
+def run(model: str | None, n: int, seed: int, single: int | None = None, save: str | None = None) -> dict:
+    """Measure the three rows (``n`` pictures each; ``single`` single-line numbers, default ``n``)."""
+    rng = np.random.default_rng(seed)
+    mnist = load_mnist()
+    images, labels = mnist.test_images, mnist.test_labels
+    recognizer = Recognizer.from_pretrained(model)
+    result = {"model": str(recognizer.loaded.path), "arch": recognizer.spec.name, "seed": seed}
+    failures: list[tuple[str, bytes]] = []
+
+    def plain_right(index: np.ndarray) -> bool:
+        return bool((recognizer.classify(images[index]).argmax(1) == labels[index]).all())
+
+    if n:
+        exact = count_right = plain = 0
+        started = time.perf_counter()
+        for k in range(n):
+            base = int(rng.integers(*LINE_HEIGHT))
+            lengths = [int(rng.integers(1, 9)) for _ in range(int(rng.integers(2, 6)))]
+            heights = [int(base * rng.uniform(*LINE_HEIGHT_SPREAD)) for _ in lengths]
+            index, _ = _draw_digits(sum(lengths), rng, labels)
+            texts, drawn, at = [], [], 0
+            for length, height in zip(lengths, heights, strict=True):
+                part = index[at:at + length]
+                at += length
+                texts.append("".join(str(labels[i]) for i in part))
+                drawn.append(number_alpha([images[i] for i in part], rng, height, TOUCHING)[0])
+            picture = photograph(place(page_alpha(drawn, heights, rng), rng, margin=(0.05, 0.3)), rng,
+                                 focus_size=FOCUS * base)
+            answer = recognizer.read(picture)
+            truth = "\n".join(texts)
+            exact += answer["text"] == truth
+            count_right += len(answer["lines"]) == len(lengths)
+            plain += plain_right(index)
+            if answer["text"] != truth:
+                failures.append((f"lines-{k}-{truth.replace(chr(10), '_')}-as-"
+                                 f"{answer['text'].replace(chr(10), '_') or 'none'}", picture))
+        result["multi_line"] = {"n": n, "exact": exact / n, "line_count_right": count_right / n,
+                                "plain_mnist_exact": plain / n,
+                                "ms_per_picture": 1000 * (time.perf_counter() - started) / n}
+
+    if n:
+        by_kind = {kind: [0, 0] for kind in KINDS}
+        plain = 0
+        started = time.perf_counter()
+        for k in range(n):
+            kind = KINDS[k % len(KINDS)]
+            pattern = separator_text(kind, rng)
+            index, digits = _draw_digits(pattern.count("d"), rng, labels)
+            fill = iter(digits)
+            truth = "".join(next(fill) if c == "d" else c for c in pattern)
+            height = int(rng.integers(*NUMBER_HEIGHT))
+            alpha = line_alpha(truth, [images[i] for i in index], rng, height)
+            picture = photograph(place(alpha, rng, margin=(0.05, 0.3)), rng)
+            text = recognizer.read(picture)["text"]
+            by_kind[kind][0] += text == truth
+            by_kind[kind][1] += 1
+            plain += plain_right(index)
+            if text != truth:
+                failures.append((f"sep-{k}-{truth}-as-{text.replace(chr(10), '_') or 'none'}", picture))
+        right = sum(r for r, _ in by_kind.values())
+        result["separators"] = {"n": n, "exact": right / n, "plain_mnist_exact": plain / n,
+                                "by_kind": {kind: r / max(t, 1) for kind, (r, t) in by_kind.items()},
+                                "ms_per_picture": 1000 * (time.perf_counter() - started) / n}
+
+    single = n if single is None else single
+    if single:
+        numbers = run_photo_digits(model, 0, single, seed)["numbers"]
+        result["single_line"] = {"n": single, "exact": numbers["exact_match"],
+                                 "plain_mnist_exact": numbers["plain_mnist_exact_match"],
+                                 "ms_per_picture": numbers["ms_per_picture"]}
+    if save:
+        out = Path(save)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in failures:
+            (out / f"{name.replace(' ', '~')}.jpg").write_bytes(data)
+    return result
+
+
+def write_examples(directory: str, seed: int) -> list[Path]:
+    """A few sample pictures (PNG): a column of readings and numbers with separators."""
+    rng = np.random.default_rng(seed)
+    mnist = load_mnist()
+    first = {d: int(np.flatnonzero(mnist.test_labels == d)[0]) for d in range(10)}
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in (("amounts", "12.50\n-3"), ("date", "23.11.2026"), ("groups", "12 345")):
+        lines = text.split("\n")
+        drawn = [line_alpha(line, [mnist.test_images[first[int(c)]] for c in line if c.isdigit()], rng, 64)
+                 for line in lines]
+        alpha = page_alpha(drawn, [64] * len(drawn), rng) if len(drawn) > 1 else drawn[0]
+        path = out / f"read-{name}.png"
+        Image.open(io.BytesIO(photograph(place(alpha, rng, margin=(0.1, 0.2)), rng))).save(path, optimize=True)
+        written.append(path)
+    return written
+
+
+def print_table(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("measure", "value", title=f"read lines — {result['arch']} ({result['model']}), seed {result['seed']}")
+    if "multi_line" in result:
+        s = result["multi_line"]
+        table.add_row("multi-line pictures (2–5 lines of 1–8 digits)", f"{s['n']}")
+        table.add_row("  exact", f"{s['exact']:.1%} (target ≥ 93%)")
+        table.add_row("  line count right", f"{s['line_count_right']:.1%} (target ≥ 99%)")
+        table.add_row("  same digits as plain MNIST", f"{s['plain_mnist_exact']:.1%}")
+        table.add_row("  time", f"{s['ms_per_picture']:.0f} ms/picture")
+    if "separators" in result:
+        s = result["separators"]
+        table.add_row("separators and signs", f"{s['n']}")
+        table.add_row("  exact", f"{s['exact']:.1%} (target ≥ 93%)")
+        for kind, value in s["by_kind"].items():
+            table.add_row(f"    {kind}", f"{value:.1%}")
+        table.add_row("  same digits as plain MNIST", f"{s['plain_mnist_exact']:.1%}")
+        table.add_row("  time", f"{s['ms_per_picture']:.0f} ms/picture")
+    if "single_line" in result:
+        s = result["single_line"]
+        table.add_row("single-line numbers (photo_digits, 2–6 digits)", f"{s['n']}")
+        table.add_row("  exact", f"{s['exact']:.1%} (target ≥ 95%)")
+        table.add_row("  same digits as plain MNIST", f"{s['plain_mnist_exact']:.1%}")
+        table.add_row("  time", f"{s['ms_per_picture']:.0f} ms/picture")
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="model directory (default: the bundled model)")
+    parser.add_argument("--n", type=int, default=200, help="pictures per row")
+    parser.add_argument("--single", type=int, default=None, help="single-line numbers (default: --n)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is steadier on a busy machine)")
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    parser.add_argument("--save-failures", metavar="DIR", help="write the misread pictures here")
+    parser.add_argument("--examples", metavar="DIR", help="write sample pictures here and exit")
+    args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.examples:
+        for path in write_examples(args.examples, args.seed):
+            print(path)
+        return 0
+    result = run(args.model, args.n, args.seed, args.single, args.save_failures)
+    if not args.json:
+        print_table(result)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Lines of writing: the ink's pieces grouped into lines, each line read into digits, separators and spaces.
+
+1. Connected components are found once. The tall ones (digits, or most of one) are *anchors*: walking them
+   left to right, each joins the line whose centre, extended to its column, it sits closest to (within
+   ``SAME_LINE`` line heights), or starts a new line. A line's centre follows its anchors (a least-squares
+   fit, so a slightly sloped line is followed along its slope), and lines of different heights keep their own.
+2. Every other piece (a dot, a comma, a minus, the detached bar of a 5, dust) goes to the line it is
+   vertically closest to.
+3. Per line, pieces that stand alone and have the shape of a separator or sign are read as such
+   (:mod:`marks`); the rest is the line's ink, split into digits by :func:`segment.find_digits` exactly as a
+   picture of one line always was. Gaps wider than a space between digits become spaces.
+
+Reading order: lines top to bottom, items left to right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from digitnet.vision.marks import Mark, classify_mark, is_stacked, space_between
+from digitnet.vision.preprocess import Ink, connected_components
+from digitnet.vision.segment import Classifier, Segment, find_digits, stroke_width
+
+TALL = 0.3  # components at least this fraction of the tallest measure the typical digit height ...
+ANCHOR = 0.55  # ... and those at least this fraction of that height set the lines
+PIECE_GAP = 0.1  # anchors one above the other at most this far apart (typical heights) are one broken digit ...
+PIECE_UNION = 1.5  # ... if together they are at most this tall: lines stand further apart;
+BREAK = 0.05  # so are pieces parted by at most this fraction of their joint height, whatever the digits' size
+SAME_LINE = 0.5  # an anchor joins a line whose centre at its column is at most this many line heights away
+MAX_SLOPE = 0.15  # a line's fitted slope is clamped to this (about 8.5 degrees)
+MARK_SIZE = 0.65  # only pieces shorter than this (line heights) can be separators or signs
+MIN_SPECK = 4  # dropped specks of fewer pixels are not even looked at as marks
+FIT_COUNT = 3  # a slope is fitted once a line has this many anchors (two digits' jitter is no slope) ...
+FIT_SPAN = 1.0  # ... spanning this many line heights sideways
+
+
+@dataclass
+class Line:
+    """A line of writing: its components and where its digits' tops and baseline run (working resolution)."""
+
+    components: list[int] = field(default_factory=list)  # indices into the components' stats
+    anchors: list[int] = field(default_factory=list)  # the tall ones among them, which fix the geometry
+    blobs: list[tuple[float, float, float, float]] = field(default_factory=list)  # anchors' boxes, broken digits whole
+    slope: float = 0.0  # dy/dx of the line's top and baseline
+    top0: float = 0.0  # top(x) = top0 + slope·x
+    bottom0: float = 0.0  # bottom(x) = bottom0 + slope·x: the baseline
+    height: float = 1.0  # typical digit height
+
+    def top(self, x: float) -> float:
+        return self.top0 + self.slope * x
+
+    def bottom(self, x: float) -> float:
+        return self.bottom0 + self.slope * x
+
+    def centre(self, x: float) -> float:
+        return (self.top(x) + self.bottom(x)) / 2
+
+
+@dataclass
+class Item:
+    """One character of a line: a digit (with its segment and probabilities) or a separator, sign or space."""
+
+    char: str  # "0"-"9", ".", ",", "-" or " "
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), working resolution
+    confidence: float
+    segment: Segment | None = None  # digits only: its ink and the model's probabilities
+
+
+@dataclass
+class TextLine:
+    """A line read: its items left to right."""
+
+    items: list[Item]
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        boxes = np.array([item.box for item in self.items])
+        return int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max())
+
+
+def _fit(line: Line) -> None:
+    """Set a line's slope, top, baseline and height from its anchors (a broken digit counts once, whole)."""
+    boxes = np.array(line.blobs, np.float64)
+    centres_x = (boxes[:, 0] + boxes[:, 2]) / 2
+    heights = boxes[:, 3] - boxes[:, 1]
+    line.height = float(np.median(heights))
+    slope = 0.0
+    if len(boxes) >= FIT_COUNT and np.ptp(centres_x) >= FIT_SPAN * line.height:
+        centres_y = (boxes[:, 1] + boxes[:, 3]) / 2
+        slope = float(np.clip(np.polyfit(centres_x, centres_y, 1)[0], -MAX_SLOPE, MAX_SLOPE))
+    line.slope = slope
+    line.top0 = float(np.median(boxes[:, 1] - slope * centres_x))
+    line.bottom0 = float(np.median(boxes[:, 3] - slope * centres_x))
+
+
+def _broken_digits(stats: np.ndarray, anchors: np.ndarray, typical: float) -> list[list[int]]:
+    """Anchors grouped so that the pieces of one broken digit (an 8 in three parts) stay together, left to right.
+
+    Pieces of a digit share columns and (nearly) touch, and together are about a digit tall; digits of
+    neighbouring lines stand further apart.
+    """
+    blobs = [[int(i)] for i in anchors]
+    boxes = [stats[i, :4].astype(np.float64) for i in anchors]
+    merged = True
+    while merged:
+        merged = False
+        for a in range(len(blobs)):
+            for b in range(a + 1, len(blobs)):
+                p, q = boxes[a], boxes[b]
+                overlap = min(p[2], q[2]) - max(p[0], q[0])
+                gap = max(p[1], q[1]) - min(p[3], q[3])
+                union = max(p[3], q[3]) - min(p[1], q[1])
+                close = (gap <= PIECE_GAP * typical and union <= PIECE_UNION * typical) or gap <= BREAK * union
+                if overlap >= 0.5 * min(p[2] - p[0], q[2] - q[0]) and close:
+                    boxes[a] = np.concatenate([np.minimum(p[:2], q[:2]), np.maximum(p[2:], q[2:])])
+                    blobs[a] += blobs.pop(b)
+                    boxes.pop(b)
+                    merged = True
+                    break
+            if merged:
+                break
+    order = np.argsort([(box[0] + box[2]) / 2 for box in boxes], kind="stable")
+    return [blobs[i] for i in order]
+
+
+def find_lines(stats: np.ndarray) -> list[Line]:
+    """Components (stats rows: x0, y0, x1, y1, area) grouped into lines, top to bottom."""
+    if len(stats) == 0:
+        return []
+    heights = stats[:, 3] - stats[:, 1]
+    typical = float(np.median(heights[heights >= TALL * heights.max()]))
+    anchors = np.flatnonzero(heights >= ANCHOR * typical)
+    blobs = _broken_digits(stats, anchors, float(np.median(heights[heights >= 0.5 * heights.max()])))
+    lines: list[Line] = []
+    for blob in blobs:
+        x0, y0 = stats[blob, 0].min(), stats[blob, 1].min()
+        x1, y1 = stats[blob, 2].max(), stats[blob, 3].max()
+        cx, cy, h = (x0 + x1) / 2, (y0 + y1) / 2, y1 - y0
+        distances = [abs(cy - line.centre(cx)) / max(line.height, h) for line in lines]
+        best = int(np.argmin(distances)) if distances else -1
+        if best < 0 or distances[best] > SAME_LINE:
+            lines.append(Line())
+            best = len(lines) - 1
+        lines[best].anchors.extend(blob)
+        lines[best].blobs.append((x0, y0, x1, y1))
+        _fit(lines[best])
+    # The other pieces go to the line they are vertically closest to.
+    for index in range(len(stats)):
+        lines[nearest_line(lines, stats[index])].components.append(index)
+    return sorted(lines, key=lambda line: line.centre(float(stats[:, 0].min() + stats[:, 2].max()) / 2))
+
+
+def nearest_line(lines: list[Line], box: np.ndarray) -> int:
+    """The line a piece of ink (box x0, y0, x1, y1) is vertically closest to, relative to the line's height.
+
+    Sideways distance beyond a line's ends only breaks ties between lines.
+    """
+    x0, y0, x1, y1 = box[:4]
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    costs = []
+    for line in lines:
+        outside = max(line.top(cx) - cy, cy - line.bottom(cx), 0.0) / line.height
+        left, right = min(b[0] for b in line.blobs), max(b[2] for b in line.blobs)
+        costs.append(outside + 0.1 * max(left - cx, cx - right, 0.0) / line.height)
+    return int(np.argmin(costs))
+
+
+def dropped_specks(ink: Ink) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Stats (x0, y0, x1, y1, area) and masks of the pieces of ink that :func:`find_ink` dropped as specks.
+
+    A thin pen's decimal point is far smaller than a digit and goes with the dust; it gets a second chance as
+    a mark (only as one: it never joins a digit's ink).
+    """
+    faint = ink.ink > 0.5 * ink.level
+    labels, stats = connected_components(faint)
+    kept = np.zeros(len(stats) + 1, bool)
+    kept[labels[ink.mask]] = True
+    dropped = np.flatnonzero(~kept[1:] & (stats[:, 4] >= MIN_SPECK))
+    return stats[dropped], [labels[stats[i, 1]:stats[i, 3], stats[i, 0]:stats[i, 2]] == i + 1 for i in dropped]
+
+
+def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
+    """The lines of writing in ``ink``, each read into digits, separators, signs and spaces, in reading order.
+
+    A picture holding one line and no separators is read exactly as :func:`segment.find_digits` reads it.
+    """
+    labels, stats = connected_components(ink.mask)
+    lines = find_lines(stats)
+    stroke = stroke_width(ink.mask)
+    result = []
+    specks, speck_masks = dropped_specks(ink) if lines else (np.zeros((0, 5), np.int64), [])
+    speck_lines = np.array([nearest_line(lines, box) for box in specks], np.int64)
+    for number, line in enumerate(lines):
+        members = np.asarray(line.components)
+        marks: dict[int, Mark] = {}
+        for index in members:
+            box = stats[index]
+            if box[3] - box[1] >= MARK_SIZE * line.height:
+                continue
+            if is_stacked(box, stats[members[members != index]]):
+                continue
+            cx = (box[0] + box[2]) / 2
+            own = labels[box[1]:box[3], box[0]:box[2]] == index + 1
+            mark = classify_mark(box, int(box[4]), line.top(cx), line.bottom(cx), stroke, own)
+            if mark is not None:
+                marks[int(index)] = mark
+        extra = []  # marks among the dropped specks: not part of the line's ink
+        for box, own, home in zip(specks, speck_masks, speck_lines, strict=True):
+            if home != number:
+                continue
+            cx = (box[0] + box[2]) / 2
+            mark = classify_mark(box, int(box[4]), line.top(cx), line.bottom(cx), stroke, own)
+            if mark is not None and mark.char in ".," and not is_stacked(box, stats[members]):
+                extra.append(mark)
+        if len(lines) == 1 and not marks:
+            line_ink = ink  # one line, nothing else: exactly what was read before lines existed
+        else:
+            keep = np.zeros(len(stats) + 1, bool)
+            keep[[i + 1 for i in members if i not in marks]] = True
+            line_ink = replace(ink, mask=keep[labels])
+        digits = find_digits(line_ink, classify) if line_ink.mask.any() else []
+        items = [Item(str(int(s.probabilities.argmax())), s.box, float(s.probabilities.max()), s) for s in digits]
+        items += [Item(m.char, m.box, m.confidence) for m in [*marks.values(), *extra]]
+        items.sort(key=lambda item: (item.box[0] + item.box[2]) / 2)
+        if not items:
+            continue
+        result.append(TextLine(_with_spaces(items, line)))
+    return result
+
+
+def _with_spaces(items: list[Item], line: Line) -> list[Item]:
+    """Items with a space wherever two neighbouring digits stand much wider apart than the line's others."""
+    top = min(item.box[1] for item in items)
+    bottom = max(item.box[3] for item in items)
+    pairs = [k for k in range(len(items) - 1) if items[k].segment is not None and items[k + 1].segment is not None]
+    pitches = {k: ((items[k + 1].box[0] + items[k + 1].box[2]) - (items[k].box[0] + items[k].box[2])) / 2
+               for k in pairs}
+    out = [items[0]]
+    for k in range(len(items) - 1):
+        if k in pitches:
+            others = [p for j, p in pitches.items() if j != k]
+            usual = float(np.median(others)) if others else None
+            space = space_between(items[k].box, items[k + 1].box, line.height, top, bottom, usual)
+            if space is not None:
+                out.append(Item(space.char, space.box, space.confidence))
+        out.append(items[k + 1])
+    return out

@@ -1,0 +1,219 @@
+"""`read` finds lines of writing, separators, signs and spaces (issue 12), and one line reads as before."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from photo_helpers import ink_of, number_ink, on_paper
+from PIL import Image
+
+from digitnet.vision.lines import find_lines
+from digitnet.vision.pipeline import NO_INK, number_answer, prepare_number
+
+HEIGHT = 60
+
+
+def disk(radius: float) -> np.ndarray:
+    """A pen dot: ink coverage of a filled circle."""
+    side = int(2 * radius) + 3
+    yy, xx = np.mgrid[:side, :side] - (side - 1) / 2
+    return np.clip(radius + 0.5 - np.hypot(yy, xx), 0, 1).astype(np.float32)
+
+
+def comma(height: int = HEIGHT) -> np.ndarray:
+    """A comma: a dot with a tail going down and to the left."""
+    canvas = np.zeros((height // 2, height // 4), np.float32)
+    head = disk(4.5)
+    canvas[:head.shape[0], -head.shape[1]:] = head
+    for t in np.linspace(0, 1, 40):  # the tail, about a pen wide
+        y, x = int(6 + t * (canvas.shape[0] - 9)), int(canvas.shape[1] - 7 - t * 6)
+        canvas[y:y + 3, x:x + 5] = 1
+    return canvas
+
+
+def bar(length: int, thickness: int = 6) -> np.ndarray:
+    return np.ones((thickness, length), np.float32)
+
+
+def row(items: list, digits: dict[int, np.ndarray], height: int = HEIGHT, gap: int | None = None) -> np.ndarray:
+    """A line of writing on a common baseline: digits (ints) and marks (".", ",", "-", " ")."""
+    gap = height // 4 if gap is None else gap
+    baseline = 2 * height
+    placed, x = [], 0
+    for item in items:
+        if item == " ":
+            x += height  # a space: a digit's height more
+            continue
+        if isinstance(item, int):
+            ink = ink_of(digits[item], height)
+            top = baseline - ink.shape[0]
+        elif item == ".":
+            ink = disk(5)
+            top = baseline - ink.shape[0] + 1
+        elif item == ",":
+            ink = comma(height)
+            top = baseline - 10
+        else:
+            ink = bar(int(0.45 * height))
+            top = baseline - height // 2 - 3
+        placed.append((ink, top, x))
+        x += ink.shape[1] + gap
+    canvas = np.zeros((4 * height, x), np.float32)
+    for ink, top, left in placed:
+        region = canvas[top:top + ink.shape[0], left:left + ink.shape[1]]
+        np.maximum(region, ink, out=region)
+    rows = np.flatnonzero(canvas.max(1) > 0)
+    return canvas[rows[0]:rows[-1] + 1]
+
+
+def page(lines: list[np.ndarray], gap: int = 30, indent: int = 20, angle: float = 0.0) -> np.ndarray:
+    """Lines one under another (each indented a little more), optionally turned by ``angle`` degrees."""
+    width = max(line.shape[1] for line in lines) + indent * len(lines)
+    out = np.zeros((sum(line.shape[0] for line in lines) + gap * (len(lines) - 1), width), np.float32)
+    y = 0
+    for k, line in enumerate(lines):
+        out[y:y + line.shape[0], k * indent:k * indent + line.shape[1]] = line
+        y += line.shape[0] + gap
+    if angle:
+        out = np.asarray(Image.fromarray(out, "F").rotate(angle, Image.Resampling.BICUBIC, expand=True))
+    return np.clip(out, 0, 1)
+
+
+def read(recognizer, coverage: np.ndarray) -> dict:
+    return number_answer(prepare_number(on_paper(coverage, noise=0.02), recognizer.classify))
+
+
+def test_two_lines_read_as_two_lines_in_order(recognizer, clean_digits):
+    picture = page([number_ink([clean_digits[d] for d in (5, 1, 8)], HEIGHT),
+                    number_ink([clean_digits[d] for d in (3, 7)], HEIGHT)])
+    answer = read(recognizer, picture)
+    assert answer["text"] == "518\n37"
+    assert [line["text"] for line in answer["lines"]] == ["518", "37"]
+    assert answer["lines"][0]["box"][3] <= answer["lines"][1]["box"][1]  # the first line is above the second
+    assert answer["digits"] == answer["lines"][0]["digits"] + answer["lines"][1]["digits"]
+    for line in answer["lines"]:  # a line's box holds its items
+        x0, y0, x1, y1 = line["box"]
+        assert all(x0 <= d["box"][0] and d["box"][2] <= x1 and y0 <= d["box"][1] and d["box"][3] <= y1
+                   for d in line["digits"])
+
+
+def test_sloped_lines_of_different_heights_and_a_line_of_one_digit(recognizer, clean_digits):
+    lines = [number_ink([clean_digits[d] for d in (2, 0, 4, 6)], 70),
+             number_ink([clean_digits[9]], 50),
+             number_ink([clean_digits[d] for d in (7, 3, 1, 5, 8)], 56)]
+    for angle in (-4.0, 4.0):
+        answer = read(recognizer, page(lines, gap=24, angle=angle))
+        assert answer["text"] == "2046\n9\n73158", angle
+
+
+def test_a_decimal_point_is_kept_and_a_speck_far_from_the_baseline_is_not(recognizer, clean_digits):
+    line = row([3, ".", 1, 4], clean_digits)
+    answer = read(recognizer, line)
+    assert answer["text"] == "3.14"
+    point = answer["digits"][1]
+    assert point["char"] == "." and point["digit"] is None and 0.5 < point["confidence"] <= 1
+    # The same dot moved up to the top of the line, between the 1 and the 4: dust, not a point.
+    speckled = row([3, 1, 4], clean_digits)
+    speck = disk(5)
+    x = np.flatnonzero(speckled.any(0))
+    gaps = np.flatnonzero(~speckled.any(0)[x[0]:x[-1]]) + x[0]
+    left = int(gaps[len(gaps) * 3 // 4]) - speck.shape[1] // 2
+    speckled[2:2 + speck.shape[0], left:left + speck.shape[1]] = np.maximum(
+        speckled[2:2 + speck.shape[0], left:left + speck.shape[1]], speck)
+    assert read(recognizer, speckled)["text"] == "314"
+
+
+def test_a_decimal_comma(recognizer, clean_digits):
+    answer = read(recognizer, row([3, ",", 1, 4], clean_digits))
+    assert answer["text"] == "3,14" and answer["digits"][1]["char"] == ","
+
+
+def test_a_minus_is_not_a_one(recognizer, clean_digits):
+    minus = read(recognizer, row(["-", 3], clean_digits))
+    assert minus["text"] == "-3"
+    assert [d["digit"] for d in minus["digits"]] == [None, 3] and minus["digits"][0]["char"] == "-"
+    assert read(recognizer, row([1, 3], clean_digits))["text"] == "13"
+
+
+def test_digit_groups_keep_their_space(recognizer, clean_digits):
+    answer = read(recognizer, row([1, 2, " ", 3, 4, 5], clean_digits))
+    assert answer["text"] == "12 345"
+    two, space, three = answer["digits"][1:4]
+    assert space["char"] == " " and space["digit"] is None
+    assert space["box"][0] == two["box"][2] and space["box"][2] == three["box"][0]  # the gap, full line height
+    assert space["box"][1] <= min(two["box"][1], three["box"][1])
+    assert space["box"][3] >= max(two["box"][3], three["box"][3])
+
+
+def test_a_date_with_dots(recognizer, clean_digits):
+    answer = read(recognizer, row([2, 3, ".", 1, 1, ".", 2, 0, 2, 6], clean_digits))
+    assert answer["text"] == "23.11.2026"
+    assert "".join(d["char"] for d in answer["digits"]) == answer["text"]
+
+
+def test_the_pieces_of_a_broken_digit_stay_on_one_line():
+    # An 8 in three pieces one above the other beside a whole 6 (seen in photo_digits): one line, not three.
+    stats = np.array([[50, 20, 144, 98, 3253], [170, 20, 279, 210, 9597], [59, 98, 131, 161, 2053],
+                      [58, 162, 135, 210, 1773]])
+    lines = find_lines(stats)
+    assert len(lines) == 1 and sorted(lines[0].components) == [0, 1, 2, 3]
+    # A 5 broken into its top and bottom halves, among whole digits.
+    stats = np.array([[483, 78, 562, 214, 4621], [108, 84, 203, 155, 1688], [366, 88, 435, 210, 3996],
+                      [245, 101, 344, 200, 3991], [93, 153, 198, 219, 2038]])
+    assert len(find_lines(stats)) == 1
+
+
+def test_digits_directly_under_one_another_are_two_lines():
+    stats = np.array([[0, 0, 40, 60, 900], [0, 80, 40, 140, 900], [60, 0, 100, 60, 900], [60, 80, 100, 140, 900]])
+    lines = find_lines(stats)
+    assert [sorted(line.components) for line in lines] == [[0, 2], [1, 3]]
+
+
+def test_one_line_answers_keep_their_fields(recognizer, clean_digits):
+    answer = read(recognizer, number_ink([clean_digits[d] for d in (4, 0, 7)], HEIGHT))
+    assert set(answer) == {"path", "text", "lines", "digits", "error", "note"}
+    assert answer["text"] == "407" and len(answer["lines"]) == 1
+    assert answer["lines"][0]["digits"] == answer["digits"] and answer["lines"][0]["text"] == "407"
+    for item in answer["digits"]:
+        assert set(item) == {"char", "digit", "confidence", "box"} and item["char"] == str(item["digit"])
+
+
+def test_no_ink_has_no_lines(recognizer):
+    answer = number_answer(prepare_number(np.full((80, 120), 230, np.uint8), recognizer.classify))
+    assert answer["lines"] == [] and answer["digits"] == [] and answer["text"] == "" and answer["note"] == NO_INK
+
+
+def test_an_mnist_digit_is_one_line_of_one_digit(mnist, recognizer):
+    answer = number_answer(prepare_number(mnist.test_images[0], recognizer.classify))
+    assert len(answer["lines"]) == 1 and answer["lines"][0]["box"] == [0, 0, 28, 28]
+    assert answer["digits"][0]["char"] == str(answer["digits"][0]["digit"]) == answer["text"]
+
+
+@pytest.mark.parametrize("items", [[7, 7], [5, 5, 5]])
+def test_detached_bars_of_fives_and_sevens_stay_with_their_digit(recognizer, clean_digits, items):
+    # Each digit's top fifth lifted a little off its body: the bar is part of the digit, not a minus.
+    ink = number_ink([clean_digits[d] for d in items], HEIGHT)
+    cut = ink.shape[0] // 5
+    lifted = np.zeros((ink.shape[0] + 4, ink.shape[1]), np.float32)
+    lifted[:cut] = ink[:cut]
+    lifted[cut + 4:] = ink[cut:]
+    assert "-" not in read(recognizer, lifted)["text"]
+
+
+def test_read_prints_each_line_and_its_json_has_the_lines(recognizer, clean_digits, tmp_path):
+    from typer.testing import CliRunner
+
+    from digitnet.cli import app
+
+    path = tmp_path / "amounts.png"
+    Image.fromarray(on_paper(page([row([1, 2, ".", 5, 0], clean_digits), row(["-", 3], clean_digits)]))).save(path)
+    runner = CliRunner()
+    table = runner.invoke(app, ["read", str(path)])
+    assert table.exit_code == 0
+    rows = table.stdout.splitlines()
+    first = next(i for i, r in enumerate(rows) if "12.50" in r)
+    assert "-3" in rows[first + 1]  # the second line of writing, right under the first
+    answer = json.loads(runner.invoke(app, ["read", "--json", str(path)]).stdout)
+    assert answer["text"] == "12.50\n-3" and [line["text"] for line in answer["lines"]] == ["12.50", "-3"]

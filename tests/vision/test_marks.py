@@ -1,0 +1,64 @@
+"""Separators and signs told apart by geometry: a line 100 px tall from y = 100 (top) to y = 200 (baseline)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digitnet.vision.marks import classify_mark, is_stacked, space_between
+
+TOP, BOTTOM, STROKE = 100.0, 200.0, 12.0
+
+
+def mark(x0: int, y0: int, x1: int, y1: int, fill: float = 0.8):
+    box = np.array([x0, y0, x1, y1])
+    return classify_mark(box, int(fill * (x1 - x0) * (y1 - y0)), TOP, BOTTOM, STROKE)
+
+
+def test_a_dot_on_the_baseline():
+    dot = mark(50, 182, 66, 199)
+    assert dot.char == "." and dot.box == (50, 182, 66, 199) and 0.5 < dot.confidence <= 1
+
+
+@pytest.mark.parametrize("box", [(50, 100, 66, 117), (50, 135, 66, 152), (50, 230, 66, 247)],
+                         ids=["at the top", "at mid-height", "far below"])
+def test_a_dot_sized_speck_away_from_the_baseline_is_no_mark(box):
+    assert mark(*box) is None
+
+
+def test_a_speck_thinner_than_the_pen_is_dust():
+    assert mark(50, 194, 54, 199) is None  # 4 px across, a third of a stroke
+
+
+def test_a_comma_reaches_below_the_baseline():
+    comma = mark(50, 180, 62, 225, fill=0.5)
+    assert comma.char == ","
+
+
+def test_a_minus_is_a_flat_bar_at_mid_height():
+    assert mark(20, 145, 65, 155, fill=1.0).char == "-"
+    assert mark(20, 102, 65, 112, fill=1.0) is None  # a bar at the top: a 5's or 7's, not a minus
+    assert mark(20, 145, 24, 190, fill=1.0) is None  # upright: no minus
+
+
+def test_confidence_grows_with_the_margin():
+    on_edge = mark(20, 145, 42, 155, fill=1.0)  # barely long enough for a minus
+    clear = mark(20, 145, 65, 155, fill=1.0)
+    assert on_edge is not None and on_edge.confidence < clear.confidence
+
+
+def test_a_bar_on_top_of_a_digit_is_stacked_one_beside_it_is_not():
+    body = np.array([[60, 120, 110, 200, 2500]])  # a 5's body
+    assert is_stacked(np.array([70, 104, 120, 114]), body)  # its flag, above it
+    assert not is_stacked(np.array([10, 150, 58, 160]), body)  # a minus before it
+    assert not is_stacked(np.array([40, 150, 70, 160]), body)  # ... even touching its columns: beside it
+
+
+def test_a_space_is_a_wide_gap_wider_than_the_line_usually_has():
+    usual = 70.0  # centre to centre of neighbouring digits
+    assert space_between((0, 100, 50, 200), (80, 100, 130, 200), 100.0, 100, 200, usual) is None
+    space = space_between((0, 100, 50, 200), (140, 100, 190, 200), 100.0, 95, 205, usual)
+    assert space.char == " " and space.box == (50, 95, 140, 205) and space.confidence > 0.5
+    # Digits in equally spaced boxes: a narrow 1 leaves a wide gap, but the centres are as far apart as usual.
+    assert space_between((20, 100, 60, 200), (135, 100, 145, 200), 100.0, 100, 200, 120.0) is None
+    assert space_between((0, 100, 50, 200), (140, 100, 190, 200), 100.0, 100, 200, None) is None  # nothing to compare
