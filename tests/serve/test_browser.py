@@ -266,6 +266,12 @@ def test_swagger_ui_try_it_out_offline(browser, server, mnist):
     assert status.inner_text().strip() == "200"
     answer = predict.locator(".live-responses-table .highlight-code").first.inner_text()
     assert f'"digit": {int(mnist.test_labels[0])}' in answer
+    # POST /api/read documents lines and separators with its example: a two-line receipt, nulls and all.
+    read = page.locator("#operations-default-read_api_read_post")
+    read.locator(".opblock-summary").click()
+    assert "lines" in read.locator(".opblock-description-wrapper").first.inner_text()
+    example = read.locator(".responses-wrapper .highlight-code").first.inner_text()
+    assert '"text": "12.50\\n-3"' in example and '"char": "."' in example and '"digit": null' in example
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "serve-docs.png"), full_page=True)
     assert elsewhere == [] and errors == []
