@@ -155,13 +155,14 @@ class ReadLine(Answer):
 
 
 class ReadResult(Answer):
-    """A written number's answer: the fields of ``digitnet read --json``."""
+    """The answer for a picture of written numbers (lines of digits and separators): ``digitnet read --json``."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [READ_EXAMPLE]})
     path: str | None
     text: str | None = Field(description="everything read: each line's text, lines joined with \"\\n\" "
                                          "(top to bottom), e.g. \"12.50\\n-3\"")
-    lines: list[ReadLine] | None = Field(description="the lines of writing, top to bottom; [] when there is no ink")
+    lines: list[ReadLine] | None = Field(description="the lines of writing, top to bottom; [] when there is no ink, "
+                                                     "null for a failed image in a batch")
     digits: list[ReadDigit] | None = Field(description="every item of every line, in reading order (digits "
                                                        "and separators: see char)")
     error: str | None
