@@ -29,7 +29,7 @@ from digitnet.serve.schemas import (
 )
 
 PREDICT_KEYS = {"path", "digit", "confidence", "probabilities", "error", "note"}
-READ_KEYS = {"path", "text", "digits", "error", "note"}
+READ_KEYS = {"path", "text", "lines", "digits", "error", "note"}
 
 
 @pytest.fixture(scope="module")
@@ -249,12 +249,26 @@ def test_read_a_number(client, number_photo):
     assert all(x0 < x1 and y0 < y1 for x0, y0, x1, y1 in boxes)
     assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)
     assert "input_png" not in answer["digits"][0]
+    # One line of digits: one line holding the same items, each with its char.
+    assert [d["char"] for d in answer["digits"]] == list(text)
+    [line] = answer["lines"]
+    assert line["text"] == text and line["digits"] == answer["digits"]
+    x0, y0, x1, y1 = line["box"]
+    assert all(x0 <= b[0] and y0 <= b[1] and b[2] <= x1 and b[3] <= y1 for b in boxes)
 
     debug = client.post("/api/read?debug=1", content=photo, headers={"content-type": "image/jpeg"}).json()
     assert debug["text"] == text
     for d in debug["digits"]:
         assert Image.open(io.BytesIO(base64.b64decode(d["input_png"]))).size == (28, 28)
         assert int(np.argmax(d["probabilities"])) == d["digit"]
+
+
+def test_read_a_blank_page_has_no_lines(client):
+    blank = png_bytes(np.full((120, 200), 235, np.uint8))
+    answer = client.post("/api/read", files={"file": ("blank.png", blank, "image/png")}).json()
+    assert answer["lines"] == [] and answer["digits"] == [] and answer["text"] == ""
+    assert answer["note"] == "no ink found"
+    ReadResult.model_validate(answer)
 
 
 def test_read_json_base64(client, number_photo):

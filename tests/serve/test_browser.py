@@ -122,7 +122,10 @@ def test_draw_digits_and_read_a_photo(browser, server, number_photo, tmp_path):
     page.wait_for_function("() => document.body.dataset.photo === 'done'", timeout=20_000)
     assert page.locator("#read-text").inner_text() == text
     assert page.locator("#crops li img").count() == len(text)
-    assert page.locator("#boxes span").count() == len(text)
+    assert page.locator("#boxes span.item").count() == len(text)
+    assert page.locator("#boxes span.item.sep").count() == 0
+    assert page.locator("#boxes span.line").count() == 1
+    assert page.locator("#boxes span.line").get_attribute("data-label") == text
     page.screenshot(path=str(ARTIFACTS / "serve-desktop.png"), full_page=True)
 
     # Undo takes the last stroke away; an empty board shows no answer.
@@ -130,6 +133,72 @@ def test_draw_digits_and_read_a_photo(browser, server, number_photo, tmp_path):
     draw_with_mouse(page, ONE)
     page.click("#undo")
     assert page.locator("#digit").inner_text() == "?"
+    assert errors == []
+
+
+def item(char: str, box: list[int], confidence: float = 0.97) -> dict:
+    return {"char": char, "digit": int(char) if char.isdigit() else None, "confidence": confidence, "box": box}
+
+
+# A receipt as /api/read answers it (boxes in the pixels of the 700×280 number_photo): "12.50" over "-3".
+RECEIPT_LINES = [
+    {"text": "12.50", "box": [70, 20, 520, 120], "digits": [
+        item("1", [70, 22, 140, 118]), item("2", [160, 20, 250, 120]), item(".", [262, 104, 276, 118], 0.9),
+        item("5", [290, 21, 390, 119]), item("0", [410, 20, 520, 120])]},
+    {"text": "-3", "box": [80, 150, 260, 260], "digits": [
+        item("-", [80, 198, 150, 212], 0.88), item("3", [170, 150, 260, 260])]},
+]
+RECEIPT = {"path": "receipt.jpg", "text": "12.50\n-3", "lines": RECEIPT_LINES,
+           "digits": [d for line in RECEIPT_LINES for d in line["digits"]], "error": None, "note": None}
+
+
+def test_photo_with_two_lines_and_separators(browser, server, number_photo, tmp_path):
+    """The page draws each line's box with its text, each separator unlike a digit, and shows both lines."""
+    page, errors = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    sent: list[str] = []
+
+    def two_lines(route):  # the answer of a better reader than today's, whatever the photo holds
+        sent.append(route.request.url)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(RECEIPT))
+
+    page.route("**/api/read*", two_lines)
+    path = tmp_path / "receipt.jpg"
+    path.write_bytes(number_photo[0])
+    page.set_input_files("#file", str(path))
+    page.wait_for_function("() => document.body.dataset.photo === 'done'", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('#boxes span').length > 0", timeout=5_000)
+    assert len(sent) == 1
+
+    # Both lines' text, one under the other.
+    assert page.locator("#read-text").inner_text() == "12.50\n-3"
+    # Two line outlines, top to bottom, each labelled with its text and holding its items' boxes.
+    lines = page.locator("#boxes span.line")
+    assert lines.count() == 2
+    assert [lines.nth(k).get_attribute("data-label") for k in range(2)] == ["12.50", "-3"]
+    labels = page.evaluate("[...document.querySelectorAll('#boxes span.line')]"
+                           ".map((el) => getComputedStyle(el, '::after').content)")
+    assert labels == ['"12.50"', '"-3"']
+    line_boxes = [lines.nth(k).bounding_box() for k in range(2)]
+    assert line_boxes[0]["y"] + line_boxes[0]["height"] <= line_boxes[1]["y"] + 1
+    items = page.locator("#boxes span.item")
+    assert items.count() == 7
+    assert [items.nth(k).get_attribute("data-label") for k in range(7)] == list("12.50-3")
+    for k, line_box in [(0, line_boxes[0]), (4, line_boxes[0]), (5, line_boxes[1]), (6, line_boxes[1])]:
+        b = items.nth(k).bounding_box()
+        assert line_box["x"] <= b["x"] and b["x"] + b["width"] <= line_box["x"] + line_box["width"] + 0.5
+        assert line_box["y"] <= b["y"] and b["y"] + b["height"] <= line_box["y"] + line_box["height"] + 0.5
+    # Separators look different from digits: another outline colour.
+    separators = page.locator("#boxes span.item.sep")
+    assert [separators.nth(k).get_attribute("data-label") for k in range(2)] == [".", "-"]
+    colour = "(el) => getComputedStyle(el).borderTopColor"
+    assert separators.first.evaluate(colour) != items.first.evaluate(colour)
+    assert lines.first.evaluate(colour) not in (separators.first.evaluate(colour), items.first.evaluate(colour))
+    # The list of items: every char, the separators marked.
+    assert page.locator("#crops li b").all_inner_texts() == list("12.50-3")
+    assert page.locator("#crops li.sep").count() == 2
+    assert "5 digits · 2 separators · 2 lines" in page.locator("#read-meta").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve-two-lines.png"), full_page=True)
     assert errors == []
 
 
@@ -197,6 +266,12 @@ def test_swagger_ui_try_it_out_offline(browser, server, mnist):
     assert status.inner_text().strip() == "200"
     answer = predict.locator(".live-responses-table .highlight-code").first.inner_text()
     assert f'"digit": {int(mnist.test_labels[0])}' in answer
+    # POST /api/read documents lines and separators with its example: a two-line receipt, nulls and all.
+    read = page.locator("#operations-default-read_api_read_post")
+    read.locator(".opblock-summary").click()
+    assert "lines" in read.locator(".opblock-description-wrapper").first.inner_text()
+    example = read.locator(".responses-wrapper .highlight-code").first.inner_text()
+    assert '"text": "12.50\\n-3"' in example and '"char": "."' in example and '"digit": null' in example
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "serve-docs.png"), full_page=True)
     assert elsewhere == [] and errors == []

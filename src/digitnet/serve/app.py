@@ -33,7 +33,7 @@ from digitnet.recognizer import Recognizer
 from digitnet.serve.middleware import BodyLimitMiddleware
 from digitnet.serve.requests import ApiError
 from digitnet.serve.routes import STATIC_DIR, error_response, router
-from digitnet.serve.schemas import request_schemas
+from digitnet.serve.schemas import request_schemas, restore_examples
 from digitnet.serve.service import Service, version
 from digitnet.serve.settings import ServeSettings
 
@@ -100,13 +100,14 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def _add_request_schemas(app: FastAPI) -> None:
     """Put the request models in the schema's components: the routes parse bodies themselves, so FastAPI
-    does not see them, and the routes' ``openapi_extra`` refers to them by name."""
+    does not see them, and the routes' ``openapi_extra`` refers to them by name. And the examples whole."""
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = generate()
             schema.setdefault("components", {}).setdefault("schemas", {}).update(request_schemas())
+            restore_examples(schema)
         return app.openapi_schema
 
     app.openapi = openapi

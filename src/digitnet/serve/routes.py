@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, Response
 from digitnet.serve.requests import orjson, parse_options, parse_request
 from digitnet.serve.schemas import (
     ERROR_RESPONSES,
+    READ_RESPONSES,
     Health,
     ModelInfo,
     PredictOptions,
@@ -110,12 +111,16 @@ async def predict(request: Request) -> Response:
     return answer(results, batch)
 
 
-@router.post("/api/read", summary="Read a written number from a picture",
+@router.post("/api/read", summary="Read written numbers from a picture: lines, decimal points, signs",
              description="A picture (multipart `file`, JSON `image_base64`, or a raw `image/*` body) of one "
-                         "or more digits. Fields as `digitnet read --json`; `?debug=1` adds each digit's "
-                         "28×28 as `input_png`.",
+                         "or more lines of writing. `lines` holds each line top to bottom with its `text`, "
+                         "`box` and items left to right; `text` joins the lines with `\\n` (a receipt: "
+                         "`\"12.50\\n-3\"`). Each item has a `char`: a digit, or a separator (`.` `,` `-` "
+                         "or a space between digit groups, whose `digit` is null), as in `23.11.2026` or "
+                         "`12 345`. `digits` lists every item of every line in reading order. Fields as "
+                         "`digitnet read --json`; `?debug=1` adds each digit's 28×28 as `input_png`.",
              openapi_extra=request_openapi(ReadRequest, ReadOptions),
-             response_model=ReadResult | ReadResults, responses=ERROR_RESPONSES)
+             response_model=ReadResult | ReadResults, responses=READ_RESPONSES)
 async def read(request: Request) -> Response:
     service = service_of(request)
     options = parse_options(request, ReadOptions, DEFAULT_READ)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 from pydantic.json_schema import models_json_schema
 
 # ---------------------------------------------------------------------------------------------- requests
@@ -99,24 +99,86 @@ class PredictResult(Answer):
     status: int | None = Field(None, description="in a batch, for a failed image: its error's HTTP status")
 
 
+# A two-line receipt, "12.50" over "-3": the example /docs shows for a read answer.
+_RECEIPT_LINES = [
+    {"text": "12.50", "box": [40, 30, 298, 98], "digits": [
+        {"char": "1", "digit": 1, "confidence": 0.998, "box": [40, 32, 70, 96]},
+        {"char": "2", "digit": 2, "confidence": 0.991, "box": [82, 30, 130, 98]},
+        {"char": ".", "digit": None, "confidence": 0.93, "box": [140, 84, 152, 96]},
+        {"char": "5", "digit": 5, "confidence": 0.987, "box": [164, 31, 222, 97]},
+        {"char": "0", "digit": 0, "confidence": 0.995, "box": [236, 30, 298, 98]}]},
+    {"text": "-3", "box": [44, 130, 150, 198], "digits": [
+        {"char": "-", "digit": None, "confidence": 0.96, "box": [44, 158, 86, 168]},
+        {"char": "3", "digit": 3, "confidence": 0.994, "box": [98, 130, 150, 198]}]},
+]
+READ_EXAMPLE = {"path": "receipt.jpg", "text": "12.50\n-3", "lines": _RECEIPT_LINES,
+                "digits": [item for line in _RECEIPT_LINES for item in line["digits"]], "error": None, "note": None}
+SEPARATORS = {".": "a decimal point or a date's dot", ",": "a decimal comma", "-": "a minus sign",
+              " ": "a space between digit groups (its box is the gap, full line height)"}
+Char = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", ".", ",", "-", " "]
+
+
 class ReadDigit(Answer):
-    digit: int = Field(ge=0, le=9)
-    confidence: float
+    """One item of a line, in reading order: a digit, or a separator ("." "," "-" or " ")."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [READ_EXAMPLE["digits"][0], READ_EXAMPLE["digits"][2]]})
+    char: Char = Field(description="what is written: a digit \"0\"-\"9\", or a separator: "
+                                   + "; ".join(f'"{c}" {what}' for c, what in SEPARATORS.items()))
+    digit: int | None = Field(ge=0, le=9, description="the digit (char as a number); null for a separator")
+    confidence: float = Field(ge=0, le=1, description="how sure the reader is of char (0..1)")
     box: list[int] = Field(min_length=4, max_length=4, description="x0, y0, x1, y1 (exclusive) in the picture's "
                                                                    "pixels, after EXIF rotation")
     input_png: str | None = Field(None, description="with ?debug=1: the 28×28 the model saw")
     probabilities: list[float] | None = Field(None, description="with ?debug=1")
 
+    @model_validator(mode="after")
+    def _digit_is_char(self) -> ReadDigit:
+        if self.digit != (int(self.char) if self.char.isdigit() else None):
+            raise ValueError(f"digit {self.digit} does not match char {self.char!r} (null for a separator)")
+        return self
+
+
+class ReadLine(Answer):
+    """One line of writing: its items left to right."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_RECEIPT_LINES[1]]})
+    text: str = Field(description="the line as written: its items' chars joined, e.g. \"12.50\", \"-3\", "
+                                  "\"23.11.2026\", \"12 345\"")
+    box: list[int] = Field(min_length=4, max_length=4, description="x0, y0, x1, y1 (exclusive) around the line")
+    digits: list[ReadDigit] = Field(description="the line's items (digits and separators), left to right")
+
+    @model_validator(mode="after")
+    def _text_is_chars(self) -> ReadLine:
+        if self.text != "".join(item.char for item in self.digits):
+            raise ValueError(f"line text {self.text!r} is not its items' chars joined")
+        return self
+
 
 class ReadResult(Answer):
-    """A written number's answer: the fields of ``digitnet read --json``."""
+    """The answer for a picture of written numbers (lines of digits and separators): ``digitnet read --json``."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [READ_EXAMPLE]})
     path: str | None
-    text: str | None = Field(description="the digits read, left to right")
-    digits: list[ReadDigit] | None
+    text: str | None = Field(description="everything read: each line's text, lines joined with \"\\n\" "
+                                         "(top to bottom), e.g. \"12.50\\n-3\"")
+    lines: list[ReadLine] | None = Field(description="the lines of writing, top to bottom; [] when there is no ink, "
+                                                     "null for a failed image in a batch")
+    digits: list[ReadDigit] | None = Field(description="every item of every line, in reading order (digits "
+                                                       "and separators: see char)")
     error: str | None
     note: str | None = Field(description="e.g. no ink found")
     status: int | None = Field(None, description="in a batch, for a failed image: its error's HTTP status")
+
+    @model_validator(mode="after")
+    def _lines_make_the_answer(self) -> ReadResult:
+        if self.lines is None:
+            return self
+        if self.text is not None and self.text != "\n".join(line.text for line in self.lines):
+            raise ValueError("text is not the lines' texts joined with \\n")
+        in_lines = [(d.char, d.box) for line in self.lines for d in line.digits]
+        if self.digits is not None and in_lines != [(d.char, d.box) for d in self.digits]:
+            raise ValueError("digits are not the lines' items in reading order")
+        return self
 
 
 class PredictResults(Answer):
@@ -181,6 +243,29 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorBody, "description": "unsupported content type"},
     422: {"model": ErrorBody, "description": "undecodable image, unusable pixels or a bad query parameter"},
 }
+
+# /docs shows this receipt as the example answer of /api/read (the schema itself stays the models').
+READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the lines read", "content": {"application/json": {"example": READ_EXAMPLE}}},
+    **ERROR_RESPONSES,
+}
+
+EXAMPLE_MODELS = (ReadDigit, ReadLine, ReadResult)
+
+
+def restore_examples(spec: dict) -> None:
+    """Put the answer examples back whole into a generated ``/openapi.json``: FastAPI writes it with every null
+    dropped, examples included, and a separator's ``"digit": null`` is the point of them."""
+    components = spec.get("components", {}).get("schemas", {})
+    for model in EXAMPLE_MODELS:
+        if model.__name__ in components:
+            components[model.__name__]["examples"] = model.model_config["json_schema_extra"]["examples"]
+    for operation in (op for path in spec.get("paths", {}).values() for op in path.values()):
+        for code, response in READ_RESPONSES.items():
+            example = response.get("content", {}).get("application/json", {}).get("example")
+            content = operation.get("responses", {}).get(str(code), {}).get("content", {}).get("application/json")
+            if example is not None and content is not None and "example" in content:
+                content["example"] = example
 
 
 def _ref(model: type[BaseModel]) -> dict:

@@ -26,7 +26,7 @@ from digitnet.serve.settings import ServeSettings
 from digitnet.vision.pipeline import Prepared, digit_answer, number_answer, prepare_digit, prepare_number
 
 PREDICT_FIELDS = ("digit", "confidence", "probabilities")
-READ_FIELDS = ("text", "digits")
+READ_FIELDS = ("text", "lines", "digits")
 
 
 def png_base64(image: np.ndarray) -> str:
@@ -109,9 +109,10 @@ class Service:
         result = number_answer(number)
         if result.get("error"):
             raise ApiError(422, _named(result["error"], item.name))
-        result["path"] = item.name
+        result["path"] = item.name  # everything else (text, lines, digits with char) goes out as the pipeline gave it
         if debug:  # the very 28×28 inputs the answer came from
-            for digit, crop, row in zip(result["digits"], number.images, number.probabilities, strict=True):
+            classified = _classified_items(result["digits"], len(number.images))
+            for digit, crop, row in zip(classified, number.images, number.probabilities, strict=True):
                 digit["input_png"] = png_base64(crop)
                 digit["probabilities"] = [round(float(p), 6) for p in row]
         return result
@@ -142,6 +143,12 @@ class Service:
     def close(self) -> None:
         if self.batcher is not None:
             self.batcher.close()
+
+
+def _classified_items(items: list[dict], crops: int) -> list[dict]:
+    """The items of a read answer that have a 28×28 of their own, in order: all of them when there are as many
+    crops as items, else the digits (separators told apart by geometry alone, such as a space, have no crop)."""
+    return items if len(items) == crops else [item for item in items if item.get("digit") is not None]
 
 
 def _named(message: str, name: str | None) -> str:

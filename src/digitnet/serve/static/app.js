@@ -328,7 +328,8 @@ async function answerOf(response) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Photos: read the number, outline each digit on the photo and show the 28×28 the model saw for it.
+// Photos: read the lines of writing, outline each line and each digit or separator on the photo, and show
+// the 28×28 the model saw for each.
 
 const drop = $("#drop");
 const fileInput = $("#file");
@@ -365,6 +366,7 @@ async function readPhoto(file) {
   photoEl.src = photoUrl;
   boxesEl.replaceChildren();
   cropsEl.replaceChildren();
+  shownLines = [];
   shownDigits = [];
   readText.textContent = "…";
   readMeta.textContent = "reading…";
@@ -386,26 +388,40 @@ async function readPhoto(file) {
   }
 }
 
+// An item's char as shown: a space between digit groups gets a visible mark.
+const shownChar = (d) => (d.char === " " ? "␣" : d.char ?? String(d.digit));
+const isSeparator = (d) => d.digit === null || d.digit === undefined;
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
 function showReading(answer, ms) {
   const digits = answer.digits || [];
+  const lines = answer.lines || [];
+  // Lines are joined with "\n" in text; the element keeps them apart (white-space: pre-line).
   readText.textContent = answer.text || "–";
   readText.dataset.text = answer.text || "";
-  const count = digits.length === 1 ? "1 digit" : `${digits.length} digits`;
-  readMeta.textContent = digits.length ? `${count} · answered in ${Math.round(ms)} ms`
+  const separators = digits.filter(isSeparator).length;
+  const parts = [plural(digits.length - separators, "digit")];
+  if (separators) parts.push(plural(separators, "separator"));
+  if (lines.length > 1) parts.push(plural(lines.length, "line"));
+  readMeta.textContent = digits.length ? `${parts.join(" · ")} · answered in ${Math.round(ms)} ms`
     : (answer.note || "no digit found in this picture");
-  const place = () => placeBoxes(digits);
+  const place = () => placeBoxes(lines, digits);
   if (photoEl.complete && photoEl.naturalWidth) place();
   else photoEl.addEventListener("load", place, { once: true });
   for (const d of digits) {
     const li = document.createElement("li");
+    li.classList.toggle("sep", isSeparator(d));
     if (d.input_png) {
       const img = document.createElement("img");
       img.src = `data:image/png;base64,${d.input_png}`;
-      img.alt = `digit ${d.digit} as the model saw it`;
+      img.alt = `${isSeparator(d) ? "separator" : "digit"} ${shownChar(d)} as the model saw it`;
       li.appendChild(img);
     }
     const b = document.createElement("b");
-    b.textContent = String(d.digit);
+    b.textContent = shownChar(d);
     const small = document.createElement("small");
     small.textContent = formatPct(d.confidence);
     li.append(b, small);
@@ -413,29 +429,37 @@ function showReading(answer, ms) {
   }
 }
 
+let shownLines = [];
 let shownDigits = [];
-window.addEventListener("resize", () => placeBoxes(shownDigits));
+window.addEventListener("resize", () => placeBoxes(shownLines, shownDigits));
 
-function placeBoxes(digits) {
+function placeBoxes(lines, digits) {
   // Boxes are [x0, y0, x1, y1] in photo pixels; the photo is shown scaled and letterboxed (object-fit: contain).
+  // Each line gets an outline with its text; each item (digit or separator) a box with its char.
+  shownLines = lines;
   shownDigits = digits;
   if (!photoEl.naturalWidth) return;
   const nw = photoEl.naturalWidth, nh = photoEl.naturalHeight;
   const fw = photoEl.clientWidth, fh = photoEl.clientHeight;
   const k = Math.min(fw / nw, fh / nh);
   const dx = (fw - nw * k) / 2, dy = (fh - nh * k) / 2;
-  boxesEl.replaceChildren();
-  for (const d of digits) {
-    if (!Array.isArray(d.box) || d.box.length !== 4) continue;
-    const [x0, y0, x1, y1] = d.box;
+  const boxOf = (box, className, label) => {
+    if (!Array.isArray(box) || box.length !== 4) return;
+    const [x0, y0, x1, y1] = box;
     const span = document.createElement("span");
-    span.dataset.digit = String(d.digit);
+    span.className = className;
+    // A line's text goes beside it on the right, or inside its right end where the photo leaves no room.
+    if (className === "line" && fw - (dx + x1 * k) < 28 + 9 * label.length) span.classList.add("inside");
+    span.dataset.label = label;
     span.style.left = `${dx + x0 * k}px`;
     span.style.top = `${dy + y0 * k}px`;
     span.style.width = `${(x1 - x0) * k}px`;
     span.style.height = `${(y1 - y0) * k}px`;
     boxesEl.appendChild(span);
-  }
+  };
+  boxesEl.replaceChildren();
+  for (const line of lines) boxOf(line.box, "line", line.text.replaceAll(" ", "␣"));
+  for (const d of digits) boxOf(d.box, isSeparator(d) ? "item sep" : "item", shownChar(d));
 }
 
 // ---------------------------------------------------------------------------------------------------
