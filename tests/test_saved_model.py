@@ -239,3 +239,25 @@ def test_saved_memory_layout_is_used_on_cpu(small_fastnet, channels_last):
     # A weight with several input channels tells the layouts apart (a one-channel one is the same memory).
     weight = next(p for p in loaded.model.parameters() if p.dim() == 4 and p.shape[1] > 1)
     assert weight.is_contiguous(memory_format=torch.channels_last) is channels_last
+
+
+def test_saving_the_same_weights_gives_the_same_bytes_whatever_the_metadata_order(saved):
+    """safetensors orders its metadata by a hash map; the file we write is sorted, so rebuilds match byte for byte."""
+    import json as _json
+
+    from safetensors.torch import save as st_save
+
+    from digitnet.saved_model import canonical_safetensors
+
+    model, _ = saved
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    blobs = {canonical_safetensors(st_save(state, metadata=meta))
+             for meta in ({"format": "x", "arch": "y"}, {"arch": "y", "format": "x"})}
+    assert len(blobs) == 1
+    blob = blobs.pop()
+    header = _json.loads(blob[8:8 + int.from_bytes(blob[:8], "little")])
+    assert list(header["__metadata__"]) == ["arch", "format"]
+    from safetensors.torch import load
+
+    loaded = load(blob)
+    assert all(torch.equal(loaded[k], state[k]) for k in state)

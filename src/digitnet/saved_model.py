@@ -75,12 +75,30 @@ def environment_info() -> dict:
     }
 
 
+def canonical_safetensors(blob: bytes) -> bytes:
+    """The same safetensors file with its header's metadata keys sorted.
+
+    safetensors writes the metadata from a hash map, so two saves of the same weights could order the keys
+    differently from one process to the next; sorted, the same model is the same bytes (and the same SHA-256),
+    which is what lets ``make default-model`` rebuild the shipped file exactly.
+    """
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + size])
+    if "__metadata__" not in header:
+        return blob
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    if len(text) > size:  # never happens for the compact header safetensors writes; keep the file as it was
+        return blob
+    return blob[:8] + text.ljust(size) + blob[8 + size:]
+
+
 def save_model(model: nn.Module, directory: str | os.PathLike, metadata: dict | None = None) -> Path:
     """Write ``model.safetensors`` and ``model.json`` into ``directory`` (atomically, weights first)."""
     directory = Path(directory)
     spec: ModelSpec = model.spec  # type: ignore[attr-defined]
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    blob = st_save(state, metadata={"format": FORMAT, "arch": spec.name})
+    blob = canonical_safetensors(st_save(state, metadata={"format": FORMAT, "arch": spec.name}))
     atomic_write_bytes(directory / WEIGHTS_FILE, blob)
     meta = {
         "format": FORMAT,
