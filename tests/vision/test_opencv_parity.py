@@ -19,6 +19,7 @@ from photo_helpers import ink_of, on_paper
 from digitnet.vision import preprocess
 from digitnet.vision.pipeline import prepare_digit, prepare_number
 from digitnet.vision.preprocess import (
+    _grid_sample,
     _kth_extremes,
     _mean_3x3,
     _median_filter,
@@ -121,15 +122,39 @@ def test_connected_components_are_numbered_and_measured_as_before(seed):
     assert np.array_equal(stats, expected_stats)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_connected_components_of_ink_away_from_the_edges(seed):
+    # Components are found on the ink's bounding box only: labels and boxes must still be in the whole mask's frame.
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((90, 120), bool)
+    y, x = (int(v) for v in rng.integers(5, 40, 2))
+    mask[y:y + 30, x:x + 50] = rng.random((30, 50)) < 0.4
+    labels, stats = connected_components(mask)
+    expected_labels, expected_stats = components_in_raster_order(mask)
+    assert np.array_equal(labels, expected_labels) and np.array_equal(stats, expected_stats)
+
+
+@pytest.mark.parametrize("shape", [(300, 512), (513, 257), (10, 10)])
+def test_grid_sample_is_small_and_covers_every_row_and_column_band(shape):
+    rows, cols = np.mgrid[:shape[0], :shape[1]]
+    sample = _grid_sample(rows * 10000 + cols, size=1000)
+    assert sample.size <= 1000 or sample.size == rows.size  # a small picture is taken whole
+    sampled_rows, sampled_cols = sample // 10000, sample % 10000
+    # Spread over the whole picture: no band of a tenth of the rows or columns is left out.
+    assert np.ptp(sampled_rows) >= 0.9 * (shape[0] - 1) and np.ptp(sampled_cols) >= 0.9 * (shape[1] - 1)
+    assert len(np.unique(sampled_cols)) >= min(shape[1], 10) and len(np.unique(sampled_rows)) >= min(shape[0], 10)
+
+
 def test_connected_components_of_an_empty_mask():
     labels, stats = connected_components(np.zeros((5, 7), bool))
     assert not labels.any() and stats.shape == (0, 5)
 
 
 @pytest.mark.parametrize("window", [3, 15])
-def test_median_filter_is_exact(window):
+def test_median_filter_is_the_exact_median_to_8_bits(window):
     low = np.random.default_rng(0).random((24, 31)).astype(np.float32)
-    assert np.array_equal(_median_filter(low, window), torch_median_filter(low, window))
+    exact = torch_median_filter(low, window)
+    assert np.array_equal(_median_filter(low, window), np.round(exact * 255).astype(np.float32) / 255)
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -85,7 +85,7 @@ def ordered_batches(
     initargs: tuple = (),
     max_batch: int = 256,
     window: int | None = None,
-    chunk: int = 4,
+    chunk: int = 16,  # per task sent to a worker: 4 cost ~1 CPU ms more per picture in queueing (folder_speed)
 ) -> Iterator[list[R]]:
     """``function(item)`` for every item, yielded in input order as lists of consecutive results.
 
