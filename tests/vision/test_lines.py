@@ -217,3 +217,13 @@ def test_read_prints_each_line_and_its_json_has_the_lines(recognizer, clean_digi
     assert "-3" in rows[first + 1]  # the second line of writing, right under the first
     answer = json.loads(runner.invoke(app, ["read", "--json", str(path)]).stdout)
     assert answer["text"] == "12.50\n-3" and [line["text"] for line in answer["lines"]] == ["12.50", "-3"]
+
+
+def test_a_comma_tall_enough_to_anchor_a_line_stays_on_its_digits_line():
+    # "8012,092" with a thick pen (seen in read_lines.py): the comma is over half a digit tall and its centre
+    # below the digits' baseline; it was read as a line of its own (a "9" under the number).
+    stats = np.array([[269, 145, 350, 234, 2034], [158, 152, 216, 227, 1777], [506, 154, 554, 233, 1317],
+                      [232, 156, 251, 237, 1098], [566, 160, 638, 235, 1541], [81, 161, 144, 228, 1999],
+                      [420, 168, 497, 230, 2453], [373, 219, 399, 261, 518]])
+    lines = find_lines(stats)
+    assert len(lines) == 1 and sorted(lines[0].components) == list(range(8))

@@ -62,3 +62,36 @@ def test_a_space_is_a_wide_gap_wider_than_the_line_usually_has():
     # Digits in equally spaced boxes: a narrow 1 leaves a wide gap, but the centres are as far apart as usual.
     assert space_between((20, 100, 60, 200), (135, 100, 145, 200), 100.0, 100, 200, 120.0) is None
     assert space_between((0, 100, 50, 200), (140, 100, 190, 200), 100.0, 100, 200, None) is None  # nothing to compare
+
+
+def tailed(width: int, height: int, tail: int) -> np.ndarray:
+    """A comma's ink in its box: a full-width head over a tail ``tail`` px wide in its lowest 40%."""
+    mask = np.ones((height, width), bool)
+    mask[int(0.6 * height):, :width - tail] = False
+    return mask
+
+
+def test_a_thick_pens_comma_whose_tail_only_reaches_the_baseline():
+    # The baseline is the digits' median bottom: a comma's head sitting on it may end just about there.
+    own = tailed(36, 46, 12)
+    comma = classify_mark(np.array([50, 155, 86, 201]), int(own.sum()), TOP, BOTTOM, 19.0, own)
+    assert comma is not None and comma.char == ","
+
+
+def test_a_thick_pens_comma_may_be_taller_than_a_thin_pens():
+    own = tailed(36, 62, 12)  # 0.62 line heights: its head is two strokes, its tail 0.4
+    comma = classify_mark(np.array([50, 152, 86, 214]), int(own.sum()), TOP, BOTTOM, 20.0, own)
+    assert comma is not None and comma.char == ","
+    assert classify_mark(np.array([50, 152, 86, 214]), int(own.sum()), TOP, BOTTOM, 8.0, own) is None  # thin pen
+
+
+def test_a_thick_pens_minus_is_as_thick_as_its_pen():
+    minus = classify_mark(np.array([20, 130, 90, 168]), 70 * 38, TOP, BOTTOM, 36.0)
+    assert minus is not None and minus.char == "-"
+    assert classify_mark(np.array([20, 130, 90, 168]), 70 * 38, TOP, BOTTOM, 12.0) is None  # thin pen: a blob
+
+
+def test_a_fives_flag_drawn_from_the_top_of_its_body_is_stacked():
+    body = np.array([[318, 40, 384, 106, 1422]])  # a 5's body, its flag starting inside its last columns
+    assert is_stacked(np.array([380, 48, 424, 61]), body)
+    assert not is_stacked(np.array([250, 66, 316, 78]), body)  # a minus before it

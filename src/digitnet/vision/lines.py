@@ -146,10 +146,25 @@ def find_lines(stats: np.ndarray) -> list[Line]:
         lines[best].anchors.extend(blob)
         lines[best].blobs.append((x0, y0, x1, y1))
         _fit(lines[best])
+    lines = [line for line in lines if not _inside_taller_line(line, lines)]
     # The other pieces go to the line they are vertically closest to.
     for index in range(len(stats)):
         lines[nearest_line(lines, stats[index])].components.append(index)
     return sorted(lines, key=lambda line: line.centre(float(stats[:, 0].min() + stats[:, 2].max()) / 2))
+
+
+def _inside_taller_line(line: Line, lines: list[Line]) -> bool:
+    """Is a "line" only pieces within another line's band (top to baseline) and too short to be its digits?
+
+    A big comma, or a tall minus's neighbour, can be tall enough to anchor a line of its own; lines of writing
+    stand apart, so ink reaching into a much taller line's band belongs to that line (as a mark or a piece).
+    """
+    for other in lines:
+        if other is line or line.height >= MARK_SIZE * other.height:
+            continue
+        if all(y0 < other.bottom((x0 + x1) / 2) and y1 > other.top((x0 + x1) / 2) for x0, y0, x1, y1 in line.blobs):
+            return True
+    return False
 
 
 def nearest_line(lines: list[Line], box: np.ndarray) -> int:

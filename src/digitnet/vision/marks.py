@@ -6,10 +6,10 @@ column (a sloped line has them sloped), and the pen's stroke width.
 * a **dot** is small (at most ``DOT_SIZE`` H, or ``DOT_PENS`` strokes for a thick pen) and compact, sits on the
   baseline, and is at least about as wide as the pen (a speck of dust is thinner, or floats away from the
   baseline);
-* a **comma** is as small, starts in the lower half of the line (above the baseline) and reaches below it;
-  what tells it from a dot is its shape: taller than wide, narrower at the bottom (its tail), reaching below
-  the baseline;
-* a **minus** is a flat bar (``FLAT`` times wider than tall) at mid-height;
+* a **comma** is as small (a thick pen's may be larger: its head and tail are strokes), starts in the lower half
+  of the line (above the baseline) and reaches down to it at least; what tells it from a dot is its shape:
+  taller than wide, narrower at the bottom (its tail), reaching below the baseline;
+* a **minus** is a flat bar (``FLAT`` times wider than tall, no thicker than the pen) at mid-height;
 * a **space** is a gap between two digits wider than ``SPACE`` H and much wider than the line's usual spacing
   (digits of one number stand closer; digits in equally spaced boxes have no spaces).
 
@@ -30,19 +30,20 @@ import numpy as np
 
 DOT_SIZE = 0.4  # a dot's or comma's longest side is at most this many line heights ...
 DOT_PENS = 2.5  # ... or this many stroke widths (a thick pen's dot)
-COMMA_SIZE = 0.6  # a comma's longest side, at most
+COMMA_SIZE = 0.6  # a comma's longest side, at most this many line heights ...
+COMMA_PENS = (0.35, 2.0)  # ... or this many line heights plus this many stroke widths (a thick pen's head and tail)
 ON_BASELINE = 0.3  # a dot's centre is at most this far above the baseline, a dot's bottom at most ...
 BELOW_BASELINE = 0.25  # ... this far below it
 COMMA_FROM = -0.05  # a comma starts below the line's middle and above the baseline (give or take this) ...
 COMMA_SHAPE = 0.6  # ... told from a dot by 2·(height/width - 1) + 2·(reach below baseline) + 3·(TAPER - taper) > this
 TAPER = 0.9  # (a dot's bottom is as wide as its top; a comma's tail narrower: see ``taper``)
-COMMA_BELOW = 0.03  # ... reaches at least this far below it ...
+COMMA_BELOW = -0.05  # ... reaches down to it at least (give or take this: the baseline is the digits' median) ...
 COMMA_DEPTH = 0.7  # ... and at most this far
 MIN_PEN = 0.6  # a dot or comma is at least this many stroke widths across: thinner is dust
 COMPACT = 0.4  # a dot fills at least this fraction of its box
 FLAT = 1.5  # a minus is at least this many times wider than tall,
 MINUS_WIDTH = (0.2, 1.2)  # this wide (line heights),
-MINUS_THICKNESS = 0.35  # at most this thick,
+MINUS_THICKNESS = (0.35, 1.5)  # at most this thick (line heights), or this many stroke widths (a thick pen),
 MID_HEIGHT = 0.2  # and its centre at most this far from the line's middle
 STACKED = 0.2  # a piece sharing this fraction of its width with larger ink of the line, ...
 STACK_BAND = 0.2  # ... and above or below the middle (1 - 2 × this) of that ink's height, is part of a digit
@@ -83,6 +84,11 @@ def is_stacked(box: np.ndarray, others: np.ndarray) -> bool:
     outside = (centre < others[:, 1] + STACK_BAND * heights) | (centre > others[:, 3] - STACK_BAND * heights)
     if share == 0.0:  # a bar: any stroke above or below it (taller than the bar is thick) makes it a digit's
         larger = heights >= box[3] - box[1]
+        # ... and so does one it starts inside of, in that stroke's upper half: a 5's flag, drawn from the top of
+        # its body rightwards (a minus stands before its number, its right end at most touching it).
+        flag = (box[0] > others[:, 0]) & (overlap > 0) & (centre < (others[:, 1] + others[:, 3]) / 2)
+        if (flag & larger).any():
+            return True
     else:
         larger = np.maximum(others[:, 2] - others[:, 0], heights) >= max(width, box[3] - box[1])
     return bool(((overlap >= share * width) & outside & larger).any())
@@ -111,6 +117,8 @@ def classify_mark(box: np.ndarray, area: int, top: float, bottom: float, stroke:
     height = bottom - top
     if height <= 0:
         return None
+    thickest = max(MINUS_THICKNESS[0], MINUS_THICKNESS[1] * stroke / height)  # a minus, at most (line heights)
+    largest = max(COMMA_SIZE, COMMA_PENS[0] + COMMA_PENS[1] * stroke / height)  # a comma's longest side, at most
     size = max(w, h) / height
     centre = (y0 + y1) / 2
     middle = (top + bottom) / 2
@@ -121,7 +129,7 @@ def classify_mark(box: np.ndarray, area: int, top: float, bottom: float, stroke:
 
     if w >= FLAT * h:  # a flat bar: a minus, if it is one's size and at mid-height (else maybe a flat dot)
         margins = [(w - FLAT * h) / height, w / height - MINUS_WIDTH[0], MINUS_WIDTH[1] - w / height,
-                   MINUS_THICKNESS - h / height, MID_HEIGHT - abs(centre - middle) / height,
+                   thickest - h / height, MID_HEIGHT - abs(centre - middle) / height,
                    (min(w, h) / max(stroke, 1.0) - 0.4) * 0.25]
         if min(margins) > 0:
             return Mark("-", key, _confidence(margins))
@@ -129,7 +137,7 @@ def classify_mark(box: np.ndarray, area: int, top: float, bottom: float, stroke:
     small = [pen]
     dot = [max(DOT_SIZE, DOT_PENS * stroke / height) - size, ON_BASELINE - (bottom - centre) / height,
            BELOW_BASELINE - below, fill - COMPACT]
-    comma = [COMMA_SIZE - size, (y0 - middle) / height, (bottom - y0) / height - COMMA_FROM, below - COMMA_BELOW,
+    comma = [largest - size, (y0 - middle) / height, (bottom - y0) / height - COMMA_FROM, below - COMMA_BELOW,
              COMMA_DEPTH - below]
     # Which of the two: a comma is taller than wide, reaches below the baseline and is larger than a dot.
     tail = TAPER - (taper(mask) if mask is not None else TAPER)
