@@ -95,3 +95,10 @@ def test_a_fives_flag_drawn_from_the_top_of_its_body_is_stacked():
     body = np.array([[318, 40, 384, 106, 1422]])  # a 5's body, its flag starting inside its last columns
     assert is_stacked(np.array([380, 48, 424, 61]), body)
     assert not is_stacked(np.array([250, 66, 316, 78]), body)  # a minus before it
+
+
+def test_without_a_tail_a_comma_must_reach_below_the_baseline():
+    # A dot ending on the baseline, taller than wide, or a speck a few pixels across (its "taper" is noise).
+    assert mark(50, 185, 61, 200, fill=0.8) is None or mark(50, 185, 61, 200, fill=0.8).char != ","
+    speck = tailed(7, 7, 3)
+    assert classify_mark(np.array([50, 193, 57, 200]), int(speck.sum()), TOP, BOTTOM, 9.0, speck) is None

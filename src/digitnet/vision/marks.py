@@ -37,7 +37,9 @@ BELOW_BASELINE = 0.25  # ... this far below it
 COMMA_FROM = -0.05  # a comma starts below the line's middle and above the baseline (give or take this) ...
 COMMA_SHAPE = 0.6  # ... told from a dot by 2·(height/width - 1) + 2·(reach below baseline) + 3·(TAPER - taper) > this
 TAPER = 0.9  # (a dot's bottom is as wide as its top; a comma's tail narrower: see ``taper``)
-COMMA_BELOW = -0.05  # ... reaches down to it at least (give or take this: the baseline is the digits' median) ...
+COMMA_BELOW = 0.03  # ... reaches at least this far below it (or, if it has a visible tail, down to it give or
+COMMA_BELOW_TAILED = -0.05  # take this: the baseline is the digits' median, a thick pen's head sits on it) ...
+TAIL_PENS = 2.0  # (visible: narrower at the bottom and this many strokes tall; a speck's taper is noise)
 COMMA_DEPTH = 0.7  # ... and at most this far
 MIN_PEN = 0.6  # a dot or comma is at least this many stroke widths across: thinner is dust
 COMPACT = 0.4  # a dot fills at least this fraction of its box
@@ -135,12 +137,13 @@ def classify_mark(box: np.ndarray, area: int, top: float, bottom: float, stroke:
             return Mark("-", key, _confidence(margins))
     # A dot or a comma: small, at least a pen wide, on (or reaching below) the baseline.
     small = [pen]
+    tail = TAPER - (taper(mask) if mask is not None else TAPER)  # > 0: narrower at the bottom, a comma's tail
     dot = [max(DOT_SIZE, DOT_PENS * stroke / height) - size, ON_BASELINE - (bottom - centre) / height,
            BELOW_BASELINE - below, fill - COMPACT]
-    comma = [largest - size, (y0 - middle) / height, (bottom - y0) / height - COMMA_FROM, below - COMMA_BELOW,
+    comma = [largest - size, (y0 - middle) / height, (bottom - y0) / height - COMMA_FROM,
+             below - (COMMA_BELOW_TAILED if tail > 0 and h >= TAIL_PENS * stroke else COMMA_BELOW),
              COMMA_DEPTH - below]
     # Which of the two: a comma is taller than wide, reaches below the baseline and is larger than a dot.
-    tail = TAPER - (taper(mask) if mask is not None else TAPER)
     commaness = 2 * (h / max(w, 1.0) - 1) + 2 * below + 3 * tail - COMMA_SHAPE
     if commaness > 0 and min(small + comma) > 0:
         return Mark(",", key, _confidence([*small, *comma, commaness / 4]))
