@@ -174,17 +174,38 @@ def _median_filter(low: np.ndarray, window: int) -> np.ndarray:
     return opencv().medianBlur(levels, window).astype(np.float32) / 255
 
 
-def _median_of_nonnegative(values: np.ndarray) -> float:
-    """``np.median`` of an array without negative values, faster where most are 0 (the paper, in ink contrast).
+def _order_statistics(values: np.ndarray, ks: list[int]) -> np.ndarray:
+    """The ``ks``-th smallest (0-based) of a flat array, exactly, sorting only the values near them.
 
-    Zeros come first in sorted order, so only the positive values need partitioning.
+    A sorted sample brackets them; only the values inside the bracket are sorted (numpy's partition slows down
+    badly on the many equal values of a picture's contrast: slower than sorting it all). Should the bracket miss,
+    everything is sorted.
+    """
+    n = values.size
+    if n < 2048:
+        return np.sort(values)[ks]
+    sample = np.sort(values[::16])
+    low_rank, high_rank = min(ks) * sample.size // n - 12, max(ks) * sample.size // n + 12
+    low = sample[low_rank] if low_rank >= 0 else -np.inf
+    high = sample[high_rank] if high_rank < sample.size else np.inf
+    below = np.count_nonzero(values < low)
+    inside = values[(values >= low) & (values <= high)]
+    if below <= min(ks) and max(ks) < below + inside.size:
+        return np.sort(inside)[[k - below for k in ks]]
+    return np.sort(values)[ks]
+
+
+def _median_of_nonnegative(values: np.ndarray) -> float:
+    """``np.median`` of an array without negative values, faster where many are 0 (the paper, in ink contrast).
+
+    Zeros come first in sorted order, so only the positive values need ordering.
     """
     values = values.ravel()
     positive = values[values > 0]
     zeros = values.size - positive.size
     middle = [(values.size - 1) // 2, values.size // 2]
     above = sorted({k - zeros for k in middle if k >= zeros})
-    picked = dict(zip(above, np.partition(positive, above)[above], strict=True)) if above else {}
+    picked = dict(zip(above, _order_statistics(positive, above), strict=True)) if above else {}
     pair = np.array([picked[k - zeros] if k >= zeros else 0 for k in middle], dtype=values.dtype)
     return float(np.mean(pair))
 
@@ -221,7 +242,12 @@ def _mean_3x3(x: np.ndarray) -> np.ndarray:
         count[0] -= 1
         count[-1] -= 1
         counts.append(count)
-    return total / np.outer(*counts)
+    # 9 neighbours inside; only the edge rows and columns need their own counts (no full-size array of counts).
+    mean = total / np.float32(9)
+    for edge in (0, -1):
+        mean[edge] = total[edge] / (counts[0][edge] * counts[1])
+        mean[:, edge] = total[:, edge] / (counts[0] * counts[1][edge])
+    return mean
 
 
 def ink_is_dark(gray: np.ndarray) -> bool:
@@ -298,10 +324,13 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     # the median pixel is a stroke's blurred edge, not paper, so the faintest quarter stands in for the paper.
     # Statistics of a spread-out sample: exact medians of every pixel cost more than the rest of find_ink.
     sample = _grid_sample(ink)
-    paper_side = sample if _median_of_nonnegative(sample) < DENSE_INK else sample[sample <= np.percentile(sample, 25)]
-    paper_median = _median_of_nonnegative(paper_side)
-    spread = paper_side if paper_median == 0 else np.abs(paper_side - np.float32(paper_median))
-    noise = 1.4826 * _median_of_nonnegative(spread)
+    paper_median = _median_of_nonnegative(sample)
+    paper_side = sample
+    if paper_median >= DENSE_INK:
+        paper_side = sample[sample <= np.percentile(sample, 25)]
+        paper_median = _median_of_nonnegative(paper_side)
+    # Where the paper's median is 0 (most pictures: contrast is clipped at 0 on the paper), so is its spread's.
+    noise = 1.4826 * _median_of_nonnegative(np.abs(paper_side - np.float32(paper_median))) if paper_median else 0.0
     candidates = ink[ink > max(0.08, 6 * noise)]
     if candidates.size < MIN_INK_PIXELS:
         return None
