@@ -223,10 +223,12 @@ def _kth_extremes(values: np.ndarray, k: int) -> tuple[float, float]:
     """The k-th smallest and k-th largest (0-based) of a flat array, without partitioning all of it.
 
     A sample's k-th smallest is no smaller than the whole array's, so only the values up to it need sorting.
+    A small sample, sorted once, gives both bounds (partitioning a larger one twice cost more than the
+    few hundred more values it lets through).
     """
-    sample = values[::16] if values.size >= 16 * (k + 1) else values
-    low_bound = np.partition(sample, k)[k]
-    high_bound = np.partition(sample, sample.size - 1 - k)[sample.size - 1 - k]
+    stride = next((s for s in (64, 16) if values.size >= s * (k + 1)), 1)
+    sample = np.sort(values[::stride])
+    low_bound, high_bound = sample[k], sample[sample.size - 1 - k]
     low = values[values <= low_bound]
     high = values[values >= high_bound]
     return float(np.partition(low, k)[k]), float(np.partition(high, high.size - 1 - k)[high.size - 1 - k])
