@@ -138,7 +138,7 @@ def _may_hold_lines(ink: np.ndarray, min_length: float, max_thickness: int) -> b
     writing, and writing cannot reach past itself). Exact, not a guess, on the few rows that could hold one:
     those with enough ink in all, and the ``max_thickness`` rows either side that a thin pixel's run lies within.
     """
-    candidates = np.flatnonzero(ink.sum(1) >= min_length)
+    candidates = np.flatnonzero(np.count_nonzero(ink, axis=1) >= min_length)
     if not len(candidates):
         return False
     along_rows = run_lengths(ink[candidates])

@@ -321,7 +321,11 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     else:
         paper = background(x)
     # Contrast relative to what was possible: dark ink in a shadow is as much ink as in full light.
-    ink = np.clip((x - paper) / np.maximum(1 - paper, 0.25), 0, 1).astype(np.float32)
+    # (In place: the same float32 operations as the formula, without a new full-size array for each step.)
+    ink = np.subtract(x, paper, dtype=np.float32)
+    possible = np.subtract(1, paper, dtype=np.float32)
+    ink /= np.maximum(possible, np.float32(0.25), out=possible)
+    np.clip(ink, 0, 1, out=ink)
     # The paper's noise, measured on the paper: where ink covers much of the picture (a digit filling its frame)
     # the median pixel is a stroke's blurred edge, not paper, so the faintest quarter stands in for the paper.
     # Statistics of a spread-out sample: exact medians of every pixel cost more than the rest of find_ink.
@@ -341,7 +345,7 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
         return None
     mask = ink > max(0.5 * level, 4 * noise)
     mask = remove_specks(mask)
-    if mask.sum() < MIN_INK_PIXELS:
+    if np.count_nonzero(mask) < MIN_INK_PIXELS:
         return None
     return Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark)
 
