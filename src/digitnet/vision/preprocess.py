@@ -335,7 +335,7 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     if paper_median >= DENSE_INK:
         paper_side = sample[sample <= np.percentile(sample, 25)]
         paper_median = _median_of_nonnegative(paper_side)
-    # Where the paper's median is 0 (most pictures: contrast is clipped at 0 on the paper), so is its spread's.
+    # The sample's median is taken once (it is the paper's unless ink is dense); where it is 0 so is the spread's.
     noise = 1.4826 * _median_of_nonnegative(np.abs(paper_side - np.float32(paper_median))) if paper_median else 0.0
     candidates = ink[ink > max(0.08, 6 * noise)]
     if candidates.size < MIN_INK_PIXELS:
