@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from digitnet.utils import DigitnetError
+from digitnet.vision import boxes
 from digitnet.vision.boxes import box_line_mask, remove_box_lines, run_lengths
 
 
@@ -142,3 +143,64 @@ def test_a_thick_1_standing_on_a_comb_is_not_a_tooth():
     cleaned = remove_box_lines(picture)
     assert cleaned[picture & ~printed].all()
     assert not (cleaned & printed & ~under_writing(picture & ~printed, printed)).any()
+
+
+def full_search(ink: np.ndarray) -> np.ndarray:
+    """box_line_mask's full search on the ink's bounding box, without the quick check that skips it."""
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    lines = np.zeros_like(ink)
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    lines[box] = boxes._lines_in(np.ascontiguousarray(ink[box]), 0.7, max(3, min(height, width) // 12), height, width)
+    return lines
+
+
+def masks_with_and_without_lines(mnist) -> list[np.ndarray]:
+    """Digits at several sizes, bare, boxed (lines 1–6 px), in rows of boxes and combs, with ruled bars, and noise."""
+    rng = np.random.default_rng(0)
+    masks = []
+    for k, digit in enumerate(mnist.test_images[:120]):
+        ink = pen(digit, int(rng.integers(30, 160)))
+        masks.append(ink)
+        if k % 3 == 0:
+            masks.append(boxed(ink, line=int(rng.integers(1, 7)), margin=int(rng.integers(2, 15)))[0])
+        if k % 4 == 0:  # a ruled bar through or under the digit, of any thickness
+            barred = ink.copy()
+            y, t = int(rng.integers(0, ink.shape[0])), int(rng.integers(1, 12))
+            barred[y:y + t, int(rng.integers(0, 10)):] = True
+            masks.append(barred)
+            masks.append(barred.T.copy())
+    for k in range(0, 40, 5):
+        inks = [pen(d, 60)[8:-8, 8:-8] for d in mnist.test_images[k:k + 3]]
+        masks.append(row_of_boxes(inks, comb=k % 10 == 0, line=1 + k % 4)[0])
+    for _ in range(40):
+        noise = np.asarray(Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).resize(
+            (int(rng.integers(20, 120)), int(rng.integers(20, 120))), Image.Resampling.BICUBIC))
+        masks.append(noise > rng.integers(100, 200))
+    return [m for m in masks if m.any()]
+
+
+def test_the_quick_check_never_skips_a_line_the_full_search_finds(mnist):
+    masks = masks_with_and_without_lines(mnist)
+    found = 0
+    for mask in masks:
+        expected = full_search(mask)
+        assert np.array_equal(box_line_mask(mask), expected)
+        found += bool(expected.any())
+    assert found >= 40  # the comparison covers many masks that have lines, not only ones without
+
+
+def test_most_digits_without_a_box_skip_the_full_search(mnist, monkeypatch):
+    # A 7's bar and a 1's stem are long runs, but thick: the full search (the costly part) need not run for them.
+    searched = []
+    monkeypatch.setattr(boxes, "_lines_in", lambda *args: searched.append(1) or np.zeros_like(args[0]))
+    digits = [pen(d, 140) for d in mnist.test_images[:200]]
+    for ink in digits:
+        box_line_mask(ink)
+    assert len(searched) <= 0.1 * len(digits)
+    sevens_and_ones = [pen(d, 140) for d, label in zip(mnist.test_images[:300], mnist.test_labels[:300], strict=True)
+                       if label in (1, 7)]
+    searched.clear()
+    for ink in sevens_and_ones:
+        box_line_mask(ink)
+    assert len(searched) <= 0.1 * len(sevens_and_ones)

@@ -13,6 +13,8 @@ from photo_helpers import digit_photo, ink_of, on_paper
 
 from digitnet.vision.preprocess import (
     CENTER,
+    _median_of_nonnegative,
+    _order_statistics,
     connected_components,
     find_ink,
     ink_is_dark,
@@ -241,3 +243,41 @@ def test_random_pictures_never_crash(seed, h, w, color):
         picture = np.sort(picture, axis=int(rng.integers(0, 2)))
     out = to_mnist(picture)
     assert out is None or (out.shape == (28, 28) and out.dtype == np.uint8 and 0 <= out.min() <= out.max() <= 255)
+
+
+# ------------------------------------------------------------------------------------------ statistics
+
+
+def tie_heavy(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Contrast-like values: many zeros and many repeats of a few hundred levels, as a picture's ink has."""
+    levels = np.round(np.clip(rng.normal(0.02, 0.05, size), 0, 1) * 255) / 255
+    return (levels * rng.choice([1.0, 0.5, 0.25], size)).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_order_statistics_are_those_of_a_full_sort(seed):
+    rng = np.random.default_rng(seed)
+    for values in (tie_heavy(rng, 12_000), rng.random(5000).astype(np.float32), tie_heavy(rng, 100),
+                   np.repeat(np.float32(0.3), 4000)):
+        ordered = np.sort(values)
+        for ks in ([0], [values.size - 1], [values.size // 2 - 1, values.size // 2], [int(0.9 * values.size)]):
+            assert _order_statistics(values, ks).tolist() == ordered[ks].tolist()
+
+
+def test_order_statistics_stay_exact_when_the_sample_misleads():
+    # The sample (every 16th value) sees only small values; the median lies among large ones: the bracket misses.
+    values = np.ones(8000, np.float32)
+    values[::16] = 0.0
+    ks = [3999, 4000]
+    assert _order_statistics(values, ks).tolist() == np.sort(values)[ks].tolist()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_median_of_a_large_nonnegative_sample_is_numpys(seed):
+    # Picture-sized samples (the sizes the noise estimate sees) take the bracketed path, not only the small one.
+    rng = np.random.default_rng(seed)
+    for size in (11_777, 12_000, 16_385):
+        values = tie_heavy(rng, size)
+        assert _median_of_nonnegative(values) == float(np.median(values))
+        spread = np.abs(values - np.float32(np.median(values)))
+        assert _median_of_nonnegative(spread) == float(np.median(spread))

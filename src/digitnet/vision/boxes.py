@@ -115,19 +115,54 @@ def box_line_mask(ink: np.ndarray, fraction: float = 0.7, max_thickness: int | N
     if not len(rows):
         return np.zeros_like(ink)
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
-    if ink.sum(1).max() < max(fraction * width, 8) and ink.sum(0).max() < max(fraction * height, 8):
-        return np.zeros_like(ink)  # no row or column holds enough ink for a line: the common case, made cheap
-    # Every run lies inside the ink's bounding box, and paper around it reads as paper: work on that box alone.
     lines = np.zeros_like(ink)
+    # Every run lies inside the ink's bounding box, and paper around it reads as paper: work on that box alone.
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    lines[box] = _lines_in(np.ascontiguousarray(ink[box]), fraction, max_thickness, height, width)
+    crop = np.ascontiguousarray(ink[box])
+    if max_thickness is None:
+        max_thickness = max(3, min(height, width) // 12)
+    # The common case (a digit without a box) made cheap: every line the search finds hangs on a long run that is
+    # mostly thin (see _may_hold_lines), and most digits have none — a 7's bar and a 1's stem are long, not thin.
+    if (_may_hold_lines(crop, max(fraction * width, 8), max_thickness)
+            or _may_hold_lines(crop.T, max(fraction * height, 8), max_thickness)):
+        lines[box] = _lines_in(crop, fraction, max_thickness, height, width)
     return lines
 
 
-def _lines_in(ink: np.ndarray, fraction: float, max_thickness: int | None, height: int, width: int) -> np.ndarray:
+def _may_hold_lines(ink: np.ndarray, min_length: float, max_thickness: int) -> bool:
+    """Whether ``ink`` (cropped to its bounding box) has a horizontal run at least ``min_length`` long of which at
+    least half the pixels lie in vertical runs at most ``max_thickness`` long: a "line row" of :func:`_lines_in`.
+
+    Without one (nor one along the columns, asked by passing ``ink.T``), :func:`_lines_in` finds nothing: its
+    horizontal and vertical lines and its comb teeth all hang on line rows or columns (a run that is not one is
+    writing, and writing cannot reach past itself). Exact, not a guess, on the few rows that could hold one:
+    those with enough ink in all, and the ``max_thickness`` rows either side that a thin pixel's run lies within.
+    """
+    candidates = np.flatnonzero(np.count_nonzero(ink, axis=1) >= min_length)
+    if not len(candidates):
+        return False
+    along_rows = run_lengths(ink[candidates])
+    long = along_rows >= min_length
+    if not long.any():
+        return False
+    candidates = candidates[long.any(1)]
+    long = long[long.any(1)]
+    # A vertical run of at most max_thickness through row r lies within rows r ± max_thickness, and a longer one
+    # is still longer than max_thickness there: that band tells thin from thick exactly.
+    top = max(0, int(candidates[0]) - max_thickness)
+    bottom = min(ink.shape[0], int(candidates[-1]) + max_thickness + 1)
+    along_cols = run_lengths(np.ascontiguousarray(ink[top:bottom].T)).T[candidates - top]
+    thin = long & (along_cols <= max_thickness)
+    h, w = long.shape
+    starts, ends = _runs(long)
+    padded = np.zeros((h, w + 2), np.int64)
+    padded[:, 1:-1] = thin
+    before = np.concatenate([[0], np.cumsum(padded.ravel())])
+    return bool(((before[ends] - before[starts]) >= 0.5 * (ends - starts)).any())
+
+
+def _lines_in(ink: np.ndarray, fraction: float, max_thickness: int, height: int, width: int) -> np.ndarray:
     """:func:`box_line_mask` of ink cropped to its bounding box (``height`` × ``width``)."""
-    if max_thickness is None:
-        max_thickness = max(3, min(height, width) // 12)
     along_rows, along_cols = run_lengths(ink), run_lengths(ink.T).T
     long_rows = along_rows >= max(fraction * width, 8)
     long_cols = along_cols >= max(fraction * height, 8)

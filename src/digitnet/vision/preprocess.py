@@ -174,17 +174,38 @@ def _median_filter(low: np.ndarray, window: int) -> np.ndarray:
     return opencv().medianBlur(levels, window).astype(np.float32) / 255
 
 
-def _median_of_nonnegative(values: np.ndarray) -> float:
-    """``np.median`` of an array without negative values, faster where most are 0 (the paper, in ink contrast).
+def _order_statistics(values: np.ndarray, ks: list[int]) -> np.ndarray:
+    """The ``ks``-th smallest (0-based) of a flat array, exactly, sorting only the values near them.
 
-    Zeros come first in sorted order, so only the positive values need partitioning.
+    A sorted sample brackets them; only the values inside the bracket are sorted (numpy's partition slows down
+    badly on the many equal values of a picture's contrast: slower than sorting it all). Should the bracket miss,
+    everything is sorted.
+    """
+    n = values.size
+    if n < 2048:
+        return np.sort(values)[ks]
+    sample = np.sort(values[::16])
+    low_rank, high_rank = min(ks) * sample.size // n - 12, max(ks) * sample.size // n + 12
+    low = sample[low_rank] if low_rank >= 0 else -np.inf
+    high = sample[high_rank] if high_rank < sample.size else np.inf
+    below = np.count_nonzero(values < low)
+    inside = values[(values >= low) & (values <= high)]
+    if below <= min(ks) and max(ks) < below + inside.size:
+        return np.sort(inside)[[k - below for k in ks]]
+    return np.sort(values)[ks]
+
+
+def _median_of_nonnegative(values: np.ndarray) -> float:
+    """``np.median`` of an array without negative values, faster where many are 0 (the paper, in ink contrast).
+
+    Zeros come first in sorted order, so only the positive values need ordering.
     """
     values = values.ravel()
     positive = values[values > 0]
     zeros = values.size - positive.size
     middle = [(values.size - 1) // 2, values.size // 2]
     above = sorted({k - zeros for k in middle if k >= zeros})
-    picked = dict(zip(above, np.partition(positive, above)[above], strict=True)) if above else {}
+    picked = dict(zip(above, _order_statistics(positive, above), strict=True)) if above else {}
     pair = np.array([picked[k - zeros] if k >= zeros else 0 for k in middle], dtype=values.dtype)
     return float(np.mean(pair))
 
@@ -202,10 +223,12 @@ def _kth_extremes(values: np.ndarray, k: int) -> tuple[float, float]:
     """The k-th smallest and k-th largest (0-based) of a flat array, without partitioning all of it.
 
     A sample's k-th smallest is no smaller than the whole array's, so only the values up to it need sorting.
+    A small sample, sorted once, gives both bounds (partitioning a larger one twice cost more than the
+    few hundred more values it lets through).
     """
-    sample = values[::16] if values.size >= 16 * (k + 1) else values
-    low_bound = np.partition(sample, k)[k]
-    high_bound = np.partition(sample, sample.size - 1 - k)[sample.size - 1 - k]
+    stride = next((s for s in (64, 16) if values.size >= s * (k + 1)), 1)
+    sample = np.sort(values[::stride])
+    low_bound, high_bound = sample[k], sample[sample.size - 1 - k]
     low = values[values <= low_bound]
     high = values[values >= high_bound]
     return float(np.partition(low, k)[k]), float(np.partition(high, high.size - 1 - k)[high.size - 1 - k])
@@ -221,7 +244,12 @@ def _mean_3x3(x: np.ndarray) -> np.ndarray:
         count[0] -= 1
         count[-1] -= 1
         counts.append(count)
-    return total / np.outer(*counts)
+    # 9 neighbours inside; only the edge rows and columns need their own counts (no full-size array of counts).
+    mean = total / np.float32(9)
+    for edge in (0, -1):
+        mean[edge] = total[edge] / (counts[0][edge] * counts[1])
+        mean[:, edge] = total[:, edge] / (counts[0] * counts[1][edge])
+    return mean
 
 
 def ink_is_dark(gray: np.ndarray) -> bool:
@@ -293,15 +321,22 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     else:
         paper = background(x)
     # Contrast relative to what was possible: dark ink in a shadow is as much ink as in full light.
-    ink = np.clip((x - paper) / np.maximum(1 - paper, 0.25), 0, 1).astype(np.float32)
+    # (In place: the same float32 operations as the formula, without a new full-size array for each step.)
+    ink = np.subtract(x, paper, dtype=np.float32)
+    possible = np.subtract(1, paper, dtype=np.float32)
+    ink /= np.maximum(possible, np.float32(0.25), out=possible)
+    np.clip(ink, 0, 1, out=ink)
     # The paper's noise, measured on the paper: where ink covers much of the picture (a digit filling its frame)
     # the median pixel is a stroke's blurred edge, not paper, so the faintest quarter stands in for the paper.
     # Statistics of a spread-out sample: exact medians of every pixel cost more than the rest of find_ink.
     sample = _grid_sample(ink)
-    paper_side = sample if _median_of_nonnegative(sample) < DENSE_INK else sample[sample <= np.percentile(sample, 25)]
-    paper_median = _median_of_nonnegative(paper_side)
-    spread = paper_side if paper_median == 0 else np.abs(paper_side - np.float32(paper_median))
-    noise = 1.4826 * _median_of_nonnegative(spread)
+    paper_median = _median_of_nonnegative(sample)
+    paper_side = sample
+    if paper_median >= DENSE_INK:
+        paper_side = sample[sample <= np.percentile(sample, 25)]
+        paper_median = _median_of_nonnegative(paper_side)
+    # The sample's median is taken once (it is the paper's unless ink is dense); where it is 0 so is the spread's.
+    noise = 1.4826 * _median_of_nonnegative(np.abs(paper_side - np.float32(paper_median))) if paper_median else 0.0
     candidates = ink[ink > max(0.08, 6 * noise)]
     if candidates.size < MIN_INK_PIXELS:
         return None
@@ -310,7 +345,7 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
         return None
     mask = ink > max(0.5 * level, 4 * noise)
     mask = remove_specks(mask)
-    if mask.sum() < MIN_INK_PIXELS:
+    if np.count_nonzero(mask) < MIN_INK_PIXELS:
         return None
     return Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark)
 
