@@ -241,7 +241,9 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
         items.sort(key=lambda item: (item.box[0] + item.box[2]) / 2)
         if not items:
             continue
-        result.append(TextLine(_with_spaces(items, line)))
+        # Digits written in form boxes are spaced by the boxes, not by the writer: a narrow 1 in its box leaves
+        # a gap as wide as a space, so a boxed line has none.
+        result.append(TextLine(items if ink.in_boxes else _with_spaces(items, line)))
     return result
 
 

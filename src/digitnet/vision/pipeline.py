@@ -48,7 +48,7 @@ def find_writing(pixels: np.ndarray) -> Ink | None:
     mask = remove_specks(ink.mask & ~lines)
     if mask.sum() < MIN_INK_PIXELS:
         return None
-    return replace(ink, mask=mask)
+    return replace(ink, mask=mask, in_boxes=True)
 
 
 @dataclass

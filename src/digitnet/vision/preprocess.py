@@ -53,6 +53,7 @@ class Ink:
     level: float  # typical contrast of the ink strokes (0..1)
     scale: float  # original pixels per working pixel (for boxes in the original picture)
     dark_ink: bool  # whether the ink was darker than the paper
+    in_boxes: bool = False  # printed box lines or a comb were taken away: the writing stood in form boxes
 
 
 # --------------------------------------------------------------------------------------------- pixels
