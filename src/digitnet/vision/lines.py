@@ -21,7 +21,7 @@ import numpy as np
 
 from digitnet.vision.marks import Mark, classify_mark, is_stacked, space_between
 from digitnet.vision.preprocess import Ink, connected_components
-from digitnet.vision.segment import Classifier, Segment, find_digits, stroke_width
+from digitnet.vision.segment import Classifier, Segment, find_digits, merge_boxes, stroke_width
 
 TALL = 0.3  # components at least this fraction of the tallest measure the typical digit height ...
 ANCHOR = 0.55  # ... and those at least this fraction of that height set the lines
@@ -101,27 +101,15 @@ def _broken_digits(stats: np.ndarray, anchors: np.ndarray, typical: float) -> li
     Pieces of a digit share columns and (nearly) touch, and together are about a digit tall; digits of
     neighbouring lines stand further apart.
     """
-    blobs = [[int(i)] for i in anchors]
-    boxes = [stats[i, :4].astype(np.float64) for i in anchors]
-    merged = True
-    while merged:
-        merged = False
-        for a in range(len(blobs)):
-            for b in range(a + 1, len(blobs)):
-                p, q = boxes[a], boxes[b]
-                overlap = min(p[2], q[2]) - max(p[0], q[0])
-                gap = max(p[1], q[1]) - min(p[3], q[3])
-                union = max(p[3], q[3]) - min(p[1], q[1])
-                close = (gap <= PIECE_GAP * typical and union <= PIECE_UNION * typical) or gap <= BREAK * union
-                if overlap >= 0.5 * min(p[2] - p[0], q[2] - q[0]) and close:
-                    boxes[a] = np.concatenate([np.minimum(p[:2], q[:2]), np.maximum(p[2:], q[2:])])
-                    blobs[a] += blobs.pop(b)
-                    boxes.pop(b)
-                    merged = True
-                    break
-            if merged:
-                break
-    order = np.argsort([(box[0] + box[2]) / 2 for box in boxes], kind="stable")
+    def one_digit(p: np.ndarray, q: np.ndarray) -> bool:
+        overlap = min(p[2], q[2]) - max(p[0], q[0])
+        gap = max(p[1], q[1]) - min(p[3], q[3])
+        union = max(p[3], q[3]) - min(p[1], q[1])
+        close = (gap <= PIECE_GAP * typical and union <= PIECE_UNION * typical) or gap <= BREAK * union
+        return overlap >= 0.5 * min(p[2] - p[0], q[2] - q[0]) and close
+
+    blobs = merge_boxes(anchors, stats, one_digit)
+    order = np.argsort([(stats[b, 0].min() + stats[b, 2].max()) / 2 for b in blobs], kind="stable")
     return [blobs[i] for i in order]
 
 

@@ -17,7 +17,7 @@ The constants were tuned on ``benchmarks/photo_digits.py`` (seed 0) and checked 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -108,17 +108,21 @@ def _belong_together(a: np.ndarray, b: np.ndarray) -> bool:
     return y_overlap <= STACKED * shorter and x_overlap >= -NEAR * taller
 
 
-def group_components(stats: np.ndarray) -> list[list[int]]:
-    """Indices of components that make one digit together (a broken stroke), left to right."""
-    boxes = [stats[i, :4].copy() for i in range(len(stats))]
-    groups = [[i] for i in range(len(stats))]
-    # Merge until nothing changes: a merged group is larger and may now take in another piece.
+def merge_boxes(indices: Sequence[int], stats: np.ndarray,
+                together: Callable[[np.ndarray, np.ndarray], bool]) -> list[list[int]]:
+    """Components (``stats`` rows) merged into groups while two groups' boxes belong ``together``.
+
+    Every group starts as one component; when two merge, their box is the union, which may now take in another
+    piece, so the search starts over until nothing changes. Boxes are float (x0, y0, x1, y1).
+    """
+    groups = [[int(i)] for i in indices]
+    boxes = [stats[i, :4].astype(np.float64) for i in indices]
     merged = True
     while merged:
         merged = False
         for a in range(len(groups)):
             for b in range(a + 1, len(groups)):
-                if _belong_together(boxes[a], boxes[b]):
+                if together(boxes[a], boxes[b]):
                     boxes[a] = np.concatenate([np.minimum(boxes[a][:2], boxes[b][:2]),
                                                np.maximum(boxes[a][2:], boxes[b][2:])])
                     groups[a] += groups.pop(b)
@@ -127,6 +131,12 @@ def group_components(stats: np.ndarray) -> list[list[int]]:
                     break
             if merged:
                 break
+    return groups
+
+
+def group_components(stats: np.ndarray) -> list[list[int]]:
+    """Indices of components that make one digit together (a broken stroke), left to right."""
+    groups = merge_boxes(range(len(stats)), stats, _belong_together)
     return sorted(groups, key=lambda g: stats[g, 0].min())
 
 
