@@ -89,3 +89,14 @@ def test_the_bundled_default_model_reads_coarse_scans_filling_their_cell(mnist):
                                    nearest=bool(k % 2)) for k, i in enumerate(index)]
     answers = real_world._pipeline_digits(Recognizer.from_pretrained(), pictures)
     assert (answers == mnist.test_labels[index]).mean() >= 0.95
+
+
+@pytest.mark.parametrize("index", [40, 69, 77])
+def test_a_digit_cut_by_its_box_lines_is_one_digit_not_two(mnist, index):
+    """Taking a box's lines away cuts the strokes that crossed them; the gap left is not a space between digits
+    (a cost for blank paper inside one digit made these '2 digits found')."""
+    from digitnet.recognizer import Recognizer
+
+    picture = real_world.boxed_digit(mnist.test_images[index], np.random.default_rng(2))
+    answer = Recognizer.from_pretrained().predict(picture)
+    assert answer["note"] is None and answer["digit"] == mnist.test_labels[index]

@@ -284,7 +284,8 @@ def score(segment: Segment, probabilities: np.ndarray, height: float) -> float:
     return float(np.log(max(probabilities[digit], 1e-9))) - ASPECT_WEIGHT * odd**2 - SHORT_WEIGHT * short
 
 
-def recognize(pieces: list[Segment], height: float, classify: Classifier) -> list[Segment]:
+def recognize(pieces: list[Segment], height: float, classify: Classifier,
+              gap_cost: float = GAP_COST) -> list[Segment]:
     """The runs of consecutive pieces that make the most convincing digits (dynamic programming).
 
     A split between two pieces cut from one connected group costs ``CUT_COST`` per stroke it crosses:
@@ -312,7 +313,7 @@ def recognize(pieces: list[Segment], height: float, classify: Classifier) -> lis
     scores = {}
     for run, candidate, probs in zip(runs, candidates, probabilities, strict=True):
         scores[run] = (score(candidate, probs, height) - CUT_COST * pieces[run[0]].crossings
-                       - GAP_COST * gaps.get(run, 0.0))
+                       - gap_cost * gaps.get(run, 0.0))
     chosen = {run: (c, p) for run, c, p in zip(runs, candidates, probabilities, strict=True)}
     # best[i]: the best total score for pieces[:i] and the run that ends there.
     best: list[tuple[float, tuple[int, int] | None]] = [(0.0, None)] + [(-np.inf, None)] * len(pieces)
@@ -350,4 +351,6 @@ def find_digits(ink: Ink, classify: Classifier | None = None) -> list[Segment]:
         doubtful = probs.max() < TRUST or group.width > ALWAYS_CUT * height
         pieces.extend(cut_along(group, seams(group, height)) if doubtful else [group])
     pieces.sort(key=lambda s: (s.box[0] + s.box[2]) / 2)
-    return recognize(pieces, height, classify)
+    # Where printed box lines were taken away, strokes that crossed them were cut with them: blank paper inside
+    # a digit is expected there, not a sign of two digits.
+    return recognize(pieces, height, classify, 0.0 if ink.in_boxes else GAP_COST)
