@@ -100,3 +100,21 @@ def test_a_digit_cut_by_its_box_lines_is_one_digit_not_two(mnist, index):
     picture = real_world.boxed_digit(mnist.test_images[index], np.random.default_rng(2))
     answer = Recognizer.from_pretrained().predict(picture)
     assert answer["note"] is None and answer["digit"] == mnist.test_labels[index]
+
+
+def test_numbers_in_rows_of_boxes_stay_one_line_without_stray_points(mnist):
+    """Writing in form boxes: a digit sitting low in its box does not tilt the row into two lines ('19044' read
+    '44' over '190'), and what is left of the box lines is not a decimal point ('7774' read '7774.')."""
+    from digitnet.recognizer import Recognizer
+
+    rng = np.random.default_rng(0)  # the pictures real_world.py's comb rows draw first (seed 0)
+    pictures = {}
+    for k in range(61):
+        index = rng.choice(len(mnist.test_images), size=int(rng.integers(4, 7)), replace=False)
+        picture = real_world.boxed_number([mnist.test_images[i] for i in index], rng, comb=k % 2 == 1)
+        pictures[k] = (picture, "".join(str(mnist.test_labels[i]) for i in index))
+    recognizer = Recognizer.from_pretrained()
+    for k in (56, 60):
+        picture, truth = pictures[k]
+        answer = recognizer.read(picture)
+        assert answer["text"] == truth and len(answer["lines"]) == 1

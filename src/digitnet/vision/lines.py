@@ -80,14 +80,15 @@ class TextLine:
         return int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max())
 
 
-def _fit(line: Line) -> None:
-    """Set a line's slope, top, baseline and height from its anchors (a broken digit counts once, whole)."""
+def _fit(line: Line, level: bool = False) -> None:
+    """Set a line's slope, top, baseline and height from its anchors (a broken digit counts once, whole);
+    ``level``: no slope."""
     boxes = np.array(line.blobs, np.float64)
     centres_x = (boxes[:, 0] + boxes[:, 2]) / 2
     heights = boxes[:, 3] - boxes[:, 1]
     line.height = float(np.median(heights))
     slope = 0.0
-    if len(boxes) >= FIT_COUNT and np.ptp(centres_x) >= FIT_SPAN * line.height:
+    if not level and len(boxes) >= FIT_COUNT and np.ptp(centres_x) >= FIT_SPAN * line.height:
         centres_y = (boxes[:, 1] + boxes[:, 3]) / 2
         slope = float(np.clip(np.polyfit(centres_x, centres_y, 1)[0], -MAX_SLOPE, MAX_SLOPE))
     line.slope = slope
@@ -113,8 +114,8 @@ def _broken_digits(stats: np.ndarray, anchors: np.ndarray, typical: float) -> li
     return [blobs[i] for i in order]
 
 
-def find_lines(stats: np.ndarray) -> list[Line]:
-    """Components (stats rows: x0, y0, x1, y1, area) grouped into lines, top to bottom."""
+def find_lines(stats: np.ndarray, level: bool = False) -> list[Line]:
+    """Components (stats rows: x0, y0, x1, y1, area) grouped into lines, top to bottom (``level``: no slope)."""
     if len(stats) == 0:
         return []
     heights = stats[:, 3] - stats[:, 1]
@@ -133,7 +134,7 @@ def find_lines(stats: np.ndarray) -> list[Line]:
             best = len(lines) - 1
         lines[best].anchors.extend(blob)
         lines[best].blobs.append((x0, y0, x1, y1))
-        _fit(lines[best])
+        _fit(lines[best], level)
     lines = [line for line in lines if not _inside_taller_line(line, lines)]
     # The other pieces go to the line they are vertically closest to.
     for index in range(len(stats)):
@@ -190,10 +191,13 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
     A picture holding one line and no separators is read exactly as :func:`segment.find_digits` reads it.
     """
     labels, stats = connected_components(ink.mask)
-    lines = find_lines(stats)
+    # Writing in form boxes: the printed lines were found level, so the rows of writing are level too (a digit
+    # sitting low in its box must not tilt the line), and specks are what is left of the lines, not points.
+    lines = find_lines(stats, level=ink.in_boxes)
     stroke = stroke_width(ink.mask)
     result = []
-    specks, speck_masks = dropped_specks(ink) if lines else (np.zeros((0, 5), np.int64), [])
+    no_specks = (np.zeros((0, 5), np.int64), [])
+    specks, speck_masks = dropped_specks(ink) if lines and not ink.in_boxes else no_specks
     speck_lines = np.array([nearest_line(lines, box) for box in specks], np.int64)
     for number, line in enumerate(lines):
         members = np.asarray(line.components)
