@@ -220,11 +220,16 @@ def run(model: str | None, n: int, numbers: int, seed: int, save: str | None = N
             "ms_per_picture": 1000 * (time.perf_counter() - started) / numbers,
         }
     if save:
-        out = Path(save)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, data in failures:
-            (out / f"{name}.jpg").write_bytes(data)
+        save_failures(save, failures)
     return result
+
+
+def save_failures(directory: str, failures: list[tuple[str, bytes]]) -> None:
+    """Write each misread picture (JPEG bytes) as DIRECTORY/<name>.jpg, spaces in names as '~'."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in failures:
+        (out / f"{name.replace(' ', '~')}.jpg").write_bytes(data)
 
 
 def write_examples(directory: str, seed: int) -> list[Path]:

@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from photo_digits import TOUCHING, number_alpha, photograph, place  # noqa: E402
+from photo_digits import TOUCHING, number_alpha, photograph, place, save_failures  # noqa: E402
 from photo_digits import run as run_photo_digits  # noqa: E402
 
 from digitnet.data import load_mnist  # noqa: E402
@@ -294,10 +294,7 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
                                  "plain_mnist_exact": numbers["plain_mnist_exact_match"],
                                  "ms_per_picture": numbers["ms_per_picture"]}
     if save:
-        out = Path(save)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, data in failures:
-            (out / f"{name.replace(' ', '~')}.jpg").write_bytes(data)
+        save_failures(save, failures)
     return result
 
 

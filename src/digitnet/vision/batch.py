@@ -19,7 +19,7 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -130,12 +130,10 @@ def ordered_batches(
             if not future.done() and ready:
                 yield ready  # hand on what is done before waiting for the next
                 ready = []
-            if not future.done():
-                wait([future], return_when=FIRST_COMPLETED)
             pending.popleft()
             in_flight -= len(part)
             try:
-                ready.extend(future.result())
+                ready.extend(future.result())  # waits for this chunk, the next in input order
             except BrokenProcessPool:
                 items_read = ", ".join(str(item) for item in part)
                 raise DigitnetError(f"a worker process died (out of memory?) while reading {items_read}") from None

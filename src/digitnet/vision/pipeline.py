@@ -95,7 +95,7 @@ class PreparedItem:
 
     char: str  # "0"-"9", ".", ",", "-" or " "
     box: list[int]  # [x0, y0, x1, y1] in the picture's pixels (x1, y1 exclusive)
-    confidence: float
+    confidence: float  # a digit: its probability; a mark: how safely its geometry passes (see :mod:`marks`)
     image: np.ndarray | None = None  # digits: uint8 (28, 28), what the model classified
     probabilities: np.ndarray | None = None  # digits: (10,)
 
@@ -196,8 +196,7 @@ def prepare_number(source: ImageSource, classify: Classifier) -> PreparedNumber:
 
 
 def _item_answer(item: PreparedItem) -> dict:
-    confidence = item.probabilities.max() if item.probabilities is not None else item.confidence
-    return {"char": item.char, "digit": item.digit, "confidence": round(float(confidence), 6), "box": item.box}
+    return {"char": item.char, "digit": item.digit, "confidence": round(item.confidence, 6), "box": item.box}
 
 
 def number_answer(number: PreparedNumber) -> dict:
