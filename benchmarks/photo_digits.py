@@ -113,7 +113,7 @@ def digit_picture(digit: np.ndarray, rng: np.random.Generator) -> bytes:
 
 
 def number_alpha(digits: list[np.ndarray], rng: np.random.Generator, height: int | None = None,
-                 touching: float = TOUCHING) -> tuple[np.ndarray, bool]:
+                 touching: float = TOUCHING, overlap: float = 0.05) -> tuple[np.ndarray, bool]:
     """Several MNIST digits written on a line: similar heights, uneven gaps, now and then touching.
 
     Each pair of neighbours touches (their ink boxes overlap by up to 5% of the height) with probability
@@ -122,7 +122,7 @@ def number_alpha(digits: list[np.ndarray], rng: np.random.Generator, height: int
     height = height or int(rng.integers(MIN_HEIGHT, MAX_HEIGHT + 1))
     inks = [ink_alpha(d, round(height * rng.uniform(0.9, 1.1)), rng.uniform(-MAX_ROTATION, MAX_ROTATION))
             for d in digits]
-    gaps = [height * (rng.uniform(-0.05, 0.0) if rng.random() < touching else rng.uniform(0.05, 0.4))
+    gaps = [height * (rng.uniform(-overlap, 0.0) if rng.random() < touching else rng.uniform(0.05, 0.4))
             for _ in inks[1:]]
     tops = [int(rng.uniform(-0.05, 0.05) * height) for _ in inks]
     lefts, x = [], 0.0
@@ -151,13 +151,24 @@ def number_picture(digits: list[np.ndarray], rng: np.random.Generator,
 # ------------------------------------------------------------------------------------- measuring
 
 
-def run(model: str | None, n: int, numbers: int, seed: int, save: str | None = None,
-        touching: float = TOUCHING) -> dict:
-    rng = np.random.default_rng(seed)
+def benchmark_digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """The digits a benchmark draws: the MNIST *test* split (what we report), or ``val``, the 5,000 held-out
+    training digits the trainer validates on (for choosing between readers or settings without looking at test)."""
     mnist = load_mnist()
-    images, labels = mnist.test_images, mnist.test_labels
-    recognizer = Recognizer.from_pretrained(model)
+    if split == "test":
+        return mnist.test_images, mnist.test_labels
+    if split == "val":
+        return mnist.train_images[-5000:], mnist.train_labels[-5000:]
+    raise ValueError(f"digits {split!r}: choose test or val")
+
+
+def run(model: str | None, n: int, numbers: int, seed: int, save: str | None = None,
+        touching: float = TOUCHING, reader: str = "line", line_model: str | None = "line", split: str = "test") -> dict:
+    rng = np.random.default_rng(seed)
+    images, labels = benchmark_digits(split)
+    recognizer = Recognizer.from_pretrained(model, line_model=line_model, reader=reader)
     result = {"model": str(recognizer.loaded.path), "arch": recognizer.spec.name, "seed": seed, "touching": touching,
+              "reader": recognizer.reader, "digits": split,
               "model_test_accuracy": recognizer.metadata.get("metrics", {}).get("test_accuracy")}
     failures = []
 
@@ -290,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--touching", type=float, default=TOUCHING,
                         help=f"chance that neighbouring digits of a number touch (default {TOUCHING})")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is steadier on a busy machine)")
+    parser.add_argument("--reader", default="line", help="how read reads a line: line, ctc or segment")
+    parser.add_argument("--line-model", default="line", help="line recognizer directory (default: the bundled one)")
+    parser.add_argument("--digits", default="test", choices=("test", "val"),
+                        help="draw MNIST test digits (report) or the held-out training digits (tune)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     parser.add_argument("--save-failures", metavar="DIR", help="write the misread pictures here")
     parser.add_argument("--examples", metavar="DIR", help="write sample pictures here and exit")
@@ -302,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in write_examples(args.examples, args.seed):
             print(path)
         return 0
-    result = run(args.model, args.n, args.numbers, args.seed, args.save_failures, args.touching)
+    result = run(args.model, args.n, args.numbers, args.seed, args.save_failures, args.touching, args.reader,
+                 args.line_model, args.digits)
     if not args.json:
         print_table(result)
     print(json.dumps(result))

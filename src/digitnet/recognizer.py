@@ -15,10 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digitnet.saved_model import LoadedModel, load_model
+from digitnet.models.crnn import REDUCTION, Decoded, greedy_decode, output_lengths
+from digitnet.saved_model import LoadedModel, ModelLoadError, load_model
+from digitnet.utils import DigitnetError
 from digitnet.vision.batch import ordered_batches, worker_count
 from digitnet.vision.io import ImageSource
 from digitnet.vision.pipeline import (
+    READERS,
     Prepared,
     PreparedNumber,
     classify_prepared,
@@ -29,9 +32,19 @@ from digitnet.vision.pipeline import (
 
 
 class Recognizer:
-    """Classify digits with a saved model, preparing inputs exactly as the model was trained."""
+    """Classify digits with a saved model, preparing inputs exactly as the model was trained; read lines of them
+    with a line recognizer (``line``) as ``reader`` says (see :data:`digitnet.vision.pipeline.READERS`)."""
 
-    def __init__(self, loaded: LoadedModel):
+    def __init__(self, loaded: LoadedModel, line: LoadedModel | None = None, reader: str = "line"):
+        if reader not in READERS:
+            raise DigitnetError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
+        if line is not None and line.spec.task != "lines":
+            raise DigitnetError(f"{line.path}: {line.spec.name!r} is not a line recognizer (try crnn-digits)")
+        if loaded.spec.task != "digits":
+            raise DigitnetError(f"{loaded.path}: {loaded.spec.name!r} reads lines, not digits; pass it as the "
+                                "line model (--line-model)")
+        self.line = line
+        self.reader = reader if line is not None else "segment"
         self.loaded = loaded
         self.model = loaded.model.eval()
         self.spec = loaded.spec
@@ -42,9 +55,19 @@ class Recognizer:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu") -> Recognizer:
-        """Load ``model_dir`` (default: the bundled default model)."""
-        return cls(load_model(model_dir, device=device))
+    def from_pretrained(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu",
+                        line_model: str | os.PathLike | None = "line", reader: str = "line") -> Recognizer:
+        """Load ``model_dir`` (default: the bundled default model) and ``line_model`` (default: the bundled line
+        recognizer; None, or ``reader="segment"``: none, lines are cut by the segmenter)."""
+        line = None
+        if line_model is not None and reader != "segment":
+            try:
+                line = load_model(line_model, device=device)
+            except ModelLoadError:
+                raise
+            except DigitnetError as exc:  # the bundled line model is missing: say how to get one
+                raise DigitnetError(f"{exc} (or read with --reader segment)") from None
+        return cls(load_model(model_dir, device=device), line, reader)
 
     @property
     def metadata(self) -> dict:
@@ -66,6 +89,21 @@ class Recognizer:
         if calibrated:
             logits = logits / self.temperature
         return torch.softmax(logits, 1).cpu().numpy()
+
+    @torch.inference_mode()
+    def recognize_lines(self, images: list[np.ndarray]) -> list[Decoded]:
+        """Read line images (float (32, W) in 0..1, ink bright, W a multiple of 4) with the line model, in one pass."""
+        if self.line is None:
+            raise DigitnetError("this recognizer has no line model")
+        width = max(image.shape[1] for image in images)
+        width += (-width) % REDUCTION
+        batch = np.zeros((len(images), 1, images[0].shape[0], width), np.float32)
+        for k, image in enumerate(images):
+            batch[k, 0, :, :image.shape[1]] = image
+        device = next(self.line.model.parameters()).device
+        probabilities = torch.softmax(self.line.model(torch.from_numpy(batch).to(device)).float(), 2).cpu().numpy()
+        lengths = output_lengths(torch.tensor([image.shape[1] for image in images])).tolist()
+        return [greedy_decode(p[:n]) for p, n in zip(probabilities, lengths, strict=True)]
 
     # ------------------------------------------------------------------------------ pictures
 
@@ -97,7 +135,8 @@ class Recognizer:
     def prepare_number(self, image: ImageSource) -> PreparedNumber:
         """The lines this recognizer would read in ``image``: digits' crops, boxes, probabilities, separators and signs
         (or why there are none)."""
-        return prepare_number(image, self.classify)
+        recognize = self.recognize_lines if self.line is not None else None
+        return prepare_number(image, self.classify, recognize, self.reader)
 
     def read(self, image: ImageSource) -> dict:
         """Read written numbers: the fields of ``digitnet read --json``.
@@ -141,11 +180,13 @@ class Recognizer:
         return worker_count(workers, items) if self.loaded.path is not None else 0
 
     def _worker_args(self) -> tuple:
-        return (os.fspath(self.loaded.path) if self.loaded.path is not None else None,)
+        line = os.fspath(self.line.path) if self.line is not None and self.line.path is not None else None
+        return (os.fspath(self.loaded.path) if self.loaded.path is not None else None, line, self.reader)
 
     def __repr__(self) -> str:
         path = Path(self.loaded.path) if self.loaded.path else None
-        return f"Recognizer(arch={self.spec.name!r}, model={str(path)!r})"
+        line = str(self.line.path) if self.line is not None else None
+        return f"Recognizer(arch={self.spec.name!r}, model={str(path)!r}, line_model={line!r}, reader={self.reader!r})"
 
 
 # ------------------------------------------------------------------------------ worker processes
@@ -153,10 +194,10 @@ class Recognizer:
 _worker_recognizer: Recognizer | None = None  # each worker process's own copy of the model
 
 
-def _start_worker(model_dir: str) -> None:
+def _start_worker(model_dir: str, line_dir: str | None = None, reader: str = "segment") -> None:
     global _worker_recognizer
     # On the CPU whatever the parent uses: a small model on one core beats every worker setting up a GPU.
-    _worker_recognizer = Recognizer.from_pretrained(model_dir, device="cpu")
+    _worker_recognizer = Recognizer.from_pretrained(model_dir, device="cpu", line_model=line_dir, reader=reader)
 
 
 def _prepare_in_worker(path: str) -> Prepared:

@@ -25,8 +25,8 @@ def models_command(json_out: bool = typer.Option(False, "--json", help="Print a 
         return
     table = Table("name", "params", "input", "normalization", "description", title="digitnet model zoo")
     for r in rows:
-        table.add_row(r["name"], f"{r['parameters']:,}", f"{r['input_size']}×{r['input_size']}", r["normalization"],
-                      r["description"])
+        size = f"{r['input_size']}×W line" if r["task"] == "lines" else f"{r['input_size']}×{r['input_size']}"
+        table.add_row(r["name"], f"{r['parameters']:,}", size, r["normalization"], r["description"])
     Console(soft_wrap=True).print(table)
 
 

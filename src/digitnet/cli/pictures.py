@@ -39,12 +39,12 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def _load(model: Path | None):
+def _load(model: Path | None, line_model: Path | str | None = None, reader: str = "segment"):
     from digitnet.recognizer import Recognizer
     from digitnet.utils import DigitnetError
 
     try:
-        return Recognizer.from_pretrained(model)
+        return Recognizer.from_pretrained(model, line_model=line_model, reader=reader)
     except DigitnetError as exc:
         _fail(str(exc))
 
@@ -138,7 +138,7 @@ def predict(
         # A picture named like a run's files (samples.png, errors.png) would replace them.
         raise DigitnetError(f"--save-debug {save_debug} is a model folder; write the debug images elsewhere")
     paths = _inputs(images)
-    recognizer = _load(model)
+    recognizer = _load(model)  # one digit per picture: no line model
     out, err = Console(), Console(stderr=True)
     table = Table("picture", "digit", "confidence", *(["top-k"] if top_k else []), "note",
                   title=f"{recognizer.spec.name} ({recognizer.loaded.path})")
@@ -174,14 +174,27 @@ def read(
     model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per picture, one per line."),
     workers: int | None = typer.Option(None, "--workers", min=0, help=WORKERS_HELP),
+    reader: str = typer.Option(
+        "line", "--reader", help="How a line is read: `line` — the line recognizer finds the characters, it and the "
+        "digit model both judge each digit (the default: it measured best); `ctc` — the line recognizer alone; "
+        "`segment` — the rule-based segmenter cuts the line into digits for the digit model."),
+    line_model: Path | None = typer.Option(
+        None, "--line-model", help="Line recognizer directory (a crnn-digits run) [default: the bundled one]."),
 ) -> None:
     """Read the numbers written in each picture: its lines top to bottom, each line's digits, decimal points and
     commas, minus signs and spaces left to right, with their boxes.
 
-    An unreadable file gets a one-line error; the others are still read, and the exit status is 1.
+    Lines are found first; then each line is read whole by a learned line recognizer (CNN + BiLSTM + CTC) that
+    places every character, and each digit is judged by the line recognizer and the digit model together
+    (`--reader`). Digits in form boxes are parted by their boxes. An unreadable file gets a one-line error; the
+    others are still read, and the exit status is 1.
     """
+    from digitnet.vision.pipeline import READERS
+
+    if reader not in READERS:
+        _fail(f"--reader {reader!r}: choose one of {', '.join(READERS)}")
     paths = _inputs(images)
-    recognizer = _load(model)
+    recognizer = _load(model, line_model if line_model is not None else "line", reader)
     table = Table("picture", "text (one line each)", "characters (confidence)", "note",
                   title=f"{recognizer.spec.name} ({recognizer.loaded.path})")
     failed = False

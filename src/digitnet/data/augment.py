@@ -324,8 +324,17 @@ def writer_strokes(x: torch.Tensor, labels: torch.Tensor, generator: torch.Gener
     return torch.where(chosen, torch.maximum(x, stroke), x)
 
 
-def _real_world(x: torch.Tensor, generator: torch.Generator | None, labels: torch.Tensor | None = None) -> torch.Tensor:
-    """The ``real-world`` preset on a zero-background batch (see the module docstring)."""
+def real_world_digits(x: torch.Tensor, generator: torch.Generator | None = None, labels: torch.Tensor | None = None,
+                      boxes: bool = True, coarse: float = 0.35) -> torch.Tensor:
+    """The ``real-world`` effects on digits (N, 1, H, W) in 0..1 on a zero background (see the module docstring);
+    ``coarse``: the share of coarse scans."""
+    return _real_world(x, generator, labels, boxes, coarse)
+
+
+def _real_world(x: torch.Tensor, generator: torch.Generator | None, labels: torch.Tensor | None = None,
+                boxes: bool = True, coarse: float = 0.35) -> torch.Tensor:
+    """The ``real-world`` preset on a zero-background batch (see the module docstring); ``boxes``: with the
+    printed form boxes (digits drawn into lines of writing have none)."""
     n, _, h, w = x.shape
     device = x.device
     peak = x.amax().clamp_min(1e-6)  # full ink in the batch's (normalized) units; work in 0..1 ink
@@ -343,7 +352,7 @@ def _real_world(x: torch.Tensor, generator: torch.Generator | None, labels: torc
 
     # Writers: slant, rotation, cramped or stretched digits, a little wobble — one resampling for the batch.
     # Coarse scans often size-normalize the digit to its cell: fill the frame first (same grid_sample).
-    low = chance(0.35)
+    low = chance(coarse)
     fill = (low & chance(0.5)) | chance(0.05)
     theta = random_affine_theta(n, device, generator, degrees=10, translate=0.06, scale=(0.85, 1.1), shear=0.3,
                                 stretch=0.4)
@@ -354,8 +363,9 @@ def _real_world(x: torch.Tensor, generator: torch.Generator | None, labels: torc
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     # Printed boxes around the digit, scanned with it.
-    boxed = chance(0.15)
-    x = torch.where(boxed.view(n, 1, 1, 1), torch.maximum(x, box_lines(n, h, device, generator)), x)
+    if boxes:  # (skipped, not drawn and discarded: the stream with boxes stays as the bundled model saw it)
+        boxed = chance(0.15)
+        x = torch.where(boxed.view(n, 1, 1, 1), torch.maximum(x, box_lines(n, h, device, generator)), x)
 
     # Coarse scanners: each sample its own cell size, gray levels and upscaling.
     size = torch.tensor(LOW_RESOLUTIONS, device=device)[_integers(n, 0, len(LOW_RESOLUTIONS) - 1, device, generator)]

@@ -212,6 +212,37 @@ def plot_samples(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, 
 # --------------------------------------------------------------------------- comparison of models
 
 
+def plot_line_alignment(images: list[np.ndarray], truths: list[str], reads: list[str],
+                        spans: list[list[tuple[int, int]]], reduction: int = 4, title: str = "") -> Plot:
+    """Line images (H, W) in 0..1 (ink bright) as the recognizer saw them, each character it read shaded over
+    the output columns CTC aligned it to and written above them; the line's truth and reading beside it."""
+    rows = len(images)
+    width = max((image.shape[1] for image in images), default=1)
+    height = images[0].shape[0] if images else 32
+    scale = 0.035  # inches per line pixel
+    fig = Figure(figsize=(width * scale + 2.6, rows * (height * scale + 0.32) + 0.4))
+    palette = ["#1e88e5", "#fb8c00"]  # alternate, so neighbouring characters stay apart
+    for k, (image, truth, read, line_spans) in enumerate(zip(images, truths, reads, spans, strict=True)):
+        ax = fig.add_subplot(rows, 1, k + 1)
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="equal",
+                  extent=(0, image.shape[1], height, 0))
+        for j, ((t0, t1), char) in enumerate(zip(line_spans, read, strict=True)):
+            x0, x1 = t0 * reduction, (t1 + 1) * reduction
+            ax.axvspan(x0, x1, color=palette[j % 2], alpha=0.35, lw=0)
+            ax.text((x0 + x1) / 2, -1, "␣" if char == " " else char, ha="center", va="bottom", fontsize=9,
+                    color=palette[j % 2])
+        ax.set_xlim(0, width)
+        ax.set_axis_off()
+        color = RIGHT if read == truth else WRONG
+        ax.text(width + 4, height / 2, f"{truth!r}\n→ {read!r}", va="center", fontsize=9, color=color,
+                family="monospace")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.subplots_adjust(left=0.02, right=1 - 2.5 / fig.get_size_inches()[0], top=1 - 0.35 / fig.get_size_inches()[1],
+                        bottom=0.02, hspace=0.9)
+    return Plot(fig, {"truths": list(truths), "reads": list(reads), "spans": [list(s) for s in spans]})
+
+
 def _minor_log_label(ax, value: float, _position) -> str:
     low, high = ax.get_xlim()
     if value <= 0 or high / max(low, 1e-12) > 30:  # three decades or more: the powers of ten are enough

@@ -22,12 +22,14 @@ import torch
 from torch import nn
 
 from digitnet.data.splits import Split
-from digitnet.evaluate.plots import Plot, plot_confusion, plot_curves, plot_errors, plot_samples
+from digitnet.evaluate.plots import Plot, plot_confusion, plot_curves, plot_errors, plot_line_alignment, plot_samples
 from digitnet.train.callbacks import Callback, Fit
 from digitnet.train.metrics import classification_metrics, predict_logits
 from digitnet.utils import DigitnetError, atomic_write_bytes, atomic_write_text
 
-PLOT_FILES = {"curves": "curves.png", "confusion": "confusion.png", "errors": "errors.png", "samples": "samples.png"}
+PLOT_FILES = {"curves": "curves.png", "confusion": "confusion.png", "errors": "errors.png", "samples": "samples.png",
+              "lines": "lines.png"}
+LINE_SAMPLES = 16  # test lines drawn with their alignment in a line recognizer's report
 REPORT_FILE = "report.html"
 
 
@@ -115,12 +117,50 @@ def report_run_dir(run_dir: str | os.PathLike, data: str | None = None) -> Path:
     return write_report(run_dir, loaded.model, test, loaded.temperature)
 
 
+def write_line_report(run_dir: str | os.PathLike, model: nn.Module, lines, metrics: dict) -> Path:
+    """A line recognizer's report: learning curves and test lines with their CTC alignment (``lines``: a
+    :class:`digitnet.data.lines.LineBatch` of test lines), and ``report.html``."""
+    from digitnet.models.crnn import greedy_decode, output_lengths
+
+    run_dir = Path(run_dir)
+    history = read_history(run_dir)
+    pngs = {}
+    if history:
+        pngs["curves"] = plot_curves(history).png()
+    count = min(LINE_SAMPLES, len(lines.texts))
+    model.eval()
+    with torch.no_grad():
+        probabilities = torch.softmax(model(lines.images[:count]).float(), 2).cpu().numpy()
+    images, reads, spans = [], [], []
+    for k, length in enumerate(output_lengths(lines.widths[:count].cpu()).tolist()):
+        decoded = greedy_decode(probabilities[k, :length])
+        images.append(lines.images[k, 0, :, :int(lines.widths[k])].cpu().numpy())
+        reads.append(decoded.text)
+        spans.append(decoded.spans)
+    pngs["lines"] = plot_line_alignment(images, lines.texts[:count], reads, spans,
+                                        title="test lines: each character over the columns CTC read it in").png()
+    for name, png in pngs.items():
+        atomic_write_bytes(run_dir / PLOT_FILES[name], png)
+    page = render_html(
+        run_dir, metrics, pngs, history,
+        config=_read_json(run_dir / "config.json"), saved_metrics=_read_json(run_dir / "metrics.json"),
+        metadata=_read_json(run_dir / "model.json"), environment=_read_json(run_dir / "environment.json"),
+    )
+    return atomic_write_text(run_dir / REPORT_FILE, page)
+
+
 class ReportCallback(Callback):
     """Writes the run report when training ends (``digitnet train`` without ``--no-plots``)."""
 
     writes = True
 
-    def on_fit_end(self, fit: Fit, test_logits: torch.Tensor, metrics: dict) -> None:
+    def on_fit_end(self, fit: Fit, test_logits: torch.Tensor | None, metrics: dict) -> None:
+        if fit.run.lines is not None:
+            test = {"accuracy": metrics["test_accuracy"], "errors": metrics["test_errors"],
+                    "num_samples": metrics["test_samples"], "loss": metrics["test_loss"],
+                    "char_error_rate": metrics["test_char_error_rate"]}
+            write_line_report(fit.run_dir, fit.model, fit.run.lines.test_lines(), test)
+            return
         write_report(fit.run_dir, fit.model, fit.run.splits.test, float(metrics.get("temperature") or 1.0),
                      logits=test_logits)
 
@@ -186,9 +226,11 @@ def render_html(run_dir: Path, metrics: dict, pngs: dict[str, bytes], history: l
                 saved_metrics: dict, metadata: dict, environment: dict) -> str:
     """The report page: summary, plots, per-class table, configuration and environment."""
     arch = metadata.get("arch") or config.get("arch") or "model"
+    lines = "lines" in pngs
     cards = [
-        ("test accuracy", f"{metrics['accuracy']:.2%}"),
+        ("test lines read exactly" if lines else "test accuracy", f"{metrics['accuracy']:.2%}"),
         ("test errors", f"{metrics['errors']:,} / {metrics['num_samples']:,}"),
+        *([("character error rate", f"{metrics['char_error_rate']:.2%}")] if lines else []),
         ("test loss", f"{metrics['loss']:.4f}"),
         ("epochs", str(len(history)) if history else "—"),
         ("training time", f"{saved_metrics['train_seconds']:.1f} s" if saved_metrics.get("train_seconds") else "—"),
@@ -199,16 +241,19 @@ def render_html(run_dir: Path, metrics: dict, pngs: dict[str, bytes], history: l
                         f"</div></div>" for k, v in cards)
     per_class = "".join(
         f"<tr><td>{r['digit']}</td><td>{r['precision']:.4f}</td><td>{r['recall']:.4f}</td><td>{r['f1']:.4f}</td>"
-        f"<td>{r['support']:,}</td></tr>" for r in metrics["per_class"])
+        f"<td>{r['support']:,}</td></tr>" for r in metrics.get("per_class", []))
     sections = []
     if "curves" in pngs:
         sections.append(f"<h2>Learning curves</h2>{_img(pngs['curves'], 'learning curves')}")
-    sections.append(
-        f'<h2>Test set</h2><div class="row"><div>{_img(pngs["confusion"], "confusion matrix")}</div>'
-        f'<div><h3>Per class</h3><table><tr><th>digit</th><th>precision</th><th>recall</th><th>F1</th>'
-        f"<th>support</th></tr>{per_class}</table></div></div>")
-    sections.append(f"<h2>Most confident mistakes</h2>{_img(pngs['errors'], 'most confident mistakes')}")
-    sections.append(f"<h2>Sample predictions</h2>{_img(pngs['samples'], 'sample predictions')}")
+    if lines:
+        sections.append(f"<h2>Test lines and their CTC alignment</h2>{_img(pngs['lines'], 'test lines')}")
+    else:
+        sections.append(
+            f'<h2>Test set</h2><div class="row"><div>{_img(pngs["confusion"], "confusion matrix")}</div>'
+            f'<div><h3>Per class</h3><table><tr><th>digit</th><th>precision</th><th>recall</th><th>F1</th>'
+            f"<th>support</th></tr>{per_class}</table></div></div>")
+        sections.append(f"<h2>Most confident mistakes</h2>{_img(pngs['errors'], 'most confident mistakes')}")
+        sections.append(f"<h2>Sample predictions</h2>{_img(pngs['samples'], 'sample predictions')}")
     if config:
         sections.append(f"<h2>Configuration</h2>{_key_value_table(config)}")
     if environment:

@@ -14,7 +14,7 @@ def describe_models() -> list[dict]:
     for name in list_models():
         spec = get_spec(name)
         rows.append({"name": name, "parameters": count_parameters(create_model(name)), "input_size": spec.input_size,
-                     "normalization": spec.normalization, "description": spec.description})
+                     "normalization": spec.normalization, "description": spec.description, "task": spec.task})
     return rows
 
 

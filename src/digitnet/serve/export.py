@@ -14,6 +14,11 @@ normalization ``(x - mean) / std`` and pads to the model's input size (LeNet-5 t
 network. It has two outputs:
 ``logits`` (N, 10), the network's raw scores, and ``probabilities`` (N, 10), the softmax of the logits
 divided by the model's calibration temperature (what ``Recognizer.classify`` returns).
+
+A line recognizer (``crnn-digits``) exports as a line reader instead: input ``line``, float32 (N, 1, 32, W) in
+0..1, ink bright (the line levelled and scaled as ``digitnet read`` makes it), with dynamic N and W; outputs
+``logits`` and ``probabilities`` (N, W/4, 15): per column of 4 pixels, the CTC blank (index 0) and the alphabet
+stored in the metadata (``digitnet.alphabet``). Greedy decoding: argmax per column, merge repeats, drop blanks.
 """
 
 from __future__ import annotations
@@ -56,6 +61,41 @@ class ExportWrapper(nn.Module):
         return logits, torch.softmax(logits * self.inv_temperature, dim=1)
 
 
+class LineExportWrapper(nn.Module):
+    """A line recognizer: line images in, per-column (logits, probabilities) out."""
+
+    def __init__(self, loaded: LoadedModel):
+        super().__init__()
+        self.model = loaded.model.eval()
+
+    def forward(self, line: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(line)
+        return logits, torch.softmax(logits, dim=2)
+
+
+def line_export_metadata(loaded: LoadedModel) -> dict[str, str]:
+    """Key/value description of an exported line recognizer."""
+    from digitnet.models.crnn import ALPHABET, REDUCTION
+    from digitnet.version import __version__
+
+    meta = loaded.metadata
+    return {
+        "digitnet.input": f"{LINE_INPUT_NAME}: float32 (N, 1, {loaded.spec.input_size}, W) in 0..1, ink bright on "
+                          "black; W a multiple of 4; N and W are dynamic",
+        "digitnet.outputs": f"logits, probabilities: float32 (N, W/{REDUCTION}, {len(ALPHABET) + 1}) per column; "
+                            "index 0 = CTC blank, index k = alphabet[k-1]",
+        "digitnet.alphabet": ALPHABET,
+        "digitnet.arch": loaded.arch,
+        "digitnet.test_accuracy": str(meta.get("metrics", {}).get("test_accuracy", "")),
+        "digitnet.version": __version__,
+        "digitnet.weights_sha256": str(meta.get("weights_sha256", "")),
+        "digitnet.model_json": json.dumps(meta, sort_keys=True),
+    }
+
+
+LINE_INPUT_NAME = "line"
+
+
 def export_metadata(loaded: LoadedModel, input_type: str) -> dict[str, str]:
     """Key/value description written into the exported file (ONNX ``metadata_props``)."""
     from digitnet.version import __version__
@@ -96,16 +136,24 @@ def export_model(model_dir: str | os.PathLike | None, out: str | os.PathLike, fm
     loaded = load_model(model_dir)
     # Export a contiguous (not channels-last) model: tracing records plain NCHW ops that every runtime runs.
     loaded.model.to(memory_format=torch.contiguous_format)
-    wrapper = ExportWrapper(loaded, input_type).eval()
-    example = torch.zeros(2, 1, 28, 28, dtype=torch.uint8 if input_type == "uint8" else torch.float32)
+    if loaded.spec.task == "lines":
+        wrapper, metadata = LineExportWrapper(loaded).eval(), line_export_metadata(loaded)
+        example = torch.zeros(2, 1, loaded.spec.input_size, 64)
+        axes = {LINE_INPUT_NAME: {0: "N", 3: "W"}, OUTPUT_NAMES[0]: {0: "N", 1: "T"}, OUTPUT_NAMES[1]: {0: "N", 1: "T"}}
+        names = [LINE_INPUT_NAME]
+    else:
+        wrapper, metadata = ExportWrapper(loaded, input_type).eval(), export_metadata(loaded, input_type)
+        example = torch.zeros(2, 1, 28, 28, dtype=torch.uint8 if input_type == "uint8" else torch.float32)
+        axes = {INPUT_NAME: {0: "N"}, OUTPUT_NAMES[0]: {0: "N"}, OUTPUT_NAMES[1]: {0: "N"}}
+        names = [INPUT_NAME]
     fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")  # unique: two exports at once
     os.close(fd)
     tmp = Path(name)
     try:
         if fmt == "onnx":
-            _export_onnx(wrapper, example, tmp, export_metadata(loaded, input_type), opset)
+            _export_onnx(wrapper, example, tmp, metadata, opset, names, axes)
         else:
-            _export_torchscript(wrapper, example, tmp, export_metadata(loaded, input_type))
+            _export_torchscript(wrapper, example, tmp, metadata)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; an exported model is for others to read
         os.replace(tmp, out)
     finally:
@@ -114,7 +162,7 @@ def export_model(model_dir: str | os.PathLike | None, out: str | os.PathLike, fm
 
 
 def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, str],
-                 opset: int) -> None:
+                 opset: int, input_names: list[str], dynamic_axes: dict) -> None:
     try:
         import onnx
     except ImportError:
@@ -124,15 +172,15 @@ def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, metadata
         warnings.simplefilter("ignore")
         torch.onnx.export(
             wrapper, (example,), str(path), dynamo=False, opset_version=opset,
-            input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-            dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAMES[0]: {0: "N"}, OUTPUT_NAMES[1]: {0: "N"}},
+            input_names=input_names, output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic_axes,
         )
     proto = onnx.load(str(path))
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "digitnet"
-    proto.doc_string = f"digitnet {metadata['digitnet.arch']} digit classifier. {metadata['digitnet.input']}. " \
+    kind = "line recognizer" if "digitnet.alphabet" in metadata else "digit classifier"
+    proto.doc_string = f"digitnet {metadata['digitnet.arch']} {kind}. {metadata['digitnet.input']}. " \
                        f"{metadata['digitnet.outputs']}."
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))

@@ -316,7 +316,7 @@ class ConsoleLog(Callback):
                    TextColumn("{task.fields[stats]}"), TimeRemainingColumn()]
         self.progress = Progress(*columns, console=fit.console, transient=True, disable=fit.console.quiet)
         self.progress.start()
-        self.task = self.progress.add_task("train", total=len(fit.run.splits.train), stats="")
+        self.task = self.progress.add_task("train", total=fit.run.samples_per_epoch, stats="")
         self.started = self.last_refresh = time.perf_counter()
 
     def on_batch_end(self, fit: Fit, seen: int, loss_sum: torch.Tensor, correct: torch.Tensor) -> None:

@@ -28,6 +28,7 @@ import torch
 from rich.console import Console
 
 from digitnet.data.sources import MNIST, load_mnist
+from digitnet.models.crnn import ALPHABET
 from digitnet.models.registry import count_parameters
 from digitnet.saved_model import environment_info, save_model
 from digitnet.train import distributed
@@ -213,9 +214,10 @@ def _train_one_epoch(fit: Fit) -> dict | None:
     for step in range(first_step, len(batches)):
         x, y = run.make_batch(batches[step])
         loss, logits = run.train_step(x, y)  # steps a per-step schedule too
-        loss_sum += loss * len(y)
-        correct += (logits.argmax(1) == y).sum()
-        seen += len(y)
+        right, count = run.score(logits, y)
+        loss_sum += loss * count
+        correct += right.to(correct.device)
+        seen += count
         _call(fit, "on_batch_end", seen, loss_sum, correct)
         if step + 1 < len(batches) and fit.stop_requested():
             total_loss, total_correct, total_seen = distributed.all_reduce_sum(loss_sum, correct, seen)
@@ -236,10 +238,12 @@ def _validate(run: Run) -> dict:
     """The epoch's validation figures (and the test accuracy with ``track_test``, for benchmarks)."""
     start = time.perf_counter()
     row = {}
-    if run.splits.val is not None:
+    if run.lines is not None:
+        row.update(run.lines.validate(run.model))
+    elif run.splits.val is not None:
         val = classification_metrics(predict_logits(run.model, run.splits.val.images, run.spec), run.splits.val.labels)
         row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-    if run.cfg.track_test:
+    if run.cfg.track_test and run.lines is None:
         test = run.splits.test
         row["test_accuracy"] = classification_metrics(predict_logits(run.model, test.images, run.spec),
                                                       test.labels)["accuracy"]
@@ -248,20 +252,25 @@ def _validate(run: Run) -> dict:
 
 
 def _finish(fit: Fit, mnist: MNIST) -> dict:
-    """Calibrate, evaluate the test set once, save the model and metrics, and hand the test logits around."""
+    """Calibrate, evaluate the test set once, save the model and metrics, and hand the test logits around
+    (a line recognizer: None; its test lines are drawn from the test digits and read once)."""
     run, history = fit.run, fit.history
     splits = run.splits
     temperature = 1.0
-    if splits.val is not None:
-        # Calibrate on validation data, never on the test set.
-        temperature = fit_temperature(predict_logits(run.model, splits.val.images, run.spec), splits.val.labels)
-    test_logits = predict_logits(run.model, splits.test.images, run.spec)
-    test = classification_metrics(test_logits, splits.test.labels)
+    if run.lines is not None:  # lines of test digits, read once; CTC posteriors are used as they are
+        test_logits, test = None, run.lines.test(run.model)
+    else:
+        if splits.val is not None:
+            # Calibrate on validation data, never on the test set.
+            temperature = fit_temperature(predict_logits(run.model, splits.val.images, run.spec), splits.val.labels)
+        test_logits = predict_logits(run.model, splits.test.images, run.spec)
+        test = classification_metrics(test_logits, splits.test.labels)
     weights_epoch = fit.weights_epoch if fit.weights_epoch is not None else len(history)
     weights_row = history[weights_epoch - 1] if 0 < weights_epoch <= len(history) else {}
     metrics = {
         "test_accuracy": test["accuracy"], "test_loss": test["loss"],
-        "test_loss_calibrated": classification_metrics(test_logits, splits.test.labels, temperature)["loss"],
+        "test_loss_calibrated": test["loss"] if test_logits is None else
+        classification_metrics(test_logits, splits.test.labels, temperature)["loss"],
         "test_errors": test["errors"], "test_samples": test["num_samples"],
         "val_accuracy": weights_row.get("val_accuracy"),  # of the weights saved, not of the last epoch
         "best_epoch": fit.best_epoch or len(history),  # by the monitored metric
@@ -271,6 +280,8 @@ def _finish(fit: Fit, mnist: MNIST) -> dict:
         "train_seconds": sum(r["train_seconds"] for r in history), "temperature": temperature,
         "interrupted": fit.interrupted,
     }
+    if run.lines is not None:
+        metrics["test_char_error_rate"] = test["char_error_rate"]
     with fit.writing(fit.run_dir / "model.safetensors"):
         _save(fit, mnist, metrics, temperature, test)
     if fit.interrupted:
@@ -287,6 +298,8 @@ def _save(fit: Fit, mnist: MNIST, metrics: dict, temperature: float, test: dict)
         "data": {"checksum": mnist.checksum, "source": mnist.source, "train_size": len(splits.train),
                  "val_size": len(splits.val) if splits.val else 0, "test_size": len(splits.test)},
         "training": {k: v for k, v in cfg.to_dict().items() if k not in ("out", "resume", "overwrite")},
+        **({"task": "lines", "alphabet": ALPHABET} if fit.run.lines is not None else {}),
     })
-    atomic_write_json(fit.run_dir / "metrics.json", {**metrics, "per_class": test["per_class"],
-                                                     "confusion": test["confusion"]})
+    details = {"per_class": test["per_class"], "confusion": test["confusion"]} if "confusion" in test else \
+        {"misread_lines": [{"text": truth, "read": read} for truth, read in test["wrong"][:200]]}
+    atomic_write_json(fit.run_dir / "metrics.json", {**metrics, **details})

@@ -20,10 +20,12 @@ from digitnet.data.splits import Splits, make_splits
 from digitnet.models.registry import ModelSpec, create_model
 from digitnet.train import distributed
 from digitnet.train.config import TrainConfig
+from digitnet.train.lines import LineTask, ctc_loss
 from digitnet.train.optim import PER_STEP_SCHEDULES, build_optimizer, build_scheduler
 from digitnet.train.step import make_batch, train_step, use_amp
 from digitnet.utils import DigitnetError, seed_everything
 
+LINE_MAX_GRAD_NORM = 5.0  # a line recognizer's gradients are clipped to this norm (CTC + LSTM)
 # What early stopping, best-epoch selection and ReduceLROnPlateau may watch.
 MONITORS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
 
@@ -45,6 +47,7 @@ class Run:
     channels_last: bool
     steps_per_epoch: int
     monitor: str  # the metric that picks the best epoch, stops early and drives ReduceLROnPlateau
+    lines: LineTask | None = None  # a line recognizer's batches, loss and evaluation (spec.task == "lines")
 
     @property
     def per_step_schedule(self) -> bool:
@@ -55,23 +58,47 @@ class Run:
         """Whether :meth:`end_epoch` needs the monitored metric (ReduceLROnPlateau does)."""
         return isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
+    @property
+    def batch_digits(self) -> int:
+        """Training digits one batch takes: ``batch_size`` images, or the slots of ``batch_size`` lines."""
+        return self.lines.digits_per_batch if self.lines is not None else self.cfg.batch_size
+
+    @property
+    def samples_per_epoch(self) -> int:
+        """Images (or lines) one epoch trains on, over all ranks: what the progress bar counts to."""
+        return len(self.splits.train) // (self.batch_digits // self.cfg.batch_size) if self.lines is not None \
+            else len(self.splits.train)
+
     def epoch_batches(self) -> Iterator[torch.Tensor]:
         """Index batches of one epoch (this rank's shard of a fresh permutation under torchrun)."""
-        return distributed.shard_batches(len(self.splits.train), self.cfg.batch_size, self.generator,
+        return distributed.shard_batches(len(self.splits.train), self.batch_digits, self.generator,
                                          device=self.device)
 
     def make_batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training batch ``idx``: gathered, normalized, augmented, in the model's memory format."""
+        """The training batch ``idx``: gathered, normalized, augmented, in the model's memory format.
+
+        For a line recognizer: lines drawn from those digits, and their targets (:class:`LineTargets`).
+        """
         train = self.splits.train
+        if self.lines is not None:
+            return self.lines.make_batch(train.images, train.labels, idx, self.generator, self.cfg.augment)
         return make_batch(train.images, train.labels, idx, self.spec, self.cfg.augment, self.generator,
                           self.channels_last)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step, then a per-step schedule's step. Detached loss and logits, no host sync."""
-        loss, logits = train_step(self.train_model, self.optimizer, x, y, self.cfg.label_smoothing, self.amp)
+        lines = self.lines is not None
+        loss, logits = train_step(self.train_model, self.optimizer, x, y, self.cfg.label_smoothing, self.amp,
+                                  ctc_loss if lines else None, LINE_MAX_GRAD_NORM if lines else None)
         if self.per_step_schedule:
             self.scheduler.step()
         return loss, logits
+
+    def score(self, logits: torch.Tensor, y) -> tuple[torch.Tensor, int]:
+        """Right answers in a training batch (images classified right, lines read exactly) and its size."""
+        if self.lines is not None:
+            return self.lines.score(logits, y)
+        return (logits.argmax(1) == y).sum(), len(y)
 
     def end_epoch(self, metrics: dict | None = None) -> None:
         """Step an epoch schedule. ReduceLROnPlateau gets ``metrics[self.monitor]``: the metric its mode was made for.
@@ -121,11 +148,12 @@ def build_run(cfg: TrainConfig, data: MNIST | Splits, device: torch.device) -> R
     train_model = distributed.wrap(model, device)  # DDP under torchrun, else the model itself
     if cfg.compile:
         train_model = torch.compile(train_model)  # shares the parameters: checkpoints still save `model`
-    steps_per_epoch = math.ceil(len(splits.train) / cfg.batch_size)
+    lines = LineTask(splits, cfg.batch_size) if model.spec.task == "lines" else None
+    steps_per_epoch = math.ceil(len(splits.train) / (lines.digits_per_batch if lines else cfg.batch_size))
     optimizer = build_optimizer(model, cfg)
     monitor = resolve_monitor(cfg, splits.val is not None)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch, monitor)
     return Run(cfg=cfg, device=device, splits=splits, model=model, train_model=train_model, spec=model.spec,
                optimizer=optimizer, scheduler=scheduler, generator=torch.Generator(device=device).manual_seed(cfg.seed),
                amp=use_amp(cfg.amp, device), channels_last=channels_last, steps_per_epoch=steps_per_epoch,
-               monitor=monitor)
+               monitor=monitor, lines=lines)

@@ -8,6 +8,7 @@ precision and optimizer step.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -48,14 +49,25 @@ def train_step(
     y: torch.Tensor,
     label_smoothing: float = 0.0,
     amp: bool = False,
+    loss_function: Callable | None = None,
+    max_grad_norm: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward, backward, optimizer step. Returns the detached loss and logits without a host sync."""
+    """Forward, backward, optimizer step. Returns the detached loss and logits without a host sync.
+
+    ``loss_function(logits, y)``: another loss than cross-entropy (a line recognizer's CTC); ``max_grad_norm``:
+    clip the gradients' norm (an LSTM under CTC now and then meets a line whose gradient would throw it off).
+    """
     with autocast(x.device, amp):
         logits = model(x)
-        # autocast runs cross-entropy in float32 whatever the logits' dtype
-        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        if loss_function is not None:
+            loss = loss_function(logits, y)
+        else:
+            # autocast runs cross-entropy in float32 whatever the logits' dtype
+            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     return loss.detach(), logits.detach()
 

@@ -22,14 +22,19 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from digitnet.vision import preprocess
+from digitnet.vision import line_reader, preprocess
 from digitnet.vision.boxes import box_line_mask
 from digitnet.vision.io import ImageError, ImageSource, load_picture
+from digitnet.vision.line_reader import LineRecognizer
 from digitnet.vision.lines import read_lines
 from digitnet.vision.preprocess import MIN_INK_PIXELS, Ink, find_ink, mnist_like, normalize_digit, remove_specks
-from digitnet.vision.segment import Classifier, find_digits, find_groups, line_height
+from digitnet.vision.segment import Classifier, Segment, find_digits, find_groups, line_height
 
 NO_INK = "no ink found"
+# How `read` reads a line: "line" — the learned line recognizer places the characters, and the line model and the
+# digit model both say which digit each is; "ctc" — the line recognizer alone; "segment" — the rule-based
+# segmenter cuts the line into digits for the digit model. Writing in form boxes is always cut by its boxes.
+READERS = ("line", "ctc", "segment")
 
 
 def find_writing(pixels: np.ndarray) -> Ink | None:
@@ -157,12 +162,16 @@ class PreparedNumber:
         return np.concatenate(self.images, axis=1) if self.images else None
 
 
-def prepare_number(source: ImageSource, classify: Classifier) -> PreparedNumber:
-    """Load a picture of written numbers and read its lines (:mod:`lines`); never raises for a bad picture.
+def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRecognizer | None = None,
+                   reader: str = "line") -> PreparedNumber:
+    """Load a picture of written numbers and read its lines; never raises for a bad picture.
 
-    ``classify`` is called during segmentation (candidate cuts are judged by the model's answers), so the
-    result already holds each digit's probabilities: :func:`number_answer` needs no further call.
+    ``reader`` (see ``READERS``) says how a line is read; with a line reader, ``recognize`` reads line images
+    (:mod:`line_reader`), without one the segmenter cuts lines (:mod:`lines`; ``classify`` judges its candidate
+    cuts). Either way the result holds each digit's probabilities: :func:`number_answer` needs no further call.
     """
+    if reader not in READERS:
+        raise ValueError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
         picture = load_picture(source)
@@ -177,7 +186,12 @@ def prepare_number(source: ImageSource, classify: Classifier) -> PreparedNumber:
                             passthrough, probabilities)
         return PreparedNumber(path, [PreparedLine([item], [0, 0, 28, 28])])
     ink = find_writing(picture.pixels)
-    text_lines = read_lines(ink, classify) if ink is not None else []
+    if ink is None:
+        text_lines = []
+    elif reader == "segment" or recognize is None or ink.in_boxes:  # form boxes part the digits themselves
+        text_lines = read_lines(ink, classify)
+    else:
+        text_lines = line_reader.read_lines(ink, recognize, classify if reader == "line" else None)
     if not text_lines:
         return PreparedNumber(path, note=NO_INK)
     height, width = picture.pixels.shape[:2]
@@ -188,11 +202,16 @@ def prepare_number(source: ImageSource, classify: Classifier) -> PreparedNumber:
     lines = []
     for text_line in text_lines:
         items = [PreparedItem(item.char, scaled(item.box), item.confidence,
-                              normalize_digit(item.segment.mask) if item.segment is not None else None,
+                              _digit_image(item.segment) if item.segment is not None else None,
                               item.segment.probabilities if item.segment is not None else None)
                  for item in text_line.items]
         lines.append(PreparedLine(items, scaled(text_line.box)))
     return PreparedNumber(path, lines)
+
+
+def _digit_image(segment: Segment) -> np.ndarray:
+    """A digit's 28×28: made once (a reader that classified it already has it)."""
+    return segment.image if segment.image is not None else normalize_digit(segment.mask)
 
 
 def _item_answer(item: PreparedItem) -> dict:

@@ -62,6 +62,7 @@ class Segment:
     mask: np.ndarray  # bool, the crop of ``box``: this segment's ink only
     probabilities: np.ndarray | None = None  # the model's answer, when segmentation asked it
     crossings: float = 0.0  # strokes cut at its left edge, when it was cut from a wider group
+    image: np.ndarray | None = None  # its 28×28 (normalize_digit), once made
 
     @property
     def width(self) -> int:

@@ -1,0 +1,216 @@
+"""Reading a found line with the learned line recognizer (CTC), instead of cutting it into digits by rules.
+
+Line finding (:func:`lines.find_lines`) stays: it counts lines right and says where each runs (its slope, top
+and baseline). Each line's own ink — its components, plus dropped specks that have a decimal point's or a
+comma's shape — is made into the recognizer's input (:func:`line_image`): levelled along the line's slope,
+scaled so that its digits are ``DIGIT_HEIGHT`` rows tall and centred on ``CENTRE_ROW``, reduced by area
+averaging, exactly the kind of image :mod:`digitnet.data.lines` trains on. The recognizer reads the line in one
+pass (``recognize``: images → :class:`digitnet.models.crnn.Decoded`).
+
+Each character CTC emitted has the output columns it was read in. The line is parted between neighbouring
+characters halfway between their columns; a connected piece of ink that falls mostly on one side goes whole
+to that character (a 7's bar reaching over its neighbour), otherwise it is cut there (touching digits). A
+character's box is its ink's box; a space's box is the gap between its neighbours. With ``classify``, each
+digit's ink is also classified as a 28×28 (the digit model) and the two opinions are multiplied
+(:func:`vote`): the line model says where the digits are, both say which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from digitnet.models.crnn import REDUCTION, Decoded
+from digitnet.vision.lines import Item, Line, TextLine, dropped_specks, find_lines, nearest_line
+from digitnet.vision.marks import classify_mark
+from digitnet.vision.preprocess import Ink, connected_components, normalize_digit, opencv
+from digitnet.vision.segment import Classifier, Segment, stroke_width
+
+LINE_HEIGHT = 32  # the recognizer's input rows (data.lines.LINE_HEIGHT) ...
+DIGIT_HEIGHT = 18  # ... a line's digits this tall ...
+CENTRE_ROW = 15  # ... centred on this row
+MARGIN = 0.35  # paper kept on each side of a line, in digit heights (training lines have 0.1–0.6)
+WHOLE = 0.8  # a piece of ink with this share of its pixels on one character's side goes whole to it
+
+LineRecognizer = Callable[[list[np.ndarray]], list[Decoded]]  # line images (32, W) float 0..1 → readings
+
+
+@dataclass
+class LineImage:
+    """A line as the recognizer sees it, and how its columns map back to the picture (working resolution)."""
+
+    image: np.ndarray  # float32 (LINE_HEIGHT, W), W a multiple of REDUCTION; ink bright
+    mask: np.ndarray  # bool: this line's ink, cropped to its box ...
+    offset: tuple[int, int]  # ... whose top left corner is at this (x, y) of the picture (working resolution)
+    x_origin: float  # working x of the image's column 0
+    scale: float  # image pixels per working pixel
+
+    def to_x(self, column: float) -> float:
+        """The working x of an image column."""
+        return self.x_origin + column / self.scale
+
+
+def line_image(mask: np.ndarray, line: Line, offset: tuple[int, int] = (0, 0)) -> LineImage | None:
+    """The recognizer's input for the line whose ink is ``mask`` (bool, its top left corner at ``offset`` of the
+    picture, working resolution); None without ink."""
+    cv2 = opencv()
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return None
+    ox, oy = offset
+    mask = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    ox, oy = ox + int(cols[0]), oy + int(rows[0])
+    scale = DIGIT_HEIGHT / max(line.height, 1.0)
+    margin = MARGIN * line.height
+    x0, x1 = ox - margin, ox + mask.shape[1] + margin
+    centres = [line.centre(x0), line.centre(x1)]
+    y0 = min(centres) - CENTRE_ROW / scale - 1
+    y1 = max(centres) + (LINE_HEIGHT - CENTRE_ROW) / scale + 1
+    ix0, iy0, ix1, iy1 = int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1))
+    crop = np.zeros((iy1 - iy0, ix1 - ix0), np.float32)  # paper around the ink (and beyond the picture's edge)
+    sy0, sx0 = max(iy0, oy), max(ix0, ox)
+    sy1, sx1 = min(iy1, oy + mask.shape[0]), min(ix1, ox + mask.shape[1])
+    crop[sy0 - iy0:sy1 - iy0, sx0 - ix0:sx1 - ix0] = mask[sy0 - oy:sy1 - oy, sx0 - ox:sx1 - ox]
+    width = max(1, round(crop.shape[1] * scale))
+    height = max(1, round(crop.shape[0] * scale))
+    # Area averaging, as the training lines were reduced; enlarging (a tiny line) is bilinear.
+    small = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    # Level the line: row v of the output is CENTRE_ROW + (y - centre(x)) in image pixels.
+    sx, sy = width / crop.shape[1], height / crop.shape[0]
+    shift = CENTRE_ROW - (line.centre(ix0) - iy0) * sy
+    slope = line.slope * sy / sx
+    out_width = width + (-width) % REDUCTION
+    matrix = np.array([[1.0, 0.0, 0.0], [-slope, 1.0, shift]], np.float32)
+    image = cv2.warpAffine(small, matrix, (out_width, LINE_HEIGHT), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return LineImage(np.clip(image, 0, 1), mask, (ox, oy), float(ix0), sx)
+
+
+def _regions(decoded: Decoded, line: LineImage) -> list[tuple[float, float]]:
+    """Working-x ranges of the characters: parted halfway between the columns each was read in."""
+    if not decoded.spans:
+        return []
+    centres = [(t0 + t1 + 1) / 2 * REDUCTION for t0, t1 in decoded.spans]
+    cuts = [line.to_x((a + b) / 2) for a, b in zip(centres, centres[1:], strict=False)]
+    return list(zip([-np.inf, *cuts], [*cuts, np.inf], strict=True))
+
+
+def _character_masks(line: LineImage, regions: list[tuple[float, float]]) -> list[np.ndarray]:
+    """Each character's ink (bool, the line's crop): pieces mostly on one side of a cut go whole."""
+    if not regions:
+        return []
+    labels, stats = connected_components(line.mask)
+    xs = np.arange(line.mask.shape[1]) + 0.5 + line.offset[0]
+    owner = np.full(line.mask.shape[1], -1)
+    for k, (a, b) in enumerate(regions):
+        owner[(xs >= a) & (xs < b)] = k
+    masks = [np.zeros(line.mask.shape, bool) for _ in regions]
+    for index, (x0, y0, x1, y1, _) in enumerate(stats):
+        piece = labels[y0:y1, x0:x1] == index + 1
+        columns = owner[x0:x1]
+        counts = np.bincount(columns[np.nonzero(piece)[1]], minlength=len(regions))
+        best = int(counts.argmax())
+        if counts[best] >= WHOLE * counts.sum():
+            masks[best][y0:y1, x0:x1] |= piece
+        else:
+            for k in np.flatnonzero(counts):
+                masks[k][y0:y1, x0:x1] |= piece & (columns == k)[None, :]
+    return masks
+
+
+def _box(mask: np.ndarray, offset: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1) of the ink of ``mask`` placed at ``offset``; None without ink."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return None
+    ox, oy = offset
+    return ox + int(cols[0]), oy + int(rows[0]), ox + int(cols[-1] + 1), oy + int(rows[-1] + 1)
+
+
+def vote(ctc: np.ndarray, classifier: np.ndarray) -> np.ndarray:
+    """Both opinions of a digit (10,), multiplied and renormalized: the line model's and the digit model's."""
+    joint = np.asarray(ctc, np.float64) * np.asarray(classifier, np.float64)
+    total = joint.sum()
+    return (joint / total).astype(np.float32) if total > 0 else np.asarray(classifier, np.float32)
+
+
+def items_of(decoded: Decoded, line: LineImage) -> list[Item]:
+    """The characters of a read line as items with boxes and (digits) their ink and CTC probabilities."""
+    regions = _regions(decoded, line)
+    masks = _character_masks(line, regions)
+    items: list[Item | None] = []
+    for char, confidence, probabilities, mask in zip(decoded.text, decoded.confidences,
+                                                     decoded.digit_probabilities, masks, strict=True):
+        box = _box(mask, line.offset)
+        if char == " ":
+            items.append(Item(" ", (0, 0, 0, 0), confidence))  # its box is set from its neighbours below
+        elif box is None:  # read where no ink of the line is (it saw the paper): nothing to answer for
+            items.append(None)
+        else:
+            x0, y0, x1, y1 = box
+            ox, oy = line.offset
+            segment = Segment(box, mask[y0 - oy:y1 - oy, x0 - ox:x1 - ox], probabilities) if char.isdigit() else None
+            items.append(Item(char, box, confidence, segment))
+    kept = [item for item in items if item is not None]
+    result: list[Item] = []
+    for k, item in enumerate(kept):
+        if item.char != " ":
+            result.append(item)
+            continue
+        left = next((i for i in reversed(kept[:k]) if i.char != " "), None)
+        right = next((i for i in kept[k + 1:] if i.char != " "), None)
+        if left is None or right is None or result and result[-1].char == " ":
+            continue  # a space at a line's end, or twice, says nothing
+        top, bottom = min(left.box[1], right.box[1]), max(left.box[3], right.box[3])
+        result.append(Item(" ", (left.box[2], top, max(right.box[0], left.box[2] + 1), bottom), item.confidence))
+    return result
+
+
+def read_lines(ink: Ink, recognize: LineRecognizer, classify: Classifier | None = None) -> list[TextLine]:
+    """The lines of writing in ``ink`` read by the line recognizer, in reading order (see the module docstring)."""
+    labels, stats = connected_components(ink.mask)
+    lines = find_lines(stats, level=ink.in_boxes)
+    if not lines:
+        return []
+    stroke = stroke_width(ink.mask)
+    specks, speck_masks = dropped_specks(ink)
+    speck_lines = [nearest_line(lines, box) for box in specks]
+    images = []
+    for number, line in enumerate(lines):
+        members = np.asarray(line.components, np.int64)
+        points = [box for box, home in zip(specks, speck_lines, strict=True) if home == number]
+        boxes = np.concatenate([stats[members, :4], np.array(points, np.int64).reshape(-1, 5)[:, :4]])
+        x0, y0 = boxes[:, :2].min(0)
+        x1, y1 = boxes[:, 2:].max(0)
+        keep = np.zeros(len(stats) + 1, bool)
+        keep[members + 1] = True
+        mask = keep[labels[y0:y1, x0:x1]]  # the line's own ink, in its box
+        for box, own, home in zip(specks, speck_masks, speck_lines, strict=True):
+            if home != number:
+                continue
+            cx = (box[0] + box[2]) / 2
+            mark = classify_mark(box, int(box[4]), line.top(cx), line.bottom(cx), stroke, own)
+            if mark is not None and mark.char in ".,":  # a thin pen's point, dropped as dust by ink finding
+                mask[box[1] - y0:box[3] - y0, box[0] - x0:box[2] - x0] |= own
+        images.append(line_image(mask, line, (int(x0), int(y0))))
+    ready = [image for image in images if image is not None]
+    readings = iter(recognize([image.image for image in ready]) if ready else [])
+    result = []
+    for image in images:
+        if image is None:
+            continue
+        items = items_of(next(readings), image)
+        digits = [item for item in items if item.segment is not None]
+        if classify is not None and digits:
+            for item in digits:
+                item.segment.image = normalize_digit(item.segment.mask)
+            for item, opinion in zip(digits, classify(np.stack([item.segment.image for item in digits])),
+                                     strict=True):
+                item.segment.probabilities = vote(item.segment.probabilities, opinion)
+                best = int(item.segment.probabilities.argmax())
+                item.char, item.confidence = str(best), float(item.segment.probabilities[best])
+        if items:
+            result.append(TextLine(items))
+    return result

@@ -1,0 +1,118 @@
+"""The synthetic lines the line recognizer trains on draw what their labels say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from digitnet.data.lines import DIGIT_HEIGHT, LINE_HEIGHT, MAX_CHARS, draw_lines, random_text
+from digitnet.vision.preprocess import connected_components
+
+
+@pytest.fixture(scope="module")
+def whole_digits(mnist) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST test digits whose ink is one piece (so that, untouched, one character is one component)."""
+    picked = [i for i in range(2000) if len(connected_components(mnist.test_images[i] > 100)[1]) == 1]
+    index = np.array(picked[:MAX_CHARS * 40])
+    return torch.from_numpy(mnist.test_images[index]), torch.from_numpy(mnist.test_labels[index].astype(np.int64))
+
+
+def pieces(image: torch.Tensor) -> np.ndarray:
+    """The pieces of ink side by side in a line image (x0, y0, x1, y1), left to right: components that share
+    columns are one piece (a digit scaled down and thresholded may break), specks are dropped."""
+    _, stats = connected_components(image.numpy() > 0.5)
+    stats = stats[stats[:, 4] >= 6]
+    merged: list[list[int]] = []
+    for x0, y0, x1, y1, _ in stats[np.argsort(stats[:, 0], kind="stable")]:
+        if merged and x0 < merged[-1][2]:
+            last = merged[-1]
+            merged[-1] = [last[0], min(last[1], y0), max(last[2], x1), max(last[3], y1)]
+        else:
+            merged.append([int(x0), int(y0), int(x1), int(y1)])
+    return np.array(merged).reshape(-1, 4)
+
+
+def draw(texts: list[str], digits, seed: int = 0):
+    images, labels = digits
+    generator = torch.Generator().manual_seed(seed)
+    return draw_lines(images, labels, generator, texts=texts, augment=False, touching=0.0)
+
+
+def test_labels_are_the_texts_with_the_slots_digits(whole_digits) -> None:
+    images, labels = whole_digits
+    lines = draw(["123", "4.5"], whole_digits)
+    first = "".join(str(int(v)) for v in labels[:3])
+    second = f"{int(labels[MAX_CHARS])}.{int(labels[MAX_CHARS + 1])}"
+    assert lines.texts == [first, second]
+    assert lines.images.shape[:3] == (2, 1, LINE_HEIGHT)
+    assert lines.images.shape[-1] % 4 == 0
+    assert all(lines.images[k, 0, :, int(w):].max() == 0 for k, w in enumerate(lines.widths))  # only padding after
+
+
+def test_every_character_is_drawn(whole_digits) -> None:
+    texts = ["12345", "1.25", "3,14", "-42", "12.11.2026", "7"] * 6
+    lines = draw(texts, whole_digits)
+    counts = [len(pieces(lines.images[k, 0])) == len(text.replace(" ", "")) for k, text in enumerate(texts)]
+    # Untouched, each character is its own piece of ink (now and then a narrow gap closes at this resolution)
+    assert np.mean(counts) >= 0.9, [t for t, ok in zip(lines.texts, counts, strict=True) if not ok]
+
+
+def test_separators_sit_where_their_kind_says(whole_digits) -> None:
+    lines = draw(["12.34", "56,78", "-90"] * 8, whole_digits, seed=1)
+    for k, text in enumerate(lines.texts):
+        stats = pieces(lines.images[k, 0])
+        if len(stats) != len(text):
+            continue  # a gap closed: the geometry of this one is not measurable piece by piece
+        mark = stats[text.index(next(c for c in text if not c.isdigit()))]
+        digits = stats[[i for i, c in enumerate(text) if c.isdigit()]]
+        height = float(np.median(digits[:, 3] - digits[:, 1]))
+        baseline = float(np.median(digits[:, 3]))
+        middle = float(np.median((digits[:, 1] + digits[:, 3]) / 2))
+        mark_h, mark_w = mark[3] - mark[1], mark[2] - mark[0]
+        if "." in text:  # a small blob on the baseline
+            assert mark_h < 0.45 * height and abs(mark[3] - baseline) <= 0.2 * height, text
+        elif "," in text:  # reaches below the baseline
+            assert mark[3] > baseline and mark_h < 0.75 * height, text
+        else:  # a bar, wider than tall, about the middle of the digits
+            assert mark_w > mark_h and abs((mark[1] + mark[3]) / 2 - middle) <= 0.25 * height, text
+    assert 0.8 * DIGIT_HEIGHT <= height <= 1.25 * DIGIT_HEIGHT
+
+
+def test_a_space_is_wider_than_the_gaps_between_digits(whole_digits) -> None:
+    def widest_gap_ratio(text: str, seed: int) -> np.ndarray:
+        lines = draw([text] * 12, whole_digits, seed=seed)
+        ratios = []
+        for k in range(12):
+            gaps = np.sort(np.diff(pieces(lines.images[k, 0])[:, [0, 2]].ravel())[1::2])  # next x0 - this x1
+            ratios.append(gaps[-1] / max(float(np.median(gaps[:-1])), 1.0))
+        return np.array(ratios)
+
+    spaced, unspaced = widest_gap_ratio("123 456", 2), widest_gap_ratio("123456", 2)
+    # A space is about a digit height (0.85–1.5), digits stand 0.025–0.5 heights apart
+    assert np.mean(spaced >= 3) >= 0.9, spaced
+    assert np.median(spaced) > 2 * np.median(unspaced), (spaced, unspaced)
+
+
+def test_touching_digits_share_ink(whole_digits) -> None:
+    images, labels = whole_digits
+    touching = draw_lines(images, labels, torch.Generator().manual_seed(3), texts=["12345678"] * 10,
+                          augment=False, touching=1.0)
+    apart = draw(["12345678"] * 10, whole_digits, seed=3)
+    assert np.mean([len(pieces(touching.images[k, 0])) for k in range(10)]) < \
+        np.mean([len(pieces(apart.images[k, 0])) for k in range(10)]) - 3
+
+
+def test_random_texts_keep_to_the_alphabet_and_length() -> None:
+    import random
+
+    rng = random.Random(0)
+    texts = [random_text(rng) for _ in range(2000)]
+    assert all(1 <= len(t) <= MAX_CHARS and set(t) <= set("0123456789.,- ") for t in texts)
+    assert all(t[0] != " " and t[-1] not in " .,-" for t in texts)
+    kinds = {".": 0, ",": 0, "-": 0, " ": 0}
+    for t in texts:
+        for c in kinds:
+            kinds[c] += c in t
+    assert all(v > 100 for v in kinds.values()), kinds  # every kind of separator is common
+    assert max(len(t) for t in texts) >= 10

@@ -1,0 +1,97 @@
+"""The learned line reader's geometry: a found line made into the recognizer's input, and CTC's columns made into
+characters with boxes and ink (with hand-made readings: no model needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digitnet.models.crnn import REDUCTION, Decoded
+from digitnet.vision.line_reader import CENTRE_ROW, DIGIT_HEIGHT, LINE_HEIGHT, items_of, line_image, vote
+from digitnet.vision.lines import Line
+
+
+def sloped_line(slope: float = 0.1, height: int = 40) -> tuple[np.ndarray, Line, list[tuple[int, int, int, int]]]:
+    """A mask with four digit-sized blobs along a sloped baseline, the Line that runs through them, their boxes."""
+    mask = np.zeros((200, 400), bool)
+    boxes = []
+    for k in range(4):
+        x0 = 20 + 80 * k
+        y0 = int(60 + slope * (x0 + 12))
+        mask[y0:y0 + height, x0:x0 + 25] = True
+        mask[y0 + 8:y0 + height - 8, x0 + 6:x0 + 19] = False  # a 0-like ring
+        boxes.append((x0, y0, x0 + 25, y0 + height))
+    # top(x) = top0 + slope·x runs along the blobs' tops (each placed by its centre column)
+    line = Line(components=[0, 1, 2, 3], slope=slope, top0=60.0, bottom0=60.0 + height, height=height)
+    return mask, line, boxes
+
+
+def test_line_image_levels_and_scales_the_line() -> None:
+    mask, line, _ = sloped_line()
+    image = line_image(mask, line)
+    assert image.image.shape[0] == LINE_HEIGHT and image.image.shape[1] % REDUCTION == 0
+    ink = image.image > 0.5
+    columns = np.flatnonzero(ink.any(0))
+    # every blob, left to right, is DIGIT_HEIGHT tall and centred on CENTRE_ROW: the slope is gone
+    for part in np.split(columns, np.flatnonzero(np.diff(columns) > 2) + 1):
+        rows = np.flatnonzero(ink[:, part].any(1))
+        assert abs((rows[0] + rows[-1] + 1) / 2 - CENTRE_ROW) <= 1.5
+        assert abs(rows[-1] + 1 - rows[0] - DIGIT_HEIGHT) <= 2
+    # paper on both sides (MARGIN digit heights), and columns map back to the picture
+    assert not ink[:, :3].any() and not ink[:, -3:].any()
+    assert image.to_x(0) < 20 and image.to_x(image.image.shape[1]) > 285  # the blobs span x = 20 ... 285
+
+
+def reading(image, text: str, xs: list[float]) -> Decoded:
+    """A reading of ``text`` whose characters CTC put at the working x positions ``xs``."""
+    spans = []
+    for x in xs:
+        column = int((x - image.x_origin) * image.scale // REDUCTION)
+        spans.append((column, column))
+    digits = [np.eye(10, dtype=np.float32)[int(c)] if c.isdigit() else None for c in text]
+    return Decoded(text, spans, [0.9] * len(text), digits)
+
+
+def test_items_get_their_ink_boxes_and_a_space_the_gap() -> None:
+    mask, line, boxes = sloped_line(slope=0.0)
+    image = line_image(mask, line)
+    centres = [(b[0] + b[2]) / 2 for b in boxes]
+    gap = (boxes[1][2] + boxes[2][0]) / 2
+    items = items_of(reading(image, "12 34", [centres[0], centres[1], gap, centres[2], centres[3]]), image)
+    assert [item.char for item in items] == ["1", "2", " ", "3", "4"]
+    assert [items[k].box for k in (0, 1, 3, 4)] == boxes
+    assert items[2].box[0] == boxes[1][2] and items[2].box[2] == boxes[2][0]  # the space: the gap it stands for
+    assert items[2].segment is None and items[0].segment.mask.shape == (40, 25)
+    assert items[0].segment.probabilities.argmax() == 1
+
+
+def test_touching_ink_is_cut_between_characters_and_overhangs_go_whole() -> None:
+    mask = np.zeros((100, 200), bool)
+    mask[20:60, 20:100] = True  # one wide piece: two touching digits, read as two characters
+    mask[20:60, 130:160] = True  # a digit ...
+    mask[22:26, 120:130] = True  # ... whose bar reaches a little left
+    line = Line(components=[0, 1], top0=20, bottom0=60, height=40)
+    image = line_image(mask, line)
+    items = items_of(reading(image, "427", [40, 80, 145]), image)
+    assert [item.char for item in items] == ["4", "2", "7"]
+    assert items[0].box[2] <= items[1].box[0] + 1  # the wide piece is parted between the two
+    assert items[0].box[0] == 20 and items[1].box[2] == 100
+    assert items[2].box == (120, 20, 160, 60)  # the bar goes with its digit although it starts across the cut
+
+
+def test_characters_read_on_blank_paper_are_dropped() -> None:
+    mask = np.zeros((100, 200), bool)
+    mask[20:60, 20:45] = True
+    line = Line(components=[0], top0=20, bottom0=60, height=40)
+    image = line_image(mask, line)
+    items = items_of(reading(image, "1 .", [30, 60, 80]), image)
+    assert [item.char for item in items] == ["1"]  # no ink at the ".", and a space at the end says nothing
+    assert items_of(Decoded("", [], [], []), image) == []
+
+
+def test_vote_multiplies_the_two_opinions() -> None:
+    ctc = np.array([0.1, 0.6, 0, 0, 0, 0, 0, 0.3, 0, 0])
+    digit_model = np.array([0.0, 0.3, 0, 0, 0, 0, 0, 0.7, 0, 0])
+    joint = vote(ctc, digit_model)
+    assert joint.sum() == pytest.approx(1.0) and joint.argmax() == 7  # 0.18 · 0.21 → 7 wins together
+    assert joint[0] == 0  # one says never
