@@ -9,8 +9,9 @@ import pytest
 from photo_helpers import ink_of, number_ink, on_paper
 from PIL import Image
 
-from digitnet.vision.lines import find_lines
+from digitnet.vision.lines import Line, find_lines, nearest_line, read_lines
 from digitnet.vision.pipeline import NO_INK, number_answer, prepare_number
+from digitnet.vision.preprocess import Ink, connected_components, remove_specks
 
 HEIGHT = 60
 
@@ -227,3 +228,69 @@ def test_a_comma_tall_enough_to_anchor_a_line_stays_on_its_digits_line():
                       [420, 168, 497, 230, 2453], [373, 219, 399, 261, 518]])
     lines = find_lines(stats)
     assert len(lines) == 1 and sorted(lines[0].components) == list(range(8))
+
+
+# ------------------------------------------------------------------------------ lines that keep their ink
+
+# Three upright strokes, 24 px wide (a pen's width), walked left to right: a short one (160 tall) starts line A;
+# the next, as short, sits 88 px lower (over half its height: it starts line B); the third, twice as tall, is
+# nearer A's centre and joins A. A's fit (median tops and bottoms of its two digits: 380..620) now reaches down
+# over the second stroke, whose centre (568) lies inside both lines' bands, within both lines' spans: a tie.
+TIED = np.array([[0, 400, 24, 560, 3840], [240, 488, 264, 648, 3840], [480, 360, 528, 680, 15360]])
+
+
+def test_an_anchor_tied_between_two_lines_stays_with_its_own():
+    # The tie went to the earlier line A, leaving line B with no components at all.
+    lines = find_lines(TIED)
+    assert [sorted(line.components) for line in lines] == [[0, 2], [1]]
+
+
+def test_a_point_on_a_line_whose_digit_tied_with_another_line_is_read():
+    # The same strokes as ink, and a pen dot (24 px, too small beside the tall stroke to survive as ink) on line
+    # B's baseline right of its digit: reading it indexed the stats with B's (empty, float) list of components.
+    mask = np.zeros((700, 560), bool)
+    for x0, y0, x1, y1, _ in TIED:
+        mask[y0:y1, x0:x1] = True
+    contrast = mask.astype(np.float32)
+    contrast[624:648, 272:296] = 1.0
+    ink = Ink(ink=contrast, mask=mask, level=1.0, scale=1.0, dark_ink=True, threshold=0.5)
+
+    def ones(batch: np.ndarray) -> np.ndarray:  # every digit a 1: this is about the lines, not the model
+        return np.tile(np.eye(10, dtype=np.float32)[1], (len(batch), 1))
+
+    assert ["".join(item.char for item in line.items) for line in read_lines(ink, ones)] == ["11", "1."]
+
+
+def test_a_tie_goes_to_the_line_whose_span_covers_the_piece():
+    # A runs at y 0..100 from x 0 to 100, B at y 175..275 from x 350 to 450. A piece centred at x 350, y 125 is
+    # 0.25 line heights below A plus 0.1 × 2.5 beyond A's end, and 0.5 above B, in B's columns: B's, not the
+    # earlier A's.
+    a = Line(blobs=[(0, 0, 100, 100)], top0=0.0, bottom0=100.0, height=100.0)
+    b = Line(blobs=[(350, 175, 450, 275)], top0=175.0, bottom0=275.0, height=100.0)
+    assert nearest_line([a, b], np.array([345, 120, 355, 130])) == 1
+    assert nearest_line([b, a], np.array([345, 120, 355, 130])) == 0
+
+
+def test_a_tie_inside_two_lines_goes_to_the_one_with_a_digit_beside_the_piece():
+    # Overlapping bands (y 100..200 and 150..250), both spans cover x 210: the piece is in the columns of B's digit
+    # and 165 px from A's nearest.
+    a = Line(blobs=[(0, 100, 40, 200), (400, 100, 440, 200)], top0=100.0, bottom0=200.0, height=100.0)
+    b = Line(blobs=[(180, 150, 220, 250)], top0=150.0, bottom0=250.0, height=100.0)
+    assert nearest_line([a, b], np.array([205, 170, 215, 180])) == 1
+    assert nearest_line([b, a], np.array([205, 170, 215, 180])) == 0
+
+
+def test_a_speck_within_the_papers_noise_is_no_decimal_point(recognizer, clean_digits):
+    # "3.14" as find_ink sees it on paper noisy enough that its floor (4 × noise = 0.7) is above half the ink's
+    # level (0.5): a dot of contrast 0.6 is as faint as the noise, not ink; one of 0.8 is a pen's point.
+    line = row([3, ".", 1, 4], clean_digits)
+    labels, stats = connected_components(line > 0)
+    dot = labels == 1 + int(np.argmin(stats[:, 4]))
+    texts = []
+    for strength in (0.6, 0.8):
+        contrast = np.pad(np.where(dot, strength * line, line), 20)
+        ink = Ink(ink=contrast, mask=remove_specks(contrast > 0.7), level=1.0, scale=1.0, dark_ink=True,
+                  threshold=0.7)
+        texts.append("".join(item.char for text_line in read_lines(ink, recognizer.classify)
+                             for item in text_line.items))
+    assert texts == ["314", "3.14"]

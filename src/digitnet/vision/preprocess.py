@@ -53,6 +53,7 @@ class Ink:
     level: float  # typical contrast of the ink strokes (0..1)
     scale: float  # original pixels per working pixel (for boxes in the original picture)
     dark_ink: bool  # whether the ink was darker than the paper
+    threshold: float  # contrast above which a pixel is ink: half the level, and clear of the paper's noise
     in_boxes: bool = False  # printed box lines or a comb were taken away: the writing stood in form boxes
 
 
@@ -344,11 +345,11 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     level = float(np.percentile(candidates, 90))
     if level < MIN_CONTRAST:
         return None
-    mask = ink > max(0.5 * level, 4 * noise)
-    mask = remove_specks(mask)
+    threshold = max(0.5 * level, 4 * noise)
+    mask = remove_specks(ink > threshold)
     if np.count_nonzero(mask) < MIN_INK_PIXELS:
         return None
-    return Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark)
+    return Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark, threshold=threshold)
 
 
 # --------------------------------------------------------------------------------- connected parts
