@@ -84,3 +84,10 @@ def call_guarded(function, fifos=(), timeout: float = 60.0):
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def model_sees(picture: np.ndarray) -> np.ndarray | None:
+    """What the model is given for a picture of one digit: ``prepare_digit``'s 28×28 (None: no digit in it)."""
+    from digitnet.vision.pipeline import prepare_digit
+
+    return prepare_digit(picture).image

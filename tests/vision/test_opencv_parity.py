@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from photo_helpers import ink_of, on_paper
+from photo_helpers import ink_of, model_sees, on_paper
 
 from digitnet.vision import preprocess
 from digitnet.vision.pipeline import prepare_digit, prepare_number
@@ -28,7 +28,6 @@ from digitnet.vision.preprocess import (
     background,
     connected_components,
     find_ink,
-    to_mnist,
 )
 
 # --------------------------------------------------------------------------------- references
@@ -195,7 +194,9 @@ def test_pictures_one_or_two_pixels_thin_have_no_digit_and_no_crash(shape):
     # The torch opening asked for a window of -1 on a one-pixel strip and raised.
     strip = np.full(shape, 255, np.uint8)
     strip.flat[strip.size // 3:strip.size // 2] = 0
-    assert find_ink(strip) is None or to_mnist(strip).shape == (28, 28)
+    assert find_ink(strip) is None
+    prepared = prepare_digit(strip)  # refused for its size, with a message, not a crash
+    assert prepared.image is None and prepared.error is not None
 
 
 # ------------------------------------------------------------------------------- what the model sees
@@ -225,7 +226,7 @@ def rendered_photos(mnist, count: int, seed: int) -> list[np.ndarray]:
 
 def test_rendered_digits_normalize_to_the_same_28x28(mnist):
     for photo in rendered_photos(mnist, 30, seed=0):
-        found = to_mnist(photo)
+        found = model_sees(photo)
         with replaced_primitives():
-            expected = to_mnist(photo)
+            expected = model_sees(photo)
         assert found is not None and np.array_equal(found, expected)

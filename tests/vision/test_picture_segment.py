@@ -41,10 +41,14 @@ def test_touching_digits_are_split(recognizer, clean_digits):
 
 
 def test_touching_digits_are_split_without_a_model(clean_digits):
-    # The geometric fallback: a blob twice as wide as a digit is cut where the least ink crosses.
-    photo = number_photo(clean_digits, "00", gaps=[-8], height=80)
-    found = find_ink(photo)
-    assert len(connected_components(found.mask)[1]) == 1
+    # The geometric fallback: a blob twice as wide as a digit is cut where the least ink crosses. The two 0s
+    # overlap just enough to touch (the boxes of round digits can overlap with their strokes still apart).
+    for gap in range(-4, -30, -2):
+        found = find_ink(number_photo(clean_digits, "00", gaps=[gap], height=80))
+        if len(connected_components(found.mask)[1]) == 1:
+            break
+    else:
+        pytest.fail("the two 0s never touch")
     assert len(find_digits(found)) == 2
 
 

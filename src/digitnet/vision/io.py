@@ -38,7 +38,6 @@ class Picture:
     pixels: np.ndarray  # (H, W) gray or (H, W, 3) RGB: uint8, uint16 or float32 in 0..1
     name: str  # what to call it in messages: the path, or "<bytes>", "<array>", ...
     path: str | None = None  # the path when it came from a file
-    scale: float = 1.0  # original pixels per pixel here: above 1 when a JPEG was decoded at reduced scale
 
 
 def load_picture(source: ImageSource, name: str | None = None, reduce_to: int | None = None) -> Picture:
@@ -47,7 +46,7 @@ def load_picture(source: ImageSource, name: str | None = None, reduce_to: int | 
     ``reduce_to``: the longest side the caller shrinks a larger picture to anyway (by a whole factor, as
     :func:`~digitnet.vision.preprocess.working_gray` does). A JPEG larger than that is then decoded straight
     at 1/2, 1/4 or 1/8 scale (``Image.draft``: almost free, and no larger than the caller's own reduction would
-    give), which is several times faster for a phone photo; ``Picture.scale`` says by how much.
+    give), which is several times faster for a phone photo.
     Raises :class:`ImageError` with a one-line message for anything that is not a usable picture.
     """
     if isinstance(source, np.ndarray):
@@ -71,8 +70,7 @@ def load_picture(source: ImageSource, name: str | None = None, reduce_to: int | 
         raise ImageError(f"{name}: the file is empty")
     if len(data) > MAX_BYTES:
         raise ImageError(f"{name}: {len(data) / 2**20:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit")
-    pixels, scale = _decode(data, name, reduce_to)
-    return Picture(pixels, name, path, scale)
+    return Picture(_decode(data, name, reduce_to), name, path)
 
 
 def _read_file(path: str, name: str) -> bytes:
@@ -115,20 +113,17 @@ def _check_size(size: tuple[int, int], name: str) -> None:
                          f"(at least {MIN_SIDE}×{MIN_SIDE} needed)")
 
 
-def _decode(data: bytes, name: str, reduce_to: int | None = None) -> tuple[np.ndarray, float]:
-    """Open, check the declared size from the header, then decode: a bomb is refused before it is inflated.
-
-    Returns the pixels and the scale they were decoded at (original pixels per pixel; see :func:`load_picture`).
-    """
+def _decode(data: bytes, name: str, reduce_to: int | None = None) -> np.ndarray:
+    """Open, check the declared size from the header, then decode: a bomb is refused before it is inflated."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we enforce our own, lower cap
             image = Image.open(io.BytesIO(data))
             _check_size(image.size, name)
             image = _first_frame(image, name)
-            scale = _draft(image, reduce_to)
+            _draft(image, reduce_to)
             image.load()
-            return pil_to_array(ImageOps.exif_transpose(image), name), scale
+            return pil_to_array(ImageOps.exif_transpose(image), name)
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -144,16 +139,15 @@ def _decode(data: bytes, name: str, reduce_to: int | None = None) -> tuple[np.nd
         raise ImageError(f"{name}: the image data is damaged or truncated ({detail})") from None
 
 
-def _draft(image: Image.Image, reduce_to: int | None) -> float:
-    """Have a JPEG decode at the smallest DCT scale no smaller than the caller's own reduction; its scale."""
+def _draft(image: Image.Image, reduce_to: int | None) -> None:
+    """Have a JPEG decode at the smallest DCT scale no smaller than the caller's own reduction."""
     width, height = image.size
     factor = -(-max(width, height) // reduce_to) if reduce_to else 1
     if factor <= 1 or image.format != "JPEG":
-        return 1.0
+        return
     # draft() picks the strongest reduction that keeps at least the requested size: the caller's reduction
     # (by `factor`) then takes it the rest of the way, so the caller sees as many pixels as before.
     image.draft(image.mode, (-(-width // factor), -(-height // factor)))
-    return width / image.size[0]
 
 
 def _first_frame(image: Image.Image, name: str) -> Image.Image:

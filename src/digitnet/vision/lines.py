@@ -5,7 +5,8 @@
    ``SAME_LINE`` line heights), or starts a new line. A line's centre follows its anchors (a least-squares
    fit, so a slightly sloped line is followed along its slope), and lines of different heights keep their own.
 2. Every other piece (a dot, a comma, a minus, the detached bar of a 5, dust) goes to the line it is
-   vertically closest to.
+   vertically closest to; so does each anchor, which stays with its own line on a tie. A line that keeps none
+   of its own anchors was a stray piece of another and goes, so every line holds ink.
 3. Per line, pieces that stand alone and have the shape of a separator or sign are read as such
    (:mod:`marks`); the rest is the line's ink, split into digits by :func:`segment.find_digits` exactly as a
    picture of one line always was. Gaps wider than a space between digits become spaces.
@@ -41,7 +42,6 @@ class Line:
     """A line of writing: its components and where its digits' tops and baseline run (working resolution)."""
 
     components: list[int] = field(default_factory=list)  # indices into the components' stats
-    anchors: list[int] = field(default_factory=list)  # the tall ones among them, which fix the geometry
     blobs: list[tuple[float, float, float, float]] = field(default_factory=list)  # anchors' boxes, broken digits whole
     slope: float = 0.0  # dy/dx of the line's top and baseline
     top0: float = 0.0  # top(x) = top0 + slope·x
@@ -123,6 +123,7 @@ def find_lines(stats: np.ndarray, level: bool = False) -> list[Line]:
     anchors = np.flatnonzero(heights >= ANCHOR * typical)
     blobs = _broken_digits(stats, anchors, float(np.median(heights[heights >= 0.5 * heights.max()])))
     lines: list[Line] = []
+    owner: dict[int, Line] = {}  # anchor → the line it joined
     for blob in blobs:
         x0, y0 = stats[blob, 0].min(), stats[blob, 1].min()
         x1, y1 = stats[blob, 2].max(), stats[blob, 3].max()
@@ -132,14 +133,31 @@ def find_lines(stats: np.ndarray, level: bool = False) -> list[Line]:
         if best < 0 or distances[best] > SAME_LINE:
             lines.append(Line())
             best = len(lines) - 1
-        lines[best].anchors.extend(blob)
+        owner.update((int(index), lines[best]) for index in blob)
         lines[best].blobs.append((x0, y0, x1, y1))
         _fit(lines[best], level)
     lines = [line for line in lines if not _inside_taller_line(line, lines)]
-    # The other pieces go to the line they are vertically closest to.
-    for index in range(len(stats)):
-        lines[nearest_line(lines, stats[index])].components.append(index)
+    # Every piece goes to the line it is closest to. A line that keeps none of its own anchors (a later anchor
+    # moved its fit onto another line's) goes, one at a time, and the pieces are placed again: the last line
+    # left keeps its own, so every line that stays holds ink.
+    while True:
+        homes = [_home(lines, stats[index], owner.get(index)) for index in range(len(stats))]
+        orphan = next((k for k, line in enumerate(lines)
+                       if not any(homes[i] == k and owner.get(i) is line for i in range(len(stats)))), None)
+        if orphan is None:
+            break
+        del lines[orphan]
+    for index, home in enumerate(homes):
+        lines[home].components.append(index)
     return sorted(lines, key=lambda line: line.centre(float(stats[:, 0].min() + stats[:, 2].max()) / 2))
+
+
+def _home(lines: list[Line], box: np.ndarray, own: Line | None) -> int:
+    """The line a piece goes to: the nearest; an anchor tied between its own line and others stays with its own."""
+    keys = _placement(lines, box)
+    best = min(range(len(lines)), key=keys.__getitem__)
+    mine = next((k for k, line in enumerate(lines) if line is own), None)
+    return mine if mine is not None and keys[mine][0] <= keys[best][0] else best
 
 
 def _inside_taller_line(line: Line, lines: list[Line]) -> bool:
@@ -156,29 +174,43 @@ def _inside_taller_line(line: Line, lines: list[Line]) -> bool:
     return False
 
 
-def nearest_line(lines: list[Line], box: np.ndarray) -> int:
-    """The line a piece of ink (box x0, y0, x1, y1) is vertically closest to, relative to the line's height.
+def _placement(lines: list[Line], box: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """Per line, how far a piece (box x0, y0, x1, y1) is from it, to be compared as tuples (smaller: nearer).
 
-    Sideways distance beyond a line's ends only breaks ties between lines.
+    First its distance outside the line's band (top to baseline) plus a tenth of its distance beyond the line's
+    ends, in line heights (rounded, so that equal geometry ties exactly); on a tie the line whose span covers
+    the piece, then the one with a digit nearer in x, then the one whose centre is nearer.
     """
-    x0, y0, x1, y1 = box[:4]
+    x0, y0, x1, y1 = (float(v) for v in box[:4])
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    costs = []
+    keys = []
     for line in lines:
         outside = max(line.top(cx) - cy, cy - line.bottom(cx), 0.0) / line.height
         left, right = min(b[0] for b in line.blobs), max(b[2] for b in line.blobs)
-        costs.append(outside + 0.1 * max(left - cx, cx - right, 0.0) / line.height)
-    return int(np.argmin(costs))
+        beyond = max(left - cx, cx - right, 0.0) / line.height
+        near = min(max(b[0] - x1, x0 - b[2], 0.0) for b in line.blobs) / line.height
+        keys.append((round(outside + 0.1 * beyond, 9), beyond, near, abs(cy - line.centre(cx)) / line.height))
+    return keys
+
+
+def nearest_line(lines: list[Line], box: np.ndarray) -> int:
+    """The line a piece of ink (box x0, y0, x1, y1) is vertically closest to, relative to the line's height.
+
+    Sideways distance beyond a line's ends counts a tenth as much; ties go to the line whose span covers the
+    piece, then to the one with a digit nearer in x (see :func:`_placement`).
+    """
+    keys = _placement(lines, box)
+    return min(range(len(lines)), key=keys.__getitem__)
 
 
 def dropped_specks(ink: Ink) -> tuple[np.ndarray, list[np.ndarray]]:
     """Stats (x0, y0, x1, y1, area) and masks of the pieces of ink that :func:`find_ink` dropped as specks.
 
     A thin pen's decimal point is far smaller than a digit and goes with the dust; it gets a second chance as
-    a mark (only as one: it never joins a digit's ink).
+    a mark (only as one: it never joins a digit's ink). Only ink above find_ink's threshold counts: fainter
+    pieces are the paper's noise, not a pen's.
     """
-    faint = ink.ink > 0.5 * ink.level
-    labels, stats = connected_components(faint)
+    labels, stats = connected_components(ink.ink > ink.threshold)
     kept = np.zeros(len(stats) + 1, bool)
     kept[labels[ink.mask]] = True
     dropped = np.flatnonzero(~kept[1:] & (stats[:, 4] >= MIN_SPECK))
@@ -200,7 +232,7 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
     specks, speck_masks = dropped_specks(ink) if lines and not ink.in_boxes else no_specks
     speck_lines = np.array([nearest_line(lines, box) for box in specks], np.int64)
     for number, line in enumerate(lines):
-        members = np.asarray(line.components)
+        members = np.asarray(line.components, np.int64)  # as indices even if empty
         marks: dict[int, Mark] = {}
         for index in members:
             box = stats[index]

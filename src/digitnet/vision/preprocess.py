@@ -42,6 +42,7 @@ SPECK_FRACTION = 0.04  # components smaller than this fraction of the largest ar
 BOX = 20  # MNIST: the ink's bounding box is scaled to fit 20×20 ...
 SIZE = 28  # ... inside a 28×28 field ...
 CENTER = 14.0  # ... with its centre of mass at pixel (14, 14): what the MNIST test set measures (±0.5)
+CLEAN_FRAME = 0.9  # a 28×28 field whose 2-px frame is at least this much exactly paper is clean (MNIST: ≥ 0.9375)
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Ink:
     level: float  # typical contrast of the ink strokes (0..1)
     scale: float  # original pixels per working pixel (for boxes in the original picture)
     dark_ink: bool  # whether the ink was darker than the paper
+    threshold: float  # contrast above which a pixel is ink: half the level, and clear of the paper's noise
     in_boxes: bool = False  # printed box lines or a comb were taken away: the writing stood in form boxes
 
 
@@ -95,8 +97,10 @@ def to_gray(pixels: np.ndarray) -> np.ndarray:
 def mnist_like(pixels: np.ndarray) -> np.ndarray | None:
     """The picture itself as uint8 if it already is an MNIST digit (28×28, ink on a clean field), else None.
 
-    Dark-on-light 28×28 digits are inverted and otherwise kept: redoing MNIST's own normalization on an
-    MNIST digit would only blur it.
+    White-on-black 28×28 digits pass through bit for bit: redoing MNIST's own normalization on an MNIST digit
+    would only blur it. A dark-on-light one is inverted if its paper is exactly white (an inverted MNIST digit:
+    its paper inverts to exactly 0); a 28×28 photo of a digit, whose paper is gray and noisy, is not MNIST-like
+    and gets the full treatment, like a larger photo.
     """
     if pixels.shape[:2] != (SIZE, SIZE):
         return None
@@ -108,13 +112,15 @@ def mnist_like(pixels: np.ndarray) -> np.ndarray | None:
     frame = np.ones((SIZE, SIZE), bool)
     frame[2:-2, 2:-2] = False
     border = float(unit[frame].mean())
+    image = pixels if pixels.dtype == np.uint8 else np.round(unit * 255).astype(np.uint8)
     if border < 0.1:
-        image = pixels if pixels.dtype == np.uint8 else np.round(unit * 255).astype(np.uint8)
-    elif border > 0.9:
-        image = 255 - (pixels if pixels.dtype == np.uint8 else np.round(unit * 255).astype(np.uint8))
-    else:
-        return None
-    return image.copy()
+        return image.copy()
+    if border > 0.9:
+        inverted = 255 - image
+        # Every MNIST digit leaves at least 93% of this frame exactly 0; gray paper leaves none of it.
+        if np.count_nonzero(inverted[frame] == 0) >= CLEAN_FRAME * np.count_nonzero(frame):
+            return inverted
+    return None
 
 
 def _resize_area(x: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -344,11 +350,11 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     level = float(np.percentile(candidates, 90))
     if level < MIN_CONTRAST:
         return None
-    mask = ink > max(0.5 * level, 4 * noise)
-    mask = remove_specks(mask)
+    threshold = max(0.5 * level, 4 * noise)
+    mask = remove_specks(ink > threshold)
     if np.count_nonzero(mask) < MIN_INK_PIXELS:
         return None
-    return Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark)
+    return Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark, threshold=threshold)
 
 
 # --------------------------------------------------------------------------------- connected parts
@@ -427,13 +433,3 @@ def normalize_digit(values: np.ndarray) -> np.ndarray:
     out[top:top + nh, left:left + nw] = small
     return np.round(out * 255).astype(np.uint8)
 
-
-def to_mnist(pixels: np.ndarray) -> np.ndarray | None:
-    """A picture of one digit as an MNIST-like uint8 (28, 28), or None when there is no ink in it."""
-    passthrough = mnist_like(pixels)
-    if passthrough is not None:
-        return passthrough if passthrough.max() > 0 else None
-    ink = find_ink(pixels)
-    if ink is None:
-        return None
-    return normalize_digit(ink.mask)
