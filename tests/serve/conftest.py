@@ -5,9 +5,14 @@ from __future__ import annotations
 import io
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -23,15 +28,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory) -> str:
-    """Base URL of ``python -m digitnet serve`` (the real CLI, uvicorn, the bundled model)."""
+@contextmanager
+def running_server(log_path: Path, *args: str) -> Iterator[str]:
+    """Base URL of ``python -m digitnet serve *args`` (the real CLI, uvicorn) on a free loopback port.
+
+    Stopped at the end; it must never have logged a traceback, whatever the tests sent it.
+    """
     port = free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "server.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--host", "127.0.0.1", "--port", str(port),
+                                 *args], stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90  # torch import on a busy 2-core machine can take a while
     try:
@@ -54,14 +61,34 @@ def server(tmp_path_factory) -> str:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    # The server must never have logged a traceback, whatever the tests sent it.
     assert "Traceback" not in log_path.read_text(), log_path.read_text()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> str:
+    """Base URL of ``python -m digitnet serve`` with the bundled model and the default settings."""
+    with running_server(tmp_path_factory.mktemp("serve") / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def client(server):
     with httpx.Client(base_url=server, timeout=30) as http:
         yield http
+
+
+def png_of_size(width: int, height: int, pixels: bool = True) -> bytes:
+    """A valid 8-bit gray PNG of ``width``×``height`` black pixels: a few hundred KB, however many MP it has
+    (a decompression bomb when it is large). ``pixels=False``: the header alone, with no image data (a
+    picture refused from its header is never decoded)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = bytes(width + 1)  # filter byte + black pixels
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush() if pixels else b""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def photo_of(mnist, indices, scale: int = 5, seed: int = 0) -> bytes:

@@ -6,8 +6,6 @@ import base64
 import io
 import json
 import re
-import struct
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,6 +26,8 @@ from digitnet.serve.schemas import (
     ReadResults,
 )
 
+from .conftest import png_of_size
+
 PREDICT_KEYS = {"path", "digit", "confidence", "probabilities", "error", "note"}
 READ_KEYS = {"path", "text", "lines", "digits", "error", "note"}
 
@@ -45,14 +45,7 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 
 def png_bomb(side: int = 10_000) -> bytes:
     """A valid ~100 KB PNG that inflates to side² (100 million) pixels."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    packer = zlib.compressobj(9)
-    row = bytes(side + 1)  # filter byte + black pixels
-    idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit grayscale
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    return png_of_size(side, side)
 
 
 def assert_error(response, status: int, *words: str) -> dict:

@@ -2,22 +2,20 @@
 
 A request is JSON (``pixels``, ``image_base64`` or a batch of ``images``), multipart (fields named ``file``), or
 a raw ``image/*`` body. Each malformed image gets its own :class:`ApiError` (400, 413, 415 or 422), so one bad
-image in a batch fails alone. Pictures are checked from their header (:func:`check_image`) before any pixel is
-decoded. The body size limit itself is :class:`~digitnet.serve.middleware.BodyLimitMiddleware`'s.
+image in a batch fails alone. Pictures are checked (their size from the header, before any pixel is decoded) by
+:func:`digitnet.vision.io.load_picture`, under ``ServeSettings.max_pixels``. The body size limit itself is
+:class:`~digitnet.serve.middleware.BodyLimitMiddleware`'s.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -204,19 +202,3 @@ async def parse_multipart(request: Request, settings: ServeSettings) -> tuple[li
         return items, len(files) > 1
     finally:
         await form.close()
-
-
-def check_image(data: bytes, max_pixels: int) -> None:
-    """Refuse undecodable bytes and decompression bombs from the header alone, before any pixel is decoded."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap is lower
-            with Image.open(io.BytesIO(data)) as im:
-                width, height = im.size
-    except Image.DecompressionBombError:
-        raise ApiError(413, f"image has more than {max_pixels:,} pixels (decompression bomb?)") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
-        raise ApiError(422, "cannot decode the image: not a picture, or a format that cannot be read "
-                            "(PNG, JPEG, BMP, GIF, TIFF and WebP can)") from None
-    if width * height > max_pixels:
-        raise ApiError(413, f"image is {width}×{height} = {width * height:,} pixels; the limit is {max_pixels:,}")

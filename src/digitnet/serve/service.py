@@ -20,9 +20,10 @@ from PIL import Image
 
 from digitnet.recognizer import Recognizer
 from digitnet.serve.batcher import MicroBatcher
-from digitnet.serve.requests import ApiError, Item, check_image
+from digitnet.serve.requests import ApiError, Item
 from digitnet.serve.schemas import PredictOptions, ReadOptions
 from digitnet.serve.settings import ServeSettings
+from digitnet.vision.io import ImageError, PictureTooLarge, load_picture
 from digitnet.vision.pipeline import Prepared, digit_answer, number_answer, prepare_digit, prepare_number
 
 PREDICT_FIELDS = ("digit", "confidence", "probabilities")
@@ -93,19 +94,19 @@ class Service:
 
     def _prepare(self, item: Item) -> Prepared:
         """The 28×28 the model will see (``Recognizer.prepare``), or the note saying why there is none."""
-        if item.pixels is not None:
-            source = item.pixels
-        else:
-            check_image(item.data, self.settings.max_pixels)
-            source = item.data
-        prepared = prepare_digit(source, self.recognizer.classify)
+        source = item.pixels if item.pixels is not None else item.data
+        prepared = prepare_digit(source, self.recognizer.classify, max_pixels=self.settings.max_pixels)
         if prepared.error:
-            raise ApiError(422, _named(prepared.error, item.name))
+            raise ApiError(413 if prepared.too_large else 422, _named(prepared.error, item.name))
         return prepared
 
     def _read(self, item: Item, debug: bool) -> dict:
-        check_image(item.data, self.settings.max_pixels)
-        number = prepare_number(item.data, self.recognizer.classify)
+        # Loaded here, under this server's size limit; prepare_number takes the loaded picture as it is.
+        try:
+            picture = load_picture(item.data, max_pixels=self.settings.max_pixels)
+        except ImageError as exc:
+            raise ApiError(413 if isinstance(exc, PictureTooLarge) else 422, _named(str(exc), item.name)) from None
+        number = prepare_number(picture, self.recognizer.classify)
         result = number_answer(number)
         if result.get("error"):
             raise ApiError(422, _named(result["error"], item.name))
