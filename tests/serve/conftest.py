@@ -8,6 +8,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -69,6 +70,27 @@ def server(tmp_path_factory) -> str:
     """Base URL of ``python -m digitnet serve`` with the bundled model and the default settings."""
     with running_server(tmp_path_factory.mktemp("serve") / "server.log") as url:
         yield url
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """Base URL of ``app`` served by a real uvicorn on a free loopback port, in a thread of this process (so a
+    test can instrument the app's model)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
 
 
 @pytest.fixture(scope="session")

@@ -150,8 +150,10 @@ def test_concurrent_predictions_are_batched_and_correct(client, mnist):
         digits = list(pool.map(ask, images))
     assert np.mean(np.array(digits) == labels) >= 0.98
     after = client.get("/api/health").json()["batcher"]
-    assert after["images"] - before["images"] == len(images)
-    assert after["passes"] - before["passes"] <= len(images)
+    assert after["images"] - before["images"] == len(images)  # each image classified once
+    # 16 clients at once: requests that arrive during a pass share the next one (tests/serve/test_batching.py
+    # shows it with a slowed-down model).
+    assert after["passes"] - before["passes"] < len(images)
 
 
 def test_predict_debug_and_top_k(client, mnist):
