@@ -132,6 +132,24 @@ def photo_of(mnist, indices, scale: int = 5, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
+def page_of_lines(mnist, lines: list[tuple[int, ...]], scale: int = 4, spacing: int = 3) -> bytes:
+    """A PNG of white paper with lines of MNIST test digits (indices), dark ink, the lines ``spacing`` digit
+    heights apart (top to bottom)."""
+    side = 28 * scale
+    margin = side // 2
+    width = 2 * margin + side * max(len(line) for line in lines)
+    height = 2 * margin + side + side * spacing * (len(lines) - 1)
+    ink = np.zeros((height, width), np.float32)
+    for row, indices in enumerate(lines):
+        top = margin + row * side * spacing
+        for k, index in enumerate(indices):
+            digit = Image.fromarray(mnist.test_images[index]).resize((side, side), Image.Resampling.BICUBIC)
+            ink[top:top + side, margin + k * side:margin + (k + 1) * side] = np.asarray(digit, np.float32) / 255
+    buffer = io.BytesIO()
+    Image.fromarray((255 * (1 - 0.85 * ink)).astype(np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 @pytest.fixture(scope="session")
 def number_photo(mnist) -> tuple[bytes, str]:
     """(JPEG bytes, the number written on it)."""

@@ -22,7 +22,7 @@ class MicroBatcher:
     def __init__(self, classify: Callable[[np.ndarray], np.ndarray], max_batch: int = 128):
         self.classify_step = classify
         self.max_batch = max_batch
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="digitnet-model")
+        self.executor: ThreadPoolExecutor | None = None  # the model's thread: started by the first pass
         self._queue: deque[tuple[np.ndarray, asyncio.Future]] = deque()
         self._running = False
         self._task: asyncio.Task | None = None
@@ -56,6 +56,9 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.executor is None:  # first pass, or the first since close(): an app's lifespan may run again
+            self.executor = ThreadPoolExecutor(1, thread_name_prefix="digitnet-model")
+        executor = self.executor
         try:
             while self._queue:
                 batch = self._next_batch()
@@ -63,7 +66,7 @@ class MicroBatcher:
                     continue
                 images = batch[0][0] if len(batch) == 1 else np.concatenate([x for x, _ in batch])
                 try:
-                    probs = await loop.run_in_executor(self.executor, self.classify_step, images)
+                    probs = await loop.run_in_executor(executor, self.classify_step, images)
                 except Exception as exc:  # the same error for everyone in the pass
                     for _, future in batch:
                         if not future.done():
@@ -85,4 +88,6 @@ class MicroBatcher:
                 "mean_batch": round(self.images / self.passes, 2) if self.passes else 0.0}
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
