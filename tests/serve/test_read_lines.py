@@ -1,8 +1,9 @@
 """Lines and separators through ``/api/read``: the server passes the pipeline's answer on unchanged, and the
 schema models (which ``/docs`` is generated from) document it and refuse answers that break its rules.
 
-The pipeline's answer is replaced by a two-line one ("72.1" over "-0", from the digits of the photo "7210"),
-so these tests do not depend on how well lines are found: only on what the API does with them.
+Most tests replace the pipeline's answer by a two-line one ("72.1" over "-0", from the digits of the photo
+"7210"), so they do not depend on how well lines are found: only on what the API does with them. The first one
+reads a real page of two lines, end to end, over HTTP.
 """
 
 from __future__ import annotations
@@ -21,6 +22,30 @@ from digitnet.recognizer import Recognizer
 from digitnet.serve.app import create_app
 from digitnet.serve.schemas import ReadResult, ReadResults
 from digitnet.vision.pipeline import PreparedNumber
+
+from .conftest import page_of_lines
+
+TWO_LINES = [(0, 1, 2, 3), (4, 5, 6)]  # MNIST test digits read with confidence: "7210" over "414"
+
+
+def test_a_page_of_two_lines_is_read_end_to_end(client, mnist):
+    """The real pipeline and model behind a real ``digitnet serve``: two lines of clear, well-separated digits."""
+    page = page_of_lines(mnist, TWO_LINES)
+    answer = client.post("/api/read", files={"file": ("page.png", page, "image/png")}).json()
+    ReadResult.model_validate(answer)
+    expected = ["".join(str(mnist.test_labels[i]) for i in line) for line in TWO_LINES]
+    assert answer["text"] == "\n".join(expected) and answer["path"] == "page.png"
+    lines = answer["lines"]
+    assert [line["text"] for line in lines] == expected
+    # Top to bottom, each holding its own digits left to right, inside its box.
+    (_, top0, _, bottom0), (_, top1, _, bottom1) = (line["box"] for line in lines)
+    assert top0 < bottom0 < top1 < bottom1
+    for line in lines:
+        x0, y0, x1, y1 = line["box"]
+        boxes = [item["box"] for item in line["digits"]]
+        assert all(x0 <= b[0] < b[2] <= x1 and y0 <= b[1] < b[3] <= y1 for b in boxes)
+        assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)
+    assert answer["digits"] == [item for line in lines for item in line["digits"]]
 
 
 def two_lines(number: PreparedNumber) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from digitnet.assets import MODEL_HELP
+from digitnet.vision.io import MAX_PIXELS  # numpy and Pillow only: the CLI imports them anyway
 
 # On SIGTERM, uvicorn stops accepting connections, answers the requests in flight, and cancels those still
 # running after this many seconds. A photo is read in well under a second; this leaves room for a busy machine
@@ -27,7 +28,8 @@ def serve(
     workers: int = typer.Option(1, help="Server processes, each with its own copy of the model."),
     threads: int = typer.Option(1, help="PyTorch threads per worker (1 measured fastest for small batches)."),
     max_upload_mb: float = typer.Option(8.0, "--max-upload-mb", help="Largest request body accepted (413 above)."),
-    max_pixels: int = typer.Option(40_000_000, "--max-pixels", help="Largest decoded image, width × height."),
+    max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1,
+                                   help="Largest picture, width × height (413 above): checked from its header."),
     batch: bool = typer.Option(True, "--batch/--no-batch", help="Micro-batch concurrent single-image requests."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request (costs throughput)."),
 ) -> None:

@@ -1,7 +1,7 @@
 """The web server: a drawing page, a JSON API over the picture pipeline, and Swagger UI at ``/docs`` (offline).
 
 ``create_app(model_dir)`` wires the parts together and loads the model once per process:
-:mod:`~digitnet.serve.settings` (limits), :mod:`~digitnet.serve.requests` (parsing and limits),
+:mod:`~digitnet.serve.settings` (limits), :mod:`~digitnet.serve.requests` (the request bodies' dependency),
 :mod:`~digitnet.serve.batcher` (micro-batching), :mod:`~digitnet.serve.service` (answers through
 :mod:`digitnet.vision.pipeline`), :mod:`~digitnet.serve.middleware` (the body limit),
 :mod:`~digitnet.serve.routes` and :mod:`~digitnet.serve.schemas` (the pydantic models ``/openapi.json`` is built
@@ -9,8 +9,8 @@ from). Every answer, errors included, is JSON: ``{"error": "...", "status": N}``
 413 (too large), 415 (unsupported content type) or 422 (well-formed but unusable input); the server never
 shows a traceback.
 
-Concurrent single-image requests are classified through a :class:`~digitnet.serve.batcher.MicroBatcher`:
-while one forward pass runs, new requests queue up and the next pass takes them all at once. On a 2-core CPU
+Every model call is made through a :class:`~digitnet.serve.batcher.MicroBatcher`, on its one thread: while
+one forward pass runs, new requests queue up and the next pass takes them all at once. On a 2-core CPU
 under 16 clients this halves the server's CPU time per request and adds no delay to a lone request
 (see ``benchmarks/load_test.py``).
 """
@@ -33,7 +33,7 @@ from digitnet.recognizer import Recognizer
 from digitnet.serve.middleware import BodyLimitMiddleware
 from digitnet.serve.requests import ApiError
 from digitnet.serve.routes import STATIC_DIR, error_response, router
-from digitnet.serve.schemas import request_schemas, restore_examples
+from digitnet.serve.schemas import restore_examples
 from digitnet.serve.service import Service, version
 from digitnet.serve.settings import ServeSettings
 
@@ -74,7 +74,7 @@ def create_app(model_dir: str | os.PathLike | None = None, *, recognizer: Recogn
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
     _add_error_handlers(app)
-    _add_request_schemas(app)
+    _keep_examples_whole(app)
     return app
 
 
@@ -98,16 +98,19 @@ def _add_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal server error")
 
 
-def _add_request_schemas(app: FastAPI) -> None:
-    """Put the request models in the schema's components: the routes parse bodies themselves, so FastAPI
-    does not see them, and the routes' ``openapi_extra`` refers to them by name. And the examples whole."""
+def _keep_examples_whole(app: FastAPI) -> None:
+    """FastAPI writes ``/openapi.json`` with every null dropped, examples included (``jsonable_encoder`` with
+    ``exclude_none``), and a separator's ``"digit": null`` is the point of the read examples: they go back whole.
+
+    The schema is FastAPI's own, generated from the routes; this is FastAPI's documented way to extend it
+    ("Extending OpenAPI": the app's ``openapi`` replaced by a function that calls the original) and does
+    nothing else. (``FastAPIOffline`` is a function returning a plain ``FastAPI``: there is no class to subclass.)
+    """
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            schema = generate()
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(request_schemas())
-            restore_examples(schema)
+            restore_examples(generate())
         return app.openapi_schema
 
     app.openapi = openapi

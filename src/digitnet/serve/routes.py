@@ -1,8 +1,10 @@
 """The HTTP routes: pages, ``/api/health``, ``/api/model``, ``/api/predict``, ``/api/read``.
 
+The query parameters are pydantic models (``Query()``), the body comes from the
+:func:`~digitnet.serve.requests.request_images` dependency (``UploadFile`` fields, or JSON, or an ``image/*``
+body), so ``/openapi.json`` is FastAPI's own, from the models in :mod:`digitnet.serve.schemas`.
 Answers are the pipeline's plain dicts serialized directly (orjson when installed): no response-model validation
-or ``jsonable_encoder`` on the hot path. Their schema, for ``/openapi.json``, comes from the models in
-:mod:`digitnet.serve.schemas` all the same.
+or ``jsonable_encoder`` on the hot path; their schema comes from the models all the same.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 
-from digitnet.serve.requests import orjson, parse_options, parse_request
+from digitnet.serve.requests import Images, orjson, request_images
 from digitnet.serve.schemas import (
     ERROR_RESPONSES,
     READ_RESPONSES,
@@ -29,7 +31,7 @@ from digitnet.serve.schemas import (
     ReadRequest,
     ReadResult,
     ReadResults,
-    request_openapi,
+    other_bodies,
 )
 from digitnet.serve.service import Service
 
@@ -41,8 +43,6 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-DEFAULT_PREDICT = PredictOptions()
-DEFAULT_READ = ReadOptions()
 
 
 def json_dumps(obj: Any) -> bytes:
@@ -98,17 +98,17 @@ async def model(request: Request) -> Response:
                          "`image_base64`, or a raw `image/*` body) that is turned into MNIST-like input "
                          "first. Several files, or JSON `images`, make a batch answered as `results`. "
                          "Fields as `digitnet predict --json`.",
-             openapi_extra=request_openapi(PredictRequest, PredictOptions),
+             openapi_extra=other_bodies(PredictRequest),
              response_model=PredictResult | PredictResults, responses=ERROR_RESPONSES)
-async def predict(request: Request) -> Response:
+async def predict(request: Request, options: Annotated[PredictOptions, Query()],
+                  images: Annotated[Images, Depends(request_images)]) -> Response:
     service = service_of(request)
-    options = parse_options(request, PredictOptions, DEFAULT_PREDICT)
-    items, batch = await parse_request(request, service.settings)
+    items = images.items
     if len(items) == 1:  # the hot path: no gather machinery for a single image
         results = [await service.predict(items[0], options)]
     else:
         results = await asyncio.gather(*(service.predict(item, options) for item in items))
-    return answer(results, batch)
+    return answer(results, images.batch)
 
 
 @router.post("/api/read", summary="Read written numbers from a picture: lines, decimal points, signs",
@@ -119,11 +119,10 @@ async def predict(request: Request) -> Response:
                          "or a space between digit groups, whose `digit` is null), as in `23.11.2026` or "
                          "`12 345`. `digits` lists every item of every line in reading order. Fields as "
                          "`digitnet read --json`; `?debug=1` adds each digit's 28×28 as `input_png`.",
-             openapi_extra=request_openapi(ReadRequest, ReadOptions),
+             openapi_extra=other_bodies(ReadRequest),
              response_model=ReadResult | ReadResults, responses=READ_RESPONSES)
-async def read(request: Request) -> Response:
+async def read(request: Request, options: Annotated[ReadOptions, Query()],
+               images: Annotated[Images, Depends(request_images)]) -> Response:
     service = service_of(request)
-    options = parse_options(request, ReadOptions, DEFAULT_READ)
-    items, batch = await parse_request(request, service.settings)
-    results = await asyncio.gather(*(service.read(item, options) for item in items))
-    return answer(results, batch)
+    results = await asyncio.gather(*(service.read(item, options) for item in images.items))
+    return answer(results, images.batch)

@@ -1,8 +1,10 @@
 """The API's requests and answers as pydantic models: FastAPI builds ``/openapi.json`` (and ``/docs``) from them.
 
-The hot path does not validate through them: request bodies are parsed by :mod:`digitnet.serve.requests` (which
-answers each malformed image with its own 400/413/415/422) and answers are the pipeline's plain dicts, sent as
-JSON directly. The tests check that every answer validates against these models, so the schema cannot drift.
+The query parameters are validated through their models (``PredictOptions``, ``ReadOptions``) and multipart
+uploads are FastAPI's ``UploadFile``. JSON bodies are parsed by :mod:`digitnet.serve.requests`, which answers
+each malformed image with its own 400/413/415/422 (one bad image in a batch fails alone), and documented from
+``PredictRequest`` / ``ReadRequest``. Answers are the pipeline's plain dicts, sent as JSON directly: the tests
+check that every answer validates against these models, so the schema cannot drift.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
-from pydantic.json_schema import models_json_schema
 
 # ---------------------------------------------------------------------------------------------- requests
 
@@ -50,26 +51,39 @@ class ReadRequest(RootModel[EncodedImage | BatchRequest]):
     """The JSON body of ``POST /api/read`` (a picture, not pixels)."""
 
 
-class UploadForm(BaseModel):
-    """The multipart body: one file, or several (answered as ``{"results": [...]}``)."""
-
-    file: list[bytes] = Field(description="one picture, or several")
-
-
-class PredictOptions(BaseModel):
-    """The query parameters of ``POST /api/predict``."""
+class QueryOptions(BaseModel):
+    """Query parameters: a bare ``?debug`` (or ``?debug=``) is on, any other blank one as if not given."""
 
     model_config = ConfigDict(frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_values(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        options = {}
+        for name, value in values.items():
+            if value == "":
+                field = cls.model_fields.get(name)
+                if field is not None and field.annotation is bool:
+                    options[name] = True
+                continue
+            options[name] = value
+        return options
+
+
+class PredictOptions(QueryOptions):
+    """The query parameters of ``POST /api/predict``."""
+
     debug: bool = Field(False, description="add input_png: the 28×28 the model saw, as a base64 PNG")
     top_k: int | None = Field(None, ge=1, le=10, description="add top_k: the K most likely digits")
     min_confidence: float | None = Field(None, ge=0, le=1, allow_inf_nan=False,
                                          description="answer digit null (with a note) below this confidence")
 
 
-class ReadOptions(BaseModel):
+class ReadOptions(QueryOptions):
     """The query parameters of ``POST /api/read``."""
 
-    model_config = ConfigDict(frozen=True)
     debug: bool = Field(False, description="add each digit's input_png (the 28×28 the model saw) and probabilities")
 
 
@@ -236,7 +250,6 @@ class ModelInfo(Answer):
 
 # ------------------------------------------------------------------------------------------ OpenAPI glue
 
-REQUEST_MODELS = (PredictRequest, ReadRequest, UploadForm)
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "malformed request (bad JSON or base64, no file)"},
     413: {"model": ErrorBody, "description": "body, image or batch too large"},
@@ -268,31 +281,23 @@ def restore_examples(spec: dict) -> None:
                 content["example"] = example
 
 
-def _ref(model: type[BaseModel]) -> dict:
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """``schema`` with its references to ``$defs`` replaced by the definitions (the request models hold no cycle)."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _inline(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+        return {key: _inline(value, defs) for key, value in schema.items() if key != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(value, defs) for value in schema]
+    return schema
 
 
-def request_schemas() -> dict[str, dict]:
-    """The request models' schemas, for ``components/schemas`` (FastAPI adds only the models its routes parse)."""
-    _, defs = models_json_schema([(m, "validation") for m in REQUEST_MODELS],
-                                 ref_template="#/components/schemas/{model}")
-    return defs["$defs"]
-
-
-def query_parameters(options: type[BaseModel]) -> list[dict]:
-    """OpenAPI query parameters from an options model."""
-    properties = options.model_json_schema()["properties"]
-    return [{"name": name, "in": "query", "required": False, "description": schema.pop("description", None),
-             "schema": schema} for name, schema in properties.items()]
-
-
-def request_openapi(json_body: type[BaseModel], options: type[BaseModel]) -> dict:
-    """``openapi_extra`` of a route that takes a picture as multipart, JSON or a raw ``image/*`` body."""
-    return {
-        "requestBody": {"required": True, "content": {
-            "multipart/form-data": {"schema": _ref(UploadForm)},
-            "application/json": {"schema": _ref(json_body)},
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
-        }},
-        "parameters": query_parameters(options),
-    }
+def other_bodies(json_body: type[BaseModel]) -> dict:
+    """``openapi_extra`` of a picture route: the request bodies beside the multipart form FastAPI documents itself,
+    JSON (its schema generated from ``json_body``, definitions inline: ``openapi_extra`` adds no components) and a
+    raw ``image/*`` body."""
+    schema = json_body.model_json_schema()
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": _inline(schema, schema.get("$defs", {}))},
+        "image/*": {"schema": {"type": "string", "format": "binary"}},
+    }}}

@@ -2,9 +2,10 @@
 
 No picture handling or answer formatting of its own: pictures and pixels are prepared by
 :func:`~digitnet.vision.pipeline.prepare_digit` / :func:`~digitnet.vision.pipeline.prepare_number` in a worker
-thread, classified through the :class:`~digitnet.serve.batcher.MicroBatcher`, and answered by
-:func:`~digitnet.vision.pipeline.digit_answer` / :func:`~digitnet.vision.pipeline.number_answer`, so an answer
-is ``Recognizer.predict``'s (and ``Recognizer.read``'s) for the same input.
+thread and answered by :func:`~digitnet.vision.pipeline.digit_answer` / :func:`~digitnet.vision.pipeline.number_answer`,
+so an answer is ``Recognizer.predict``'s (and ``Recognizer.read``'s) for the same input. Every call of the model,
+the pipeline's own (segmentation asks the model as it goes) as well as the answer's, goes through the
+:class:`~digitnet.serve.batcher.MicroBatcher`: it batches them and runs the model on its one thread.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from PIL import Image
 
 from digitnet.recognizer import Recognizer
 from digitnet.serve.batcher import MicroBatcher
-from digitnet.serve.requests import ApiError, Item, check_image
+from digitnet.serve.requests import ApiError, Item
 from digitnet.serve.schemas import PredictOptions, ReadOptions
 from digitnet.serve.settings import ServeSettings
+from digitnet.vision.io import ImageError, PictureTooLarge, load_picture
 from digitnet.vision.pipeline import Prepared, digit_answer, number_answer, prepare_digit, prepare_number
+from digitnet.vision.preprocess import mnist_like
 
 PREDICT_FIELDS = ("digit", "confidence", "probabilities")
 READ_FIELDS = ("text", "lines", "digits")
@@ -58,21 +61,31 @@ class Service:
             return await self.batcher.submit(image)
         return (await anyio.to_thread.run_sync(self.recognizer.classify, image[None]))[0]
 
+    def classify_in_worker(self, images: np.ndarray) -> np.ndarray:
+        """The pipeline's classify step for code in a worker thread (uint8 (N, 28, 28) → (N, 10)): through the
+        batcher on the event loop, waiting for its answer. With ``--no-batch``, the model is called here."""
+        if self.batcher is None:
+            return self.recognizer.classify(images)
+        return anyio.from_thread.run(self.batcher.classify, images)
+
     async def predict(self, item: Item, options: PredictOptions) -> dict:
         """``Recognizer.predict`` for one item, with the classification going through the micro-batcher."""
         if item.error:
             return error_result(item, item.error, PREDICT_FIELDS)
         try:
-            if item.pixels is not None:
-                # The same preparation as a picture's (a dark-on-light array is inverted, as Recognizer.predict
-                # does), but on the event loop: a 28×28 array takes ~12 µs, and the thread hop cost 0.26 ms of
-                # CPU per request under load (measured with benchmarks/load_test.py).
+            if item.pixels is not None and mnist_like(item.pixels) is not None:
+                # An MNIST-like 28×28 goes to the model as it is (inverted if dark on light, as
+                # Recognizer.predict does): prepared on the event loop, since it needs no model call. A 28×28
+                # array takes ~12 µs, and the thread hop cost 0.26 ms of CPU per request under load (measured
+                # with benchmarks/load_test.py).
                 prepared = self._prepare(item)
-            else:  # decoding and normalizing a picture is slow: off the event loop, a few at a time
+            else:  # decoding and normalizing a picture is slow, and may ask the model: off the event loop
                 prepared = await anyio.to_thread.run_sync(self._prepare, item, limiter=self.image_limiter)
         except ApiError as exc:
             return error_result(item, exc, PREDICT_FIELDS)
-        probabilities = await self.classify(prepared.image) if prepared.image is not None else None
+        probabilities = prepared.probabilities  # when preparing it classified it already
+        if probabilities is None and prepared.image is not None:
+            probabilities = await self.classify(prepared.image)
         result = digit_answer(prepared, probabilities, options.top_k, options.min_confidence)
         result["path"] = item.name
         if options.debug and prepared.image is not None:
@@ -93,19 +106,23 @@ class Service:
 
     def _prepare(self, item: Item) -> Prepared:
         """The 28×28 the model will see (``Recognizer.prepare``), or the note saying why there is none."""
-        if item.pixels is not None:
-            source = item.pixels
-        else:
-            check_image(item.data, self.settings.max_pixels)
-            source = item.data
-        prepared = prepare_digit(source, self.recognizer.classify)
+        source = item.pixels if item.pixels is not None else item.data
+        prepared = prepare_digit(source, self.classify_in_worker, max_pixels=self.settings.max_pixels)
         if prepared.error:
-            raise ApiError(422, _named(prepared.error, item.name))
+            raise ApiError(413 if prepared.too_large else 422, _named(prepared.error, item.name))
         return prepared
 
     def _read(self, item: Item, debug: bool) -> dict:
-        check_image(item.data, self.settings.max_pixels)
-        number = prepare_number(item.data, self.recognizer.classify)
+        # Loaded here, under this server's size limit; prepare_number takes the loaded picture as it is.
+        try:
+            picture = load_picture(item.data, max_pixels=self.settings.max_pixels)
+        except ImageError as exc:
+            raise ApiError(413 if isinstance(exc, PictureTooLarge) else 422, _named(str(exc), item.name)) from None
+        # Read as Recognizer.read reads: its line recognizer and reader; the digit model's calls go through the
+        # micro-batcher. (The line model, a separate small network, is called from this worker thread.)
+        recognizer = self.recognizer
+        recognize = recognizer.recognize_lines if recognizer.line is not None else None
+        number = prepare_number(picture, self.classify_in_worker, recognize, recognizer.reader)
         result = number_answer(number)
         if result.get("error"):
             raise ApiError(422, _named(result["error"], item.name))

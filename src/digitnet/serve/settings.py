@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from digitnet.vision.io import MAX_PIXELS
+
 
 @dataclass
 class ServeSettings:
     """Limits and tuning of one server process."""
 
     max_upload_bytes: int = 8 * 1024 * 1024  # request body; 413 above
-    max_pixels: int = 40_000_000  # decoded width × height of one picture (a 40 MP photo); 413 above
+    max_pixels: int = MAX_PIXELS  # decoded width × height of one picture (40 MP: a phone photo); 413 above
     max_images: int = 64  # images in one batch request; 413 above
     batch: bool = True  # micro-batch concurrent pixel requests
     max_batch: int = 128  # images in one forward pass

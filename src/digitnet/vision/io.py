@@ -20,15 +20,20 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from digitnet.utils import DigitnetError
 
 MAX_BYTES = 50 * 1024 * 1024  # a phone photo is 2-10 MB; anything past this is not a picture of a digit
-MAX_PIXELS = 40_000_000  # 40 MP decoded: about 160 MB as RGBA, the most we are willing to allocate
+MAX_PIXELS = 40_000_000  # the default limit, 40 MP decoded: about 160 MB as RGBA (load_picture's max_pixels)
 MIN_SIDE = 8  # below this there is no room for a digit (MNIST digits are 20 px)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 
 class ImageError(DigitnetError):
     """A picture that cannot be used: unreadable, too large, too small. The message names the file."""
+
+
+class PictureTooLarge(ImageError):
+    """A picture over a size limit (its bytes, or its declared width × height), refused before decoding.
+
+    A subclass so that callers who answer for the size apart (the server's 413) can tell it from a bad picture.
+    """
 
 
 @dataclass
@@ -40,21 +45,31 @@ class Picture:
     path: str | None = None  # the path when it came from a file
 
 
-def load_picture(source: ImageSource, name: str | None = None, reduce_to: int | None = None) -> Picture:
-    """Decode ``source`` (a path, encoded bytes, a PIL image or a numpy array) into a :class:`Picture`.
+ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray | Picture
+
+
+def load_picture(source: ImageSource, name: str | None = None, reduce_to: int | None = None,
+                 max_pixels: int | None = None) -> Picture:
+    """Decode ``source`` (a path, encoded bytes, a PIL image, a numpy array or a Picture) into a :class:`Picture`.
 
     ``reduce_to``: the longest side the caller shrinks a larger picture to anyway (by a whole factor, as
     :func:`~digitnet.vision.preprocess.working_gray` does). A JPEG larger than that is then decoded straight
     at 1/2, 1/4 or 1/8 scale (``Image.draft``: almost free, and no larger than the caller's own reduction would
     give), which is several times faster for a phone photo.
-    Raises :class:`ImageError` with a one-line message for anything that is not a usable picture.
+    ``max_pixels``: the largest width × height accepted (None: :data:`MAX_PIXELS`), checked from the header
+    before any pixel is decoded. A :class:`Picture` is returned as it is: it was checked when it was loaded.
+    Raises :class:`ImageError` with a one-line message for anything that is not a usable picture,
+    :class:`PictureTooLarge` (a subclass) for one over a size limit.
     """
+    limit = MAX_PIXELS if max_pixels is None else max_pixels  # read here, not bound at import: tests lower it
+    if isinstance(source, Picture):
+        return source
     if isinstance(source, np.ndarray):
         name = name or "<array>"
-        return Picture(_check_array(source, name), name)
+        return Picture(_check_array(source, name, limit), name)
     if isinstance(source, Image.Image):
         name = name or "<PIL image>"
-        _check_size(source.size, name)
+        _check_size(source.size, name, limit)
         return Picture(pil_to_array(_first_frame(source, name), name), name)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
@@ -68,9 +83,8 @@ def load_picture(source: ImageSource, name: str | None = None, reduce_to: int | 
         raise TypeError(f"expected a path, bytes, a PIL image or a numpy array, not {type(source).__name__}")
     if not data:
         raise ImageError(f"{name}: the file is empty")
-    if len(data) > MAX_BYTES:
-        raise ImageError(f"{name}: {len(data) / 2**20:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit")
-    return Picture(_decode(data, name, reduce_to), name, path)
+    _check_bytes(len(data), name)
+    return Picture(_decode(data, name, reduce_to, limit), name, path)
 
 
 def _read_file(path: str, name: str) -> bytes:
@@ -79,8 +93,7 @@ def _read_file(path: str, name: str) -> bytes:
     try:
         info = os.stat(path)
         _check_regular(info.st_mode, name)
-        if info.st_size > MAX_BYTES:
-            raise ImageError(f"{name}: {info.st_size / 2**20:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit")
+        _check_bytes(info.st_size, name)
         # O_NONBLOCK: should the path become a FIFO after the check, opening it still returns at once,
         # and the check on the opened file refuses it.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
@@ -104,22 +117,32 @@ def _check_regular(mode: int, name: str) -> None:
         raise ImageError(f"{name}: is {kind}, not an image file")
 
 
-def _check_size(size: tuple[int, int], name: str) -> None:
+def _check_bytes(size: int, name: str) -> None:
+    if size > MAX_BYTES:
+        raise PictureTooLarge(f"{name}: {size / 2**20:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit")
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:g} MP"
+
+
+def _check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
+    """The one size check of every picture, from its declared size: too large, or too small for a digit."""
     width, height = size
-    if width * height > MAX_PIXELS:
-        raise ImageError(f"{name}: {width}×{height} pixels is larger than the {MAX_PIXELS // 1_000_000} MP limit")
+    if width * height > max_pixels:
+        raise PictureTooLarge(f"{name}: {width}×{height} pixels is larger than the {_megapixels(max_pixels)} limit")
     if min(width, height) < MIN_SIDE:
         raise ImageError(f"{name}: {width}×{height} pixels is too small to hold a digit "
                          f"(at least {MIN_SIDE}×{MIN_SIDE} needed)")
 
 
-def _decode(data: bytes, name: str, reduce_to: int | None = None) -> np.ndarray:
+def _decode(data: bytes, name: str, reduce_to: int | None, max_pixels: int) -> np.ndarray:
     """Open, check the declared size from the header, then decode: a bomb is refused before it is inflated."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we enforce our own, lower cap
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we enforce our own cap
             image = Image.open(io.BytesIO(data))
-            _check_size(image.size, name)
+            _check_size(image.size, name, max_pixels)
             image = _first_frame(image, name)
             _draft(image, reduce_to)
             image.load()
@@ -127,8 +150,11 @@ def _decode(data: bytes, name: str, reduce_to: int | None = None) -> np.ndarray:
     except ImageError:
         raise
     except Image.DecompressionBombError:
-        raise ImageError(f"{name}: the image declares more than the {MAX_PIXELS // 1_000_000} MP limit "
-                         "(decompression bomb?)") from None
+        # Pillow's own cap (twice Image.MAX_IMAGE_PIXELS, ~179 MP) refused it before ours could: it stays in
+        # force whatever max_pixels says, so the message names the lower of the two.
+        cap = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else max_pixels
+        raise PictureTooLarge(f"{name}: the image declares more than the {_megapixels(min(max_pixels, cap))} "
+                              "limit (decompression bomb?)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image, or a format that cannot be read "
                          "(PNG, JPEG, BMP, GIF, TIFF and WebP can)") from None
@@ -207,12 +233,12 @@ def _flatten_alpha(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return (color * a + paper * (1 - a)).astype(np.float32)
 
 
-def _check_array(array: np.ndarray, name: str) -> np.ndarray:
+def _check_array(array: np.ndarray, name: str, max_pixels: int) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
         raise ImageError(f"{name}: expected an array of shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
-    _check_size((array.shape[1], array.shape[0]), name)
+    _check_size((array.shape[1], array.shape[0]), name, max_pixels)
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
     elif array.dtype.kind == "f" or array.dtype not in (np.uint8, np.uint16):

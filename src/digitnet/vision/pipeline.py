@@ -5,8 +5,9 @@ images → probabilities (N, 10)), so :class:`digitnet.recognizer.Recognizer` pl
 its micro-batcher, ``digitnet explain`` and the photo benchmark the recognizer, and tests a stub — and all of
 them prepare pictures and format answers the same way:
 
-* one digit: ``prepare_digit(source, classify)`` → :class:`Prepared` (the 28×28, or an error or note), then
-  ``digit_answer(prepared, probabilities)``, or ``classify_prepared(prepared_list, classify)`` for a batch;
+* one digit: ``prepare_digit(source, classify)`` → :class:`Prepared` (the 28×28, or an error or note, and its
+  probabilities when preparing it classified it already), then ``digit_answer(prepared, probabilities)``, or
+  ``classify_prepared(prepared_list, classify)`` for a batch;
 * written numbers: ``prepare_number(source, classify)`` → :class:`PreparedNumber` (its lines, each of digits
   with their 28×28, box and probabilities, and separators and signs; ``strip()`` shows the digits' crops),
   then ``number_answer(number)``.
@@ -24,7 +25,7 @@ import numpy as np
 
 from digitnet.vision import line_reader, preprocess
 from digitnet.vision.boxes import box_line_mask
-from digitnet.vision.io import ImageError, ImageSource, load_picture
+from digitnet.vision.io import ImageError, ImageSource, PictureTooLarge, load_picture
 from digitnet.vision.line_reader import LineRecognizer
 from digitnet.vision.lines import read_lines
 from digitnet.vision.preprocess import MIN_INK_PIXELS, Ink, find_ink, mnist_like, normalize_digit, remove_specks
@@ -64,21 +65,27 @@ class Prepared:
     image: np.ndarray | None  # uint8 (28, 28), white on black: what the model sees
     error: str | None = None  # the picture could not be used (unreadable, too large, ...)
     note: str | None = None  # the picture was fine but holds no single digit to answer for
+    # (10,): the model's answer for ``image`` when preparing it asked the model already (a picture of several
+    # pieces is segmented to count its digits); None when it is still to be classified.
+    probabilities: np.ndarray | None = None
+    too_large: bool = False  # the error is a size limit (:class:`~digitnet.vision.io.PictureTooLarge`)
 
 
-def prepare_digit(source: ImageSource, classify: Classifier | None = None) -> Prepared:
+def prepare_digit(source: ImageSource, classify: Classifier | None = None, max_pixels: int | None = None) -> Prepared:
     """Load a picture of one digit and normalize it like MNIST; never raises for a bad picture.
 
     With ``classify``, a picture that holds several digits is recognized as such (see :mod:`segment`)
     and answered with a note instead of a guess at one of them; every caller that answers for a digit
-    (predict, explain, the server) passes it.
+    (predict, explain, the server) passes it. When counting them classified the very 28×28 answered for,
+    its probabilities come with it (``Prepared.probabilities``), so that it is not classified twice.
+    ``max_pixels``: the size limit of :func:`~digitnet.vision.io.load_picture`.
     """
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
         # A big JPEG is decoded at reduced scale: find_writing would shrink it to WORK_SIDE anyway.
-        picture = load_picture(source, reduce_to=preprocess.WORK_SIDE)
+        picture = load_picture(source, reduce_to=preprocess.WORK_SIDE, max_pixels=max_pixels)
     except ImageError as exc:
-        return Prepared(path, None, error=str(exc))
+        return Prepared(path, None, error=str(exc), too_large=isinstance(exc, PictureTooLarge))
     passthrough = mnist_like(picture.pixels)
     if passthrough is not None:
         return Prepared(path, passthrough) if passthrough.any() else Prepared(path, None, note=NO_INK)
@@ -88,9 +95,15 @@ def prepare_digit(source: ImageSource, classify: Classifier | None = None) -> Pr
     groups = find_groups(ink)
     tall = [g for g in groups if g.height >= 0.6 * line_height(groups)] if groups else []
     if len(tall) > 1 and classify is not None:  # a short piece beside a digit is a broken stroke, not a digit
-        count = len(find_digits(ink, classify))
-        if count > 1:
-            return Prepared(path, None, note=f"{count} digits found: read numbers with `digitnet read`")
+        digits = find_digits(ink, classify)
+        if len(digits) > 1:
+            return Prepared(path, None, note=f"{len(digits)} digits found: read numbers with `digitnet read`")
+        image = normalize_digit(ink.mask)
+        # One digit, which segmentation classified: its answer is the picture's when it saw the same 28×28 (it
+        # does unless segmentation dropped dirt beside the digit, which the answered 28×28 keeps).
+        if digits and np.array_equal(normalize_digit(digits[0].mask), image):
+            return Prepared(path, image, probabilities=digits[0].probabilities)
+        return Prepared(path, image)
     return Prepared(path, normalize_digit(ink.mask))
 
 
@@ -163,18 +176,19 @@ class PreparedNumber:
 
 
 def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRecognizer | None = None,
-                   reader: str = "line") -> PreparedNumber:
+                   reader: str = "line", max_pixels: int | None = None) -> PreparedNumber:
     """Load a picture of written numbers and read its lines; never raises for a bad picture.
 
     ``reader`` (see ``READERS``) says how a line is read; with a line reader, ``recognize`` reads line images
     (:mod:`line_reader`), without one the segmenter cuts lines (:mod:`lines`; ``classify`` judges its candidate
     cuts). Either way the result holds each digit's probabilities: :func:`number_answer` needs no further call.
+    ``max_pixels``: the largest picture accepted (see :func:`~digitnet.vision.io.load_picture`).
     """
     if reader not in READERS:
         raise ValueError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
-        picture = load_picture(source)
+        picture = load_picture(source, max_pixels=max_pixels)
     except ImageError as exc:
         return PreparedNumber(path, error=str(exc))
     passthrough = mnist_like(picture.pixels)
@@ -230,9 +244,14 @@ def number_answer(number: PreparedNumber) -> dict:
             "note": number.note}
 
 
-def digit_answer(prepared: Prepared, probabilities: np.ndarray | None, top_k: int | None = None,
+def digit_answer(prepared: Prepared, probabilities: np.ndarray | None = None, top_k: int | None = None,
                  min_confidence: float | None = None) -> dict:
-    """The fields of ``digitnet predict --json`` for a prepared picture and its probabilities (None: no image)."""
+    """The fields of ``digitnet predict --json`` for a prepared picture and its probabilities.
+
+    ``probabilities`` None: the ones preparing it found (``prepared.probabilities``), or none (no image).
+    """
+    if probabilities is None:
+        probabilities = prepared.probabilities
     result = {"path": prepared.path, "digit": None, "confidence": None, "probabilities": None,
               "error": prepared.error, "note": prepared.note}
     if probabilities is not None:
@@ -252,10 +271,11 @@ def digit_answer(prepared: Prepared, probabilities: np.ndarray | None, top_k: in
 
 def classify_prepared(prepared: list[Prepared], classify: Classifier, top_k: int | None = None,
                       min_confidence: float | None = None) -> list[dict]:
-    """Classify the usable pictures of ``prepared`` in one call and answer for each, in order."""
-    ready = [p for p in prepared if p.image is not None]
-    probabilities = iter(classify(np.stack([p.image for p in ready])) if ready else [])
-    return [digit_answer(p, next(probabilities) if p.image is not None else None, top_k, min_confidence)
+    """Answer for each of ``prepared``, in order, classifying in one call those not classified yet."""
+    pending = [p for p in prepared if p.image is not None and p.probabilities is None]
+    fresh = iter(classify(np.stack([p.image for p in pending])) if pending else [])
+    return [digit_answer(p, next(fresh) if p.image is not None and p.probabilities is None else None,
+                         top_k, min_confidence)
             for p in prepared]
 
 
