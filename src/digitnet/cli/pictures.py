@@ -177,7 +177,8 @@ def read(
     reader: str = typer.Option(
         "line", "--reader", help="How a line is read: `line` — the line recognizer finds the characters, it and the "
         "digit model both judge each digit (the default: it measured best); `ctc` — the line recognizer alone; "
-        "`segment` — the rule-based segmenter cuts the line into digits for the digit model."),
+        "`segment` — the rule-based segmenter cuts the line into digits for the digit model; `both` — `line` and "
+        "`segment`, and where they disagree the reading whose characters are jointly likelier."),
     line_model: Path | None = typer.Option(
         None, "--line-model", help="Line recognizer directory (a crnn-digits run) [default: the bundled one]."),
 ) -> None:

@@ -34,8 +34,9 @@ from digitnet.vision.segment import Classifier, Segment, find_digits, find_group
 NO_INK = "no ink found"
 # How `read` reads a line: "line" — the learned line recognizer places the characters, and the line model and the
 # digit model both say which digit each is; "ctc" — the line recognizer alone; "segment" — the rule-based
-# segmenter cuts the line into digits for the digit model. Writing in form boxes is always cut by its boxes.
-READERS = ("line", "ctc", "segment")
+# segmenter cuts the line into digits for the digit model; "both" — "line" and "segment", and where they disagree
+# the reading whose characters are jointly likelier. Writing in form boxes is always cut by its boxes.
+READERS = ("line", "ctc", "segment", "both")
 
 
 def find_writing(pixels: np.ndarray) -> Ink | None:
@@ -204,6 +205,8 @@ def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRec
         text_lines = []
     elif reader == "segment" or recognize is None or ink.in_boxes:  # form boxes part the digits themselves
         text_lines = read_lines(ink, classify)
+    elif reader == "both":
+        text_lines = _likelier(line_reader.read_lines(ink, recognize, classify), read_lines(ink, classify))
     else:
         text_lines = line_reader.read_lines(ink, recognize, classify if reader == "line" else None)
     if not text_lines:
@@ -221,6 +224,19 @@ def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRec
                  for item in text_line.items]
         lines.append(PreparedLine(items, scaled(text_line.box)))
     return PreparedNumber(path, lines)
+
+
+def _likelier(learned: list, segmented: list) -> list:
+    """Per line, the reading whose characters (spaces aside) are jointly likelier; the learned one where the two
+    found different lines."""
+    if len(learned) != len(segmented):
+        return learned
+
+    def likelihood(line) -> float:
+        return float(np.prod([item.confidence for item in line.items if item.char != " "]))
+
+    return [a if "".join(i.char for i in a.items) == "".join(i.char for i in b.items) or likelihood(a) >= likelihood(b)
+            else b for a, b in zip(learned, segmented, strict=True)]
 
 
 def _digit_image(segment: Segment) -> np.ndarray:
