@@ -13,7 +13,7 @@ fits a calibration temperature on the validation set, runs the test set through 
 model with its metadata and gives the test logits to every callback (the run report draws from them).
 
 This module imports nothing from :mod:`digitnet.evaluate`: the run report is a callback of that layer, added by
-whoever calls (``digitnet.train``, the top-level function, adds it when ``config.plots``).
+whoever calls (``digitnet.train(config)``, the package called, adds it when ``config.plots``).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def train(
     """Train ``config.arch`` on MNIST and save everything into the run directory.
 
     ``callbacks`` run after ours (early stopping, history, console, TensorBoard) and before the checkpoint.
-    This does not write the run report (``config.plots``): the top-level :func:`digitnet.train` adds it.
+    This does not write the run report (``config.plots``): ``digitnet.train(config)`` (the package, called) adds it.
 
     The run folder is never replaced silently (a run in it needs ``resume`` or ``overwrite``) and has one writer
     (a lock held until the model is saved). SIGTERM or a first Ctrl-C stops after the current step with a
