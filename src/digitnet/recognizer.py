@@ -8,7 +8,6 @@ and ``digitnet read --json``.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -37,9 +36,6 @@ class Recognizer:
         self.spec = loaded.spec
         self.temperature = loaded.temperature
         self.device = next(self.model.parameters()).device
-        # PyTorch modules are safe to call from several threads in inference mode; the lock only guards
-        # lazily built state, so concurrent requests never see a half-initialized recognizer.
-        self._lock = threading.Lock()
 
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu") -> Recognizer:
