@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from digitnet.saved_model import LoadedModel, load_model
-from digitnet.vision.batch import ordered_batches, worker_count
+from digitnet.vision.batch import WorkerPool, ordered_batches, worker_count
 from digitnet.vision.io import ImageSource
 from digitnet.vision.pipeline import (
     Prepared,
@@ -30,17 +31,42 @@ from digitnet.vision.pipeline import (
 class Recognizer:
     """Classify digits with a saved model, preparing inputs exactly as the model was trained."""
 
-    def __init__(self, loaded: LoadedModel):
+    def __init__(self, loaded: LoadedModel, pool: WorkerPool | None = None):
         self.loaded = loaded
         self.model = loaded.model.eval()
         self.spec = loaded.spec
         self.temperature = loaded.temperature
         self.device = next(self.model.parameters()).device
+        self._pool = pool  # worker processes for predict_many/read_many, started once, kept until close()
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu") -> Recognizer:
-        """Load ``model_dir`` (default: the bundled default model)."""
-        return cls(load_model(model_dir, device=device))
+    def from_pretrained(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu",
+                        workers: int = 0) -> Recognizer:
+        """Load ``model_dir`` (default: the bundled default model).
+
+        ``workers`` > 0 also starts that many worker processes for :meth:`predict_many` and :meth:`read_many`
+        first, so that they get ready while this process loads the model; :meth:`close` stops them.
+        """
+        # The workers resolve model_dir as load_model does here (same argument, same working directory).
+        pool = WorkerPool(workers, _start_worker, (WorkerModels(_fspath(model_dir)),)) if workers > 0 else None
+        try:
+            return cls(load_model(model_dir, device=device), pool)
+        except BaseException:
+            if pool is not None:
+                pool.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started (a later folder starts new ones)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> Recognizer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     @property
     def metadata(self) -> dict:
@@ -112,11 +138,13 @@ class Recognizer:
         """:meth:`prepare` for many files, in worker processes: lists of consecutive results in input order.
 
         Each list is what was ready together, to be classified in one pass (:meth:`answer`). ``workers``:
-        processes to use (None: one per CPU; 0 or 1, few files, or a model not loaded from a folder: this one).
+        processes to use (None: one per CPU; 0 or 1, a folder too small to repay starting them, or a model not
+        loaded from a folder: this one). The workers are started once and kept for later calls until
+        :meth:`close`.
         """
-        count = self._workers(workers, len(paths))
-        function = _prepare_in_worker if count else self.prepare
-        return ordered_batches(function, paths, count, _start_worker, self._worker_args())
+        pool = self._pool_for(workers, len(paths))
+        function = _prepare_in_worker if pool else self.prepare
+        return ordered_batches(function, paths, pool.workers if pool else 0, pool=pool)
 
     def predict_many(self, paths: Sequence[str], top_k: int | None = None, min_confidence: float | None = None,
                      workers: int | None = None) -> Iterator[dict]:
@@ -126,18 +154,25 @@ class Recognizer:
 
     def read_many(self, paths: Sequence[str], workers: int | None = None) -> Iterator[dict]:
         """:meth:`read` for many files, in worker processes (each with its own copy of the model, since
-        segmentation asks the model as it goes), answers yielded in input order as they are ready."""
-        count = self._workers(workers, len(paths))
-        function = _read_in_worker if count else self.read
-        for batch in ordered_batches(function, paths, count, _start_worker, self._worker_args()):
+        segmentation asks the model as it goes), answers yielded in input order as they are ready; the
+        workers are those of :meth:`prepare_many`."""
+        pool = self._pool_for(workers, len(paths))
+        function = _read_in_worker if pool else self.read
+        for batch in ordered_batches(function, paths, pool.workers if pool else 0, pool=pool):
             yield from batch
 
-    def _workers(self, workers: int | None, items: int) -> int:
-        # Workers load the model from its folder; one built in memory stays in this process.
-        return worker_count(workers, items) if self.loaded.path is not None else 0
-
-    def _worker_args(self) -> tuple:
-        return (os.fspath(self.loaded.path) if self.loaded.path is not None else None,)
+    def _pool_for(self, workers: int | None, items: int) -> WorkerPool | None:
+        """The running pool, or a new one where ``items`` files repay starting it; None: work in this process."""
+        if self.loaded.path is None or (workers is not None and workers <= 1):
+            return None  # a model built in memory cannot be loaded by workers; 0 or 1: asked for this process
+        if self._pool is not None and not self._pool.broken:
+            return self._pool  # already started (its size fixed then): worth it for any number of files
+        count = worker_count(workers, items)
+        if count == 0:
+            return None
+        self.close()  # a broken pool
+        self._pool = WorkerPool(count, _start_worker, (WorkerModels(os.fspath(self.loaded.path)),))
+        return self._pool
 
     def __repr__(self) -> str:
         path = Path(self.loaded.path) if self.loaded.path else None
@@ -146,13 +181,24 @@ class Recognizer:
 
 # ------------------------------------------------------------------------------ worker processes
 
+@dataclass(frozen=True)
+class WorkerModels:
+    """What each worker process loads: picklable, one field per model (a model dir as given to load_model)."""
+
+    digits: str | None  # None: the bundled default model
+
+
 _worker_recognizer: Recognizer | None = None  # each worker process's own copy of the model
 
 
-def _start_worker(model_dir: str) -> None:
+def _fspath(model_dir: str | os.PathLike | None) -> str | None:
+    return None if model_dir is None else os.fspath(model_dir)
+
+
+def _start_worker(models: WorkerModels) -> None:
     global _worker_recognizer
     # On the CPU whatever the parent uses: a small model on one core beats every worker setting up a GPU.
-    _worker_recognizer = Recognizer.from_pretrained(model_dir, device="cpu")
+    _worker_recognizer = Recognizer.from_pretrained(models.digits, device="cpu")
 
 
 def _prepare_in_worker(path: str) -> Prepared:
