@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -113,6 +114,9 @@ class WorkerPool:
         with _ctrl_c_ignored():
             for _ in range(workers):
                 self._executor.submit(_ready)
+        # A pool dropped unclosed (a Recognizer that goes away) is shut down, not left for the executor's own
+        # garbage collection, which on Python 3.11 can race its wake-up pipe at exit (an OSError traceback).
+        self._finalizer = weakref.finalize(self, self._executor.shutdown, wait=True, cancel_futures=True)
 
     @property
     def executor(self) -> ProcessPoolExecutor:
@@ -123,7 +127,7 @@ class WorkerPool:
     def close(self) -> None:
         """Drop what is queued, let the running chunks end (milliseconds), and wait for the workers to exit."""
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._finalizer()  # the executor's shutdown, once
             self._executor = None
 
     def __enter__(self) -> WorkerPool:
