@@ -217,8 +217,11 @@ def test_no_progress_bar_when_not_a_terminal(folder, monkeypatch):
 @pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGINT are POSIX")
 def test_ctrl_c_stops_the_workers_cleanly(tmp_path, clean_digits):
     data = np.asarray(digit_photo(clean_digits[3], height=120, shape=(900, 900)))
-    for k in range(400):
-        Image.fromarray(data).save(tmp_path / f"{k:03d}.png")
+    Image.fromarray(data).save(tmp_path / "0000.png")
+    # Answers for 1,200 files (~200 KB of JSON lines) overfill the 64 KB pipe the test reads only once: the
+    # command blocks on it, so it cannot finish before the signal however slowly this test gets scheduled.
+    for k in range(1, 1200):
+        os.link(tmp_path / "0000.png", tmp_path / f"{k:04d}.png")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen([sys.executable, "-m", "digitnet", "predict", "--json", "--workers", "2",
                                 str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
