@@ -57,9 +57,45 @@ def test_every_kind_of_number_is_what_it_says(kind):
             assert [len(p) for p in text.split(".")][:2] == [2, 2]
 
 
-def test_the_benchmark_runs_end_to_end():
-    result = read_lines.run(None, n=3, seed=0, single=2)
-    assert result["multi_line"]["n"] == 3 and 0 <= result["multi_line"]["exact"] <= 1
-    assert 0 <= result["multi_line"]["line_count_right"] <= 1
+def _bands(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of rows holding ink: the lines of an unturned page, top to bottom."""
+    rows = np.concatenate([[False], mask.any(1), [False]]).astype(int)
+    edges = np.flatnonzero(np.diff(rows))
+    return list(zip(edges[::2], edges[1::2], strict=True))
+
+
+def test_a_page_holds_its_lines_and_each_line_its_digits(mnist, monkeypatch):
+    # Digits that are one stroke, written apart (no touching), so ink blobs count digits.
+    single = [d for d in mnist.test_images[:200] if len(connected_components(d > 127)[1]) == 1][:9]
+    rng = np.random.default_rng(4)
+    counts, heights = [2, 4, 3], [50, 64, 44]
+    lines, at = [], 0
+    for count, height in zip(counts, heights, strict=True):
+        lines.append(read_lines.number_alpha(single[at:at + count], rng, height, touching=0.0)[0])
+        at += count
+    monkeypatch.setattr(read_lines, "MAX_SLOPE", 0.0)  # level, so that rows of ink are lines
+    page = read_lines.page_alpha(lines, heights, rng)
+    bands = _bands(page > 0.5)
+    assert len(bands) == 3  # as many lines as written, apart
+    for (top, bottom), count, height in zip(bands, counts, heights, strict=True):
+        assert len(connected_components(page[top:bottom] > 0.5)[1]) == count  # each line its own digits
+        assert 0.8 * height <= bottom - top <= 1.5 * height  # about its own height
+    monkeypatch.undo()
+    turned = read_lines.page_alpha(lines, heights, np.random.default_rng(5))  # turned by up to ±5°
+    assert len(connected_components(turned > 0.5)[1]) == sum(counts)
+
+
+def test_the_benchmark_counts_what_it_drew(tmp_path):
+    # Every misread picture is saved under its truth: the figures and the saved truths must agree.
+    n = 5
+    result = read_lines.run(None, n=n, seed=0, single=2, save=str(tmp_path))
+    names = [p.stem for p in tmp_path.glob("*.jpg")]
+    lines_missed = [name for name in names if name.startswith("lines-")]
+    seps_missed = [name for name in names if name.startswith("sep-")]
+    assert len(lines_missed) == round(n * (1 - result["multi_line"]["exact"]))
+    assert len(seps_missed) == round(n * (1 - result["separators"]["exact"]))
+    for name in lines_missed:  # lines-K-TRUTH-as-ANSWER, lines joined by "_": 2-5 lines of 1-8 digits
+        truth = name.split("-")[2].split("_")
+        assert 2 <= len(truth) <= 5 and all(line.isdigit() and 1 <= len(line) <= 8 for line in truth)
     assert set(result["separators"]["by_kind"]) == set(read_lines.KINDS)
     assert result["single_line"]["n"] == 2

@@ -57,11 +57,27 @@ def test_the_comb_and_the_row_of_boxes_have_one_box_per_digit():
         assert field[10:13].all(1).sum() == (0 if comb else 3)  # boxes have a top line, combs do not
 
 
-def test_a_number_in_boxes_is_as_wide_as_its_boxes(digits):
-    rng = np.random.default_rng(2)
-    picture = real_world.boxed_number(list(digits[:6]), rng, comb=True)
-    assert picture.dtype == np.uint8 and picture.ndim == 2
-    assert picture.min() < 130 and picture.max() > 200  # dark writing and lines on light paper
+@pytest.mark.parametrize("comb", [True, False])
+def test_a_number_in_boxes_is_as_wide_as_its_boxes(digits, monkeypatch, comb):
+    drawn = {}
+    form_lines = real_world.form_lines
+
+    def spy(cells, comb, line, margin, tick):
+        drawn.update(cells=cells, line=line, margin=margin, printed=form_lines(cells, comb, line, margin, tick))
+        return drawn["printed"]
+
+    monkeypatch.setattr(real_world, "form_lines", spy)
+    picture = real_world.boxed_number(list(digits[:6]), np.random.default_rng(2), comb=comb)
+    cells, line, margin = drawn["cells"], drawn["line"], drawn["margin"]
+    width = cells[0][0]
+    assert len(cells) == 6 and all(w == width for w, _ in cells)  # one box per digit, all alike
+    assert picture.shape[1] == 2 * margin + 6 * width + line  # the field: its boxes and the paper around
+    writing = (picture < 128) & ~drawn["printed"]
+    columns = np.flatnonzero(writing.any(0))
+    # The writing spans the boxes: it starts in the first and ends in the last, and every box holds some.
+    assert margin <= columns[0] < margin + width and margin + 5 * width <= columns[-1] < margin + 6 * width + line
+    for k in range(6):
+        assert writing[:, margin + k * width + line:margin + (k + 1) * width].any(), f"box {k} is empty"
 
 
 def test_styles_draw_what_they_say(digits, mnist):

@@ -8,8 +8,8 @@ and ``digitnet read --json``.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ import torch
 from digitnet.models.crnn import REDUCTION, Decoded, greedy_decode, output_lengths
 from digitnet.saved_model import LoadedModel, ModelLoadError, load_model
 from digitnet.utils import DigitnetError
-from digitnet.vision.batch import ordered_batches, worker_count
+from digitnet.vision.batch import WorkerPool, ordered_batches, worker_count
 from digitnet.vision.io import ImageSource
 from digitnet.vision.pipeline import (
     READERS,
@@ -35,7 +35,8 @@ class Recognizer:
     """Classify digits with a saved model, preparing inputs exactly as the model was trained; read lines of them
     with a line recognizer (``line``) as ``reader`` says (see :data:`digitnet.vision.pipeline.READERS`)."""
 
-    def __init__(self, loaded: LoadedModel, line: LoadedModel | None = None, reader: str = "line"):
+    def __init__(self, loaded: LoadedModel, line: LoadedModel | None = None, reader: str = "line",
+                 pool: WorkerPool | None = None):
         if reader not in READERS:
             raise DigitnetError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
         if line is not None and line.spec.task != "lines":
@@ -50,24 +51,30 @@ class Recognizer:
         self.spec = loaded.spec
         self.temperature = loaded.temperature
         self.device = next(self.model.parameters()).device
-        # PyTorch modules are safe to call from several threads in inference mode; the lock only guards
-        # lazily built state, so concurrent requests never see a half-initialized recognizer.
-        self._lock = threading.Lock()
+        self._pool = pool  # worker processes for predict_many/read_many, started once, kept until close()
 
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu",
-                        line_model: str | os.PathLike | None = "line", reader: str = "line") -> Recognizer:
+                        line_model: str | os.PathLike | None = "line", reader: str = "line",
+                        workers: int = 0) -> Recognizer:
         """Load ``model_dir`` (default: the bundled default model) and ``line_model`` (default: the bundled line
-        recognizer; None, or ``reader="segment"``: none, lines are cut by the segmenter)."""
-        line = None
-        if line_model is not None and reader != "segment":
-            try:
-                line = load_model(line_model, device=device)
-            except ModelLoadError:
-                raise
-            except DigitnetError as exc:  # the bundled line model is missing: say how to get one
-                raise DigitnetError(f"{exc} (or read with --reader segment)") from None
-        return cls(load_model(model_dir, device=device), line, reader)
+        recognizer; None, or ``reader="segment"``: none, lines are cut by the segmenter).
+
+        ``workers`` > 0 also starts that many worker processes for :meth:`predict_many` and :meth:`read_many`
+        first, so that they get ready while this process loads the models; :meth:`close` stops them.
+        """
+        if reader == "segment":
+            line_model = None
+        # The workers resolve the folders as load_model does here (same arguments, same working directory).
+        models = WorkerModels(_fspath(model_dir), _fspath(line_model), reader)
+        pool = WorkerPool(workers, _start_worker, (models,)) if workers > 0 else None
+        try:
+            line = _load_line_model(line_model, device) if line_model is not None else None
+            return cls(load_model(model_dir, device=device), line, reader, pool)
+        except BaseException:
+            if pool is not None:
+                pool.close()
+            raise
 
     @property
     def metadata(self) -> dict:
@@ -155,11 +162,13 @@ class Recognizer:
         """:meth:`prepare` for many files, in worker processes: lists of consecutive results in input order.
 
         Each list is what was ready together, to be classified in one pass (:meth:`answer`). ``workers``:
-        processes to use (None: one per CPU; 0 or 1, few files, or a model not loaded from a folder: this one).
+        processes to use (None: one per CPU; 0 or 1, a folder too small to repay starting them, or a model not
+        loaded from a folder: this one). The workers are started once and kept for later calls until
+        :meth:`close`.
         """
-        count = self._workers(workers, len(paths))
-        function = _prepare_in_worker if count else self.prepare
-        return ordered_batches(function, paths, count, _start_worker, self._worker_args())
+        pool = self._pool_for(workers, len(paths))
+        function = _prepare_in_worker if pool else self.prepare
+        return ordered_batches(function, paths, pool.workers if pool else 0, pool=pool)
 
     def predict_many(self, paths: Sequence[str], top_k: int | None = None, min_confidence: float | None = None,
                      workers: int | None = None) -> Iterator[dict]:
@@ -169,19 +178,27 @@ class Recognizer:
 
     def read_many(self, paths: Sequence[str], workers: int | None = None) -> Iterator[dict]:
         """:meth:`read` for many files, in worker processes (each with its own copy of the model, since
-        segmentation asks the model as it goes), answers yielded in input order as they are ready."""
-        count = self._workers(workers, len(paths))
-        function = _read_in_worker if count else self.read
-        for batch in ordered_batches(function, paths, count, _start_worker, self._worker_args()):
+        segmentation asks the model as it goes), answers yielded in input order as they are ready; the
+        workers are those of :meth:`prepare_many`."""
+        pool = self._pool_for(workers, len(paths))
+        function = _read_in_worker if pool else self.read
+        for batch in ordered_batches(function, paths, pool.workers if pool else 0, pool=pool):
             yield from batch
 
-    def _workers(self, workers: int | None, items: int) -> int:
-        # Workers load the model from its folder; one built in memory stays in this process.
-        return worker_count(workers, items) if self.loaded.path is not None else 0
-
-    def _worker_args(self) -> tuple:
-        line = os.fspath(self.line.path) if self.line is not None and self.line.path is not None else None
-        return (os.fspath(self.loaded.path) if self.loaded.path is not None else None, line, self.reader)
+    def _pool_for(self, workers: int | None, items: int) -> WorkerPool | None:
+        """The running pool, or a new one where ``items`` files repay starting it; None: work in this process."""
+        if self.loaded.path is None or (workers is not None and workers <= 1) or \
+                (self.line is not None and self.line.path is None):
+            return None  # a model built in memory cannot be loaded by workers; 0 or 1: asked for this process
+        if self._pool is not None and not self._pool.broken:
+            return self._pool  # already started (its size fixed then): worth it for any number of files
+        count = worker_count(workers, items)
+        if count == 0:
+            return None
+        self.close()  # a broken pool
+        line = os.fspath(self.line.path) if self.line is not None else None
+        self._pool = WorkerPool(count, _start_worker, (WorkerModels(os.fspath(self.loaded.path), line, self.reader),))
+        return self._pool
 
     def __repr__(self) -> str:
         path = Path(self.loaded.path) if self.loaded.path else None
@@ -191,13 +208,36 @@ class Recognizer:
 
 # ------------------------------------------------------------------------------ worker processes
 
+@dataclass(frozen=True)
+class WorkerModels:
+    """What each worker process loads: picklable, one field per model (a model dir as given to load_model)."""
+
+    digits: str | None  # None: the bundled default model
+    line: str | None = None  # the line recognizer (None: none, lines are cut by the segmenter)
+    reader: str = "segment"  # how read reads a line (see READERS)
+
+
 _worker_recognizer: Recognizer | None = None  # each worker process's own copy of the model
 
 
-def _start_worker(model_dir: str, line_dir: str | None = None, reader: str = "segment") -> None:
+def _fspath(model_dir: str | os.PathLike | None) -> str | None:
+    return None if model_dir is None else os.fspath(model_dir)
+
+
+def _load_line_model(line_model: str | os.PathLike, device: str) -> LoadedModel:
+    try:
+        return load_model(line_model, device=device)
+    except ModelLoadError:
+        raise
+    except DigitnetError as exc:  # the bundled line model is missing: say what else works
+        raise DigitnetError(f"{exc} (or read with --reader segment)") from None
+
+
+def _start_worker(models: WorkerModels) -> None:
     global _worker_recognizer
     # On the CPU whatever the parent uses: a small model on one core beats every worker setting up a GPU.
-    _worker_recognizer = Recognizer.from_pretrained(model_dir, device="cpu", line_model=line_dir, reader=reader)
+    _worker_recognizer = Recognizer.from_pretrained(models.digits, device="cpu", line_model=models.line,
+                                                    reader=models.reader)
 
 
 def _prepare_in_worker(path: str) -> Prepared:

@@ -79,10 +79,6 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def md5_bytes(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch so a CPU run is repeatable."""
     import numpy as np

@@ -1,7 +1,7 @@
 import torch
 
 from digitnet.data.augment import augment_batch
-from digitnet.data.splits import batch_indices, make_splits
+from digitnet.data.splits import make_splits
 
 
 def test_validation_is_the_end_of_training_and_test_is_untouched(mnist):
@@ -11,14 +11,6 @@ def test_validation_is_the_end_of_training_and_test_is_untouched(mnist):
     assert torch.equal(splits.test.images, torch.from_numpy(mnist.test_images))
     assert make_splits(mnist, val_size=0).val is None
     assert len(make_splits(mnist, val_size=1000).train) == 59000
-
-
-def test_batches_cover_every_index_once():
-    g = torch.Generator().manual_seed(0)
-    seen = torch.cat(list(batch_indices(1000, 64, g)))
-    assert sorted(seen.tolist()) == list(range(1000))
-    again = torch.cat(list(batch_indices(1000, 64, torch.Generator().manual_seed(0))))
-    assert torch.equal(seen, again)
 
 
 def test_augmentation_is_batched_keeps_shape_and_background(mnist):

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
+from rich.console import Console
 
 from digitnet import TrainConfig, load_model, train
-from digitnet.data.splits import batch_indices
 from digitnet.models import create_model
-from digitnet.train import distributed
+from digitnet.train import Callback, distributed
+from digitnet.train.callbacks import ConsoleLog
 
 # LeNet-5 has neither BatchNorm (per-rank batch statistics) nor dropout, so two ranks of 16 and one process
 # of 32 compute the same averaged gradient up to float rounding.
@@ -27,10 +30,80 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_single_process_sharding_is_the_plain_batching():
-    a = [t.tolist() for t in distributed.shard_batches(100, 32, torch.Generator().manual_seed(1))]
-    b = [t.tolist() for t in batch_indices(100, 32, torch.Generator().manual_seed(1))]
-    assert a == b
+def _as_rank(monkeypatch, rank: int, world: int) -> None:
+    """Make this process look like rank ``rank`` of ``world`` (no process group needed)."""
+    monkeypatch.setattr(distributed, "world_size", lambda: world)
+    monkeypatch.setattr(distributed, "rank", lambda: rank)
+
+
+def test_one_process_takes_every_index_once_per_epoch_in_batches():
+    batches = list(distributed.shard_batches(100, 32, torch.Generator().manual_seed(1)))
+    assert [len(b) for b in batches] == [32, 32, 32, 4]
+    assert sorted(torch.cat(batches).tolist()) == list(range(100))
+    again = torch.cat(list(distributed.shard_batches(100, 32, torch.Generator().manual_seed(1))))
+    assert torch.equal(torch.cat(batches), again) and not torch.equal(again, torch.arange(100))  # seeded shuffle
+
+
+def test_ranks_split_one_permutation_into_equal_disjoint_shards(monkeypatch):
+    shards = []
+    for rank in (0, 1, 2):
+        _as_rank(monkeypatch, rank, 3)
+        batches = list(distributed.shard_batches(100, 30, torch.Generator().manual_seed(1)))
+        assert [len(b) for b in batches] == [10, 10, 10, 3]  # global batch 30 = 3 ranks × 10
+        shards.append(torch.cat(batches))
+    together = torch.cat(shards)
+    assert len(together) == 99 == 3 * distributed.shard_size(100) and len(set(together.tolist())) == 99
+    with pytest.raises(Exception, match="multiple of the 3 processes"):
+        next(distributed.shard_batches(100, 32))
+
+
+def test_the_progress_bar_reaches_the_end_under_torchrun(monkeypatch):
+    # Rank 0 of 2 sees its shard only (500 of 1,001 images); the bar counts all ranks' images and ends full.
+    _as_rank(monkeypatch, 0, 2)
+    log = ConsoleLog()
+    log.REFRESH_SECONDS = 3600.0  # no time-based refresh: the last step must still show
+    fit = SimpleNamespace(epoch=1, cfg=SimpleNamespace(epochs=1), console=Console(file=io.StringIO()),
+                          run=SimpleNamespace(splits=SimpleNamespace(train=range(1001))))
+    log.on_epoch_start(fit)
+    progress = log.progress
+    seen = 0
+    for batch in distributed.shard_batches(1001, 100, torch.Generator().manual_seed(0)):
+        seen += len(batch)
+        log.on_batch_end(fit, seen, torch.tensor(1.0 * seen), torch.tensor(seen))
+    task = progress.tasks[0]
+    assert seen == 500 and task.total == 1000 and task.completed == task.total
+
+
+def test_the_process_group_is_left_when_training_fails(mnist, monkeypatch, tmp_path):
+    left = []
+    monkeypatch.setattr(distributed, "cleanup", lambda wait=True: left.append(wait))
+
+    class Boom(Callback):
+        def on_fit_start(self, fit):
+            raise RuntimeError("boom")
+
+    cfg = TrainConfig(arch="mlp", epochs=1, train_subset=64, test_subset=64, val_size=0, plots=False,
+                      out=str(tmp_path / "run"))
+    with pytest.raises(RuntimeError, match="boom"):
+        train(cfg, mnist=mnist, quiet=True, callbacks=[Boom()])
+    assert left == [False]  # left at once: the other ranks may never reach a barrier
+    train(TrainConfig(**{**cfg.to_dict(), "overwrite": True}), mnist=mnist, quiet=True)
+    assert left == [False, True]  # a run that ends meets the other ranks first
+
+
+def test_an_interrupted_run_sets_no_environment_variable(mnist, monkeypatch, tmp_path):
+    import signal
+
+    monkeypatch.delenv("DIGITNET_INTERRUPTED", raising=False)
+
+    class Stop(Callback):
+        def on_batch_end(self, fit, seen, loss_sum, correct):
+            os.kill(os.getpid(), signal.SIGTERM)  # the loop stops after this step, as on Ctrl-C
+
+    result = train(TrainConfig(arch="mlp", epochs=2, train_subset=128, test_subset=64, val_size=0, plots=False,
+                               out=str(tmp_path / "run")), mnist=mnist, quiet=True, callbacks=[Stop()])
+    assert result.interrupted and result.stop_signal == "SIGTERM"  # what the CLI's exit code is made from
+    assert "DIGITNET_INTERRUPTED" not in os.environ  # nothing process-wide is left behind for later runs
 
 
 def test_two_cpu_ranks_match_one_process(mnist, tmp_path):

@@ -30,9 +30,38 @@ def test_each_optimizer_reduces_the_loss(name):
 
 def test_l2_and_weight_decay_skip_biases_and_batchnorm():
     groups = parameter_groups(create_model("lenet5-bn"), _cfg(weight_decay=1e-4, l2=1e-3))
-    assert groups[0]["weight_decay"] == pytest.approx(1e-4 + 2e-3)  # Keras l2(c) = coupled decay 2c
+    assert groups[0]["weight_decay"] == 1e-4 and groups[0]["l2"] == 1e-3
     assert all(p.dim() > 1 for p in groups[0]["params"])
-    assert groups[1]["weight_decay"] == 0 and all(p.dim() == 1 for p in groups[1]["params"])
+    assert groups[1]["weight_decay"] == 0 and groups[1]["l2"] == 0 and all(p.dim() == 1 for p in groups[1]["params"])
+
+
+def _two_steps(optimizer_name: str, weight_decay: float, l2: float, loss_l2: float) -> dict:
+    """The weights after two steps of build_optimizer on cross-entropy + ``loss_l2``·Σw² (weight matrices only)."""
+    torch.manual_seed(0)
+    model = create_model("mlp", dropout=0.0)
+    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    lr = 0.5 if optimizer_name == "sgd" else 1e-2  # large enough for the penalty to show in SGD's first steps
+    opt = build_optimizer(model, _cfg(optimizer=optimizer_name, lr=lr, weight_decay=weight_decay, l2=l2))
+    for _ in range(2):  # two steps: the second one sees Adam's moments of the first
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss = loss + loss_l2 * sum((p ** 2).sum() for p in model.parameters() if p.dim() > 1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam", "sgd"])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_l2_is_the_keras_loss_term_for_every_optimizer(name, weight_decay):
+    # --l2 c is exactly training on loss + c·Σw²; --weight-decay keeps the optimizer's own meaning on top
+    # (decoupled for AdamW). Folding l2 into AdamW's weight_decay would make it decoupled decay instead.
+    with_flag = _two_steps(name, weight_decay, l2=0.01, loss_l2=0.0)
+    in_the_loss = _two_steps(name, weight_decay, l2=0.0, loss_l2=0.01)
+    for key, value in in_the_loss.items():
+        torch.testing.assert_close(with_flag[key], value, rtol=1e-4, atol=2e-5)
+    without = _two_steps(name, weight_decay, l2=0.0, loss_l2=0.0)
+    assert (with_flag["1.weight"] - without["1.weight"]).abs().max() > 1e-4  # the penalty did change the step
 
 
 def _lrs(schedule, steps, **kw):

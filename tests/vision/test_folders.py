@@ -88,13 +88,16 @@ def test_read_folder_with_workers_streams_in_order_and_exits_1(folder, workers_u
     assert answers[4]["text"] == "451" and answers[13]["text"] == "351"
 
 
-def test_answers_with_workers_equal_answers_in_process(folder, recognizer, workers_used):
+def test_answers_with_workers_equal_answers_in_process(folder, workers_used):
+    from digitnet.recognizer import Recognizer
+
     paths = expand_inputs([str(folder[0])])
-    parallel = list(recognizer.predict_many(paths, top_k=3, workers=2))
-    alone = list(recognizer.predict_many(paths, top_k=3, workers=0))
+    with Recognizer.from_pretrained() as recognizer:  # its own: the workers it starts stay until it is closed
+        parallel = list(recognizer.predict_many(paths, top_k=3, workers=2))
+        alone = list(recognizer.predict_many(paths, top_k=3, workers=0))
+        read_parallel = list(recognizer.read_many(paths, workers=2))
+        read_alone = list(recognizer.read_many(paths, workers=0))
     assert parallel == alone and len(alone) == 20
-    read_parallel = list(recognizer.read_many(paths, workers=2))
-    read_alone = list(recognizer.read_many(paths, workers=0))
     assert [(a["path"], a["text"], a["error"], a["note"]) for a in read_parallel] == \
         [(a["path"], a["text"], a["error"], a["note"]) for a in read_alone]
     for a, b in zip(read_parallel, read_alone, strict=True):
@@ -140,10 +143,62 @@ def test_batches_are_bounded_and_grouped():
     assert max(len(part) for part in parts) <= batch.IN_PROCESS_BATCH
 
 
-@pytest.mark.parametrize(("workers", "items", "expected"), [(None, 100, batch.default_workers()), (0, 100, 0),
-                                                            (1, 100, 0), (4, 100, 4), (4, 10, 0), (8, 20, 8)])
+@pytest.mark.parametrize(("workers", "items", "expected"), [
+    (None, batch.MIN_PARALLEL, batch.default_workers()), (None, batch.MIN_PARALLEL - 1, 0),  # automatic
+    (0, 100, 0), (1, 100, 0), (4, 100, 4), (4, 3, 3), (8, 20, 8), (4, 1, 0)])  # asked for
 def test_worker_count(workers, items, expected):
     assert batch.worker_count(workers, items) == (expected if expected > 1 else 0)
+
+
+@pytest.fixture
+def pools_started(monkeypatch) -> list:
+    """Every WorkerPool the recognizer starts."""
+    import digitnet.recognizer
+
+    started = []
+
+    class Spy(batch.WorkerPool):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(digitnet.recognizer, "WorkerPool", Spy)
+    return started
+
+
+def test_one_pool_serves_consecutive_calls(folder, pools_started):
+    from digitnet.recognizer import Recognizer
+
+    paths = expand_inputs([str(folder[0])])
+    with Recognizer.from_pretrained() as recognizer:
+        first = list(recognizer.predict_many(paths, workers=2))
+        second = list(recognizer.predict_many(paths[:5], workers=2))  # few files: the running pool still serves
+        read = list(recognizer.read_many(paths, workers=2))
+        assert len(pools_started) == 1 and pools_started[0].workers == 2
+        assert first[:5] == second and len(read) == 20
+    assert pools_started[0]._executor is None  # closed with the recognizer
+
+
+def test_workers_start_before_the_model_loads_and_serve_the_folder(folder, pools_started, monkeypatch):
+    import digitnet.recognizer
+    from digitnet.recognizer import Recognizer
+
+    events = []
+    load = digitnet.recognizer.load_model
+    monkeypatch.setattr(digitnet.recognizer, "load_model",
+                        lambda *a, **k: events.append(f"load after {len(pools_started)} pool(s)") or load(*a, **k))
+    with Recognizer.from_pretrained(workers=2) as recognizer:
+        assert events == ["load after 1 pool(s)"]
+        answers = list(recognizer.predict_many(expand_inputs([str(folder[0])])))  # automatic: the started pool
+    assert len(pools_started) == 1 and [a["digit"] for a in answers] == folder[1]
+
+
+def test_a_small_folder_is_read_in_this_process(folder, recognizer, pools_started, workers_used):
+    paths = expand_inputs([str(folder[0])])  # 20 files: fewer than starting workers repays
+    answers = list(recognizer.predict_many(paths)) + list(recognizer.read_many(paths))
+    assert pools_started == [] and workers_used == [0, 0] and len(answers) == 40
+    result = runner.invoke(app, ["predict", "--json", str(folder[0])])
+    assert pools_started == [] and len(json_lines(result.stdout)) == 20
 
 
 def test_no_progress_bar_when_not_a_terminal(folder, monkeypatch):
@@ -162,8 +217,11 @@ def test_no_progress_bar_when_not_a_terminal(folder, monkeypatch):
 @pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGINT are POSIX")
 def test_ctrl_c_stops_the_workers_cleanly(tmp_path, clean_digits):
     data = np.asarray(digit_photo(clean_digits[3], height=120, shape=(900, 900)))
-    for k in range(400):
-        Image.fromarray(data).save(tmp_path / f"{k:03d}.png")
+    Image.fromarray(data).save(tmp_path / "0000.png")
+    # Answers for 1,200 files (~200 KB of JSON lines) overfill the 64 KB pipe the test reads only once: the
+    # command blocks on it, so it cannot finish before the signal however slowly this test gets scheduled.
+    for k in range(1, 1200):
+        os.link(tmp_path / "0000.png", tmp_path / f"{k:04d}.png")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen([sys.executable, "-m", "digitnet", "predict", "--json", "--workers", "2",
                                 str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

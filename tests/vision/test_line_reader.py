@@ -131,7 +131,8 @@ def test_an_overlapping_pair_the_segmenter_takes_for_one_digit_is_read_right(mni
     answer = line.read(picture)
     assert answer["text"] == "99"
     first, second = answer["digits"]
-    assert first["box"][0] < second["box"][0] <= first["box"][2] < second["box"][2]  # side by side, parted where they meet
+    # side by side, parted where they meet
+    assert first["box"][0] < second["box"][0] <= first["box"][2] < second["box"][2]
 
 
 def test_overlapping_pairs_are_read_better_than_by_the_segmenter(mnist, readers) -> None:

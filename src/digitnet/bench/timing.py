@@ -2,7 +2,8 @@
 
 Both runners stop their stopwatch before every evaluation and restart it after, so the figure is pure
 training time (data already in memory, model built); evaluation time is summed and reported apart.
-The first evaluation whose test accuracy reaches the target fixes the figure. Our recipe is set up and
+Both are evaluated at the same points (:func:`evaluation_due`: the same fractions of an epoch) and the
+first evaluation whose test accuracy reaches the target fixes the figure. Our recipe is set up and
 stepped as ``digitnet train`` does it (:func:`digitnet.train.setup.build_run` and its ``train_step``: batches
 by index from one in-memory tensor, preprocessing on the device, channels-last on CPU, fused optimizer, the
 same schedule stepping, no host syncs); the reference by its own per-sample DataLoader pipeline
@@ -41,8 +42,7 @@ class TimeToAccuracy:
     steps: int = 0
     final_accuracy: float = 0.0
     best_accuracy: float = 0.0
-    eval_every_epochs: float = 1.0
-    eval_interval_steps: int = 1
+    eval_every_epochs: float = 1.0  # the granularity asked for; evaluation_due() places the points
     steps_per_epoch: int = 1
     capped: bool = False  # stopped by a step/epoch cap before the schedule ended
     curve: list[dict] = field(default_factory=list)  # {"step", "epoch", "train_seconds", "test_accuracy"}
@@ -84,14 +84,19 @@ class Stopwatch:
         return self.total
 
 
-def eval_interval(steps_per_epoch: int, eval_every: float) -> int:
-    """Steps between evaluations for ``eval_every`` epochs (at least one step)."""
-    return max(1, round(eval_every * steps_per_epoch))
+def evaluation_due(step: int, steps_per_epoch: int, every_epochs: float) -> bool:
+    """Whether the test set is evaluated after ``step`` (1-based): the one schedule both recipes use.
 
-
-def coarse_interval(steps_per_epoch: int, interval: int, every_epochs: float) -> int:
-    """The multiple of ``interval`` steps closest to ``every_epochs`` epochs."""
-    return max(1, round(every_epochs * steps_per_epoch / interval)) * interval
+    ``every_epochs`` < 1 splits each epoch into ``round(1 / every_epochs)`` equal parts, its end included
+    (469-step epochs at 1/4 are evaluated after steps 117, 234, 352 and 469); ``every_epochs`` >= 1 evaluates
+    at the end of every ``round(every_epochs)``-th epoch. Placing points by fractions of an epoch, not every
+    N steps, puts recipes with different batch sizes on the same grid of epochs.
+    """
+    epoch, in_epoch = divmod(step - 1, steps_per_epoch)
+    if every_epochs >= 1:
+        return in_epoch == steps_per_epoch - 1 and (epoch + 1) % max(1, round(every_epochs)) == 0
+    parts = max(1, round(1 / every_epochs))
+    return in_epoch + 1 in {round(j * steps_per_epoch / parts) for j in range(1, parts + 1)}
 
 
 def run_recipe(
@@ -112,8 +117,8 @@ def run_recipe(
     ``amp``: bf16 autocast; None = on CUDA only (CPUs without bf16 units run it slower than fp32).
     ``compile_model``: ``torch.compile`` the model; its compile time counts as training time.
     ``cpu_clock``: time in process CPU seconds (see :class:`Stopwatch`).
-    ``coarse_every``: keep training after the target is reached until an evaluation at a multiple of about
-    this many epochs reaches it too, so the figure at that coarser granularity can be read off the curve.
+    ``coarse_every``: keep training after the target is reached until an evaluation on the coarser schedule
+    of this many epochs reaches it too, so the figure at that granularity can be read off the same curve.
     """
     # Set up exactly as `digitnet train` does; no validation split: the clock stops for test evaluations only.
     cfg = replace(cfg.resolved(), val_size=0, compile=compile_model, amp=amp)
@@ -121,17 +126,14 @@ def run_recipe(
     run = build_run(cfg, mnist, device)
     model, spec, test_set = run.model, run.spec, run.splits.test
     steps_per_epoch = run.steps_per_epoch
-    interval = eval_interval(steps_per_epoch, eval_every)
-    coarse_steps = coarse_interval(steps_per_epoch, interval, coarse_every) if coarse_every else None
     total_steps = cfg.epochs * steps_per_epoch
     if max_steps is not None:
         total_steps = min(total_steps, max_steps)
 
     clock = Stopwatch(device, cpu_clock)
     result = TimeToAccuracy(recipe=recipe_name or cfg.arch, seed=cfg.seed, target=target, time_s=None, epochs=None,
-                            train_seconds=0.0, eval_seconds=0.0, eval_every_epochs=interval / steps_per_epoch,
-                            eval_interval_steps=interval, steps_per_epoch=steps_per_epoch,
-                            capped=total_steps < cfg.epochs * steps_per_epoch)
+                            train_seconds=0.0, eval_seconds=0.0, eval_every_epochs=eval_every,
+                            steps_per_epoch=steps_per_epoch, capped=total_steps < cfg.epochs * steps_per_epoch)
     # The train loss of the epoch, summed on the device: only ReduceLROnPlateau needs it (the one host sync
     # it costs falls at the epoch end); other schedules run without it, as the trainer's step does.
     loss_sum = torch.zeros((), device=device) if run.needs_epoch_metric else None
@@ -158,12 +160,11 @@ def run_recipe(
         if compile_model and step == 1:
             result.compile_seconds = clock.stop()  # the first step pays for compilation
             clock.start()
-        if step % interval == 0 or step == total_steps:
+        if evaluation_due(step, steps_per_epoch, eval_every) or step == total_steps:
             train_seconds = clock.stop()
             accuracy = _timed_eval(result, lambda: _accuracy(model, test_set, spec))
             _record(result, step, train_seconds, accuracy)
-            done = result.reached and (coarse_steps is None or time_to_target_every(result, coarse_steps) is not None)
-            if (done and stop_at_target) or step == total_steps:
+            if (stop_at_target and _done(result, coarse_every)) or step == total_steps:
                 break
             run.train_model.train()
             clock.start()
@@ -185,11 +186,14 @@ def run_reference(
     threads: int | None = None,
     on_eval: Callable[[dict], None] | None = None,
     cpu_clock: bool = False,
+    coarse_every: float | None = 1.0,
 ) -> TimeToAccuracy:
     """The PyTorch examples recipe (see :mod:`digitnet.bench.reference`), timed the same way as ours.
 
-    ``eval_every`` < 1 evaluates inside an epoch too (the original evaluates after each epoch, which this
-    also does). ``on_eval`` gets every curve point as it is recorded (progress for a run of minutes).
+    Evaluated on :func:`evaluation_due`'s schedule, as ours; ``eval_every`` < 1 evaluates inside an epoch and
+    at its end (the original evaluates after each epoch). ``coarse_every`` as for :func:`run_recipe`; by
+    default the run goes on to an epoch end at target, the original's figure. ``on_eval`` gets every curve
+    point as it is recorded (progress for a run of minutes).
     """
     dev = torch.device(device) if device != "auto" else _auto_device()
     if threads:
@@ -201,23 +205,11 @@ def run_reference(
     test_loader = reference.make_loader(reference.PerSampleMNIST(test_images, test_labels), 1000, dev)
     model, optimizer, scheduler = reference.build(dev)
     steps_per_epoch = len(train_loader)
-    # Evaluation points fall on epoch ends (as the original) and split epochs evenly: 938-step epochs
-    # evaluated every 1/4 epoch are evaluated after steps 234, 469, 704 and 938 of each epoch.
-    parts = max(1, round(1 / eval_every))
-    every_epochs = max(1, round(eval_every))
-    in_epoch = {round(j * steps_per_epoch / parts) for j in range(1, parts + 1)}
-
-    def due(step: int) -> bool:
-        if (step - 1) % steps_per_epoch + 1 not in in_epoch:
-            return False
-        return parts > 1 or step % (every_epochs * steps_per_epoch) == 0
-
-    interval = round(steps_per_epoch / parts) if parts > 1 else every_epochs * steps_per_epoch
     total_steps = max_epochs * steps_per_epoch if max_steps is None else min(max_steps, max_epochs * steps_per_epoch)
     clock = Stopwatch(dev, cpu_clock)
     result = TimeToAccuracy(recipe="pytorch-examples", seed=seed, target=target, time_s=None, epochs=None,
-                            train_seconds=0.0, eval_seconds=0.0, eval_every_epochs=interval / steps_per_epoch,
-                            eval_interval_steps=interval, steps_per_epoch=steps_per_epoch,
+                            train_seconds=0.0, eval_seconds=0.0, eval_every_epochs=eval_every,
+                            steps_per_epoch=steps_per_epoch,
                             capped=total_steps < 14 * steps_per_epoch)  # the original trains 14 epochs
 
     def batches():
@@ -237,14 +229,13 @@ def run_reference(
         if (step - 1) % steps_per_epoch % 10 == 0:
             loss.item()  # the original prints the loss every 10 batches: keep its host sync
         result.images += len(labels)
-        if due(step) or step == total_steps:
+        if evaluation_due(step, steps_per_epoch, eval_every) or step == total_steps:
             train_seconds = clock.stop()
             accuracy = _timed_eval(result, lambda: reference.evaluate(model, test_loader, dev))
             _record(result, step, train_seconds, accuracy)
             if on_eval is not None:
                 on_eval(result.curve[-1])
-            # Stop once the target is reached, at an epoch end too: that is the original's figure.
-            if (result.reached and time_to_target_every(result) is not None) or step == total_steps:
+            if _done(result, coarse_every) or step == total_steps:
                 break
             clock.start()
     result.steps = step
@@ -281,14 +272,17 @@ def _record(result: TimeToAccuracy, step: int, train_seconds: float, accuracy: f
         result.epochs = step / result.steps_per_epoch
 
 
-def time_to_target_every(run: TimeToAccuracy, every_steps: int | None = None) -> float | None:
-    """The time to target had ``run`` been evaluated only every ``every_steps`` steps (None: at epoch ends).
+def time_to_target_every(run: TimeToAccuracy, every_epochs: float = 1.0) -> float | None:
+    """The time to target had ``run`` been evaluated only on the schedule of ``every_epochs`` (default: epoch ends).
 
     Read off the recorded curve, so one run gives the figure at a coarser granularity too.
     """
     for point in run.curve:
-        step = point["step"]
-        kept = step % run.steps_per_epoch == 0 if every_steps is None else step % every_steps == 0
-        if kept and point["test_accuracy"] >= run.target:
+        if evaluation_due(point["step"], run.steps_per_epoch, every_epochs) and point["test_accuracy"] >= run.target:
             return point["train_seconds"]
     return None
+
+
+def _done(run: TimeToAccuracy, coarse_every: float | None) -> bool:
+    """Reached at the run's own schedule and, if asked, at the coarser one too."""
+    return run.reached and (coarse_every is None or time_to_target_every(run, coarse_every) is not None)

@@ -60,11 +60,3 @@ def make_splits(
         test=split(mnist.test_images, mnist.test_labels, test_subset),
     )
 
-
-def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True,
-                  device: torch.device | str = "cpu", drop_last: bool = False):
-    """Yield index tensors covering 0..n-1 in random order: a batch is ``images[idx]``, no DataLoader."""
-    order = torch.randperm(n, generator=generator, device=device) if shuffle else torch.arange(n, device=device)
-    stop = n - n % batch_size if drop_last and n >= batch_size else n
-    for start in range(0, stop, batch_size):
-        yield order[start:start + batch_size]

@@ -1,8 +1,8 @@
 """Training: the loop (engine), its callbacks, the run set-up, optimizers and schedules, checkpoints, metrics.
 
-``train(config)`` here is the trainer itself; it writes no run report, which belongs to
-:mod:`digitnet.evaluate` (a layer above). The top-level :func:`digitnet.train` adds it: use that one to
-train as ``digitnet train`` does.
+``digitnet.train.train(config)`` is the trainer itself; it writes no run report, which belongs to
+:mod:`digitnet.evaluate` (a layer above). Calling this package, ``digitnet.train(config)`` (made callable
+by :mod:`digitnet`), adds it: use that to train as ``digitnet train`` does.
 """
 
 from digitnet.train.callbacks import Callback, Fit

@@ -316,15 +316,20 @@ class ConsoleLog(Callback):
                    TextColumn("{task.fields[stats]}"), TimeRemainingColumn()]
         self.progress = Progress(*columns, console=fit.console, transient=True, disable=fit.console.quiet)
         self.progress.start()
-        self.task = self.progress.add_task("train", total=fit.run.samples_per_epoch, stats="")
+        # Under torchrun this rank sees its shard only: the bar counts shard steps × W, all ranks' images (lines).
+        self.world = distributed.world_size()
+        self.shard = fit.run.samples_per_epoch
+        self.task = self.progress.add_task("train", total=self.shard * self.world, stats="")
         self.started = self.last_refresh = time.perf_counter()
 
     def on_batch_end(self, fit: Fit, seen: int, loss_sum: torch.Tensor, correct: torch.Tensor) -> None:
         now = time.perf_counter()
-        if self.progress is not None and now - self.last_refresh > self.REFRESH_SECONDS:
+        last = seen >= self.shard  # always show the full bar at the epoch's end
+        if self.progress is not None and (last or now - self.last_refresh > self.REFRESH_SECONDS):
             self.last_refresh = now
-            self.progress.update(self.task, completed=seen, stats=f"loss {loss_sum.item() / seen:.4f} "
-                                 f"acc {correct.item() / seen:.4f} {seen / (now - self.started):,.0f} img/s")
+            images = seen * self.world
+            self.progress.update(self.task, completed=images, stats=f"loss {loss_sum.item() / seen:.4f} "
+                                 f"acc {correct.item() / seen:.4f} {images / (now - self.started):,.0f} img/s")
 
     def _close_progress(self) -> None:
         if self.progress is not None:

@@ -54,7 +54,7 @@ class TrainConfig:
     overwrite: bool = False  # replace the run already in ``out`` (without it, a run folder is never replaced)
     tensorboard: bool = False
     track_test: bool = False  # evaluate the test set every epoch (benchmarks only: time-to-accuracy)
-    plots: bool = True  # the run report: written by the top-level digitnet.train (evaluate's ReportCallback)
+    plots: bool = True  # the run report: written by digitnet.train(config) (evaluate's ReportCallback)
     arch_kwargs: dict = field(default_factory=dict)
 
     def resolved(self) -> TrainConfig:

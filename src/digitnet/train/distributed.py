@@ -79,11 +79,16 @@ def setup(device_name: str = "auto") -> torch.device:
     return device
 
 
-def cleanup() -> None:
-    """Leave the process group if :func:`setup` joined it."""
+def cleanup(wait: bool = True) -> None:
+    """Leave the process group if :func:`setup` joined it.
+
+    ``wait``: meet the other ranks first (a run that ended normally). After an error, leave at once: the
+    other ranks may be inside another collective, or never get here, and a barrier would hang this one.
+    """
     global _initialized_here
     if _initialized_here and dist.is_initialized():
-        dist.barrier()
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
     _initialized_here = False
 
@@ -100,20 +105,25 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     return ddp
 
 
+def shard_size(n: int) -> int:
+    """How many of ``n`` training images each rank takes per epoch in :func:`shard_batches`."""
+    return n // world_size()
+
+
 def shard_batches(n: int, batch_size: int, generator: torch.Generator | None = None,
                   device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
     """Index batches of this rank's shard of a random permutation of 0..n-1.
 
-    ``batch_size`` is the global batch. With one process this yields exactly what
-    :func:`digitnet.data.splits.batch_indices` yields. With W ranks the permutation (identical on every
-    rank: same generator state) is cut to a multiple of W so all ranks take the same number of steps.
+    ``batch_size`` is the global batch. With one process: the whole permutation in batches of
+    ``batch_size`` (the last one shorter). With W ranks the permutation (identical on every rank: same
+    generator state) is cut to a multiple of W so all ranks take the same number of steps.
     """
     order = torch.randperm(n, generator=generator, device=device)
     world = world_size()
     if world > 1:
         if batch_size % world:
             raise DigitnetError(f"--batch-size {batch_size} must be a multiple of the {world} processes")
-        order = order[: n - n % world][rank()::world]
+        order = order[: shard_size(n) * world][rank()::world]
         batch_size //= world
     for start in range(0, len(order), batch_size):
         yield order[start:start + batch_size]

@@ -13,12 +13,11 @@ fits a calibration temperature on the validation set, runs the test set through 
 model with its metadata and gives the test logits to every callback (the run report draws from them).
 
 This module imports nothing from :mod:`digitnet.evaluate`: the run report is a callback of that layer, added by
-whoever calls (``digitnet.train``, the top-level function, adds it when ``config.plots``).
+whoever calls (``digitnet.train(config)``, the package called, adds it when ``config.plots``).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -86,7 +85,7 @@ def train(
     """Train ``config.arch`` on MNIST and save everything into the run directory.
 
     ``callbacks`` run after ours (early stopping, history, console, TensorBoard) and before the checkpoint.
-    This does not write the run report (``config.plots``): the top-level :func:`digitnet.train` adds it.
+    This does not write the run report (``config.plots``): ``digitnet.train(config)`` (the package, called) adds it.
 
     The run folder is never replaced silently (a run in it needs ``resume`` or ``overwrite``) and has one writer
     (a lock held until the model is saved). SIGTERM or a first Ctrl-C stops after the current step with a
@@ -96,22 +95,26 @@ def train(
     cfg = config.resolved()
     console = console or Console(stderr=True, quiet=quiet, soft_wrap=True)
     device = distributed.setup(cfg.device)  # joins the process group under torchrun; rank 0 alone writes
-    console.quiet = console.quiet or not distributed.is_main()
-    run_dir = Path(distributed.broadcast_object(cfg.out or str(default_run_dir(cfg.arch))))
-
-    mnist = mnist or load_mnist(cfg.data, allow_download=cfg.download)
-    run = build_run(cfg, mnist, device)
-    lock = _claim_run_dir(run_dir, cfg, count_parameters(run.model))
+    ended = False
     try:
-        with StopRequest() as stop:
-            fit = Fit(run=run, run_dir=run_dir, console=console, stop=stop)
-            fit.callbacks = default_callbacks(run, callbacks)
-            with fit.writing(run_dir):  # the last resort; the callbacks name the file that failed
-                metrics = _fit(fit, mnist)
+        console.quiet = console.quiet or not distributed.is_main()
+        run_dir = Path(distributed.broadcast_object(cfg.out or str(default_run_dir(cfg.arch))))
+
+        mnist = mnist or load_mnist(cfg.data, allow_download=cfg.download)
+        run = build_run(cfg, mnist, device)
+        lock = _claim_run_dir(run_dir, cfg, count_parameters(run.model))
+        try:
+            with StopRequest() as stop:
+                fit = Fit(run=run, run_dir=run_dir, console=console, stop=stop)
+                fit.callbacks = default_callbacks(run, callbacks)
+                with fit.writing(run_dir):  # the last resort; the callbacks name the file that failed
+                    metrics = _fit(fit, mnist)
+        finally:
+            if lock is not None:
+                lock.release()
+        ended = True
     finally:
-        if lock is not None:
-            lock.release()
-    distributed.cleanup()
+        distributed.cleanup(wait=ended)  # leave the process group on an error too
     return TrainResult(run_dir=run_dir, model=run.model, metrics=metrics, history=fit.history,
                        interrupted=fit.interrupted, stop_signal=fit.stop_signal)
 
@@ -284,8 +287,6 @@ def _finish(fit: Fit, mnist: MNIST) -> dict:
         metrics["test_char_error_rate"] = test["char_error_rate"]
     with fit.writing(fit.run_dir / "model.safetensors"):
         _save(fit, mnist, metrics, temperature, test)
-    if fit.interrupted:
-        os.environ.setdefault("DIGITNET_INTERRUPTED", "1")
     _call(fit, "on_fit_end", test_logits, metrics)
     return metrics
 

@@ -17,18 +17,42 @@ PER_STEP_SCHEDULES = ("cosine", "onecycle")
 
 
 def parameter_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
-    """Weight matrices get weight decay / L2; biases and BatchNorm parameters never do."""
+    """Weight matrices get weight decay / L2; biases and BatchNorm parameters never do.
+
+    ``weight_decay`` is the optimizer's own (decoupled for AdamW, added to the gradient for the others);
+    ``l2`` is Keras' penalty, applied by :func:`add_l2_gradient` whatever the optimizer.
+    """
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.dim() > 1 else no_decay).append(p)
-    # Keras' l2(c) adds c·Σw² to the loss, i.e. 2c·w to the gradient: coupled decay of 2c.
-    wd = cfg.weight_decay + 2 * cfg.l2
-    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+    return [{"params": decay, "weight_decay": cfg.weight_decay, "l2": cfg.l2},
+            {"params": no_decay, "weight_decay": 0.0, "l2": 0.0}]
+
+
+def add_l2_gradient(optimizer: torch.optim.Optimizer, *_) -> None:
+    """Keras' l2(c) adds c·Σw² to the loss, i.e. 2c·w to the gradient: done here, before the optimizer's step.
+
+    Folding it into ``weight_decay`` would be the same for Adam or SGD but not for AdamW, whose decay is
+    decoupled from the gradient (and so never passes through Adam's moments, as an L2 loss term does).
+    """
+    with torch.no_grad():
+        for group in optimizer.param_groups:
+            c = group.get("l2", 0.0)
+            for p in group["params"]:
+                if c and p.grad is not None:
+                    p.grad.add_(p, alpha=2 * c)
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, cfg)
+    """The optimizer named by ``cfg.optimizer``, with ``cfg.l2`` applied to its gradients if set."""
+    optimizer = _build_optimizer(parameter_groups(model, cfg), model, cfg)
+    if cfg.l2:
+        optimizer.register_step_pre_hook(add_l2_gradient)
+    return optimizer
+
+
+def _build_optimizer(groups: list[dict], model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     name = cfg.optimizer
     # The fused kernels update all parameters in one pass; they exist for CPU and CUDA in torch >= 2.4.
     device = next(model.parameters()).device

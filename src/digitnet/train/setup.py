@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from digitnet.data.lines import MAX_CHARS
 from digitnet.data.sources import MNIST
 from digitnet.data.splits import Splits, make_splits
 from digitnet.models.registry import ModelSpec, create_model
@@ -65,9 +66,13 @@ class Run:
 
     @property
     def samples_per_epoch(self) -> int:
-        """Images (or lines) one epoch trains on, over all ranks: what the progress bar counts to."""
-        return len(self.splits.train) // (self.batch_digits // self.cfg.batch_size) if self.lines is not None \
-            else len(self.splits.train)
+        """Images (or lines) this rank trains on in one epoch (its shard under torchrun)."""
+        digits = distributed.shard_size(len(self.splits.train))
+        if self.lines is None:
+            return digits
+        per_batch = self.batch_digits // distributed.world_size()  # this rank's digits per step
+        full, rest = divmod(digits, per_batch)
+        return full * (per_batch // MAX_CHARS) + rest // MAX_CHARS
 
     def epoch_batches(self) -> Iterator[torch.Tensor]:
         """Index batches of one epoch (this rank's shard of a fresh permutation under torchrun)."""

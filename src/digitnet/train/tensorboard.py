@@ -7,7 +7,7 @@ to compare every run side by side).
 
 It is a trainer callback (:class:`digitnet.train.callbacks.Callback`). The labelled gallery of the most confident
 mistakes is drawn by ``digitnet.evaluate.plots``, a layer above this one: whoever builds the callback passes that
-drawing in (``error_gallery``); the top-level :func:`digitnet.train` does.
+drawing in (``error_gallery``); ``digitnet.train(config)`` (the package, called) does.
 """
 
 from __future__ import annotations

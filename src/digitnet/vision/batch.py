@@ -5,6 +5,10 @@ the results as lists in input order, as soon as each one and all before it are d
 in flight, so memory stays flat for a folder of any size. The caller groups nothing itself: each list holds what
 was ready together (up to ``max_batch``), so a model can classify it in one forward pass.
 
+Starting a worker costs seconds (it imports torch and loads its models), so a :class:`WorkerPool` is started as
+early as possible (its processes get ready while the caller goes on, e.g. loading its own model) and kept for
+many calls; :func:`worker_count` keeps folders too small to repay the start in this process.
+
 Workers are started with the 'spawn' method on every platform (torch and a plain fork do not mix; 'forkserver'
 would leave its server process behind for a moment and hide the workers' CPU time from the parent). Each worker
 runs torch on one thread and ignores Ctrl-C from its very start: the parent alone stops the pool, so an
@@ -17,6 +21,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -29,7 +34,10 @@ from digitnet.utils import DigitnetError
 T = TypeVar("T")
 R = TypeVar("R")
 
-MIN_PARALLEL = 16  # fewer items than this: starting workers costs more than it saves
+# Fewer items than this and no pool running yet: work in this process. Starting workers costs ~1.5-3 CPU-s each
+# (torch's import, the model) against ~7-12 CPU ms a picture, so on two cores a folder must hold some hundreds
+# of photos before two workers finish it sooner than this process alone (benchmarks/README.md, "Fast folders").
+MIN_PARALLEL = 200
 IN_PROCESS_BATCH = 16  # in-process, results are handed on in groups this large (one forward pass each)
 
 
@@ -44,10 +52,13 @@ def default_workers() -> int:
 def worker_count(workers: int | None, items: int) -> int:
     """How many worker processes to start for ``items`` items: 0 means work in this process.
 
-    ``workers`` None means one per CPU; 0 or 1, or fewer than :data:`MIN_PARALLEL` items, mean in-process.
+    ``workers`` None (automatic) means one per CPU for :data:`MIN_PARALLEL` items or more, else this process;
+    a number asked for is used (at most one per item); 0 or 1 mean in-process. A :class:`WorkerPool` already
+    running is worth using for any number of items: its start is paid.
     """
-    workers = default_workers() if workers is None else workers
-    if workers <= 1 or items < MIN_PARALLEL:
+    if workers is None:
+        workers = default_workers() if items >= MIN_PARALLEL else 0
+    if workers <= 1 or items < 2:
         return 0
     return min(workers, items)
 
@@ -64,6 +75,10 @@ def _run_chunk(function: Callable[[T], R], chunk: list[T]) -> list[R]:
     return [function(item) for item in chunk]
 
 
+def _ready() -> None:
+    """A no-op task: submitting one per worker starts every process now."""
+
+
 @contextmanager
 def _ctrl_c_ignored() -> Iterator[None]:
     """Processes started in here ignore Ctrl-C for good (Python keeps an ignored SIGINT ignored at start-up)."""
@@ -77,6 +92,51 @@ def _ctrl_c_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+class WorkerPool:
+    """``workers`` worker processes, started at once and kept for any number of :func:`ordered_batches` calls.
+
+    Each process runs ``initializer(*initargs)`` once (a module-level function: it is pickled by name), then
+    the chunks it is sent. The constructor returns at once: the processes start meanwhile. Close the pool
+    (:meth:`close`, or ``with``) to stop them; after a worker died, :attr:`broken` is True and the pool is
+    of no more use.
+    """
+
+    def __init__(self, workers: int, initializer: Callable[..., None] | None = None, initargs: tuple = ()) -> None:
+        if workers < 1:
+            raise ValueError(f"a pool needs at least one worker, not {workers}")
+        self.workers = workers
+        self.broken = False
+        self._executor: ProcessPoolExecutor | None = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+            initargs=(initializer, initargs))
+        # The executor spawns a process per task submitted while none is idle: one no-op each starts them all
+        # now (in the background) instead of one by one as work arrives.
+        with _ctrl_c_ignored():
+            for _ in range(workers):
+                self._executor.submit(_ready)
+        # A pool dropped unclosed (a Recognizer that goes away) is shut down, not left for the executor's own
+        # garbage collection, which on Python 3.11 can race its wake-up pipe at exit (an OSError traceback).
+        self._finalizer = weakref.finalize(self, self._executor.shutdown, wait=True, cancel_futures=True)
+
+    @property
+    def executor(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            raise DigitnetError("the worker pool was closed")
+        return self._executor
+
+    def close(self) -> None:
+        """Drop what is queued, let the running chunks end (milliseconds), and wait for the workers to exit."""
+        if self._executor is not None:
+            self._finalizer()  # the executor's shutdown, once
+            self._executor = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
 def ordered_batches(
     function: Callable[[T], R],
     items: Iterable[T],
@@ -86,26 +146,32 @@ def ordered_batches(
     max_batch: int = 256,
     window: int | None = None,
     chunk: int = 16,  # per task sent to a worker: 4 cost ~1 CPU ms more per picture in queueing (folder_speed)
+    pool: WorkerPool | None = None,
 ) -> Iterator[list[R]]:
     """``function(item)`` for every item, yielded in input order as lists of consecutive results.
 
-    Each of ``workers`` processes runs ``initializer(*initargs)`` once, then ``function`` on chunks of ``chunk``
-    items; both must be module-level functions (they are pickled by name). ``workers`` 0 runs ``function`` here
-    and no initializer (the caller holds that state already), in lists of at most :data:`IN_PROCESS_BATCH`.
+    With ``pool``, its workers run ``function`` on chunks of ``chunk`` items and the pool stays open afterwards.
+    Without, ``workers`` processes are started for this call (each runs ``initializer(*initargs)`` once) and
+    stopped at its end; ``workers`` 0 runs ``function`` here and no initializer (the caller holds that state
+    already), in lists of at most :data:`IN_PROCESS_BATCH`. ``function`` and ``initializer`` must be
+    module-level functions (they are pickled by name).
     An exception raised by ``function`` is raised here; a worker that dies raises :class:`DigitnetError`.
-    Closing the iterator early (or Ctrl-C) cancels what is queued and shuts the workers down.
+    Closing the iterator early (or Ctrl-C) cancels what this call queued.
     While workers run, torch in this process uses one thread (a process-wide setting, restored at the end).
     """
-    if workers <= 0:
-        yield from _in_process(function, items, min(max_batch, IN_PROCESS_BATCH))
+    if pool is None:
+        if workers <= 0:
+            yield from _in_process(function, items, min(max_batch, IN_PROCESS_BATCH))
+            return
+        with WorkerPool(workers, initializer, initargs) as own:
+            yield from ordered_batches(function, items, workers, max_batch=max_batch, window=window, chunk=chunk,
+                                       pool=own)
         return
-    window = window or max(64, 16 * workers * chunk)
+    window = window or max(64, 16 * pool.workers * chunk)
     pending: deque[tuple[Future[list[R]], list[T]]] = deque()
     source = iter(items)
     import torch
 
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(initializer, initargs))
     # The workers have the cores. This process only classifies a batch now and then: with several torch threads,
     # their idle spinning between batches takes a core from the workers (measured: 45 → 26 CPU ms a picture).
     threads = torch.get_num_threads()
@@ -119,34 +185,37 @@ def ordered_batches(
                 part = [item for _, item in zip(range(chunk), source, strict=False)]
                 if not part:
                     return
-                pending.append((pool.submit(_run_chunk, function, part), part))
+                pending.append((pool.executor.submit(_run_chunk, function, part), part))
                 in_flight += len(part)
 
-        with _ctrl_c_ignored():
-            refill()  # the first `workers` submissions start the workers
         ready: list[R] = []
-        while pending:
-            future, part = pending[0]
-            if not future.done() and ready:
-                yield ready  # hand on what is done before waiting for the next
-                ready = []
-            pending.popleft()
-            in_flight -= len(part)
-            try:
-                ready.extend(future.result())  # waits for this chunk, the next in input order
-            except BrokenProcessPool:
-                items_read = ", ".join(str(item) for item in part)
-                raise DigitnetError(f"a worker process died (out of memory?) while reading {items_read}") from None
+        waiting: list[T] = []  # the chunk whose result is awaited, for the error message
+        try:
             refill()
-            if len(ready) >= max_batch:
-                yield ready
-                ready = []
+            while pending:
+                future, part = pending[0]
+                if not future.done() and ready:
+                    yield ready  # hand on what is done before waiting for the next
+                    ready = []
+                pending.popleft()
+                in_flight -= len(part)
+                waiting = part
+                ready.extend(future.result())  # waits for this chunk, the next in input order
+                waiting = []
+                refill()
+                if len(ready) >= max_batch:
+                    yield ready
+                    ready = []
+        except BrokenProcessPool:  # a worker died: its chunk, or a later submit, finds the pool broken
+            pool.broken = True
+            reading = f" while reading {', '.join(str(item) for item in waiting)}" if waiting else ""
+            raise DigitnetError(f"a worker process died (out of memory?){reading}") from None
         if ready:
             yield ready
     finally:
-        # Normal end, an error, Ctrl-C or the caller stopped early: drop what is queued, let the running
-        # chunks end (milliseconds), and wait for the workers to exit.
-        pool.shutdown(wait=True, cancel_futures=True)
+        # Normal end, an error, Ctrl-C or the caller stopped early: drop what this call still has queued.
+        for future, _ in pending:
+            future.cancel()
         torch.set_num_threads(threads)
 
 
