@@ -8,7 +8,8 @@ after it, and the end-to-end rate counts the start-up too. CPU seconds of the co
 too, since on a shared machine wall time also measures the neighbours (the load average at the start says how
 busy it was).
 
-    python benchmarks/folder_speed.py [--dir DIR] [--n 2000] [--numbers 500] [--seed 0] [--workers N] [--json]
+    python benchmarks/folder_speed.py [--dir DIR] [--n 2000] [--numbers 500] [--seed 0] [--workers N]
+                                      [--reader line|ctc|segment|both] [--json]
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ def write_folder(directory: Path, n: int, numbers: int, seed: int) -> dict[str, 
             for kind, count in (("digits", n), ("numbers", numbers))}
 
 
-def time_command(command: str, folder: str, count: int, workers: int | None, model: str | None) -> dict:
+def time_command(command: str, folder: str, count: int, workers: int | None, model: str | None,
+                 extra: tuple[str, ...] = ()) -> dict:
     """Run ``digitnet COMMAND --json FOLDER`` and time its lines: start-up, then pictures per second."""
-    args = [sys.executable, "-m", "digitnet", command, "--json", folder]
+    args = [sys.executable, "-m", "digitnet", command, "--json", folder, *extra]
     args += ["--workers", str(workers)] if workers is not None else []
     args += ["--model", model] if model else []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="--workers for the CLI (default: its own)")
     parser.add_argument("--model", default=None, help="model directory (default: the bundled model)")
+    parser.add_argument("--reader", default=None, help="read's --reader (default: its own)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(argv)
     directory = Path(args.dir or Path(tempfile.gettempdir()) / f"digitnet-folder-speed-{args.seed}")
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                                          args.model)
     if args.numbers:
         result["read"] = time_command("read", str(directory / "numbers"), len(paths["numbers"]), args.workers,
-                                      args.model)
+                                      args.model, ("--reader", args.reader) if args.reader else ())
     if not args.json:
         for command in ("predict", "read"):
             if command in result:
