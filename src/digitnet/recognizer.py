@@ -76,6 +76,18 @@ class Recognizer:
                 pool.close()
             raise
 
+    def close(self) -> None:
+        """Stop the worker processes, if any were started (a later folder starts new ones)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> Recognizer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     @property
     def metadata(self) -> dict:
         return self.loaded.metadata

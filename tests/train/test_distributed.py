@@ -63,7 +63,7 @@ def test_the_progress_bar_reaches_the_end_under_torchrun(monkeypatch):
     log = ConsoleLog()
     log.REFRESH_SECONDS = 3600.0  # no time-based refresh: the last step must still show
     fit = SimpleNamespace(epoch=1, cfg=SimpleNamespace(epochs=1), console=Console(file=io.StringIO()),
-                          run=SimpleNamespace(splits=SimpleNamespace(train=range(1001))))
+                          run=SimpleNamespace(samples_per_epoch=distributed.shard_size(1001)))  # as Run says
     log.on_epoch_start(fit)
     progress = log.progress
     seen = 0

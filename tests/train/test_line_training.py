@@ -41,6 +41,19 @@ def test_a_line_recognizer_trains_saves_and_reports(tmp_path, mnist) -> None:
     assert (run / "lines.png").stat().st_size > 1000 and (run / "curves.png").is_file()
     assert not (run / "confusion.png").exists()  # a digit classifier's figures only
 
+    # `digitnet report` rebuilds it from the folder: the same test lines, so the same score on the page.
+    from typer.testing import CliRunner
+
+    from digitnet.cli import app
+
+    for name in ("report.html", "lines.png", "curves.png"):
+        (run / name).unlink()
+    rebuilt = CliRunner().invoke(app, ["report", str(run)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "lines.png" in rebuilt.output and (run / "lines.png").stat().st_size > 1000
+    page = (run / "report.html").read_text()
+    assert "CTC alignment" in page and f"{metrics['test_accuracy']:.2%}" in page
+
 
 def test_resume_continues_a_line_run_exactly(tmp_path, mnist) -> None:
     # A constant LR: one-cycle's schedule depends on the epochs asked for, so 1 then 2 epochs would differ anyway.

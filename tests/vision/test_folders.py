@@ -188,7 +188,7 @@ def test_workers_start_before_the_model_loads_and_serve_the_folder(folder, pools
     monkeypatch.setattr(digitnet.recognizer, "load_model",
                         lambda *a, **k: events.append(f"load after {len(pools_started)} pool(s)") or load(*a, **k))
     with Recognizer.from_pretrained(workers=2) as recognizer:
-        assert events == ["load after 1 pool(s)"]
+        assert events == ["load after 1 pool(s)"] * 2  # the digit model and the line model
         answers = list(recognizer.predict_many(expand_inputs([str(folder[0])])))  # automatic: the started pool
     assert len(pools_started) == 1 and [a["digit"] for a in answers] == folder[1]
 

@@ -86,10 +86,10 @@ def report(
     data: str | None = typer.Option(None, help=DATA_HELP),
 ) -> None:
     """Rebuild a run's plots and report.html from its directory (model, history.csv, config.json)."""
-    from digitnet.evaluate.report import PLOT_FILES, report_run_dir
+    from digitnet.evaluate.report import LINE_PLOT_FILES, PLOT_FILES, report_run_dir
 
     page = report_run_dir(run_dir, data)
-    written = [name for name in PLOT_FILES.values() if (run_dir / name).is_file()]
+    written = [name for name in {**PLOT_FILES, **LINE_PLOT_FILES}.values() if (run_dir / name).is_file()]
     typer.echo(f"wrote {page} (with {', '.join(written)})")
 
 

@@ -9,7 +9,8 @@ Digits are MNIST images (any split: the caller passes the training digits for tr
 digits for validation, test digits for measuring), each first given the ``real-world`` augmentation (pens,
 slant, wobble, coarse scans; no form boxes) and, as many writers do, some 1s a flag and some 7s a bar. Each
 is then scaled to the line's height (±8%), set on a baseline that may drift (a sloped line) with jitter, and
-spaced unevenly: now and then neighbours touch or overlap (negative gaps). Marks are pen strokes as wide as
+spaced unevenly: now and then neighbours touch or overlap (negative gaps); some lines stand their digits on a
+fixed pitch instead, as in cells, so that a wide gap beside a narrow 1 is not a space. Marks are pen strokes as wide as
 the line's own pen (measured on its digits). Everything is drawn at twice the final resolution, thresholded
 as ink finding does, and area-reduced, so edges look like a reduced mask's.
 
@@ -36,8 +37,10 @@ SCALE = 2  # lines are drawn this many times larger, then reduced
 TILE = LINE_HEIGHT * SCALE  # each digit and mark is first drawn in a TILE×TILE square
 
 # How often each kind of string is drawn (weights).
-KINDS = {"digits": 40, "decimal point": 10, "decimal comma": 10, "minus": 10, "date": 8, "groups": 12,
-         "hyphenated": 5, "spaced": 5}
+KINDS = {"digits": 45, "decimal point": 10, "decimal comma": 10, "minus": 10, "date": 8, "groups": 12,
+         "hyphenated": 5}
+GRID = 0.25  # the chance that a line's digits stand on a fixed pitch (cells, or MNIST tiles set side by side) ...
+GRID_PITCH = (1.0, 1.7)  # ... this many digit heights apart, centre to centre: a narrow 1 leaves a wide gap
 
 
 @dataclass
@@ -72,10 +75,8 @@ def random_text(rng: random.Random, max_digits: int = MAX_CHARS) -> str:
         text = f"{digits(1, 2)}.{digits(1, 2)}.{digits(4, 4) if rng.random() < 0.6 else digits(2, 2)}"
     elif kind == "groups":
         text = " ".join([digits(1, 3)] + [digits(3, 3) for _ in range(rng.randint(1, 2))])
-    elif kind == "hyphenated":
+    else:  # hyphenated
         text = f"{digits(2, 4)}-{digits(2, 4)}"
-    else:  # single digits spaced apart (a form's answers, a code read aloud)
-        text = " ".join(digits(1, 1) for _ in range(rng.randint(2, 5)))
     text = text[:MAX_CHARS].rstrip(" .,-")
     while sum(c.isdigit() for c in text) > max_digits:
         text = text[:-1].rstrip(" .,-")
@@ -162,11 +163,13 @@ TOUCHING = 0.18  # the chance that two neighbouring digits touch or overlap
 
 def draw_lines(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None,
                count: int | None = None, augment: bool = True, texts: list[str] | None = None,
-               touching: float = TOUCHING) -> LineBatch:
+               touching: float = TOUCHING, grid: float = GRID) -> LineBatch:
     """Draw ``count`` lines (default: one per ``MAX_CHARS`` digits given) from uint8 digits (N, 28, 28).
 
     Line k takes its digits from slots ``k·MAX_CHARS ...`` of ``images``, in order, as many as its text has.
     ``texts``: the strings to draw (digits are placeholders: each becomes its slot's digit), else random ones.
+    ``touching``: the chance that two neighbours touch or overlap; ``grid``: that a line's digits stand on a
+    fixed pitch, as in cells, however wide each digit is (a space there is wider than the pitch).
     """
     device = images.device
     count = count or (len(texts) if texts is not None else images.shape[0] // MAX_CHARS)
@@ -200,6 +203,10 @@ def draw_lines(images: torch.Tensor, labels: torch.Tensor, generator: torch.Gene
     line_height = _uniform(count, 0.83, 1.17, generator, device) * DIGIT_HEIGHT * SCALE
     slope = _uniform(count, -0.015, 0.015, generator, device)  # what is left after read levels a line
     habit = _uniform(count, 0.05, 0.35, generator, device)  # usual gap, in digit heights
+    # A gap is a space only where it is wider than the line's usual spacing: writers who space their digits
+    # widely, or write them in cells, still write one number (a space there is wider still).
+    on_grid = torch.rand(count, generator=generator, device=device) < grid
+    pitch = _uniform(count, *GRID_PITCH, generator, device)
     threshold = _uniform(count, 0.35, 0.6, generator, device)
     centre = CENTRE_ROW * SCALE + _uniform(count, -0.08, 0.08, generator, device) * line_height
     owner = torch.tensor([k for k, used in enumerate(slots) for _ in used], dtype=torch.long, device=device)
@@ -220,6 +227,7 @@ def draw_lines(images: torch.Tensor, labels: torch.Tensor, generator: torch.Gene
         x = float(_uniform(1, 0.1, 0.6, generator, device)) * h
         pen = None
         previous = None
+        centre_x = end_x = 0.0  # the last digit's centre and right edge
         for char in text:
             if char == " ":
                 x += h * float(_uniform(1, 0.85, 1.5, generator, device))
@@ -228,12 +236,17 @@ def draw_lines(images: torch.Tensor, labels: torch.Tensor, generator: torch.Gene
             if char.isdigit():
                 i = digit_at
                 digit_at += 1
-                if previous is not None and previous.isdigit():
+                if on_grid[k] and previous is not None and (previous.isdigit() or previous == " "):
+                    # The next cell (a space: that much further), the digit centred in it, whatever its width.
+                    pitch_x = float(pitch[k]) * h * (0.95 + 0.1 * float(gap_size[i])) + (x - end_x)
+                    x = max(centre_x + pitch_x - float(widths[i]) / 2, end_x - 0.05 * h)
+                elif previous is not None and previous.isdigit():
                     # A writer's usual gap, and now and then touching or overlapping neighbours.
                     if gap_draw[i] < touching:
                         x -= float(gap_size[i]) * 0.25 * h + 1
                     else:
                         x += float(habit[k] * (0.5 + gap_size[i])) * h
+                centre_x, end_x = x + float(widths[i]) / 2, x + float(widths[i])
                 tile = tiles[i, 0]
                 shift = int(round(float(slope[k]) * x))
                 tile = torch.roll(tile, shift, 0) if shift else tile

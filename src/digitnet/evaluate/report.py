@@ -16,6 +16,7 @@ import json
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -27,8 +28,8 @@ from digitnet.train.callbacks import Callback, Fit
 from digitnet.train.metrics import classification_metrics, predict_logits
 from digitnet.utils import DigitnetError, atomic_write_bytes, atomic_write_text
 
-PLOT_FILES = {"curves": "curves.png", "confusion": "confusion.png", "errors": "errors.png", "samples": "samples.png",
-              "lines": "lines.png"}
+PLOT_FILES = {"curves": "curves.png", "confusion": "confusion.png", "errors": "errors.png", "samples": "samples.png"}
+LINE_PLOT_FILES = {"curves": "curves.png", "lines": "lines.png"}  # a line recognizer's report
 LINE_SAMPLES = 16  # test lines drawn with their alignment in a line recognizer's report
 REPORT_FILE = "report.html"
 
@@ -114,6 +115,13 @@ def report_run_dir(run_dir: str | os.PathLike, data: str | None = None) -> Path:
     limit = config.get("test_subset")
     test = Split(torch.from_numpy(np.ascontiguousarray(mnist.test_images[:limit])),
                  torch.from_numpy(mnist.test_labels[:limit].astype(np.int64)))
+    if loaded.spec.task == "lines":
+        from digitnet.train.lines import LineTask
+
+        # The same test lines as training drew (drawn from the same test digits with the same seed).
+        task = LineTask(SimpleNamespace(val=None, test=test), batch_size=1)
+        lines = task.test_lines()
+        return write_line_report(run_dir, loaded.model, lines, task.evaluate(loaded.model, lines))
     return write_report(run_dir, loaded.model, test, loaded.temperature)
 
 
@@ -140,7 +148,7 @@ def write_line_report(run_dir: str | os.PathLike, model: nn.Module, lines, metri
     pngs["lines"] = plot_line_alignment(images, lines.texts[:count], reads, spans,
                                         title="test lines: each character over the columns CTC read it in").png()
     for name, png in pngs.items():
-        atomic_write_bytes(run_dir / PLOT_FILES[name], png)
+        atomic_write_bytes(run_dir / LINE_PLOT_FILES[name], png)
     page = render_html(
         run_dir, metrics, pngs, history,
         config=_read_json(run_dir / "config.json"), saved_metrics=_read_json(run_dir / "metrics.json"),
