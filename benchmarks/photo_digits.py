@@ -113,11 +113,14 @@ def digit_picture(digit: np.ndarray, rng: np.random.Generator) -> bytes:
 
 
 def number_alpha(digits: list[np.ndarray], rng: np.random.Generator, height: int | None = None,
-                 touching: float = TOUCHING, overlap: float = 0.05) -> tuple[np.ndarray, bool]:
+                 touching: float = TOUCHING, overlap: float = 0.05,
+                 pitch: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:
     """Several MNIST digits written on a line: similar heights, uneven gaps, now and then touching.
 
     Each pair of neighbours touches (their ink boxes overlap by up to 5% of the height) with probability
-    ``touching``. Returns the ink and whether any neighbours touch.
+    ``touching``. ``pitch``: instead, the digits' centres stand evenly this many heights apart (a number drawn
+    from that range, each step ±5%), as in cells, however wide each digit is. Returns the ink and whether
+    any neighbours touch.
     """
     height = height or int(rng.integers(MIN_HEIGHT, MAX_HEIGHT + 1))
     inks = [ink_alpha(d, round(height * rng.uniform(0.9, 1.1)), rng.uniform(-MAX_ROTATION, MAX_ROTATION))
@@ -126,7 +129,14 @@ def number_alpha(digits: list[np.ndarray], rng: np.random.Generator, height: int
             for _ in inks[1:]]
     tops = [int(rng.uniform(-0.05, 0.05) * height) for _ in inks]
     lefts, x = [], 0.0
-    for i, a in enumerate(inks):
+    if pitch is not None:
+        step = rng.uniform(*pitch) * height
+        centres = np.cumsum([0.0] + [step * rng.uniform(0.95, 1.05) for _ in inks[1:]]) + height
+        lefts = [int(round(c - a.shape[1] / 2)) for c, a in zip(centres, inks, strict=True)]
+        gaps = [lefts[i + 1] - lefts[i] - inks[i].shape[1] for i in range(len(inks) - 1)]
+        shift = min(lefts)
+        lefts = [left - shift for left in lefts]
+    for i, a in enumerate(inks if pitch is None else ()):
         lefts.append(int(round(x)))
         x += a.shape[1] + (gaps[i] if i < len(gaps) else 0)
     base = -min(t + (height - a.shape[0]) // 2 for t, a in zip(tops, inks, strict=True))

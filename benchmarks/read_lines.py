@@ -17,7 +17,9 @@ without looking at test) drawn and photographed as in ``photo_digits.py`` (its `
 * single-line numbers: ``photo_digits.py``'s numbers (2–6 digits), same seed: % exact;
 * touching pairs: two-digit numbers whose digits touch (overlapping by up to 5% of their height);
 * touching and overlapping digits: 3–6 digits, every neighbour overlapping by up to 15% of the height;
-* long strings: 8–12 digits on one line (5% of neighbours touch, as in ``photo_digits.py``).
+* long strings: 8–12 digits on one line (5% of neighbours touch, as in ``photo_digits.py``);
+* widely spaced digits: 2–6 digits whose centres stand evenly 1.1–1.7 digit heights apart, as in cells or MNIST
+  tiles set side by side (a narrow 1 leaves a gap wider than a digit): one number, no spaces.
 
 With several ``--seeds`` each is measured and the table gives every seed and the median. The README reports the
 median of seeds 0 and 1 and a third seed (2) that was never looked at while the reader was built.
@@ -240,6 +242,7 @@ MEASURES = [  # (row, key, label, target) as the table prints them
     ("touching_pairs", "exact", "touching pairs, exact", "≥ 95%"),
     ("overlapping", "exact", "touching and overlapping (3–6 digits), exact", ""),
     ("long", "exact", "long strings (8–12 digits), exact", ""),
+    ("spaced", "exact", "widely spaced digits (2–6, as in cells), exact", ""),
 ]
 
 
@@ -271,19 +274,20 @@ def print_seeds_table(results: list[dict]) -> None:
     Console().print(table)
 
 
-ROWS = ("multi_line", "separators", "single_line", "touching_pairs", "overlapping", "long")
+ROWS = ("multi_line", "separators", "single_line", "touching_pairs", "overlapping", "long", "spaced")
+SPACED_PITCH = (1.1, 1.7)  # the spaced row: digits' centres this many heights apart
 
 
 def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
                  n: int, lengths: tuple[int, int], touching: float, overlap: float, name: str,
-                 failures: list[tuple[str, bytes]]) -> dict:
+                 failures: list[tuple[str, bytes]], pitch: tuple[float, float] | None = None) -> dict:
     """``n`` one-line numbers of ``lengths`` digits as photos (see photo_digits.number_picture): % exact."""
     exact = plain = 0
     started = time.perf_counter()
     for k in range(n):
         index, truth = _draw_digits(int(rng.integers(lengths[0], lengths[1] + 1)), rng, labels)
         height = int(rng.integers(40, 201))
-        alpha, _ = number_alpha([images[i] for i in index], rng, height, touching, overlap)
+        alpha, _ = number_alpha([images[i] for i in index], rng, height, touching, overlap, pitch)
         picture = photograph(place(alpha, rng, margin=(0.05, 0.3)), rng)
         text = recognizer.read(picture)["text"]
         exact += text == truth
@@ -377,6 +381,9 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
                                              "overlapping", failures)
     if n and "long" in rows:
         result["long"] = _numbers_row(recognizer, images, labels, rng, n, (8, 12), TOUCHING, 0.05, "long", failures)
+    if n and "spaced" in rows:  # its own generator too
+        result["spaced"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 2]), n, (2, 6),
+                                        0.0, 0.0, "spaced", failures, pitch=SPACED_PITCH)
     if save:
         save_failures(save, failures)
     return result

@@ -99,3 +99,21 @@ def test_the_benchmark_counts_what_it_drew(tmp_path):
         assert 2 <= len(truth) <= 5 and all(line.isdigit() and 1 <= len(line) <= 8 for line in truth)
     assert set(result["separators"]["by_kind"]) == set(read_lines.KINDS)
     assert result["single_line"]["n"] == 2
+
+
+def test_spaced_digits_stand_evenly_a_pitch_apart(mnist):
+    # The spaced row: centres evenly 1.1-1.7 heights apart whatever each digit's width, never touching.
+    single = [d for d in mnist.test_images[:300] if len(connected_components(d > 127)[1]) == 1]
+    ones = [d for d, label in zip(mnist.test_images[:300], mnist.test_labels[:300], strict=True)
+            if label == 1 and len(connected_components(d > 127)[1]) == 1]
+    rng = np.random.default_rng(6)
+    for k in range(5):
+        digits = [single[k], ones[k], single[k + 5], ones[k + 5]]
+        alpha, touching = read_lines.number_alpha(digits, rng, 60, 0.0, 0.0, read_lines.SPACED_PITCH)
+        _, stats = connected_components(alpha > 0.5)
+        stats = stats[np.argsort(stats[:, 0])]
+        assert len(stats) == 4 and not touching
+        centres = (stats[:, 0] + stats[:, 2]) / 2
+        steps = np.diff(centres) / 60
+        assert np.all(steps > 0.9) and np.all(steps < 1.9), steps  # the pitch (±5%), give or take ink centring
+        assert steps.max() / steps.min() < 1.3, steps

@@ -52,13 +52,19 @@ def test_a_server_answers_with_its_own_classify_step(recognizer, clean_digits):
 
 def test_a_number_shows_the_crops_it_classified(recognizer, clean_digits):
     picture = on_paper(number_ink([clean_digits[d] for d in (5, 1, 8)], height=60))
-    number = prepare_number(picture, recognizer.classify)
+    number = recognizer.prepare_number(picture)  # read's own preparation (the line reader, by default)
     answer = number_answer(number)
     assert answer["text"] == "518" and answer == recognizer.read(picture)
+    # The segmenter reads it the same, from the same crops (its probabilities are the classifier's alone).
+    segmented = prepare_number(picture, recognizer.classify)
+    assert number_answer(segmented)["text"] == "518"
+    assert all(np.array_equal(a, b) for a, b in zip(segmented.images, number.images, strict=True))
     strip = number.strip()
     assert strip.shape == (28, 3 * 28) and strip.dtype == np.uint8
     assert all(np.array_equal(strip[:, 28 * i:28 * (i + 1)], image) for i, image in enumerate(number.images))
-    # The debug view is what the model answered for: classifying the crops again gives the same probabilities.
-    np.testing.assert_allclose(recognizer.classify(np.stack(number.images)), np.stack(number.probabilities),
-                               atol=1e-5)
+    # The debug view is what the model answered for: classifying the segmenter's crops again gives the same
+    # probabilities; the line reader's are that vote with the line model's, the same digits.
+    again = recognizer.classify(np.stack(number.images))
+    np.testing.assert_allclose(again, np.stack(segmented.probabilities), atol=1e-5)
+    assert list(again.argmax(1)) == list(np.stack(number.probabilities).argmax(1)) == [5, 1, 8]
     assert prepare_number(np.full((40, 40), 230, np.uint8), recognizer.classify).strip() is None
