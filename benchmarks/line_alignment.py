@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     # The digit model may change a digit the line model read (they vote): the answer's text is shown beside it.
     plot = plot_line_alignment(seen_images, answers, [r.text for r in seen_readings],
                                [r.spans for r in seen_readings],
-                               title="each line as the recognizer saw it; characters over their CTC columns")
+                               title="each line as the line model saw it, its characters over their CTC columns;\n"
+                                     "beside it read's answer → the line model's own reading "
+                                     "(red: the digit model's vote changed a digit)")
     plot.save(args.out)
     print(Path(args.out))
     return 0

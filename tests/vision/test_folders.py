@@ -245,3 +245,24 @@ def test_ctrl_c_stops_the_workers_cleanly(tmp_path, clean_digits):
         time.sleep(0.1)
     else:
         pytest.fail("worker processes outlived the command")
+
+
+def test_ctrl_c_swallowed_on_its_way_still_stops_the_folder():
+    # A KeyboardInterrupt that lands where it is only printed (a finalizer, a callback) must not let the command
+    # read the folder to its end with exit status 0: the next picture raises it again.
+    def answers():
+        yield 1
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here, and its exception is swallowed
+        except KeyboardInterrupt:
+            pass
+        yield 2
+        yield 3
+
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for answer in pictures._with_progress(answers(), 3, json_out=True):
+            got.append(answer)
+    assert got == [1]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the usual handler is back

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -95,6 +97,7 @@ def _same_terminal() -> bool:
 def _with_progress(items: Iterable[T], total: int, json_out: bool,
                    pictures: Callable[[T], int] = lambda _: 1) -> Iterator[T]:
     """``items`` as they come, counted on a Rich bar on stderr (see :func:`progress_wanted`) as ``pictures(item)``."""
+    items = _stopping_on_ctrl_c(items)
     if not progress_wanted(json_out):
         yield from items
         return
@@ -108,6 +111,30 @@ def _with_progress(items: Iterable[T], total: int, json_out: bool,
         for item in items:
             yield item
             bar.advance(task, pictures(item))
+
+
+def _stopping_on_ctrl_c(items: Iterable[T]) -> Iterator[T]:
+    """``items``, stopped by Ctrl-C (SIGINT) for certain: the signal raises KeyboardInterrupt as usual, and is
+    remembered, so that the next item raises it again where the first was swallowed (a KeyboardInterrupt that
+    lands in a finalizer or a callback is only printed, and the folder would be read to its end)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield from items
+        return
+    interrupted = False
+
+    def on_sigint(signum, frame) -> None:
+        nonlocal interrupted
+        interrupted = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        for item in items:
+            if interrupted:
+                raise KeyboardInterrupt
+            yield item
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def register(app: typer.Typer) -> None:

@@ -220,7 +220,8 @@ def plot_line_alignment(images: list[np.ndarray], truths: list[str], reads: list
     width = max((image.shape[1] for image in images), default=1)
     height = images[0].shape[0] if images else 32
     scale = 0.035  # inches per line pixel
-    fig = Figure(figsize=(width * scale + 2.6, rows * (height * scale + 0.32) + 0.7))
+    title_inches = 0.3 + 0.2 * title.count("\n")  # room for every line of the title
+    fig = Figure(figsize=(width * scale + 2.6, rows * (height * scale + 0.32) + 0.4 + title_inches))
     palette = ["#1e88e5", "#fb8c00"]  # alternate, so neighbouring characters stay apart
     for k, (image, truth, read, line_spans) in enumerate(zip(images, truths, reads, spans, strict=True)):
         ax = fig.add_subplot(rows, 1, k + 1)
@@ -238,7 +239,8 @@ def plot_line_alignment(images: list[np.ndarray], truths: list[str], reads: list
                 family="monospace")
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.subplots_adjust(left=0.02, right=1 - 2.5 / fig.get_size_inches()[0], top=1 - 0.6 / fig.get_size_inches()[1],
+    fig_width, fig_height = fig.get_size_inches()
+    fig.subplots_adjust(left=0.02, right=1 - 2.5 / fig_width, top=1 - (0.3 + title_inches) / fig_height,
                         bottom=0.02, hspace=0.9)
     return Plot(fig, {"truths": list(truths), "reads": list(reads), "spans": [list(s) for s in spans]})
 
