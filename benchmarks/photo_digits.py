@@ -25,6 +25,7 @@ from PIL import Image, ImageFilter
 
 from digitnet.data import load_mnist
 from digitnet.recognizer import Recognizer
+from digitnet.vision.pipeline import DEFAULT_READER, READERS
 
 MIN_HEIGHT, MAX_HEIGHT = 40, 300  # digit height in pixels
 MAX_ROTATION = 12.0  # degrees
@@ -173,7 +174,8 @@ def benchmark_digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
 
 
 def run(model: str | None, n: int, numbers: int, seed: int, save: str | None = None,
-        touching: float = TOUCHING, reader: str = "line", line_model: str | None = "line", split: str = "test") -> dict:
+        touching: float = TOUCHING, reader: str = DEFAULT_READER, line_model: str | None = "line",
+        split: str = "test") -> dict:
     rng = np.random.default_rng(seed)
     images, labels = benchmark_digits(split)
     recognizer = Recognizer.from_pretrained(model, line_model=line_model, reader=reader)
@@ -311,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--touching", type=float, default=TOUCHING,
                         help=f"chance that neighbouring digits of a number touch (default {TOUCHING})")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is steadier on a busy machine)")
-    parser.add_argument("--reader", default="line", help="how read reads a line: line, ctc or segment")
+    parser.add_argument("--reader", default=DEFAULT_READER, help=f"how read reads a line: {', '.join(READERS)}")
     parser.add_argument("--line-model", default="line", help="line recognizer directory (default: the bundled one)")
     parser.add_argument("--digits", default="test", choices=("test", "val"),
                         help="draw MNIST test digits (report) or the held-out training digits (tune)")

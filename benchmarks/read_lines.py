@@ -1,6 +1,6 @@
 """How well `digitnet read` reads several lines, separators and signs, from MNIST test digits as phone photos.
 
-    python benchmarks/read_lines.py [--model DIR] [--reader line|ctc|segment] [--n 200] [--seeds 0,1,2]
+    python benchmarks/read_lines.py [--model DIR] [--reader line|ctc|segment|both] [--n 200] [--seeds 0,1,2]
                                     [--threads 1] [--digits test|val] [--json] [--save-failures DIR]
 
 Rows, each from MNIST **test** digits (``--digits val``: the held-out training digits, for choosing settings
@@ -44,6 +44,7 @@ from photo_digits import run as run_photo_digits  # noqa: E402
 
 from digitnet.data import load_mnist  # noqa: E402
 from digitnet.recognizer import Recognizer  # noqa: E402
+from digitnet.vision.pipeline import DEFAULT_READER, READERS  # noqa: E402
 from digitnet.vision.segment import stroke_width  # noqa: E402
 
 LINE_HEIGHT = (36, 110)  # multi-line pictures: a page's typical digit height in pixels ...
@@ -299,7 +300,7 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
 
 
 def run(model: str | None, n: int, seed: int, single: int | None = None, save: str | None = None,
-        reader: str = "line", line_model: str | None = "line", split: str = "test",
+        reader: str = DEFAULT_READER, line_model: str | None = "line", split: str = "test",
         rows: tuple[str, ...] = ROWS) -> dict:
     """Measure ``rows`` (``n`` pictures each; ``single`` single-line numbers, default ``n``)."""
     rng = np.random.default_rng(seed)
@@ -444,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single", type=int, default=None, help="single-line numbers (default: --n)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", default=None, help="several seeds, e.g. 0,1,2: each measured, then the median")
-    parser.add_argument("--reader", default="line", help="how read reads a line: line, ctc or segment")
+    parser.add_argument("--reader", default=DEFAULT_READER, help=f"how read reads a line: {', '.join(READERS)}")
     parser.add_argument("--line-model", default="line", help="line recognizer directory (default: the bundled one)")
     parser.add_argument("--digits", default="test", choices=("test", "val"),
                         help="draw MNIST test digits (report) or the held-out training digits (tune)")

@@ -21,6 +21,7 @@ from digitnet.utils import DigitnetError
 from digitnet.vision.batch import WorkerPool, ordered_batches, worker_count
 from digitnet.vision.io import ImageSource
 from digitnet.vision.pipeline import (
+    DEFAULT_READER,
     READERS,
     Prepared,
     PreparedNumber,
@@ -35,7 +36,7 @@ class Recognizer:
     """Classify digits with a saved model, preparing inputs exactly as the model was trained; read lines of them
     with a line recognizer (``line``) as ``reader`` says (see :data:`digitnet.vision.pipeline.READERS`)."""
 
-    def __init__(self, loaded: LoadedModel, line: LoadedModel | None = None, reader: str = "line",
+    def __init__(self, loaded: LoadedModel, line: LoadedModel | None = None, reader: str = DEFAULT_READER,
                  pool: WorkerPool | None = None):
         if reader not in READERS:
             raise DigitnetError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
@@ -55,7 +56,7 @@ class Recognizer:
 
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu",
-                        line_model: str | os.PathLike | None = "line", reader: str = "line",
+                        line_model: str | os.PathLike | None = "line", reader: str = DEFAULT_READER,
                         workers: int = 0) -> Recognizer:
         """Load ``model_dir`` (default: the bundled default model) and ``line_model`` (default: the bundled line
         recognizer; None, or ``reader="segment"``: none, lines are cut by the segmenter).

@@ -117,7 +117,7 @@ def overlapping_pairs(mnist, count: int = 24, overlap: int = 9, seed: int = 2026
 def readers():
     from digitnet.recognizer import Recognizer
 
-    return Recognizer.from_pretrained(), Recognizer.from_pretrained(reader="segment")
+    return Recognizer.from_pretrained(reader="line"), Recognizer.from_pretrained(reader="segment")
 
 
 def test_an_overlapping_pair_the_segmenter_takes_for_one_digit_is_read_right(mnist, readers) -> None:
@@ -160,3 +160,13 @@ def test_read_keeps_its_schema_with_the_line_reader(readers) -> None:
             bx0, by0, bx1, by1 = entry["box"]
             assert bx0 <= x0 < x1 <= bx1 and by0 <= y0 < y1 <= by1
     assert answer["digits"] == [item for entry in answer["lines"] for item in entry["digits"]]
+
+
+def test_the_default_reader_keeps_the_line_recognizers_count(mnist) -> None:
+    from photo_helpers import number_ink, on_paper
+
+    from digitnet.recognizer import Recognizer
+
+    picture = on_paper(number_ink([mnist.test_images[2263], mnist.test_images[8537]], height=70, gaps=[-9]))
+    default = Recognizer.from_pretrained()
+    assert default.reader == "both" and default.read(picture)["text"] == "99"

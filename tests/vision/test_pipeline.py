@@ -68,3 +68,23 @@ def test_a_number_shows_the_crops_it_classified(recognizer, clean_digits):
     np.testing.assert_allclose(again, np.stack(segmented.probabilities), atol=1e-5)
     assert list(again.argmax(1)) == list(np.stack(number.probabilities).argmax(1)) == [5, 1, 8]
     assert prepare_number(np.full((40, 40), 230, np.uint8), recognizer.classify).strip() is None
+
+
+def test_both_readers_take_the_likelier_reading_of_as_many_characters():
+    from types import SimpleNamespace
+
+    from digitnet.vision.pipeline import _likelier
+
+    def line(text: str, *confidences: float):
+        return SimpleNamespace(items=[SimpleNamespace(char=c, confidence=p) for c, p in zip(text, confidences,
+                                                                                             strict=True)])
+
+    learned, segmented = line("12", 0.9, 0.6), line("17", 0.9, 0.95)
+    assert _likelier([learned], [segmented]) == [segmented]  # as many characters: the jointly likelier
+    # Fewer characters multiply fewer confidences: the line recognizer's count stands (two 9s written into each
+    # other, which the segmenter takes for one confident 9).
+    pair, one = line("99", 0.9, 0.9), line("9", 0.99)
+    assert _likelier([pair], [one]) == [pair]
+    same = line("7 1", 0.5, 1.0, 0.5)
+    assert _likelier([same], [line("7 1", 0.99, 1.0, 0.99)]) == [same]  # the same text: the learned reading's boxes
+    assert _likelier([pair], [one, pair]) == [pair]  # different lines found: the learned ones

@@ -211,10 +211,10 @@ def read(
     json_out: bool = typer.Option(False, "--json", help="One JSON object per picture, one per line."),
     workers: int | None = typer.Option(None, "--workers", min=0, help=WORKERS_HELP),
     reader: str = typer.Option(
-        "line", "--reader", help="How a line is read: `line` — the line recognizer finds the characters, it and the "
-        "digit model both judge each digit (the default: it measured best); `ctc` — the line recognizer alone; "
-        "`segment` — the rule-based segmenter cuts the line into digits for the digit model; `both` — `line` and "
-        "`segment`, and where they disagree the reading whose characters are jointly likelier."),
+        "both", "--reader", help="How a line is read: `line` — the line recognizer finds the characters, it and the "
+        "digit model both judge each digit; `ctc` — the line recognizer alone; `segment` — the rule-based segmenter "
+        "cuts the line into digits for the digit model; `both` — `line` and `segment`, and where they disagree the "
+        "reading whose characters are jointly likelier (the default: it measured best)."),
     line_model: Path | None = typer.Option(
         None, "--line-model", help="Line recognizer directory (a crnn-digits run) [default: the bundled one]."),
 ) -> None:
@@ -222,8 +222,9 @@ def read(
     commas, minus signs and spaces left to right, with their boxes.
 
     Lines are found first; then each line is read whole by a learned line recognizer (CNN + BiLSTM + CTC) that
-    places every character, and each digit is judged by the line recognizer and the digit model together
-    (`--reader`). Digits in form boxes are parted by their boxes. An unreadable file gets a one-line error; the
+    places every character, each digit judged by the line recognizer and the digit model together, and by the
+    rule-based segmenter; where the two readings differ, the likelier one is the answer (`--reader`). Digits in
+    form boxes are parted by their boxes. An unreadable file gets a one-line error; the
     others are still read, and the exit status is 1.
     """
     from digitnet.vision.pipeline import READERS

@@ -37,6 +37,10 @@ NO_INK = "no ink found"
 # segmenter cuts the line into digits for the digit model; "both" — "line" and "segment", and where they disagree
 # the reading whose characters are jointly likelier. Writing in form boxes is always cut by its boxes.
 READERS = ("line", "ctc", "segment", "both")
+# The default: on held-out training digits (benchmarks/read_lines.py --digits val, seeds 0 and 1) "both" read pages,
+# separators and one-line numbers better than "line" on both seeds and touching pairs as well, and lost only on
+# lines where every neighbour overlaps; see benchmarks/README.md.
+DEFAULT_READER = "both"
 
 
 def find_writing(pixels: np.ndarray) -> Ink | None:
@@ -177,7 +181,7 @@ class PreparedNumber:
 
 
 def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRecognizer | None = None,
-                   reader: str = "line", max_pixels: int | None = None) -> PreparedNumber:
+                   reader: str = DEFAULT_READER, max_pixels: int | None = None) -> PreparedNumber:
     """Load a picture of written numbers and read its lines; never raises for a bad picture.
 
     ``reader`` (see ``READERS``) says how a line is read; with a line reader, ``recognize`` reads line images
@@ -227,16 +231,23 @@ def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRec
 
 
 def _likelier(learned: list, segmented: list) -> list:
-    """Per line, the reading whose characters (spaces aside) are jointly likelier; the learned one where the two
-    found different lines."""
+    """Per line, the reading whose characters (spaces aside) are jointly likelier where both readings have as
+    many; the learned one where they count different characters (counting is what the line recognizer learned,
+    and a product of more confidences is smaller for that alone) or found different lines."""
     if len(learned) != len(segmented):
         return learned
 
-    def likelihood(line) -> float:
-        return float(np.prod([item.confidence for item in line.items if item.char != " "]))
+    def chars(line) -> list:
+        return [item for item in line.items if item.char != " "]
 
-    return [a if "".join(i.char for i in a.items) == "".join(i.char for i in b.items) or likelihood(a) >= likelihood(b)
-            else b for a, b in zip(learned, segmented, strict=True)]
+    def likelihood(line) -> float:
+        return float(np.prod([item.confidence for item in chars(line)]))
+
+    def text(line) -> str:
+        return "".join(item.char for item in line.items)
+
+    return [a if text(a) == text(b) or len(chars(a)) != len(chars(b)) or likelihood(a) >= likelihood(b) else b
+            for a, b in zip(learned, segmented, strict=True)]
 
 
 def _digit_image(segment: Segment) -> np.ndarray:
