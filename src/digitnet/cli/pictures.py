@@ -117,7 +117,8 @@ def _stopping_on_ctrl_c(items: Iterable[T]) -> Iterator[T]:
     """``items``, stopped by Ctrl-C (SIGINT) for certain: the signal raises KeyboardInterrupt as usual, and is
     remembered, so that the next item raises it again where the first was swallowed (a KeyboardInterrupt that
     lands in a finalizer or a callback is only printed, and the folder would be read to its end)."""
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started with SIGINT ignored (nohup &): leave it so
         yield from items
         return
     interrupted = False
