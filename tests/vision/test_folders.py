@@ -225,7 +225,9 @@ def test_ctrl_c_stops_the_workers_cleanly(tmp_path, clean_digits):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen([sys.executable, "-m", "digitnet", "predict", "--json", "--workers", "2",
                                 str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env, start_new_session=True)  # its own process group, as at a terminal
+                               env=env, start_new_session=True,  # its own process group, as at a terminal
+                               # where Ctrl-C is not ignored (a test run in the background inherits it ignored)
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = process.stdout.readline()  # the workers are running
         assert json.loads(first)["digit"] == 3
