@@ -91,6 +91,7 @@ def test_bundled_default_model_meets_its_bar(mnist):
                              torch.from_numpy(mnist.test_labels.astype("int64")), loaded.spec)
     assert metrics["accuracy"] == pytest.approx(meta["metrics"]["test_accuracy"], abs=1e-4)
     assert meta["data"]["checksum"] == mnist.checksum  # trained on exactly this data
+    assert "/" not in meta["data"]["source"]  # no path of the machine that trained it
 
 
 def test_bundled_best_model_is_the_more_accurate_one(mnist):

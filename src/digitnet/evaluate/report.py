@@ -16,7 +16,6 @@ import json
 import os
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -116,12 +115,11 @@ def report_run_dir(run_dir: str | os.PathLike, data: str | None = None) -> Path:
     test = Split(torch.from_numpy(np.ascontiguousarray(mnist.test_images[:limit])),
                  torch.from_numpy(mnist.test_labels[:limit].astype(np.int64)))
     if loaded.spec.task == "lines":
-        from digitnet.train.lines import LineTask
+        from digitnet.train.lines import evaluate_lines, test_lines
 
         # The same test lines as training drew (drawn from the same test digits with the same seed).
-        task = LineTask(SimpleNamespace(val=None, test=test), batch_size=1)
-        lines = task.test_lines()
-        return write_line_report(run_dir, loaded.model, lines, task.evaluate(loaded.model, lines))
+        lines = test_lines(test)
+        return write_line_report(run_dir, loaded.model, lines, evaluate_lines(loaded.model, lines))
     return write_report(run_dir, loaded.model, test, loaded.temperature)
 
 

@@ -296,7 +296,7 @@ def _save(fit: Fit, mnist: MNIST, metrics: dict, temperature: float, test: dict)
     save_model(fit.run.model, fit.run_dir, {
         "temperature": temperature,
         "metrics": metrics,
-        "data": {"checksum": mnist.checksum, "source": mnist.source, "train_size": len(splits.train),
+        "data": {"checksum": mnist.checksum, "source": mnist.origin, "train_size": len(splits.train),
                  "val_size": len(splits.val) if splits.val else 0, "test_size": len(splits.test)},
         "training": {k: v for k, v in cfg.to_dict().items() if k not in ("out", "resume", "overwrite")},
         **({"task": "lines", "alphabet": ALPHABET} if fit.run.lines is not None else {}),

@@ -93,6 +93,38 @@ def _line_count(split: Split, most: int) -> int:
     return max(1, min(most, len(split) // 4))
 
 
+@torch.no_grad()
+def evaluate_lines(model: torch.nn.Module, lines: LineBatch) -> dict:
+    """Loss, exact-line accuracy and character error rate of ``model`` on ``lines``."""
+    was_training = model.training
+    model.eval()
+    loss_sum, right, errors, chars = 0.0, 0, 0, 0
+    wrong: list[tuple[str, str]] = []
+    for start in range(0, len(lines.texts), EVAL_BATCH):
+        part = LineBatch(lines.images[start:start + EVAL_BATCH], lines.widths[start:start + EVAL_BATCH],
+                         lines.texts[start:start + EVAL_BATCH])
+        width = int(part.widths.max())
+        width += (-width) % 4
+        target = targets_for(part)
+        logits = model(part.images[..., :width])
+        loss_sum += float(ctc_loss(logits, target)) * len(target)
+        for read, truth in zip(greedy_texts(logits, target.input_lengths), part.texts, strict=True):
+            right += read == truth
+            errors += edit_distance(read, truth)
+            chars += len(truth)
+            if read != truth:
+                wrong.append((truth, read))
+    model.train(was_training)
+    n = len(lines.texts)
+    return {"loss": loss_sum / n, "accuracy": right / n, "char_error_rate": errors / max(chars, 1),
+            "errors": n - right, "num_samples": n, "wrong": wrong}
+
+
+def test_lines(test: Split) -> LineBatch:
+    """The test lines: drawn from the test digits ``test``, the same for every run (and for its report)."""
+    return draw_fixed_lines(test, _line_count(test, TEST_LINES), EVAL_SEED + 1)
+
+
 class LineTask:
     """The line recognizer's batches, loss, score and evaluation for :class:`digitnet.train.setup.Run`."""
 
@@ -117,31 +149,8 @@ class LineTask:
         texts = greedy_texts(logits, target.input_lengths)
         return torch.tensor(sum(t == r for t, r in zip(texts, target.texts, strict=True))), len(target)
 
-    @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, lines: LineBatch) -> dict:
-        """Loss, exact-line accuracy and character error rate of ``model`` on ``lines``."""
-        was_training = model.training
-        model.eval()
-        loss_sum, right, errors, chars = 0.0, 0, 0, 0
-        wrong: list[tuple[str, str]] = []
-        for start in range(0, len(lines.texts), EVAL_BATCH):
-            part = LineBatch(lines.images[start:start + EVAL_BATCH], lines.widths[start:start + EVAL_BATCH],
-                             lines.texts[start:start + EVAL_BATCH])
-            width = int(part.widths.max())
-            width += (-width) % 4
-            target = targets_for(part)
-            logits = model(part.images[..., :width])
-            loss_sum += float(ctc_loss(logits, target)) * len(target)
-            for read, truth in zip(greedy_texts(logits, target.input_lengths), part.texts, strict=True):
-                right += read == truth
-                errors += edit_distance(read, truth)
-                chars += len(truth)
-                if read != truth:
-                    wrong.append((truth, read))
-        model.train(was_training)
-        n = len(lines.texts)
-        return {"loss": loss_sum / n, "accuracy": right / n, "char_error_rate": errors / max(chars, 1),
-                "errors": n - right, "num_samples": n, "wrong": wrong}
+        return evaluate_lines(model, lines)
 
     def validate(self, model: torch.nn.Module) -> dict:
         if self.val_lines is None:
@@ -150,8 +159,7 @@ class LineTask:
         return {"val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_char_error_rate": val["char_error_rate"]}
 
     def test_lines(self) -> LineBatch:
-        """The test lines: drawn from the test digits, the same for every run."""
-        return draw_fixed_lines(self.test_split, _line_count(self.test_split, TEST_LINES), EVAL_SEED + 1)
+        return test_lines(self.test_split)
 
     def test(self, model: torch.nn.Module) -> dict:
         return self.evaluate(model, self.test_lines())
