@@ -8,9 +8,11 @@ from digitnet.data.augment import (
     augment_batch,
     box_lines,
     break_strokes,
+    close_fours,
     compose_affine,
     fill_frame_theta,
     ink_box,
+    pen_width,
     render_low_resolution,
     writer_strokes,
 )
@@ -164,3 +166,61 @@ def test_labels_change_the_preset_only_through_the_writer_strokes(mnist):
     labelled = augment_batch(x, "real-world", torch.Generator().manual_seed(5), labels=labels)
     assert torch.equal(labelled, augment_batch(x, "real-world", torch.Generator().manual_seed(5), labels=labels))
     assert not torch.equal(plain, labelled)
+
+
+def _holes(image: torch.Tensor) -> int:
+    """Background regions of a 0..1 digit (H, W) that do not reach the border: the loops it closes."""
+    import cv2
+
+    count, background = cv2.connectedComponents((image.numpy() < 0.4).astype("uint8"), connectivity=4)
+    border = set(background[0]) | set(background[-1]) | set(background[:, 0]) | set(background[:, -1])
+    return count - 1 - len(border - {0})  # label 0 is the ink
+
+
+def test_every_hand_closes_4s_and_bases_1s_and_changes_no_other_digit(mnist):
+    labels = torch.from_numpy(mnist.test_labels[:600].astype("int64"))
+    x = torch.from_numpy(mnist.test_images[:600]).float().div(255).unsqueeze(1)
+    out = writer_strokes(x, labels, torch.Generator().manual_seed(0), p=1.0, every_hand=True)
+    untouched = (labels != 1) & (labels != 7) & (labels != 4)
+    assert torch.equal(out[untouched], x[untouched]) and (out >= x).all()
+    # without every_hand the strokes (and their random stream) are what the line recognizer was trained with
+    assert torch.equal(writer_strokes(x, labels, torch.Generator().manual_seed(0), p=1.0),
+                       writer_strokes(x, labels, torch.Generator().manual_seed(0), p=1.0, every_hand=False))
+    # a closed 4 gains a loop at its top: open 4s (no hole before) mostly have one after
+    open_fours = [i for i in torch.nonzero(labels == 4)[:, 0].tolist() if _holes(x[i, 0]) == 0]
+    assert len(open_fours) >= 30
+    closed = [i for i in open_fours if _holes(out[i, 0]) >= 1]
+    assert len(closed) >= 0.7 * len(open_fours)  # (not those whose arm leans over the stem: 77% on these)
+    for i in closed:  # ... in its upper half
+        added = torch.nonzero((out[i, 0] - x[i, 0]) > 0.5)[:, 0].float()
+        top, bottom = ink_box(x[i:i + 1])[0, [0, 2]].tolist()
+        assert added.mean() < (top + bottom) / 2
+    # some flagged 1s stand on a base: ink added on both sides of the foot, on the bottom rows
+    based = 0
+    for i in torch.nonzero(labels == 1)[:, 0].tolist():
+        bottom = int(ink_box(x[i:i + 1])[0, 2])
+        foot = float((x[i, 0, bottom] * torch.arange(28.0)).sum() / x[i, 0, bottom].sum())
+        added = (out[i, 0] - x[i, 0]) > 0.5
+        low = added[bottom - 2:bottom + 1]
+        cols = torch.nonzero(low.any(0))[:, 0].float()
+        based += bool(len(cols)) and cols.min() < foot - 2 and cols.max() > foot + 2
+    assert 0.2 * int((labels == 1).sum()) <= based <= 0.6 * int((labels == 1).sum())
+
+
+def test_close_fours_draws_in_the_digits_own_pen_width(mnist):
+    fours = torch.from_numpy(mnist.test_images[mnist.test_labels == 4][:40]).float().div(255).unsqueeze(1)
+    thick = torch.nn.functional.max_pool2d(fours, 3, 1, 1)  # the same 4s written with a broader pen
+    assert (pen_width(thick) >= pen_width(fours)).all()  # (4 px at most)
+    assert pen_width(thick).mean() > pen_width(fours).mean() + 1
+    roof = (close_fours(fours) - fours).clamp_min(0).sum()
+    thick_roof = (close_fours(thick) - thick).clamp_min(0).sum()
+    assert thick_roof > 1.3 * roof
+
+
+def test_every_hand_needs_the_labels(mnist):
+    x = preprocess(torch.from_numpy(mnist.test_images[:8]), get_spec("fastnet"))
+    with pytest.raises(ValueError, match="labels"):
+        augment_batch(x, "every-hand", torch.Generator().manual_seed(0))
+    labels = torch.from_numpy(mnist.test_labels[:8].astype("int64"))
+    out = augment_batch(x, "every-hand", torch.Generator().manual_seed(0), labels=labels)
+    assert out.shape == x.shape and torch.isfinite(out).all()

@@ -51,7 +51,8 @@ def train(
                                 help="Metric for plateau/early stopping: val_accuracy or val_loss."),
     augment: str | None = typer.Option(
         DEFAULTS.augment,
-        help="Augmentation: none, light, robust, strong or real-world (coarse scans, pens, form boxes)."),
+        help="Augmentation: none, light, robust, strong, real-world (coarse scans, pens, form boxes) or every-hand "
+             "(real-world plus flagged and based 1s, crossed 7s, closed 4s)."),
     val_size: int = typer.Option(DEFAULTS.val_size, "--val-size",
                                  help="Validation images from the end of training (0: none)."),
     train_subset: int | None = typer.Option(DEFAULTS.train_subset, "--train-subset",

@@ -9,7 +9,8 @@ interpolation on the whole batch.
 (rendered at 8–16 px, quantized to 17 or 2 gray levels, sometimes filling their frame, upscaled
 bilinearly or nearest), pens of other widths, slant, cramped and stretched digits, broken strokes, and
 the lines of printed form boxes around the digit. Each effect hits a random part of the batch, so that
-clean MNIST digits stay common.
+clean MNIST digits stay common. ``every-hand`` adds the strokes that depend on the label
+(:func:`writer_strokes`): flags and bases on 1s, bars across 7s, closed tops on 4s.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-PRESETS = ("none", "light", "robust", "strong", "real-world")
+PRESETS = ("none", "light", "robust", "strong", "real-world", "every-hand")
 
 
 def random_affine_theta(
@@ -75,7 +76,8 @@ def augment_batch(x: torch.Tensor, preset: str = "light", generator: torch.Gener
     ``light``: small affine. ``robust``: affine plus random stroke thickness and low resolution,
     for photos of digits. ``strong``: larger affine plus elastic distortion, for the accuracy recipe.
     ``real-world``: other writers and scanners (see the module docstring); with ``labels`` (N,) it also
-    writes some 1s with a flag and some 7s crossed, as many writers outside the US do.
+    writes some 1s with a flag and some 7s crossed, as many writers outside the US do. ``every-hand``
+    (``labels`` needed): real-world plus bases on flagged 1s and closed 4s (:func:`writer_strokes`).
     """
     if preset == "none":
         return x
@@ -88,6 +90,10 @@ def augment_batch(x: torch.Tensor, preset: str = "light", generator: torch.Gener
 
     if preset == "real-world":
         return _real_world(x, generator, labels) + background
+    if preset == "every-hand":
+        if labels is None:
+            raise ValueError("the every-hand augmentation needs the labels (its strokes depend on the digit)")
+        return _real_world(x, generator, labels, every_hand=True) + background
     if preset == "robust":
         x = _random_thickness(x, generator)
     if preset == "strong":
@@ -290,11 +296,13 @@ def _weighted_col(x: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
 
 
 def writer_strokes(x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None,
-                   p: float = 0.3) -> torch.Tensor:
+                   p: float = 0.3, every_hand: bool = False) -> torch.Tensor:
     """Add the strokes other writers make to a random ``p`` of the 1s and 7s of 0..1 digits (N, 1, H, W):
     a flag from the top of a 1 down to the left, a bar across the stem of a 7.
 
-    (Closing the top of MNIST's open 4s makes 9s as often as closed 4s, so 4s are left alone.)
+    ``every_hand`` also gives some flagged 1s a base and closes the top of ``CLOSED_FOURS`` of the 4s
+    (:func:`close_fours`), in the digit's own pen width; the strokes without it keep their random stream
+    (the line recognizer's synthetic lines are drawn with them).
     """
     n, _, h, w = x.shape
     device, dtype = x.device, x.dtype
@@ -321,7 +329,68 @@ def writer_strokes(x: torch.Tensor, labels: torch.Tensor, generator: torch.Gener
     start, end = torch.where(one, flag_start, bar_start), torch.where(one, flag_end, bar_end)
     stroke = segment_ink((h, w), start, end, width) * x.amax((1, 2, 3)).view(n, 1, 1, 1)
     chosen = (pick & (one | seven).view(n)).view(n, 1, 1, 1)
-    return torch.where(chosen, torch.maximum(x, stroke), x)
+    out = torch.where(chosen, torch.maximum(x, stroke), x)
+    if not every_hand:
+        return out
+    # A flagged 1 often stands on a base: a short bar under its foot, centred on it.
+    pen = pen_width(x)
+    based = chosen.view(n) & one.view(n) & (torch.rand(n, device=device, generator=generator) < 0.4)
+    bottom = box[:, 2]
+    foot = _weighted_col(x, bottom)
+    half = uniform(0.15, 0.3) * height
+    base = segment_ink((h, w), torch.stack([bottom + 0.5 - pen / 2, foot - half], 1),
+                       torch.stack([bottom + 0.5 - pen / 2, foot + half], 1), pen)
+    out = torch.where(based.view(n, 1, 1, 1), torch.maximum(out, base * x.amax((1, 2, 3)).view(n, 1, 1, 1)), out)
+    # Half the 4s closed: MNIST's 4s are nearly all open, and a closed top must not read as a 9's loop.
+    closing = (labels == 4) & (torch.rand(n, device=device, generator=generator) < CLOSED_FOURS)
+    return torch.where(closing.view(n, 1, 1, 1), close_fours(out, generator), out)
+
+
+CLOSED_FOURS = 0.5  # share of the 4s that every-hand closes
+
+
+def pen_width(x: torch.Tensor, threshold: float = 0.4) -> torch.Tensor:
+    """Each digit's stroke width in pixels (N,): its ink area over half its outline (1.2 to 4 px)."""
+    ink = (x[:, 0] > threshold).to(x.dtype)
+    edges = (ink[:, 1:] != ink[:, :-1]).sum((1, 2)) + (ink[:, :, 1:] != ink[:, :, :-1]).sum((1, 2))
+    return (2 * ink.sum((1, 2)) / edges.clamp_min(1)).clamp(1.2, 4.0)
+
+
+def close_fours(x: torch.Tensor, generator: torch.Generator | None = None, threshold: float = 0.4) -> torch.Tensor:
+    """4s (N, 1, H, W, 0..1 ink) with their top closed: a stroke of the digit's own width from the top of the
+    left arm to the stem, as writers who draw a closed 4 do.
+
+    The stem is found where only it has ink, near the bottom; the left arm is the ink left of it. The roof
+    ends at the top of the ink right of the arm (the stem's top, wherever it leans), or a little below it. A digit with no arm left of its stem is left as it is.
+    """
+    n, _, h, w = x.shape
+    device, dtype = x.device, x.dtype
+    ink = x[:, 0] > threshold
+    box = ink_box(x, threshold).to(dtype)
+    top, left, bottom, right = box[:, 0], box[:, 1], box[:, 2], box[:, 3]
+    height, breadth = bottom - top + 1, right - left + 1
+    stem = _weighted_col(x, top + 0.85 * height)  # the bottom of a 4 is its stem alone
+    cols = torch.arange(w, device=device, dtype=dtype).view(1, 1, w) + 0.5
+    rows = torch.arange(h, device=device).view(1, h)
+    gap = (0.2 * breadth).clamp_min(2.5).view(n, 1, 1)
+    arm = ink & (cols < stem.view(n, 1, 1) - gap)
+    post = ink & (cols >= stem.view(n, 1, 1) - gap)  # the stem and what is right of it (a stem may lean)
+    big = torch.tensor(h, device=device)
+
+    def first_row(mask: torch.Tensor) -> torch.Tensor:
+        return torch.where(mask.any(2), rows, big).amin(1)
+
+    def mean_col(mask: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+        line = mask.gather(1, row.clamp(0, h - 1).view(n, 1, 1).expand(n, 1, w))[:, 0].to(dtype)
+        return (line * cols[:, 0]).sum(1) / line.sum(1).clamp_min(1)
+
+    arm_top, post_top = first_row(arm), first_row(post)
+    ok = (arm_top < top + 0.6 * height) & (post_top < top + 0.6 * height)
+    drop = _uniform(n, 0.0, 0.12, device, generator) * height
+    start = torch.stack([arm_top.to(dtype) + 0.5, mean_col(arm, arm_top)], 1)
+    end = torch.stack([post_top.to(dtype) + 0.5 + drop, mean_col(post, post_top)], 1)
+    roof = segment_ink((h, w), start, end, pen_width(x, threshold)) * x.amax((1, 2, 3)).view(n, 1, 1, 1)
+    return torch.where(ok.view(n, 1, 1, 1), torch.maximum(x, roof), x)
 
 
 def real_world_digits(x: torch.Tensor, generator: torch.Generator | None = None, labels: torch.Tensor | None = None,
@@ -332,9 +401,9 @@ def real_world_digits(x: torch.Tensor, generator: torch.Generator | None = None,
 
 
 def _real_world(x: torch.Tensor, generator: torch.Generator | None, labels: torch.Tensor | None = None,
-                boxes: bool = True, coarse: float = 0.35) -> torch.Tensor:
+                boxes: bool = True, coarse: float = 0.35, every_hand: bool = False) -> torch.Tensor:
     """The ``real-world`` preset on a zero-background batch (see the module docstring); ``boxes``: with the
-    printed form boxes (digits drawn into lines of writing have none)."""
+    printed form boxes (digits drawn into lines of writing have none); ``every_hand``: all writer strokes."""
     n, _, h, w = x.shape
     device = x.device
     peak = x.amax().clamp_min(1e-6)  # full ink in the batch's (normalized) units; work in 0..1 ink
@@ -348,7 +417,7 @@ def _real_world(x: torch.Tensor, generator: torch.Generator | None, labels: torc
     broken = chance(0.15)
     x = torch.where(broken.view(n, 1, 1, 1), break_strokes(x, 2, generator), x)
     if labels is not None:  # drawn only then, so that the stream without labels stays the same
-        x = writer_strokes(x, labels, generator)
+        x = writer_strokes(x, labels, generator, every_hand=every_hand)
 
     # Writers: slant, rotation, cramped or stretched digits, a little wobble — one resampling for the batch.
     # Coarse scans often size-normalize the digit to its cell: fill the frame first (same grid_sample).

@@ -29,7 +29,8 @@ def make_batch(
     """Gather a batch of uint8 images by index, normalize and (optionally) augment it, all on their device."""
     x = preprocess(images[idx], spec)
     if augment != "none":
-        x = augment_batch(x, augment, generator)
+        # Only every-hand's strokes depend on the digit; the other presets keep the stream they were made with.
+        x = augment_batch(x, augment, generator, labels[idx] if augment == "every-hand" else None)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x, labels[idx]
