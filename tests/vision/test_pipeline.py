@@ -88,3 +88,19 @@ def test_both_readers_take_the_likelier_reading_of_as_many_characters():
     same = line("7 1", 0.5, 1.0, 0.5)
     assert _likelier([same], [line("7 1", 0.99, 1.0, 0.99)]) == [same]  # the same text: the learned reading's boxes
     assert _likelier([pair], [one, pair]) == [pair]  # different lines found: the learned ones
+
+
+def test_both_readers_ask_the_segmenter_only_where_the_line_reader_is_unsure(mnist, monkeypatch):
+    import digitnet.vision.pipeline as pipeline
+    from digitnet.recognizer import Recognizer
+
+    calls = []
+    segment = pipeline.read_lines
+    monkeypatch.setattr(pipeline, "read_lines", lambda *a, **k: calls.append(1) or segment(*a, **k))
+    recognizer = Recognizer.from_pretrained(reader="both")
+    picture = on_paper(number_ink([mnist.test_images[k] for k in (3, 2, 1)], height=60, gaps=[12, 12]))  # "012"
+    answer = recognizer.read(picture)
+    assert answer["text"] == "".join(str(mnist.test_labels[k]) for k in (3, 2, 1))
+    assert min(item["confidence"] for item in answer["digits"]) >= pipeline.BOTH_SURE and calls == []
+    monkeypatch.setattr(pipeline, "BOTH_SURE", 1.01)  # nothing is that sure: the segmenter reads too
+    assert recognizer.read(picture)["text"] == answer["text"] and calls == [1]

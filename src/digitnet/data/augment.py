@@ -361,7 +361,8 @@ def close_fours(x: torch.Tensor, generator: torch.Generator | None = None, thres
     left arm to the stem, as writers who draw a closed 4 do.
 
     The stem is found where only it has ink, near the bottom; the left arm is the ink left of it. The roof
-    ends at the top of the ink right of the arm (the stem's top, wherever it leans), or a little below it. A digit with no arm left of its stem is left as it is.
+    ends at the top of the ink right of the arm (the stem's top, wherever it leans), or a little below it. A digit
+    with no arm left of its stem is left as it is.
     """
     n, _, h, w = x.shape
     device, dtype = x.device, x.dtype

@@ -58,7 +58,7 @@ class CRNN(nn.Module):
 @register_model("crnn-digits", "ours: CNN + BiLSTM + CTC line recognizer, reads whole lines of digits and separators",
                 input_size=LINE_HEIGHT, normalization="unit", channels_last=False, task="lines",
                 source="Shi et al. 2015 (CRNN); digit strings as Hochuli et al. 2018",
-                defaults={"epochs": 20, "batch_size": 16, "lr": 3e-3, "optimizer": "adamw", "weight_decay": 1e-4,
+                defaults={"epochs": 40, "batch_size": 16, "lr": 3e-3, "optimizer": "adamw", "weight_decay": 1e-4,
                           "schedule": "onecycle", "augment": "real-world"})
 def crnn_digits(width: int = 16, hidden: int = 64) -> nn.Module:
     return CRNN(width=width, hidden=hidden)

@@ -41,6 +41,9 @@ READERS = ("line", "ctc", "segment", "both")
 # separators and one-line numbers better than "line" on both seeds and touching pairs as well, and lost only on
 # lines where every neighbour overlaps; see benchmarks/README.md.
 DEFAULT_READER = "both"
+# "both" skips the segmenter where every character the line reader read is at least this sure (chosen on held-out
+# training digits, see benchmarks/README.md): it changes few of those readings and costs as much again as reading.
+BOTH_SURE = 0.99
 
 
 def find_writing(pixels: np.ndarray) -> Ink | None:
@@ -210,7 +213,9 @@ def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRec
     elif reader == "segment" or recognize is None or ink.in_boxes:  # form boxes part the digits themselves
         text_lines = read_lines(ink, classify)
     elif reader == "both":
-        text_lines = _likelier(line_reader.read_lines(ink, recognize, classify), read_lines(ink, classify))
+        learned = line_reader.read_lines(ink, recognize, classify)
+        # The segmenter is asked only where the line reader is unsure of a character: a sure reading stands.
+        text_lines = learned if _sure(learned) else _likelier(learned, read_lines(ink, classify))
     else:
         text_lines = line_reader.read_lines(ink, recognize, classify if reader == "line" else None)
     if not text_lines:
@@ -228,6 +233,12 @@ def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRec
                  for item in text_line.items]
         lines.append(PreparedLine(items, scaled(text_line.box)))
     return PreparedNumber(path, lines)
+
+
+def _sure(lines: list, least: float | None = None) -> bool:
+    """Whether every character of ``lines`` was read with a confidence of at least ``least`` (BOTH_SURE)."""
+    least = BOTH_SURE if least is None else least
+    return bool(lines) and all(item.confidence >= least for line in lines for item in line.items)
 
 
 def _likelier(learned: list, segmented: list) -> list:
