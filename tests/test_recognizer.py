@@ -92,7 +92,10 @@ def test_min_confidence_turns_doubt_into_null(recognizer, mnist):
 
 def test_read_fields(recognizer, mnist):
     labels, images = mnist.test_labels, mnist.test_images
-    line = np.concatenate([as_photo(images[i], scale=3) for i in range(3)], axis=1)
+    # MNIST frames side by side, as a number is written (each digit with its own 20 px of paper is spaced a digit
+    # height apart: as wide as a space between digit groups)
+    frames = np.concatenate([as_photo(images[i], scale=3)[:, 20:-20] for i in range(3)], axis=1)
+    line = np.pad(frames, ((0, 0), (20, 20)), constant_values=255)
     answer = recognizer.read(line)
     assert set(answer) == READ_FIELDS
     assert answer["text"] == "".join(str(labels[i]) for i in range(3))

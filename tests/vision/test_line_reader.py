@@ -124,10 +124,11 @@ def test_an_overlapping_pair_the_segmenter_takes_for_one_digit_is_read_right(mni
     from photo_helpers import number_ink, on_paper
 
     line, segment = readers
-    # MNIST test digits 2263 and 8537, two 9s written into each other: the segmenter finds one digit
+    # MNIST test digits 2263 and 8537, two 9s written into each other: the segmenter misreads them (one 9 with the
+    # previous default model, "67" with the every-hand one)
     picture = on_paper(number_ink([mnist.test_images[2263], mnist.test_images[8537]], height=70, gaps=[-9]))
     assert (mnist.test_labels[2263], mnist.test_labels[8537]) == (9, 9)
-    assert segment.read(picture)["text"] == "9"
+    assert segment.read(picture)["text"] != "99"
     answer = line.read(picture)
     assert answer["text"] == "99"
     first, second = answer["digits"]
