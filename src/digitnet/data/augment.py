@@ -341,7 +341,7 @@ def writer_strokes(x: torch.Tensor, labels: torch.Tensor, generator: torch.Gener
     base = segment_ink((h, w), torch.stack([bottom + 0.5 - pen / 2, foot - half], 1),
                        torch.stack([bottom + 0.5 - pen / 2, foot + half], 1), pen)
     out = torch.where(based.view(n, 1, 1, 1), torch.maximum(out, base * x.amax((1, 2, 3)).view(n, 1, 1, 1)), out)
-    # Half the 4s closed: MNIST's 4s are nearly all open, and a closed top must not read as a 9's loop.
+    # Many 4s closed (CLOSED_FOURS): MNIST's 4s are nearly all open, and a closed top must not read as a 9's loop.
     closing = (labels == 4) & (torch.rand(n, device=device, generator=generator) < CLOSED_FOURS)
     return torch.where(closing.view(n, 1, 1, 1), close_fours(out, generator), out)
 
