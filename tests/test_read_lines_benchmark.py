@@ -117,3 +117,29 @@ def test_spaced_digits_stand_evenly_a_pitch_apart(mnist):
         steps = np.diff(centres) / 60
         assert np.all(steps > 0.9) and np.all(steps < 1.9), steps  # the pitch (±5%), give or take ink centring
         assert steps.max() / steps.min() < 1.3, steps
+
+
+def test_tiles_stand_side_by_side_each_in_its_own_columns(mnist):
+    import io
+
+    from PIL import Image
+
+    single = [d for d in mnist.test_images[:300] if len(connected_components(d > 127)[1]) == 1][:4]
+    for pad, scale in ((0, 1.0), (8, 2.0)):
+        strip = np.asarray(Image.open(io.BytesIO(read_lines.tile_strip(single, pad, scale))).convert("L"))
+        assert strip.shape == (round(28 * scale), round(4 * (28 + 2 * pad) * scale))
+        ink = strip < 128  # dark on white
+        pitch = (28 + 2 * pad) * scale
+        for k, tile in enumerate(single):  # each tile's ink within its own columns, as much of it as drawn
+            columns = ink[:, round(k * pitch):round((k + 1) * pitch)]
+            assert abs(columns.sum() - (tile > 127).sum() * scale ** 2) <= 0.25 * (tile > 127).sum() * scale ** 2
+
+
+def test_the_tiles_rows_count_what_they_drew(tmp_path):
+    # Misread strips are saved as tilesPAD-K-TRUTH-as-ANSWER: side by side (pad 0) or set apart (pad 4-12).
+    result = read_lines.run(None, n=4, seed=0, save=str(tmp_path), rows=("tiles", "tiles_apart"))
+    missed = [p.stem.split("-") for p in tmp_path.glob("tiles*.jpg")]
+    pads = [int(name[0].removeprefix("tiles")) for name in missed]
+    assert sum(pad == 0 for pad in pads) == round(4 * (1 - result["tiles"]["exact"]))
+    assert sum(4 <= pad <= 12 for pad in pads) == round(4 * (1 - result["tiles_apart"]["exact"]))
+    assert all(name[2].isdigit() and 2 <= len(name[2]) <= 8 for name in missed)
