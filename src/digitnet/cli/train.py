@@ -53,6 +53,12 @@ def train(
         DEFAULTS.augment,
         help="Augmentation: none, light, robust, strong, real-world (coarse scans, pens, form boxes) or every-hand "
              "(real-world plus flagged and based 1s, crossed 7s, closed 4s)."),
+    teacher: str | None = typer.Option(
+        DEFAULTS.teacher, help="Distil from this saved model folder (or `best`): the student also learns its "
+                               "softened answers, on the images it reads right."),
+    distill: float = typer.Option(DEFAULTS.distill, help="The teacher's share of the loss, 0..1 (with --teacher)."),
+    distill_temperature: float = typer.Option(DEFAULTS.distill_temperature, "--distill-temperature",
+                                              help="Softmax temperature of the distillation term."),
     val_size: int = typer.Option(DEFAULTS.val_size, "--val-size",
                                  help="Validation images from the end of training (0: none)."),
     train_subset: int | None = typer.Option(DEFAULTS.train_subset, "--train-subset",
@@ -83,7 +89,7 @@ def train(
         nesterov=nesterov, weight_decay=weight_decay, l2=l2, label_smoothing=label_smoothing, schedule=schedule,
         warmup=warmup, plateau_factor=plateau_factor, plateau_patience=plateau_patience, step_size=step_size,
         step_gamma=step_gamma, early_stopping=early_stopping, restore_best=restore_best, monitor=monitor,
-        augment=augment, val_size=val_size,
+        augment=augment, teacher=teacher, distill=distill, distill_temperature=distill_temperature, val_size=val_size,
         train_subset=train_subset, seed=seed, device=device, threads=threads, amp=amp, compile=compile_model,
         data=data, download=download,
         out=str(out) if out else None, resume=resume, overwrite=overwrite, tensorboard=tensorboard, plots=plots,

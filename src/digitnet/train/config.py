@@ -55,6 +55,11 @@ class TrainConfig:
     tensorboard: bool = False
     track_test: bool = False  # evaluate the test set every epoch (benchmarks only: time-to-accuracy)
     plots: bool = True  # the run report: written by digitnet.train(config) (evaluate's ReportCallback)
+    # Knowledge distillation: a saved model folder (or "best") whose softened answers the student also learns from.
+    teacher: str | None = None
+    distill: float = 0.5  # the teacher's share of the loss, where it reads the image right
+    # 1: the bundled teachers were trained with label smoothing, so their answers are soft already; at 4 they are flat
+    distill_temperature: float = 1.0
     arch_kwargs: dict = field(default_factory=dict)
 
     def resolved(self) -> TrainConfig:

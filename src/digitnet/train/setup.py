@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -19,11 +20,12 @@ from digitnet.data.lines import MAX_CHARS
 from digitnet.data.sources import MNIST
 from digitnet.data.splits import Splits, make_splits
 from digitnet.models.registry import ModelSpec, create_model
+from digitnet.saved_model import ModelLoadError, load_model
 from digitnet.train import distributed
 from digitnet.train.config import TrainConfig
 from digitnet.train.lines import LineTask, ctc_loss
 from digitnet.train.optim import PER_STEP_SCHEDULES, build_optimizer, build_scheduler
-from digitnet.train.step import make_batch, train_step, use_amp
+from digitnet.train.step import distillation_loss, make_batch, train_step, use_amp
 from digitnet.utils import DigitnetError, seed_everything
 
 LINE_MAX_GRAD_NORM = 5.0  # a line recognizer's gradients are clipped to this norm (CTC + LSTM)
@@ -49,6 +51,7 @@ class Run:
     steps_per_epoch: int
     monitor: str  # the metric that picks the best epoch, stops early and drives ReduceLROnPlateau
     lines: LineTask | None = None  # a line recognizer's batches, loss and evaluation (spec.task == "lines")
+    teacher: nn.Module | None = None  # distillation's teacher (cfg.teacher), frozen, in eval mode
 
     @property
     def per_step_schedule(self) -> bool:
@@ -93,8 +96,14 @@ class Run:
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step, then a per-step schedule's step. Detached loss and logits, no host sync."""
         lines = self.lines is not None
+        loss_function = ctc_loss if lines else None
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher_logits = self.teacher(x)  # the same augmented images the student sees
+            loss_function = partial(distillation_loss, teacher_logits=teacher_logits, weight=self.cfg.distill,
+                                    temperature=self.cfg.distill_temperature, label_smoothing=self.cfg.label_smoothing)
         loss, logits = train_step(self.train_model, self.optimizer, x, y, self.cfg.label_smoothing, self.amp,
-                                  ctc_loss if lines else None, LINE_MAX_GRAD_NORM if lines else None)
+                                  loss_function, LINE_MAX_GRAD_NORM if lines else None)
         if self.per_step_schedule:
             self.scheduler.step()
         return loss, logits
@@ -131,6 +140,29 @@ def resolve_monitor(cfg: TrainConfig, has_val: bool) -> str:
     return cfg.monitor if has_val or not cfg.monitor.startswith("val_") else "train_loss"
 
 
+def load_teacher(cfg: TrainConfig, spec: ModelSpec, device: torch.device) -> nn.Module | None:
+    """``cfg.teacher`` loaded for distillation, checked to take the student's input as it is; None without one."""
+    if cfg.teacher is None:
+        return None
+    if spec.task != "digits":
+        raise DigitnetError(f"--teacher: distillation teaches digit classifiers, not {spec.name}")
+    if not 0 <= cfg.distill <= 1 or cfg.distill_temperature <= 0:
+        raise DigitnetError("--distill must lie in 0..1 and --distill-temperature be positive, got "
+                            f"{cfg.distill} and {cfg.distill_temperature}")
+    try:
+        teacher = load_model(cfg.teacher, device)
+    except ModelLoadError as exc:
+        raise DigitnetError(f"--teacher {cfg.teacher}: {exc}") from None
+    if teacher.spec.task != "digits" or teacher.spec.input_size != spec.input_size \
+            or teacher.spec.mean_std != spec.mean_std:
+        raise DigitnetError(f"--teacher {cfg.teacher}: it takes {teacher.spec.input_size}px images normalized "
+                            f"{teacher.spec.mean_std}, the student {spec.input_size}px {spec.mean_std}; "
+                            "choose a teacher fed like the student")
+    for p in teacher.model.parameters():
+        p.requires_grad_(False)
+    return teacher.model.eval()
+
+
 def build_run(cfg: TrainConfig, data: MNIST | Splits, device: torch.device) -> Run:
     """Seed, split ``data`` on ``device`` (an :class:`MNIST` is split as ``cfg`` says) and build the run.
 
@@ -161,4 +193,4 @@ def build_run(cfg: TrainConfig, data: MNIST | Splits, device: torch.device) -> R
     return Run(cfg=cfg, device=device, splits=splits, model=model, train_model=train_model, spec=model.spec,
                optimizer=optimizer, scheduler=scheduler, generator=torch.Generator(device=device).manual_seed(cfg.seed),
                amp=use_amp(cfg.amp, device), channels_last=channels_last, steps_per_epoch=steps_per_epoch,
-               monitor=monitor, lines=lines)
+               monitor=monitor, lines=lines, teacher=load_teacher(cfg, model.spec, device))

@@ -36,6 +36,29 @@ def make_batch(
     return x, labels[idx]
 
 
+def distillation_loss(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    weight: float,
+    temperature: float,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Cross-entropy on the labels, mixed with the KL divergence to the teacher's softened answer (Hinton et al.
+    2015) on the images the teacher reads right.
+
+    Where the teacher is wrong (it never saw every-hand's flagged 1s or closed 4s) the label alone teaches: its
+    soft answer would teach the student the teacher's mistake. The KL term is scaled by temperature² so that its
+    gradients keep their size whatever the temperature.
+    """
+    ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing, reduction="none")
+    t = temperature
+    kl = F.kl_div(F.log_softmax(logits.float() / t, 1), F.log_softmax(teacher_logits.float() / t, 1),
+                  log_target=True, reduction="none").sum(1) * (t * t)
+    share = weight * (teacher_logits.argmax(1) == y).float()
+    return ((1 - share) * ce + share * kl).mean()
+
+
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
     """bf16 autocast when ``enabled`` (worth it on GPUs with bf16 units; CPUs without them run it slower)."""
     if not enabled:
