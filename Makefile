@@ -68,10 +68,10 @@ best-model: setup
 	cp runs/best-model/model.safetensors runs/best-model/model.json src/digitnet/assets/best-model/
 
 # The bundled line recognizer that `digitnet read` uses: exactly this command made src/digitnet/assets/line-model
-# (crnn-digits' recipe: 20 epochs of synthetic lines drawn from the MNIST training digits; one thread, so a rebuild is
-# the same bit for bit). Under 30 minutes on a 2-core CPU.
+# (crnn-digits' recipe: 40 epochs of synthetic lines drawn from the MNIST training digits; one thread, so a rebuild is
+# the same bit for bit). About 22 minutes on a 2-core CPU.
 line-model: setup
-	$(BIN)/digitnet train --arch crnn-digits --seed 0 --threads 1 --out runs/line-model --overwrite
+	$(BIN)/digitnet train --arch crnn-digits --seed 0 --threads 1 --no-plots --out runs/line-model --overwrite
 	rm -rf src/digitnet/assets/line-model && mkdir -p src/digitnet/assets/line-model
 	cp runs/line-model/model.safetensors runs/line-model/model.json src/digitnet/assets/line-model/
 

@@ -123,7 +123,8 @@ class Recognizer:
         device = next(self.line.model.parameters()).device
         probabilities = torch.softmax(self.line.model(torch.from_numpy(batch).to(device)).float(), 2).cpu().numpy()
         lengths = output_lengths(torch.tensor([image.shape[1] for image in images])).tolist()
-        return [greedy_decode(p[:n]) for p, n in zip(probabilities, lengths, strict=True)]
+        offset = float(self.line.metadata.get("ctc_offset", 0.0))
+        return [greedy_decode(p[:n], offset) for p, n in zip(probabilities, lengths, strict=True)]
 
     # ------------------------------------------------------------------------------ pictures
 

@@ -50,6 +50,23 @@ def test_labels_are_the_texts_with_the_slots_digits(whole_digits) -> None:
     assert all(lines.images[k, 0, :, int(w):].max() == 0 for k, w in enumerate(lines.widths))  # only padding after
 
 
+def test_each_characters_centre_is_where_its_ink_is(whole_digits) -> None:
+    lines = draw(["123", "4.56", "78 90"] * 4, whole_digits, seed=2)
+    for k, text in enumerate(lines.texts):
+        boxes = pieces(lines.images[k, 0])
+        if len(boxes) != len(text.replace(" ", "")):
+            continue  # a gap closed
+        inked = iter(boxes)
+        for char, centre in zip(text, lines.centres[k], strict=True):
+            if char == " ":
+                continue
+            x0, _, x1, _ = next(inked)
+            assert x0 - 1 <= centre <= x1 + 1, (text, char, centre, x0, x1)
+        space = text.find(" ")
+        if space > 0:  # a space's centre: in the gap it stands for
+            assert boxes[space - 1][2] <= lines.centres[k][space] <= boxes[space][0]
+
+
 def test_every_character_is_drawn(whole_digits) -> None:
     texts = ["12345", "1.25", "3,14", "-42", "12.11.2026", "7"] * 6
     lines = draw(texts, whole_digits)
@@ -118,10 +135,23 @@ def test_digits_on_a_grid_stand_a_pitch_apart_and_a_space_is_wider_still(whole_d
     assert len(spaced) >= 8 and np.all(spaced > 1.5), spaced  # a space: the pitch plus 0.85–1.5 heights
 
 
+def test_grids_reach_cells_as_wide_as_mnist_tiles_set_apart(whole_digits) -> None:
+    # MNIST's 28-px tiles with 8-24 px between them put 20-px digits 1.8-2.6 heights apart: lines on a grid
+    # must reach that far, or the recognizer takes each wide gap for a space.
+    lines = draw(["80808"] * 30, whole_digits, seed=5, grid=1.0)
+    steps = []
+    for k in range(30):
+        boxes = pieces(lines.images[k, 0])
+        if len(boxes) == 5:
+            centres = (boxes[:, 0] + boxes[:, 2]) / 2
+            steps.append(float(np.median(np.diff(centres))) / float(np.median(boxes[:, 3] - boxes[:, 1])))
+    assert len(steps) >= 20 and max(steps) > 2.2 and min(steps) < 1.4, steps
+
+
 def test_touching_digits_share_ink(whole_digits) -> None:
     images, labels = whole_digits
     touching = draw_lines(images, labels, torch.Generator().manual_seed(3), texts=["12345678"] * 10,
-                          augment=False, touching=1.0)
+                          augment=False, touching=1.0, grid=0.0)  # (digits in cells never touch)
     apart = draw(["12345678"] * 10, whole_digits, seed=3)
     assert np.mean([len(pieces(touching.images[k, 0])) for k in range(10)]) < \
         np.mean([len(pieces(apart.images[k, 0])) for k in range(10)]) - 3

@@ -30,6 +30,7 @@ def test_a_line_recognizer_trains_saves_and_reports(tmp_path, mnist) -> None:
     run = tmp_path / "run"
     model = json.loads((run / "model.json").read_text())
     assert model["arch"] == "crnn-digits" and model["task"] == "lines" and model["alphabet"] == "0123456789.,- "
+    assert isinstance(model["ctc_offset"], float)  # measured on the validation lines (0 where none is read right)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test_samples"] == 100  # lines drawn from the 400 test digits
     assert 0 <= metrics["test_char_error_rate"] and "misread_lines" in metrics
@@ -73,3 +74,35 @@ def test_greedy_texts_and_edit_distance() -> None:
     assert greedy_texts(logits, torch.tensor([6])) == ["11.5"]
     assert greedy_texts(logits, torch.tensor([2])) == ["1"]  # only the line's own columns
     assert edit_distance("12.5", "12,5") == 1 and edit_distance("123", "13") == 1 and edit_distance("", "ab") == 2
+
+
+def test_alignment_offset_is_where_the_columns_sit_beside_the_ink(mnist) -> None:
+    import torch
+
+    from digitnet.data.lines import draw_lines
+    from digitnet.models.crnn import ALPHABET
+    from digitnet.train.lines import alignment_offset
+
+    images = torch.from_numpy(mnist.test_images[:MAX_CHARS * 6])
+    labels = torch.from_numpy(mnist.test_labels[:MAX_CHARS * 6].astype("int64"))
+    lines = draw_lines(images, labels, torch.Generator().manual_seed(0), texts=["1234", "56 78", "9.01"] * 2,
+                       augment=False)
+
+    class Oracle(torch.nn.Module):
+        """Fires each character of the drawn texts ``shift`` columns after the one its ink centre falls in."""
+
+        def __init__(self, shift: int):
+            super().__init__()
+            self.shift = shift
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            logits = torch.zeros(x.shape[0], x.shape[-1] // 4, len(ALPHABET) + 1)
+            logits[..., 0] = 5.0  # blank everywhere else
+            for k, (text, centres) in enumerate(zip(lines.texts, lines.centres, strict=True)):
+                for char, centre in zip(text, centres, strict=True):
+                    logits[k, int(centre // 4) + self.shift, ALPHABET.index(char) + 1] = 10.0
+            return logits
+
+    # columns are 4 px: a column's middle is within 2 px of any centre in it
+    assert abs(alignment_offset(Oracle(0), lines)) <= 2
+    assert abs(alignment_offset(Oracle(-2), lines) + 8) <= 2  # two columns early: 8 px left

@@ -81,6 +81,20 @@ def test_touching_ink_is_cut_between_characters_and_overhangs_go_whole() -> None
     assert items[2].box == (120, 20, 160, 60)  # the bar goes with its digit although it starts across the cut
 
 
+def test_a_recognizer_that_fires_early_is_parted_by_its_offset() -> None:
+    mask = np.zeros((100, 200), bool)
+    mask[20:60, 20:100] = True  # two touching digits, 20-60 and 60-100
+    line = Line(components=[0], top0=20, bottom0=60, height=40)
+    image = line_image(mask, line)
+    early = reading(image, "42", [28, 68])  # each character read 12 px left of its centre
+    assert items_of(early, image)[0].box[2] < 56  # taken as it fired, the cut falls inside the first digit
+    early.offset = -12 * image.scale  # its ctc_offset, in line-image pixels
+    first, second = items_of(early, image)
+    assert abs(first.box[2] - 60) <= 2 and abs(second.box[0] - 60) <= 2
+    assert early.centres() == pytest.approx([(column + 0.5) * REDUCTION + 12 * image.scale
+                                             for column, _ in early.spans])
+
+
 def test_characters_read_on_blank_paper_are_dropped() -> None:
     mask = np.zeros((100, 200), bool)
     mask[20:60, 20:45] = True
@@ -171,3 +185,23 @@ def test_the_default_reader_keeps_the_line_recognizers_count(mnist) -> None:
     picture = on_paper(number_ink([mnist.test_images[2263], mnist.test_images[8537]], height=70, gaps=[-9]))
     default = Recognizer.from_pretrained()
     assert default.reader == "both" and default.read(picture)["text"] == "99"
+
+
+def mnist_tiles_apart(mnist, count: int = 16, seed: int = 7):
+    """Strips of 3-6 MNIST test images (a fixed seed) with 8-12 white columns on each side of every tile, dark on
+    white, twice the size: a number written in cells, each digit 1.8-2.6 of its heights from the next."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        index = rng.choice(len(mnist.test_labels), int(rng.integers(3, 7)), replace=False)
+        pad = int(rng.integers(8, 13))
+        strip = 255 - np.hstack([np.pad(mnist.test_images[i], ((0, 0), (pad, pad))) for i in index])
+        yield "".join(str(mnist.test_labels[i]) for i in index), np.kron(strip, np.ones((2, 2), np.uint8))
+
+
+def test_digits_in_cells_far_apart_are_one_number_without_spaces(mnist, readers) -> None:
+    line, _ = readers
+    readings = [(truth, line.read(strip)["text"]) for truth, strip in mnist_tiles_apart(mnist)]
+    # A gap as wide as a digit between every pair is the writer's spacing, not a space (the line model trained
+    # before grids reached 2.6 heights put spaces between the digits of all 16).
+    assert sum(" " in text for _, text in readings) <= 1, readings
+    assert sum(truth == text for truth, text in readings) >= 14, readings

@@ -395,10 +395,10 @@ def close_fours(x: torch.Tensor, generator: torch.Generator | None = None, thres
 
 
 def real_world_digits(x: torch.Tensor, generator: torch.Generator | None = None, labels: torch.Tensor | None = None,
-                      boxes: bool = True, coarse: float = 0.35) -> torch.Tensor:
+                      boxes: bool = True, coarse: float = 0.35, every_hand: bool = False) -> torch.Tensor:
     """The ``real-world`` effects on digits (N, 1, H, W) in 0..1 on a zero background (see the module docstring);
-    ``coarse``: the share of coarse scans."""
-    return _real_world(x, generator, labels, boxes, coarse)
+    ``coarse``: the share of coarse scans; ``every_hand`` (with ``labels``): all of :func:`writer_strokes`."""
+    return _real_world(x, generator, labels, boxes, coarse, every_hand)
 
 
 def _real_world(x: torch.Tensor, generator: torch.Generator | None, labels: torch.Tensor | None = None,

@@ -6,8 +6,9 @@ found it: the line's ink (a binary mask) reduced to ``LINE_HEIGHT`` rows with it
 ``DIGIT_HEIGHT`` rows tall and its centre on row ``CENTRE_ROW``.
 
 Digits are MNIST images (any split: the caller passes the training digits for training, held-out training
-digits for validation, test digits for measuring), each first given the ``real-world`` augmentation (pens,
-slant, wobble, coarse scans; no form boxes) and, as many writers do, some 1s a flag and some 7s a bar. Each
+digits for validation, test digits for measuring), each first given the ``every-hand`` augmentation (pens,
+slant, wobble, coarse scans; no form boxes) with the strokes other writers add: flagged 1s, some on a base,
+crossed 7s, closed 4s. Each
 is then scaled to the line's height (±8%), set on a baseline that may drift (a sloped line) with jitter, and
 spaced unevenly: now and then neighbours touch or overlap (negative gaps); some lines stand their digits on a
 fixed pitch instead, as in cells, so that a wide gap beside a narrow 1 is not a space. Marks are pen strokes as wide as
@@ -40,7 +41,9 @@ TILE = LINE_HEIGHT * SCALE  # each digit and mark is first drawn in a TILE×TILE
 KINDS = {"digits": 45, "decimal point": 10, "decimal comma": 10, "minus": 10, "date": 8, "groups": 12,
          "hyphenated": 5}
 GRID = 0.25  # the chance that a line's digits stand on a fixed pitch (cells, or MNIST tiles set side by side) ...
-GRID_PITCH = (1.0, 1.7)  # ... this many digit heights apart, centre to centre: a narrow 1 leaves a wide gap
+# ... this many digit heights apart, centre to centre: a narrow 1 leaves a wide gap. Up to 2.6: MNIST's 28-px tiles
+# (20-px digits) set apart by a form's cell walls, or a wide comb, are 1.8-2.6 heights apart.
+GRID_PITCH = (1.0, 2.6)
 
 
 @dataclass
@@ -50,6 +53,9 @@ class LineBatch:
     images: torch.Tensor
     widths: torch.Tensor  # int64 (B,): the rest of each row is padding
     texts: list[str]
+    # per line, each character's horizontal centre in pixels (spaces: the middle of their gap); where CTC should
+    # place it, for measuring how a recognizer's alignment sits
+    centres: list[list[float]] | None = None
 
 
 # ------------------------------------------------------------------------------------------- texts
@@ -195,7 +201,7 @@ def draw_lines(images: torch.Tensor, labels: torch.Tensor, generator: torch.Gene
     flat = torch.tensor([s for used in slots for s in used], dtype=torch.long, device=device)
     digits = images[flat].unsqueeze(1).float() / 255
     if augment and len(flat):
-        digits = real_world_digits(digits, generator, labels[flat], boxes=False, coarse=0.15)
+        digits = real_world_digits(digits, generator, labels[flat], boxes=False, coarse=0.15, every_hand=True)
         # Ink finding thresholds relative to the ink's own contrast: a faint (coarse, thin) digit stays.
         digits = digits / digits.amax((1, 2, 3), keepdim=True).clamp_min(1e-3)
 
@@ -219,7 +225,7 @@ def draw_lines(images: torch.Tensor, labels: torch.Tensor, generator: torch.Gene
     gap_size = _uniform(n, 0, 1, generator, device)
     tiles, widths = _digit_tiles(digits, heights, stretch, tops) if n else (None, None)
 
-    rows = []
+    rows, centres = [], []
     digit_at = 0
     for k, text in enumerate(texts):
         h = float(line_height[k])
@@ -228,9 +234,14 @@ def draw_lines(images: torch.Tensor, labels: torch.Tensor, generator: torch.Gene
         pen = None
         previous = None
         centre_x = end_x = 0.0  # the last digit's centre and right edge
+        extents: list[tuple[float, float] | None] = []  # each character's columns (a space: None, its gap)
         for char in text:
             if char == " ":
-                x += h * float(_uniform(1, 0.85, 1.5, generator, device))
+                extents.append(None)
+                space = float(_uniform(1, 0.85, 1.5, generator, device))
+                if on_grid[k]:  # an empty cell at least (most of one): on a wide grid a space is wider still
+                    space = max(space, float(pitch[k]) * float(_uniform(1, 0.7, 1.0, generator, device)))
+                x += h * space
                 previous = " "
                 continue
             if char.isdigit():
@@ -252,6 +263,7 @@ def draw_lines(images: torch.Tensor, labels: torch.Tensor, generator: torch.Gene
                 tile = torch.roll(tile, shift, 0) if shift else tile
                 width = int(math.ceil(float(widths[i])))
                 placed.append((tile, int(round(x)), width))
+                extents.append((x, x + float(widths[i])))
                 x += float(widths[i])
             else:
                 if pen is None:
@@ -262,9 +274,12 @@ def draw_lines(images: torch.Tensor, labels: torch.Tensor, generator: torch.Gene
                 base = float(centre[k]) + h / 2 + float(slope[k]) * x
                 tile, width = _mark_tile(char, pen, h, base, base - h / 2, generator, device)
                 placed.append((tile, int(round(x)), width))
+                extents.append((x, x + width))
                 x += width + h * float(_uniform(1, *gap, generator, device))
             previous = char
         x += float(_uniform(1, 0.1, 0.6, generator, device)) * h
+        centres.append([((e[0] + e[1]) if e else (extents[j - 1][1] + extents[j + 1][0])) / 2 / SCALE
+                        for j, e in enumerate(extents)])
         canvas = torch.zeros(TILE, max(int(math.ceil(x)), 2 * SCALE) + 2 * SCALE, device=device)
         for tile, left, width in placed:
             left = max(left, 0)
@@ -284,4 +299,4 @@ def draw_lines(images: torch.Tensor, labels: torch.Tensor, generator: torch.Gene
     blurred = F.avg_pool2d(F.pad(batch, (1, 1, 1, 1)), 3, stride=1)
     batch = torch.where(soft.view(count, 1, 1, 1), torch.maximum(batch, blurred), batch)
     line_widths = torch.tensor([math.ceil(r.shape[1] / SCALE) for r in rows], dtype=torch.long, device=device)
-    return LineBatch(batch, line_widths, texts)
+    return LineBatch(batch, line_widths, texts, centres)

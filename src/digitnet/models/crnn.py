@@ -87,10 +87,19 @@ class Decoded:
     spans: list[tuple[int, int]]  # per character: first and last output column it was read in (inclusive)
     confidences: list[float]  # per character: its highest posterior over those columns
     digit_probabilities: list[np.ndarray | None]  # per digit character: (10,) posteriors over digits at its peak
+    # Input pixels by which this recognizer's columns sit right of the characters' ink centres (model.json's
+    # ``ctc_offset``, measured on validation lines): CTC fixes the order of characters, not where in its receptive
+    # field a column fires, and a larger BiLSTM fires a character consistently early.
+    offset: float = 0.0
+
+    def centres(self) -> list[float]:
+        """Each character's horizontal centre in input pixels: its columns' middle, less :attr:`offset`."""
+        return [(t0 + t1 + 1) / 2 * REDUCTION - self.offset for t0, t1 in self.spans]
 
 
-def greedy_decode(probabilities: np.ndarray) -> Decoded:
-    """Best path decoding of one line's posteriors (T, classes): argmax per column, repeats merged, blanks dropped."""
+def greedy_decode(probabilities: np.ndarray, offset: float = 0.0) -> Decoded:
+    """Best path decoding of one line's posteriors (T, classes): argmax per column, repeats merged, blanks dropped;
+    ``offset``: the recognizer's ``ctc_offset`` (see :attr:`Decoded.offset`)."""
     best = probabilities.argmax(1)
     chars, spans, confidences, digits = [], [], [], []
     t = 0
@@ -110,4 +119,4 @@ def greedy_decode(probabilities: np.ndarray) -> Decoded:
             else:
                 digits.append(None)
         t = end + 1
-    return Decoded("".join(chars), spans, confidences, digits)
+    return Decoded("".join(chars), spans, confidences, digits, offset)

@@ -299,7 +299,9 @@ def _save(fit: Fit, mnist: MNIST, metrics: dict, temperature: float, test: dict)
         "data": {"checksum": mnist.checksum, "source": mnist.origin, "train_size": len(splits.train),
                  "val_size": len(splits.val) if splits.val else 0, "test_size": len(splits.test)},
         "training": {k: v for k, v in cfg.to_dict().items() if k not in ("out", "resume", "overwrite")},
-        **({"task": "lines", "alphabet": ALPHABET} if fit.run.lines is not None else {}),
+        # a line recognizer: where its CTC columns sit, measured on the validation lines (line_reader parts by it)
+        **({"task": "lines", "alphabet": ALPHABET, "ctc_offset": fit.run.lines.alignment_offset(fit.run.model)}
+           if fit.run.lines is not None else {}),
     })
     details = {"per_class": test["per_class"], "confusion": test["confusion"]} if "confusion" in test else \
         {"misread_lines": [{"text": truth, "read": read} for truth, read in test["wrong"][:200]]}

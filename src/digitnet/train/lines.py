@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from digitnet.data.lines import MAX_CHARS, LineBatch, draw_lines
 from digitnet.data.splits import Split
-from digitnet.models.crnn import ALPHABET, BLANK, encode, output_lengths
+from digitnet.models.crnn import ALPHABET, BLANK, encode, greedy_decode, output_lengths
 
 VAL_LINES = 600  # lines drawn from the validation digits, measured every epoch (at most: a small split, fewer)
 TEST_LINES = 2000  # lines drawn from the test digits, measured once (at most)
@@ -120,6 +120,32 @@ def evaluate_lines(model: torch.nn.Module, lines: LineBatch) -> dict:
             "errors": n - right, "num_samples": n, "wrong": wrong}
 
 
+@torch.no_grad()
+def alignment_offset(model: torch.nn.Module, lines: LineBatch) -> float:
+    """Where ``model``'s CTC columns sit relative to the digits they read, in line-image pixels: the median, over
+    the digits of the lines it reads exactly, of (column centre − the digit's ink centre as drawn).
+
+    Saved with a line recognizer as ``ctc_offset`` (fitted on validation lines, as a classifier's temperature is),
+    and taken off by the line reader where it parts a line between characters.
+    """
+    was_training = model.training
+    model.eval()
+    offsets = []
+    for start in range(0, len(lines.texts), EVAL_BATCH):
+        images, widths = lines.images[start:start + EVAL_BATCH], lines.widths[start:start + EVAL_BATCH]
+        width = int(widths.max())
+        width += (-width) % 4
+        probabilities = torch.softmax(model(images[..., :width]).float(), 2).cpu().numpy()
+        for k, length in enumerate(output_lengths(widths.cpu()).tolist()):
+            decoded = greedy_decode(probabilities[k, :length])
+            text, centres = lines.texts[start + k], lines.centres[start + k]
+            if decoded.text == text:
+                offsets += [read - drawn for char, read, drawn in zip(text, decoded.centres(), centres, strict=True)
+                            if char.isdigit()]
+    model.train(was_training)
+    return float(torch.tensor(offsets).median()) if offsets else 0.0
+
+
 def test_lines(test: Split) -> LineBatch:
     """The test lines: drawn from the test digits ``test``, the same for every run (and for its report)."""
     return draw_fixed_lines(test, _line_count(test, TEST_LINES), EVAL_SEED + 1)
@@ -157,6 +183,10 @@ class LineTask:
             return {}
         val = self.evaluate(model, self.val_lines)
         return {"val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_char_error_rate": val["char_error_rate"]}
+
+    def alignment_offset(self, model: torch.nn.Module) -> float:
+        """``model``'s :func:`alignment_offset` on the validation lines (0 without them)."""
+        return alignment_offset(model, self.val_lines) if self.val_lines is not None else 0.0
 
     def test_lines(self) -> LineBatch:
         return test_lines(self.test_split)

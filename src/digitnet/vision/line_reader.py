@@ -92,7 +92,7 @@ def _regions(decoded: Decoded, line: LineImage) -> list[tuple[float, float]]:
     """Working-x ranges of the characters: parted halfway between the columns each was read in."""
     if not decoded.spans:
         return []
-    centres = [(t0 + t1 + 1) / 2 * REDUCTION for t0, t1 in decoded.spans]
+    centres = decoded.centres()
     cuts = [line.to_x((a + b) / 2) for a, b in zip(centres, centres[1:], strict=False)]
     return list(zip([-np.inf, *cuts], [*cuts, np.inf], strict=True))
 
