@@ -189,7 +189,7 @@ def test_the_default_reader_keeps_the_line_recognizers_count(mnist) -> None:
 
 def mnist_tiles_apart(mnist, count: int = 16, seed: int = 7):
     """Strips of 3-6 MNIST test images (a fixed seed) with 8-12 white columns on each side of every tile, dark on
-    white, twice the size: a number written in cells, each digit 1.8-2.6 of its heights from the next."""
+    white, twice the size: a number written in cells, each digit 2.2-2.6 of its heights from the next."""
     rng = np.random.default_rng(seed)
     for _ in range(count):
         index = rng.choice(len(mnist.test_labels), int(rng.integers(3, 7)), replace=False)
@@ -205,3 +205,14 @@ def test_digits_in_cells_far_apart_are_one_number_without_spaces(mnist, readers)
     # before grids reached 2.6 heights put spaces between the digits of all 16).
     assert sum(" " in text for _, text in readings) <= 1, readings
     assert sum(truth == text for truth, text in readings) >= 14, readings
+
+
+def test_the_recognizer_hands_its_models_offset_to_the_line_reader(readers) -> None:
+    line, _ = readers
+    offset = line.line.metadata["ctc_offset"]
+    assert isinstance(offset, float) and offset != 0.0  # the bundled model's was measured when it was trained
+    image = np.zeros((LINE_HEIGHT, 64), np.float32)
+    image[8:26, 20:26] = 1.0  # something like a 1
+    (decoded,) = line.recognize_lines([image])
+    assert decoded.offset == offset
+    assert decoded.centres() == pytest.approx([(t0 + t1 + 1) / 2 * REDUCTION - offset for t0, t1 in decoded.spans])

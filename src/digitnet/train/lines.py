@@ -14,6 +14,7 @@ The engine's loop is the same; :class:`digitnet.train.setup.Run` hands these ste
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 
 from digitnet.data.lines import MAX_CHARS, LineBatch, draw_lines
 from digitnet.data.splits import Split
-from digitnet.models.crnn import ALPHABET, BLANK, encode, greedy_decode, output_lengths
+from digitnet.models.crnn import ALPHABET, BLANK, REDUCTION, encode, greedy_decode, output_lengths
 
 VAL_LINES = 600  # lines drawn from the validation digits, measured every epoch (at most: a small split, fewer)
 TEST_LINES = 2000  # lines drawn from the test digits, measured once (at most)
@@ -93,20 +94,29 @@ def _line_count(split: Split, most: int) -> int:
     return max(1, min(most, len(split) // 4))
 
 
+def _batches(model: torch.nn.Module, lines: LineBatch):
+    """``model``'s logits on ``lines``, ``EVAL_BATCH`` lines at a time, in eval mode: (batch of lines, logits)."""
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(lines.texts), EVAL_BATCH):
+            part = LineBatch(lines.images[start:start + EVAL_BATCH], lines.widths[start:start + EVAL_BATCH],
+                             lines.texts[start:start + EVAL_BATCH],
+                             lines.centres[start:start + EVAL_BATCH] if lines.centres is not None else None)
+            width = int(part.widths.max())
+            width += (-width) % REDUCTION
+            yield part, model(part.images[..., :width])
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def evaluate_lines(model: torch.nn.Module, lines: LineBatch) -> dict:
     """Loss, exact-line accuracy and character error rate of ``model`` on ``lines``."""
-    was_training = model.training
-    model.eval()
     loss_sum, right, errors, chars = 0.0, 0, 0, 0
     wrong: list[tuple[str, str]] = []
-    for start in range(0, len(lines.texts), EVAL_BATCH):
-        part = LineBatch(lines.images[start:start + EVAL_BATCH], lines.widths[start:start + EVAL_BATCH],
-                         lines.texts[start:start + EVAL_BATCH])
-        width = int(part.widths.max())
-        width += (-width) % 4
+    for part, logits in _batches(model, lines):
         target = targets_for(part)
-        logits = model(part.images[..., :width])
         loss_sum += float(ctc_loss(logits, target)) * len(target)
         for read, truth in zip(greedy_texts(logits, target.input_lengths), part.texts, strict=True):
             right += read == truth
@@ -114,7 +124,6 @@ def evaluate_lines(model: torch.nn.Module, lines: LineBatch) -> dict:
             chars += len(truth)
             if read != truth:
                 wrong.append((truth, read))
-    model.train(was_training)
     n = len(lines.texts)
     return {"loss": loss_sum / n, "accuracy": right / n, "char_error_rate": errors / max(chars, 1),
             "errors": n - right, "num_samples": n, "wrong": wrong}
@@ -128,22 +137,15 @@ def alignment_offset(model: torch.nn.Module, lines: LineBatch) -> float:
     Saved with a line recognizer as ``ctc_offset`` (fitted on validation lines, as a classifier's temperature is),
     and taken off by the line reader where it parts a line between characters.
     """
-    was_training = model.training
-    model.eval()
     offsets = []
-    for start in range(0, len(lines.texts), EVAL_BATCH):
-        images, widths = lines.images[start:start + EVAL_BATCH], lines.widths[start:start + EVAL_BATCH]
-        width = int(widths.max())
-        width += (-width) % 4
-        probabilities = torch.softmax(model(images[..., :width]).float(), 2).cpu().numpy()
-        for k, length in enumerate(output_lengths(widths.cpu()).tolist()):
+    for part, logits in _batches(model, lines):
+        probabilities = torch.softmax(logits.float(), 2).cpu().numpy()
+        for k, length in enumerate(output_lengths(part.widths.cpu()).tolist()):
             decoded = greedy_decode(probabilities[k, :length])
-            text, centres = lines.texts[start + k], lines.centres[start + k]
-            if decoded.text == text:
-                offsets += [read - drawn for char, read, drawn in zip(text, decoded.centres(), centres, strict=True)
-                            if char.isdigit()]
-    model.train(was_training)
-    return float(torch.tensor(offsets).median()) if offsets else 0.0
+            if decoded.text == part.texts[k]:
+                offsets += [read - drawn for char, read, drawn in zip(decoded.text, decoded.centres(), part.centres[k],
+                                                                      strict=True) if char.isdigit()]
+    return float(statistics.median(offsets)) if offsets else 0.0
 
 
 def test_lines(test: Split) -> LineBatch:

@@ -89,7 +89,8 @@ def line_image(mask: np.ndarray, line: Line, offset: tuple[int, int] = (0, 0)) -
 
 
 def _regions(decoded: Decoded, line: LineImage) -> list[tuple[float, float]]:
-    """Working-x ranges of the characters: parted halfway between the columns each was read in."""
+    """Working-x ranges of the characters: parted halfway between their centres (the columns each was read in,
+    less the recognizer's offset)."""
     if not decoded.spans:
         return []
     centres = decoded.centres()
