@@ -82,7 +82,7 @@ def test_saved_model_reads_the_same_after_load_and_onnx_export(tmp_path) -> None
     # Untrained weights read random text; a strong bias per column makes the text non-trivial and deterministic.
     with torch.no_grad():
         model.head.bias.copy_(torch.linspace(-1, 1, len(ALPHABET) + 1))
-    save_model(model, tmp_path / "line")
+    save_model(model, tmp_path / "line", {"ctc_offset": -1.5})
     loaded = load_model(tmp_path / "line")
     lines = torch.rand(3, 1, 32, 96)
     with torch.no_grad():
@@ -99,4 +99,4 @@ def test_saved_model_reads_the_same_after_load_and_onnx_export(tmp_path) -> None
     assert np.abs(probabilities - before).max() < 1e-4
     assert [greedy_decode(p).text for p in probabilities] == texts
     meta = {p.key: p.value for p in __import__("onnx").load(str(onnx_path)).metadata_props}
-    assert meta["digitnet.alphabet"] == ALPHABET
+    assert meta["digitnet.alphabet"] == ALPHABET and float(meta["digitnet.ctc_offset"]) == -1.5

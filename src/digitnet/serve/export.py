@@ -18,7 +18,8 @@ divided by the model's calibration temperature (what ``Recognizer.classify`` ret
 A line recognizer (``crnn-digits``) exports as a line reader instead: input ``line``, float32 (N, 1, 32, W) in
 0..1, ink bright (the line levelled and scaled as ``digitnet read`` makes it), with dynamic N and W; outputs
 ``logits`` and ``probabilities`` (N, W/4, 15): per column of 4 pixels, the CTC blank (index 0) and the alphabet
-stored in the metadata (``digitnet.alphabet``). Greedy decoding: argmax per column, merge repeats, drop blanks.
+stored in the metadata (``digitnet.alphabet``). Greedy decoding: argmax per column, merge repeats, drop blanks;
+a character's place is its columns' centre less ``digitnet.ctc_offset`` (pixels, measured when it was trained).
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ def line_export_metadata(loaded: LoadedModel) -> dict[str, str]:
         "digitnet.outputs": f"logits, probabilities: float32 (N, W/{REDUCTION}, {len(ALPHABET) + 1}) per column; "
                             "index 0 = CTC blank, index k = alphabet[k-1]",
         "digitnet.alphabet": ALPHABET,
+        # input pixels by which a character's columns sit right of its ink (negative: it fires early): take it off
+        # the columns' centres before parting a line between characters
+        "digitnet.ctc_offset": str(float(meta.get("ctc_offset", 0.0))),
         "digitnet.arch": loaded.arch,
         "digitnet.test_accuracy": str(meta.get("metrics", {}).get("test_accuracy", "")),
         "digitnet.version": __version__,
