@@ -164,12 +164,12 @@ def _mark_tile(char: str, pen: float, height: float, baseline: float, middle: fl
     return tile, int(cols.max()) + 2 if len(cols) else 2
 
 
-def _gap_ends(extents: list[tuple[float, float] | None], j: int, end: float) -> float:
-    """The sum of the ends of the gap that the space ``j`` stands for: the nearest characters' edges on each side
+def _gap_centre(extents: list[tuple[float, float] | None], j: int, end: float) -> float:
+    """The middle of the gap that the space ``j`` stands for, between the nearest characters' edges on each side
     (the line's start or ``end`` where there is none)."""
     left = next((e[1] for e in reversed(extents[:j]) if e is not None), 0.0)
     right = next((e[0] for e in extents[j + 1:] if e is not None), end)
-    return left + right
+    return (left + right) / 2
 
 
 TOUCHING = 0.18  # the chance that two neighbouring digits touch or overlap
@@ -286,7 +286,8 @@ def draw_lines(images: torch.Tensor, labels: torch.Tensor, generator: torch.Gene
                 x += width + h * float(_uniform(1, *gap, generator, device))
             previous = char
         x += float(_uniform(1, 0.1, 0.6, generator, device)) * h
-        centres.append([(sum(e) if e else _gap_ends(extents, j, x)) / 2 / SCALE for j, e in enumerate(extents)])
+        centres.append([((e[0] + e[1]) / 2 if e else _gap_centre(extents, j, x)) / SCALE
+                        for j, e in enumerate(extents)])
         canvas = torch.zeros(TILE, max(int(math.ceil(x)), 2 * SCALE) + 2 * SCALE, device=device)
         for tile, left, width in placed:
             left = max(left, 0)
