@@ -34,11 +34,11 @@ from digitnet.recognizer import Recognizer  # noqa: E402
 from digitnet.vision import pipeline  # noqa: E402
 
 MODULES = ["digitnet.vision.io", "digitnet.vision.preprocess", "digitnet.vision.boxes", "digitnet.vision.segment",
-           "digitnet.vision.pipeline"]
+           "digitnet.vision.lines", "digitnet.vision.line_reader", "digitnet.vision.pipeline"]
 # The primitives timed, where a version of the package has them (old helpers come and go).
 PRIMITIVES = ["load_picture", "find_writing", "find_ink", "working_gray", "_resize_area", "ink_is_dark", "background",
               "_low_res", "_median_filter", "remove_specks", "connected_components", "box_line_mask", "find_groups",
-              "seams", "normalize_digit"]
+              "seams", "normalize_digit", "stroke_width", "find_lines", "dropped_specks", "line_image", "items_of"]
 
 
 def instrument(seconds: dict[str, float], calls: dict[str, int]) -> None:
@@ -63,7 +63,7 @@ def instrument(seconds: dict[str, float], calls: dict[str, int]) -> None:
                 setattr(module, name, wrapper)
 
 
-def measure(n: int, numbers: int, seed: int) -> dict:
+def measure(n: int, numbers: int, seed: int, reader: str = pipeline.DEFAULT_READER) -> dict:
     rng = np.random.default_rng(seed)
     mnist = load_mnist()
     images = mnist.test_images
@@ -73,30 +73,37 @@ def measure(n: int, numbers: int, seed: int) -> dict:
                                          rng)[0] for _ in range(numbers)]
     for picture in digits[:5] + lines[:3]:  # warm up: first calls allocate, import and compile
         pipeline.prepare_digit(picture, recognizer.classify)
-        pipeline.prepare_number(picture, recognizer.classify)
-    result = {"seed": seed, "n": n, "numbers": numbers}
+        pipeline.prepare_number(picture, recognizer.classify, recognizer.recognize_lines, reader)
+    result = {"seed": seed, "n": n, "numbers": numbers, "reader": reader}
     seconds: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)
     instrument(seconds, calls)
-    for kind, pictures, prepare in (("digit", digits, pipeline.prepare_digit),
-                                    ("number", lines, pipeline.prepare_number)):
-        seconds.clear()
-        calls.clear()
 
-        def classify(batch, _seconds=seconds, _calls=calls):
+    def timed_model(name: str, call):
+        def model(batch):
             started = time.thread_time()
             try:
-                return recognizer.classify(batch)
+                return call(batch)
             finally:
-                _seconds["classify"] += time.thread_time() - started
-                _calls["classify"] += 1
+                seconds[name] += time.thread_time() - started
+                calls[name] += 1
+        return model
 
+    classify = timed_model("classify", recognizer.classify)
+    recognize = timed_model("recognize_lines", recognizer.recognize_lines)
+    for kind, pictures in (("digit", digits), ("number", lines)):
+        seconds.clear()
+        calls.clear()
         started = time.thread_time()
         for picture in pictures:
-            prepare(picture, classify)
+            if kind == "digit":
+                pipeline.prepare_digit(picture, classify)
+            else:
+                pipeline.prepare_number(picture, classify, recognize, reader)
         total = time.thread_time() - started
-        result[kind] = {"total_ms": 1000 * total / len(pictures),
-                        "primitives": {k: {"ms": 1000 * v / len(pictures), "calls": calls[k] / len(pictures)}
+        result[kind] = {"total_ms": 1000 * total / max(len(pictures), 1),
+                        "primitives": {k: {"ms": 1000 * v / max(len(pictures), 1),
+                                                 "calls": calls[k] / max(len(pictures), 1)}
                                        for k, v in seconds.items()}}
     return result
 
@@ -107,8 +114,9 @@ def print_table(result: dict) -> None:
 
     table = Table("ms per picture (inclusive)", f"prepare_digit ({result['n']})",
                   f"prepare_number ({result['numbers']})",
-                  title=f"picture pipeline CPU time, photo benchmark seed {result['seed']}, 1 process")
-    names = [n for n in [*PRIMITIVES, "classify"]
+                  title=f"picture pipeline CPU time, photo benchmark seed {result['seed']}, "
+                  f"reader {result['reader']}, 1 process")
+    names = [n for n in [*PRIMITIVES, "recognize_lines", "classify"]
              if n in result["digit"]["primitives"] or n in result["number"]["primitives"]]
     table.add_row("whole call", f"{result['digit']['total_ms']:.2f}", f"{result['number']['total_ms']:.2f}")
     for name in names:
@@ -126,12 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--numbers", type=int, default=100, help="photos of numbers")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--reader", default=pipeline.DEFAULT_READER, choices=pipeline.READERS,
+                        help="how read reads a line (prepare_number)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    result = measure(args.n, args.numbers, args.seed)
+    result = measure(args.n, args.numbers, args.seed, args.reader)
     if not args.json:
         print_table(result)
     print(json.dumps(result))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ from digitnet.vision.preprocess import (
     ink_is_dark,
     mnist_like,
     normalize_digit,
+    remove_specks,
+    stroke_width,
 )
 
 
@@ -244,6 +247,51 @@ def test_connected_components_match_a_flood_fill(seed):
     for k, (x0, y0, x1, y1, area) in enumerate(stats):
         ys, xs = np.nonzero(labels == k + 1)
         assert (x0, y0, x1, y1, area) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, len(xs))
+
+
+def run_lengths_by_row(mask: np.ndarray) -> list[int]:
+    """Every horizontal run of ink, row by row (the plain way)."""
+    lengths = []
+    for row in mask:
+        run = 0
+        for pixel in [*row, False]:
+            if pixel:
+                run += 1
+            elif run:
+                lengths.append(run)
+                run = 0
+    return lengths
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_stroke_width_is_the_median_horizontal_run(seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((30, 41)) < rng.uniform(0.2, 0.8)
+    mask[:, -1] |= rng.random(30) < 0.5  # runs reaching the right edge end there, not on the next row
+    assert stroke_width(mask) == float(np.median(run_lengths_by_row(mask)))
+    bar = np.zeros((20, 30), bool)
+    bar[5:15, 3:10] = True  # a vertical stroke 7 px wide
+    assert stroke_width(bar) == 7.0
+    assert stroke_width(np.zeros((5, 5), bool)) == 1.0
+
+
+def test_found_ink_carries_the_components_of_its_mask_and_of_all_ink_above_the_threshold(clean_digits):
+    picture = digit_photo(clean_digits[3], noise=0.04, seed=1)
+    picture[5:7, 5:7] = 0  # a speck that find_ink drops
+    ink = find_ink(picture)
+    above = ink.ink > ink.threshold
+    assert remove_specks(above).sum() < above.sum()  # specks were dropped: the kept pieces are numbered anew
+    for cached, fresh in ((ink.components(), connected_components(ink.mask)),
+                          (ink.thresholded_components(), connected_components(above))):
+        np.testing.assert_array_equal(cached[0], fresh[0])
+        np.testing.assert_array_equal(cached[1], fresh[1])
+    assert ink.stroke_width() == stroke_width(ink.mask)
+    # A copy with another mask works its components out again, from that mask.
+    half = ink.mask.copy()
+    half[:, : half.shape[1] // 2] = False
+    other = replace(ink, mask=half)
+    np.testing.assert_array_equal(other.components()[0], connected_components(half)[0])
+    assert other.stroke_width() == stroke_width(half)
 
 
 # ------------------------------------------------------------------------------------------- robustness

@@ -26,7 +26,7 @@ from digitnet.models.crnn import REDUCTION, Decoded
 from digitnet.vision.lines import Item, Line, TextLine, dropped_specks, find_lines, nearest_line
 from digitnet.vision.marks import classify_mark
 from digitnet.vision.preprocess import Ink, connected_components, normalize_digit, opencv
-from digitnet.vision.segment import Classifier, Segment, stroke_width
+from digitnet.vision.segment import Classifier, Segment
 
 LINE_HEIGHT = 32  # the recognizer's input rows (data.lines.LINE_HEIGHT) ...
 DIGIT_HEIGHT = 18  # ... a line's digits this tall ...
@@ -171,11 +171,11 @@ def items_of(decoded: Decoded, line: LineImage) -> list[Item]:
 
 def read_lines(ink: Ink, recognize: LineRecognizer, classify: Classifier | None = None) -> list[TextLine]:
     """The lines of writing in ``ink`` read by the line recognizer, in reading order (see the module docstring)."""
-    labels, stats = connected_components(ink.mask)
+    labels, stats = ink.components()
     lines = find_lines(stats, level=ink.in_boxes)
     if not lines:
         return []
-    stroke = stroke_width(ink.mask)
+    stroke = ink.stroke_width()
     specks, speck_masks = dropped_specks(ink)
     speck_lines = [nearest_line(lines, box) for box in specks]
     images = []

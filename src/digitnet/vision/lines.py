@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from digitnet.vision.marks import Mark, classify_mark, is_stacked, space_between
-from digitnet.vision.preprocess import Ink, connected_components
-from digitnet.vision.segment import Classifier, Segment, find_digits, merge_boxes, stroke_width
+from digitnet.vision.preprocess import Ink
+from digitnet.vision.segment import Classifier, Segment, find_digits, merge_boxes
 
 TALL = 0.3  # components at least this fraction of the tallest measure the typical digit height ...
 ANCHOR = 0.55  # ... and those at least this fraction of that height set the lines
@@ -210,7 +210,7 @@ def dropped_specks(ink: Ink) -> tuple[np.ndarray, list[np.ndarray]]:
     a mark (only as one: it never joins a digit's ink). Only ink above find_ink's threshold counts: fainter
     pieces are the paper's noise, not a pen's.
     """
-    labels, stats = connected_components(ink.ink > ink.threshold)
+    labels, stats = ink.thresholded_components()
     kept = np.zeros(len(stats) + 1, bool)
     kept[labels[ink.mask]] = True
     dropped = np.flatnonzero(~kept[1:] & (stats[:, 4] >= MIN_SPECK))
@@ -222,11 +222,11 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
 
     A picture holding one line and no separators is read exactly as :func:`segment.find_digits` reads it.
     """
-    labels, stats = connected_components(ink.mask)
+    labels, stats = ink.components()
     # Writing in form boxes: the printed lines were found level, so the rows of writing are level too (a digit
     # sitting low in its box must not tilt the line), and specks are what is left of the lines, not points.
     lines = find_lines(stats, level=ink.in_boxes)
-    stroke = stroke_width(ink.mask)
+    stroke = ink.stroke_width()
     result = []
     no_specks = (np.zeros((0, 5), np.int64), [])
     specks, speck_masks = dropped_specks(ink) if lines and not ink.in_boxes else no_specks

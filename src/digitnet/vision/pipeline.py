@@ -62,7 +62,9 @@ def find_writing(pixels: np.ndarray) -> Ink | None:
     mask = remove_specks(ink.mask & ~lines)
     if mask.sum() < MIN_INK_PIXELS:
         return None
-    return replace(ink, mask=mask, in_boxes=True)
+    writing = replace(ink, mask=mask, in_boxes=True)
+    writing.cache["thresholded"] = ink.thresholded_components()  # the same ink above the same threshold
+    return writing
 
 
 @dataclass

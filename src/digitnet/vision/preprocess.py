@@ -23,7 +23,7 @@ anti-aliases when it shrinks (OpenCV's does not).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 
 import numpy as np
@@ -56,6 +56,28 @@ class Ink:
     dark_ink: bool  # whether the ink was darker than the paper
     threshold: float  # contrast above which a pixel is ink: half the level, and clear of the paper's noise
     in_boxes: bool = False  # printed box lines or a comb were taken away: the writing stood in form boxes
+    # What several steps of reading ask of the same mask (line finding, both readers, marks), worked out once per
+    # picture: "components" of ``mask``, "thresholded" components of ``ink > threshold``, "stroke" width. Not an
+    # argument: a copy made with ``dataclasses.replace`` (another mask) starts with an empty one.
+    cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def components(self) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`connected_components` of :attr:`mask`."""
+        if "components" not in self.cache:
+            self.cache["components"] = connected_components(self.mask)
+        return self.cache["components"]
+
+    def thresholded_components(self) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`connected_components` of all ink above the threshold, specks included."""
+        if "thresholded" not in self.cache:
+            self.cache["thresholded"] = connected_components(self.ink > self.threshold)
+        return self.cache["thresholded"]
+
+    def stroke_width(self) -> float:
+        """:func:`stroke_width` of :attr:`mask`."""
+        if "stroke" not in self.cache:
+            self.cache["stroke"] = stroke_width(self.mask)
+        return self.cache["stroke"]
 
 
 # --------------------------------------------------------------------------------------------- pixels
@@ -351,10 +373,13 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     if level < MIN_CONTRAST:
         return None
     threshold = max(0.5 * level, 4 * noise)
-    mask = remove_specks(ink > threshold)
+    thresholded = connected_components(ink > threshold)
+    mask, components = _without_specks(ink > threshold, *thresholded)
     if np.count_nonzero(mask) < MIN_INK_PIXELS:
         return None
-    return Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark, threshold=threshold)
+    found = Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark, threshold=threshold)
+    found.cache.update(thresholded=thresholded, components=components)
+    return found
 
 
 # --------------------------------------------------------------------------------- connected parts
@@ -389,11 +414,32 @@ def connected_components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def remove_specks(mask: np.ndarray, fraction: float = SPECK_FRACTION) -> np.ndarray:
     """Drop components much smaller than the largest: noise, dust and JPEG blotches, not strokes."""
-    labels, stats = connected_components(mask)
+    return _without_specks(mask, *connected_components(mask), fraction)[0]
+
+
+def _without_specks(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, fraction: float = SPECK_FRACTION,
+                    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """:func:`remove_specks` of ``mask`` whose components are ``labels, stats``, and the components of what is
+    kept: the same pieces, numbered again in the same (raster) order, without labelling the picture again."""
     if len(stats) <= 1:
-        return mask
+        return mask, (labels, stats)
     keep = stats[:, 4] >= max(2, fraction * stats[:, 4].max())
-    return np.concatenate([[False], keep])[labels] if not keep.all() else mask  # label 0 is paper
+    if keep.all():
+        return mask, (labels, stats)
+    renumber = np.concatenate([[0], np.where(keep, np.cumsum(keep), 0)]).astype(np.int32)  # label 0 is paper
+    kept_labels = renumber[labels]
+    return kept_labels > 0, (kept_labels, stats[keep])
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Typical stroke thickness: the median length of the horizontal runs of ink."""
+    # Each row padded with paper on both ends, so that in the flattened mask no run crosses a row's end and every
+    # change is a run's start followed by its end.
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
+    padded[:, 1:-1] = mask
+    changes = np.flatnonzero(np.diff(padded.ravel()))
+    lengths = changes[1::2] - changes[0::2]
+    return float(np.median(lengths)) if lengths.size else 1.0
 
 
 # ------------------------------------------------------------------------------------ to 28×28

@@ -23,7 +23,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from digitnet.vision.preprocess import Ink, connected_components, normalize_digit
+from digitnet.vision.preprocess import Ink, normalize_digit, stroke_width
 
 MERGE_OVERLAP = 0.5  # components are one digit when their x-overlap covers half of the narrower one,
 STACKED = 0.35  # or when they share at most this fraction of the shorter one's height (one above the other)
@@ -149,7 +149,7 @@ def line_height(segments: list[Segment]) -> float:
 
 def find_groups(ink: Ink) -> list[Segment]:
     """Ink grouped into digit candidates (broken strokes merged), left to right, dots and dirt dropped."""
-    labels, stats = connected_components(ink.mask)
+    labels, stats = ink.components()
     segments = []
     for group in group_components(stats):
         x0, y0 = stats[group, 0].min(), stats[group, 1].min()
@@ -197,14 +197,6 @@ def split_wide(segment: Segment, height: float, depth: int = 0) -> list[Segment]
     parts = max(2, round(segment.width / (DIGIT_WIDTH * height)))
     pieces = _cut(segment, _cut_columns(segment.mask, parts))
     return [p for piece in pieces for p in split_wide(piece, height, depth + 1)]
-
-
-def stroke_width(mask: np.ndarray) -> float:
-    """Typical stroke thickness: the median length of the horizontal runs of ink."""
-    padded = np.pad(mask.astype(np.int8), ((0, 0), (1, 1)))
-    step = np.diff(padded, axis=1)
-    lengths = np.nonzero(step == -1)[1] - np.nonzero(step == 1)[1]
-    return float(np.median(lengths)) if lengths.size else 1.0
 
 
 def seams(segment: Segment, height: float) -> list[np.ndarray]:
