@@ -16,6 +16,7 @@ Reading order: lines top to bottom, items left to right.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -86,14 +87,15 @@ def _fit(line: Line, level: bool = False) -> None:
     boxes = np.array(line.blobs, np.float64)
     centres_x = (boxes[:, 0] + boxes[:, 2]) / 2
     heights = boxes[:, 3] - boxes[:, 1]
-    line.height = float(np.median(heights))
+    # statistics.median: the same value as np.median, which costs ten times more on a handful of boxes.
+    line.height = float(statistics.median(heights.tolist()))
     slope = 0.0
     if not level and len(boxes) >= FIT_COUNT and np.ptp(centres_x) >= FIT_SPAN * line.height:
         centres_y = (boxes[:, 1] + boxes[:, 3]) / 2
         slope = float(np.clip(np.polyfit(centres_x, centres_y, 1)[0], -MAX_SLOPE, MAX_SLOPE))
     line.slope = slope
-    line.top0 = float(np.median(boxes[:, 1] - slope * centres_x))
-    line.bottom0 = float(np.median(boxes[:, 3] - slope * centres_x))
+    line.top0 = float(statistics.median((boxes[:, 1] - slope * centres_x).tolist()))
+    line.bottom0 = float(statistics.median((boxes[:, 3] - slope * centres_x).tolist()))
 
 
 def _broken_digits(stats: np.ndarray, anchors: np.ndarray, typical: float) -> list[list[int]]:

@@ -76,7 +76,13 @@ class Ink:
     def stroke_width(self) -> float:
         """:func:`stroke_width` of :attr:`mask`."""
         if "stroke" not in self.cache:
-            self.cache["stroke"] = stroke_width(self.mask)
+            stats = self.components()[1]
+            if len(stats):  # only the ink's box holds runs
+                x0, y0 = stats[:, :2].min(0)
+                x1, y1 = stats[:, 2:4].max(0)
+                self.cache["stroke"] = stroke_width(self.mask[y0:y1, x0:x1])
+            else:
+                self.cache["stroke"] = stroke_width(self.mask)
         return self.cache["stroke"]
 
 
