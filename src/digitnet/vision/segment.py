@@ -214,22 +214,28 @@ def seams(segment: Segment, height: float) -> list[np.ndarray]:
     cost = ink[0].copy()
     moves = np.zeros((h, w), np.int8)
     columns = np.arange(w)
+    options = np.empty((3, w), np.float32)  # a path's cost arriving from the left, from straight above, from the right
+    options[0, 0] = options[2, -1] = np.inf
     for y in range(1, h):
-        options = np.stack([np.r_[np.inf, cost[:-1]] + SEAM_STEP, cost, np.r_[cost[1:], np.inf] + SEAM_STEP])
+        np.add(cost[:-1], SEAM_STEP, out=options[0, 1:])
+        options[1] = cost
+        np.add(cost[1:], SEAM_STEP, out=options[2, :-1])
         choice = options.argmin(0)
         cost = options[choice, columns] + ink[y]
         moves[y] = choice - 1  # where the path came from in the row above: -1 left, 0 straight, +1 right
+    # Every column's path back to the top at once, row by row.
+    ends = np.empty((h, w), np.int64)
+    x = columns.copy()
+    for y in range(h - 1, -1, -1):
+        ends[y] = x
+        x += moves[y, x]
     margin = max(1, int(MIN_PIECE * height))
     limit = int(segment.width / (0.3 * height))  # no more pieces than the narrowest digits could fill
     paths: list[np.ndarray] = []
     for end in np.argsort(cost, kind="stable"):
         if len(paths) >= limit:
             break
-        path = np.empty(h, np.int64)
-        x = int(end)
-        for y in range(h - 1, -1, -1):
-            path[y] = x
-            x += int(moves[y, x])
+        path = ends[:, end].copy()
         # Both sides keep a narrow digit's worth of ink, and the path is not (nearly) one already found.
         if path.min() < margin or path.max() > w - margin:
             continue
