@@ -379,8 +379,9 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     if level < MIN_CONTRAST:
         return None
     threshold = max(0.5 * level, 4 * noise)
-    thresholded = connected_components(ink > threshold)
-    mask, components = _without_specks(ink > threshold, *thresholded)
+    above = ink > threshold
+    thresholded = connected_components(above)
+    mask, components = _without_specks(above, *thresholded)
     if np.count_nonzero(mask) < MIN_INK_PIXELS:
         return None
     found = Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark, threshold=threshold)
