@@ -2,12 +2,13 @@
 
 The pictures are ``benchmarks/photo_digits.py``'s phone photos (JPEG bytes, MNIST test digits, ``--seed``).
 Each primitive of ``digitnet.vision`` is wrapped with a timer, so the table shows, per picture, the time spent
-inside it (inclusive: ``find_ink`` holds ``background``, ``remove_specks`` holds ``connected_components``).
-"classify" is the model's time inside prepare_number (segmentation asks it), not picture preparation.
+inside it (inclusive: ``find_ink`` holds ``background`` and ``connected_components``). Numbers are read with
+``--reader`` (default: ``read``'s): "recognize_lines" is the line model's time, "classify" the digit model's (its
+vote on the line model's digits, or the segmenter's candidate cuts), not picture preparation.
 Times are CPU time of the calling thread (OpenCV and torch run on one thread here), which a busy shared
 machine disturbs far less than wall-clock time.
 
-    python benchmarks/pipeline_speed.py [--n 300] [--numbers 100] [--seed 0] [--threads 1] [--json]
+    python benchmarks/pipeline_speed.py [--n 300] [--numbers 100] [--seed 0] [--threads 1] [--reader R] [--json]
 
 To compare with another version of the package, run it with that version first on PYTHONPATH.
 """
@@ -41,9 +42,11 @@ PRIMITIVES = ["load_picture", "find_writing", "find_ink", "working_gray", "_resi
               "seams", "normalize_digit", "stroke_width", "find_lines", "dropped_specks", "line_image", "items_of"]
 
 
-def instrument(seconds: dict[str, float], calls: dict[str, int]) -> None:
-    """Replace each primitive, in every module that holds it, by a wrapper timing it into these dicts."""
+def instrument(seconds: dict[str, float], calls: dict[str, int]) -> list[tuple]:
+    """Replace each primitive, in every module that holds it, by a wrapper timing it into these dicts; returns
+    what was replaced, (module, name, original), for :func:`restore`."""
     modules = [importlib.import_module(name) for name in MODULES]
+    replaced = []
     for name in PRIMITIVES:
         original = next((getattr(m, name) for m in modules if callable(getattr(m, name, None))), None)
         if original is None:
@@ -61,6 +64,13 @@ def instrument(seconds: dict[str, float], calls: dict[str, int]) -> None:
         for module in modules:
             if getattr(module, name, None) is original:
                 setattr(module, name, wrapper)
+                replaced.append((module, name, original))
+    return replaced
+
+
+def restore(replaced: list[tuple]) -> None:
+    for module, name, original in replaced:
+        setattr(module, name, original)
 
 
 def measure(n: int, numbers: int, seed: int, reader: str = pipeline.DEFAULT_READER) -> dict:
@@ -77,7 +87,7 @@ def measure(n: int, numbers: int, seed: int, reader: str = pipeline.DEFAULT_READ
     result = {"seed": seed, "n": n, "numbers": numbers, "reader": reader}
     seconds: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)
-    instrument(seconds, calls)
+    replaced = instrument(seconds, calls)
 
     def timed_model(name: str, call):
         def model(batch):
@@ -91,20 +101,23 @@ def measure(n: int, numbers: int, seed: int, reader: str = pipeline.DEFAULT_READ
 
     classify = timed_model("classify", recognizer.classify)
     recognize = timed_model("recognize_lines", recognizer.recognize_lines)
-    for kind, pictures in (("digit", digits), ("number", lines)):
-        seconds.clear()
-        calls.clear()
-        started = time.thread_time()
-        for picture in pictures:
-            if kind == "digit":
-                pipeline.prepare_digit(picture, classify)
-            else:
-                pipeline.prepare_number(picture, classify, recognize, reader)
-        total = time.thread_time() - started
-        result[kind] = {"total_ms": 1000 * total / max(len(pictures), 1),
-                        "primitives": {k: {"ms": 1000 * v / max(len(pictures), 1),
-                                                 "calls": calls[k] / max(len(pictures), 1)}
-                                       for k, v in seconds.items()}}
+    try:
+        for kind, pictures in (("digit", digits), ("number", lines)):
+            seconds.clear()
+            calls.clear()
+            started = time.thread_time()
+            for picture in pictures:
+                if kind == "digit":
+                    pipeline.prepare_digit(picture, classify)
+                else:
+                    pipeline.prepare_number(picture, classify, recognize, reader)
+            total = time.thread_time() - started
+            count = max(len(pictures), 1)
+            result[kind] = {"total_ms": 1000 * total / count,
+                            "primitives": {k: {"ms": 1000 * v / count, "calls": calls[k] / count}
+                                           for k, v in seconds.items()}}
+    finally:
+        restore(replaced)
     return result
 
 
