@@ -66,6 +66,22 @@ def test_a_stroke_that_crosses_the_box_keeps_its_pixels():
     assert not cleaned[:, -3:].any()
 
 
+def test_the_walls_go_when_a_wide_digit_sits_through_the_floor():
+    # A wide 0 written through the box's floor: the floor is thick across under the 0 and at both walls, so it is
+    # thin along less than half its length unless the walls' crossings count as thin; then the walls end on no
+    # line below, and the 0 reaches below them.
+    h, w, line = 110, 88, 5
+    picture = np.zeros((h + 10, w), bool)
+    picture[:line], picture[h - line:h], picture[:h, :line], picture[:h, -line:] = True, True, True, True
+    yy, xx = np.mgrid[:h + 10, :w]
+    ring = ((yy - 72) / 46) ** 2 + ((xx - 44) / 24) ** 2
+    zero = (ring <= 1) & (ring >= 0.55)
+    picture |= zero
+    lines = box_line_mask(picture)
+    assert lines[20:h - 20, :line].all() and lines[20:h - 20, -line:].all()  # both walls go
+    assert (lines & zero).sum() < 0.05 * zero.sum()  # the 0 stays
+
+
 def test_a_digit_without_a_box_loses_nothing(mnist):
     # horizontal strokes of 7s, 5s and 2s are long, but not as long or as thin as a box
     lost = [int((pen(d) & box_line_mask(pen(d))).sum()) for d in mnist.test_images[:300]]

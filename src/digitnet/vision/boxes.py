@@ -168,9 +168,14 @@ def _lines_in(ink: np.ndarray, fraction: float, max_thickness: int, height: int,
     long_cols = along_cols >= max(fraction * height, 8)
     across_h, across_v = long_rows & (along_cols <= max_thickness), long_cols & (along_rows <= max_thickness)
     # Runs that are mostly thin are lines, whole (with the strokes that touch or cross them, and the corners
-    # and junctions where lines meet); the rest is writing.
+    # and junctions where lines meet); the rest is writing. Where a line crosses a line of the other direction it
+    # is thick across for that line, not for a stroke: a box's floor under a wide digit sitting on it is thin
+    # only between the digit and the walls, so the walls count as thin too (asked once more, with the lines of
+    # the other direction found the first time).
     line_rows = _mostly(long_rows, across_h)
     line_cols = _mostly(long_cols.T, across_v.T).T
+    line_rows, line_cols = (_mostly(long_rows, across_h | (line_cols & long_rows)),
+                            _mostly(long_cols.T, (across_v | (line_rows & long_cols)).T).T)
     junction = line_rows & line_cols
     other = ink & ~(line_rows | line_cols)
     margin = max(2, max_thickness // 2)
