@@ -34,6 +34,16 @@ def run_cli(*args: str):
     return result
 
 
+def test_export_says_what_the_file_takes_for_a_digit_model_and_for_a_line_model(tmp_path):
+    pytest.importorskip("onnx")
+    from digitnet.assets import bundled_model_dir
+
+    digits = run_cli("export", "--out", str(tmp_path / "d.onnx"), "--input-type", "float").output
+    assert "input image: float32 0..1, shape (N, 1, 28, 28)" in digits and "(N, 10)" in digits
+    lines = run_cli("export", "--model", str(bundled_model_dir("line")), "--out", str(tmp_path / "l.onnx")).output
+    assert "input line: float32 (N, 1, 32, W)" in lines and "(N, W/4, 15)" in lines and "28, 28" not in lines
+
+
 def test_onnx_export_runs_in_onnxruntime_like_pytorch(tmp_path, reference, mnist):
     ort = pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")

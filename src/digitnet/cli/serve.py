@@ -84,9 +84,10 @@ def export(
     opset: int = typer.Option(17, help="ONNX opset version."),
 ) -> None:
     """Export a model, preprocessing included, to ONNX (with a dynamic batch axis) or TorchScript."""
-    from digitnet.serve.export import export_model
+    from digitnet.saved_model import load_model
+    from digitnet.serve.export import check_export_request, export_loaded, signature
 
-    path = export_model(model, out, fmt=fmt, input_type=input_type, opset=opset)
-    dtype = "uint8 0..255" if input_type == "uint8" else "float32 0..1"
-    typer.echo(f"wrote {path} ({path.stat().st_size:,} bytes): input 'image' {dtype} (N, 1, 28, 28), "
-               "outputs 'logits' and 'probabilities' (N, 10)")
+    check_export_request(fmt, out)  # before the model is loaded: a wrong request is answered at once
+    loaded = load_model(model)
+    path = export_loaded(loaded, out, fmt=fmt, input_type=input_type, opset=opset)
+    typer.echo(f"wrote {path} ({path.stat().st_size:,} bytes): {signature(loaded, input_type)}")

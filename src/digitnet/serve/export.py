@@ -134,10 +134,21 @@ def export_model(model_dir: str | os.PathLike | None, out: str | os.PathLike, fm
     The file appears whole or not at all: it is written next to ``out`` under a temporary name, then renamed.
     ``out`` must not be a folder (a model folder is never replaced by a file).
     """
+    check_export_request(fmt, out)
+    return export_loaded(load_model(model_dir), out, fmt, input_type, opset)
+
+
+def check_export_request(fmt: str, out: str | os.PathLike) -> Path:
+    """The file an export in ``fmt`` would write (checked before a model is loaded for it)."""
     if fmt not in FORMATS:
         raise DigitnetError(f"format {fmt!r}: choose onnx or torchscript")
-    out = check_output_file(out)
-    loaded = load_model(model_dir)
+    return check_output_file(out)
+
+
+def export_loaded(loaded: LoadedModel, out: str | os.PathLike, fmt: str = "onnx", input_type: str = "uint8",
+                  opset: int = ONNX_OPSET) -> Path:
+    """:func:`export_model` of a model already loaded (its weights are made contiguous, not channels-last)."""
+    out = check_export_request(fmt, out)
     # Export a contiguous (not channels-last) model: tracing records plain NCHW ops that every runtime runs.
     loaded.model.to(memory_format=torch.contiguous_format)
     if loaded.spec.task == "lines":
@@ -163,6 +174,12 @@ def export_model(model_dir: str | os.PathLike | None, out: str | os.PathLike, fm
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def signature(loaded: LoadedModel, input_type: str = "uint8") -> str:
+    """What an exported file of this model takes and gives, in a line (for the one who exported it)."""
+    meta = line_export_metadata(loaded) if loaded.spec.task == "lines" else export_metadata(loaded, input_type)
+    return f"input {meta['digitnet.input']}; outputs {meta['digitnet.outputs']}"
 
 
 def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, str],
