@@ -48,7 +48,7 @@ from photo_digits import run as run_photo_digits  # noqa: E402
 from digitnet.data import load_mnist  # noqa: E402
 from digitnet.recognizer import Recognizer  # noqa: E402
 from digitnet.vision.pipeline import DEFAULT_READER, READERS  # noqa: E402
-from digitnet.vision.segment import stroke_width  # noqa: E402
+from digitnet.vision.preprocess import stroke_width  # noqa: E402
 
 LINE_HEIGHT = (36, 110)  # multi-line pictures: a page's typical digit height in pixels ...
 LINE_HEIGHT_SPREAD = (0.8, 1.25)  # ... and each line's own height relative to it

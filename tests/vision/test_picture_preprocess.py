@@ -273,6 +273,7 @@ def test_stroke_width_is_the_median_horizontal_run(seed):
     bar[5:15, 3:10] = True  # a vertical stroke 7 px wide
     assert stroke_width(bar) == 7.0
     assert stroke_width(np.zeros((5, 5), bool)) == 1.0
+    assert stroke_width(mask.astype(np.float32) * 2) == stroke_width(mask)  # nonzero is ink, whatever the type
 
 
 def test_found_ink_carries_the_components_of_its_mask_and_of_all_ink_above_the_threshold(clean_digits):
@@ -283,8 +284,9 @@ def test_found_ink_carries_the_components_of_its_mask_and_of_all_ink_above_the_t
     assert remove_specks(above).sum() < above.sum()  # specks were dropped: the kept pieces are numbered anew
     for cached, fresh in ((ink.components(), connected_components(ink.mask)),
                           (ink.thresholded_components(), connected_components(above))):
-        np.testing.assert_array_equal(cached[0], fresh[0])
-        np.testing.assert_array_equal(cached[1], fresh[1])
+        for mine, theirs in zip(cached, fresh, strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+            assert mine.dtype == theirs.dtype and not mine.flags.writeable  # shared by every reader: read-only
     assert ink.stroke_width() == stroke_width(ink.mask)
     # A copy with another mask works its components out again, from that mask.
     half = ink.mask.copy()
@@ -292,6 +294,22 @@ def test_found_ink_carries_the_components_of_its_mask_and_of_all_ink_above_the_t
     other = replace(ink, mask=half)
     np.testing.assert_array_equal(other.components()[0], connected_components(half)[0])
     assert other.stroke_width() == stroke_width(half)
+
+
+def test_writing_in_a_box_carries_the_components_of_its_own_mask(clean_digits):
+    from digitnet.vision.pipeline import find_writing
+
+    ink = ink_of(clean_digits[0], 70)
+    page = np.zeros((ink.shape[0] + 40, ink.shape[1] + 40), np.float32)
+    page[20:-20, 20:-20] = ink
+    page[5:8, 5:-5] = page[-8:-5, 5:-5] = page[5:-5, 5:8] = page[5:-5, -8:-5] = 1  # a printed box
+    writing = find_writing(on_paper(page))
+    assert writing.in_boxes
+    for cached, fresh in ((writing.components(), connected_components(writing.mask)),
+                          (writing.thresholded_components(), connected_components(writing.ink > writing.threshold))):
+        for mine, theirs in zip(cached, fresh, strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+    assert len(writing.components()[1]) < len(writing.thresholded_components()[1])  # the box went from the mask
 
 
 # ------------------------------------------------------------------------------------------- robustness

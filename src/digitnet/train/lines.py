@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from digitnet.data.lines import MAX_CHARS, LineBatch, draw_lines
 from digitnet.data.splits import Split
-from digitnet.models.crnn import ALPHABET, BLANK, REDUCTION, encode, greedy_decode, output_lengths
+from digitnet.models.crnn import BLANK, REDUCTION, encode, greedy_decode, output_lengths
 
 VAL_LINES = 600  # lines drawn from the validation digits, measured every epoch (at most: a small split, fewer)
 TEST_LINES = 2000  # lines drawn from the test digits, measured once (at most)
@@ -56,17 +56,10 @@ def ctc_loss(logits: torch.Tensor, target: LineTargets) -> torch.Tensor:
 
 
 def greedy_texts(logits: torch.Tensor, input_lengths: torch.Tensor) -> list[str]:
-    """Best-path texts of a batch of logits (B, T, C), each cut to its own length."""
-    best = logits.argmax(2).cpu()
-    texts = []
-    for row, length in zip(best.tolist(), input_lengths.tolist(), strict=True):
-        chars, previous = [], BLANK
-        for k in row[:length]:
-            if k != previous and k != BLANK:
-                chars.append(ALPHABET[k - 1])
-            previous = k
-        texts.append("".join(chars))
-    return texts
+    """Best-path texts of a batch of logits (B, T, C), each cut to its own length (:func:`greedy_decode`'s text:
+    the best path of the logits is that of their softmax)."""
+    rows = logits.detach().float().cpu().numpy()
+    return [greedy_decode(row[:length]).text for row, length in zip(rows, input_lengths.tolist(), strict=True)]
 
 
 def edit_distance(a: str, b: str) -> int:

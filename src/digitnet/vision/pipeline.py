@@ -28,7 +28,7 @@ from digitnet.vision.boxes import box_line_mask
 from digitnet.vision.io import ImageError, ImageSource, PictureTooLarge, load_picture
 from digitnet.vision.line_reader import LineRecognizer
 from digitnet.vision.lines import read_lines
-from digitnet.vision.preprocess import MIN_INK_PIXELS, Ink, find_ink, mnist_like, normalize_digit, remove_specks
+from digitnet.vision.preprocess import MIN_INK_PIXELS, Ink, find_ink, mnist_like, normalize_digit, without_specks
 from digitnet.vision.segment import Classifier, Segment, find_digits, find_groups, line_height
 
 NO_INK = "no ink found"
@@ -59,11 +59,12 @@ def find_writing(pixels: np.ndarray) -> Ink | None:
     if not lines.any():
         return ink
     # What was left of the lines where a stroke crossed them (a corner's stub) is dirt beside the digit.
-    mask = remove_specks(ink.mask & ~lines)
+    mask, components = without_specks(ink.mask & ~lines)
     if mask.sum() < MIN_INK_PIXELS:
         return None
     writing = replace(ink, mask=mask, in_boxes=True)
-    writing.cache["thresholded"] = ink.thresholded_components()  # the same ink above the same threshold
+    # The same ink above the same threshold; the components of the new mask were found on the way.
+    writing.remember(thresholded=ink.thresholded_components(), components=components)
     return writing
 
 

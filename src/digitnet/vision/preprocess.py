@@ -62,16 +62,24 @@ class Ink:
     cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def components(self) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`connected_components` of :attr:`mask`."""
+        """:func:`connected_components` of :attr:`mask` (read-only arrays: every reader shares them)."""
         if "components" not in self.cache:
-            self.cache["components"] = connected_components(self.mask)
+            self.remember(components=connected_components(self.mask))
         return self.cache["components"]
 
     def thresholded_components(self) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`connected_components` of all ink above the threshold, specks included."""
+        """:func:`connected_components` of all ink above the threshold, specks included (read-only arrays)."""
         if "thresholded" not in self.cache:
-            self.cache["thresholded"] = connected_components(self.ink > self.threshold)
+            self.remember(thresholded=connected_components(self.ink > self.threshold))
         return self.cache["thresholded"]
+
+    def remember(self, **components: tuple[np.ndarray, np.ndarray]) -> None:
+        """Put components already worked out into the cache, made read-only so that no reader changes them under
+        another."""
+        for key, arrays in components.items():
+            for array in arrays:
+                array.flags.writeable = False
+            self.cache[key] = arrays
 
     def stroke_width(self) -> float:
         """:func:`stroke_width` of :attr:`mask`."""
@@ -385,7 +393,7 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     if np.count_nonzero(mask) < MIN_INK_PIXELS:
         return None
     found = Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark, threshold=threshold)
-    found.cache.update(thresholded=thresholded, components=components)
+    found.remember(thresholded=thresholded, components=components)
     return found
 
 
@@ -421,7 +429,13 @@ def connected_components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def remove_specks(mask: np.ndarray, fraction: float = SPECK_FRACTION) -> np.ndarray:
     """Drop components much smaller than the largest: noise, dust and JPEG blotches, not strokes."""
-    return _without_specks(mask, *connected_components(mask), fraction)[0]
+    return without_specks(mask, fraction)[0]
+
+
+def without_specks(mask: np.ndarray, fraction: float = SPECK_FRACTION,
+                   ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """:func:`remove_specks`, and the connected components of what is kept (labelled once)."""
+    return _without_specks(mask, *connected_components(mask), fraction)
 
 
 def _without_specks(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, fraction: float = SPECK_FRACTION,
@@ -443,7 +457,7 @@ def stroke_width(mask: np.ndarray) -> float:
     # Each row padded with paper on both ends, so that in the flattened mask no run crosses a row's end and every
     # change is a run's start followed by its end.
     padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
-    padded[:, 1:-1] = mask
+    padded[:, 1:-1] = np.asarray(mask, bool)  # 0 or 1, whatever the mask's type: changes come in pairs
     changes = np.flatnonzero(np.diff(padded.ravel()))
     lengths = changes[1::2] - changes[0::2]
     return float(np.median(lengths)) if lengths.size else 1.0
