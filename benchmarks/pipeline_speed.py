@@ -38,8 +38,21 @@ MODULES = ["digitnet.vision.io", "digitnet.vision.preprocess", "digitnet.vision.
            "digitnet.vision.lines", "digitnet.vision.line_reader", "digitnet.vision.pipeline"]
 # The primitives timed, where a version of the package has them (old helpers come and go).
 PRIMITIVES = ["load_picture", "find_writing", "find_ink", "working_gray", "_resize_area", "ink_is_dark", "background",
-              "_low_res", "_median_filter", "remove_specks", "connected_components", "box_line_mask", "find_groups",
+              "_low_res", "_median_filter", "without_specks", "connected_components", "box_line_mask", "find_groups",
               "seams", "normalize_digit", "stroke_width", "find_lines", "dropped_specks", "line_image", "items_of"]
+
+
+def timed(name: str, call, seconds: dict[str, float], calls: dict[str, int]):
+    """``call`` wrapped so that each call adds its thread CPU time to ``seconds[name]`` and one to ``calls[name]``."""
+    @functools.wraps(call)
+    def wrapper(*args, **kwargs):
+        started = time.thread_time()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            seconds[name] += time.thread_time() - started
+            calls[name] += 1
+    return wrapper
 
 
 def instrument(seconds: dict[str, float], calls: dict[str, int]) -> list[tuple]:
@@ -51,16 +64,7 @@ def instrument(seconds: dict[str, float], calls: dict[str, int]) -> list[tuple]:
         original = next((getattr(m, name) for m in modules if callable(getattr(m, name, None))), None)
         if original is None:
             continue
-
-        def timed(*args, _name=name, _original=original, **kwargs):
-            started = time.thread_time()
-            try:
-                return _original(*args, **kwargs)
-            finally:
-                seconds[_name] += time.thread_time() - started
-                calls[_name] += 1
-
-        wrapper = functools.wraps(original)(timed)
+        wrapper = timed(name, original, seconds, calls)
         for module in modules:
             if getattr(module, name, None) is original:
                 setattr(module, name, wrapper)
@@ -88,19 +92,8 @@ def measure(n: int, numbers: int, seed: int, reader: str = pipeline.DEFAULT_READ
     seconds: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)
     replaced = instrument(seconds, calls)
-
-    def timed_model(name: str, call):
-        def model(batch):
-            started = time.thread_time()
-            try:
-                return call(batch)
-            finally:
-                seconds[name] += time.thread_time() - started
-                calls[name] += 1
-        return model
-
-    classify = timed_model("classify", recognizer.classify)
-    recognize = timed_model("recognize_lines", recognizer.recognize_lines)
+    classify = timed("classify", recognizer.classify, seconds, calls)
+    recognize = timed("recognize_lines", recognizer.recognize_lines, seconds, calls)
     try:
         for kind, pictures in (("digit", digits), ("number", lines)):
             seconds.clear()

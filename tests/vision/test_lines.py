@@ -11,7 +11,7 @@ from PIL import Image
 
 from digitnet.vision.lines import Line, find_lines, nearest_line, read_lines
 from digitnet.vision.pipeline import NO_INK, number_answer, prepare_number
-from digitnet.vision.preprocess import Ink, connected_components, remove_specks
+from digitnet.vision.preprocess import Ink, connected_components, without_specks
 
 HEIGHT = 60
 
@@ -308,7 +308,7 @@ def test_a_speck_within_the_papers_noise_is_no_decimal_point(recognizer, clean_d
     texts = []
     for strength in (0.6, 0.8):
         contrast = np.pad(np.where(dot, strength * line, line), 20)
-        ink = Ink(ink=contrast, mask=remove_specks(contrast > 0.7), level=1.0, scale=1.0, dark_ink=True,
+        ink = Ink(ink=contrast, mask=without_specks(contrast > 0.7)[0], level=1.0, scale=1.0, dark_ink=True,
                   threshold=0.7)
         texts.append("".join(item.char for text_line in read_lines(ink, recognizer.classify)
                              for item in text_line.items))

@@ -427,21 +427,17 @@ def connected_components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, stats
 
 
-def remove_specks(mask: np.ndarray, fraction: float = SPECK_FRACTION) -> np.ndarray:
-    """Drop components much smaller than the largest: noise, dust and JPEG blotches, not strokes."""
-    return without_specks(mask, fraction)[0]
-
-
 def without_specks(mask: np.ndarray, fraction: float = SPECK_FRACTION,
                    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """:func:`remove_specks`, and the connected components of what is kept (labelled once)."""
+    """``mask`` without the components much smaller than the largest (noise, dust and JPEG blotches, not
+    strokes), and the connected components of what is kept."""
     return _without_specks(mask, *connected_components(mask), fraction)
 
 
 def _without_specks(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, fraction: float = SPECK_FRACTION,
                     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """:func:`remove_specks` of ``mask`` whose components are ``labels, stats``, and the components of what is
-    kept: the same pieces, numbered again in the same (raster) order, without labelling the picture again."""
+    """:func:`without_specks` of ``mask`` whose components are ``labels, stats`` already: the kept pieces are
+    numbered again in the same (raster) order, without labelling the picture again."""
     if len(stats) <= 1:
         return mask, (labels, stats)
     keep = stats[:, 4] >= max(2, fraction * stats[:, 4].max())
