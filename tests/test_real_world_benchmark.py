@@ -164,3 +164,24 @@ def test_numbers_in_rows_of_boxes_stay_one_line_without_stray_points(mnist):
         picture, truth = pictures[k]
         answer = recognizer.read(picture)
         assert answer["text"] == truth and len(answer["lines"]) == 1
+
+
+def test_a_light_form_is_printed_fainter_than_half_the_writing(digits, monkeypatch):
+    drawn = {}
+    form_lines = real_world.form_lines
+
+    def spy(cells, comb, line, margin, tick):
+        drawn["printed"] = form_lines(cells, comb, line, margin, tick)
+        return drawn["printed"]
+
+    monkeypatch.setattr(real_world, "form_lines", spy)
+    for seed in range(5):
+        picture = real_world.boxed_number(list(digits[:5]), np.random.default_rng(seed), comb=seed % 2 == 0,
+                                          print_ink=real_world.LIGHT_PRINT).astype(float)
+        paper = np.median(picture)
+        pen = picture.min()
+        # Where no writing crosses it, the form's gray is one value, between a fifth and a half of the way from
+        # the paper to the writing's pen (below the pipeline's threshold for ink: half the writing's contrast).
+        form = picture[drawn["printed"] & (picture > pen)]
+        assert len(np.unique(form)) == 1
+        assert 0.05 < (paper - form[0]) / (paper - pen) < 0.5

@@ -29,26 +29,26 @@ def in_box(ink: np.ndarray, pad: tuple[int, int, int, int] = (14, 14, 14, 14)) -
     return (np.clip(0.92 - 0.8 * coverage, 0, 1) * 255).round().astype(np.uint8), box
 
 
-def comb(inks: list[np.ndarray], cell: int = 90,
-         offsets: list[int] | None = None) -> tuple[np.ndarray, list[tuple[int, int]]]:
+def comb(inks: list[np.ndarray], cell: int = 90, offsets: list[int] | None = None,
+         printed: float = 1.0) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """One digit per cell of a comb (a baseline with a tooth between cells, half the cell high), each digit
-    standing on the baseline, centred in its cell or ``offsets`` px right of it: (dark-on-light uint8 picture,
-    each cell's x range)."""
+    standing on the baseline, centred in its cell or ``offsets`` px right of it; the comb printed ``printed`` as
+    dark as the writing: (dark-on-light uint8 picture, each cell's x range)."""
     margin = 15
     shape = (cell + 2 * margin, len(inks) * cell + LINE + 2 * margin)
     coverage = np.zeros(shape, np.float32)
     base = margin + cell
-    coverage[base:base + LINE, margin:margin + len(inks) * cell + LINE] = 1
+    coverage[base:base + LINE, margin:margin + len(inks) * cell + LINE] = printed
     cells = []
     for k, ink in enumerate(inks):
         x = margin + k * cell
-        coverage[base - cell // 2:base, x:x + LINE] = 1
+        coverage[base - cell // 2:base, x:x + LINE] = printed
         h, w = ink.shape
         left = x + (cell - w) // 2 + (offsets[k] if offsets else 0)
         region = coverage[base - h:base, left:left + w]  # its lowest stroke touches the baseline
         np.maximum(region, ink, out=region)
         cells.append((x, x + cell + LINE))
-    coverage[base - cell // 2:base, margin + len(inks) * cell:margin + len(inks) * cell + LINE] = 1
+    coverage[base - cell // 2:base, margin + len(inks) * cell:margin + len(inks) * cell + LINE] = printed
     return (np.clip(0.92 - 0.8 * coverage, 0, 1) * 255).round().astype(np.uint8), cells
 
 
@@ -109,6 +109,18 @@ def test_digits_in_a_comb_get_no_spaces_however_they_sit_in_their_cells(recogniz
     answer = recognizer.read(picture)
     assert answer["text"] == "1417"
     assert [d["char"] for d in answer["digits"]] == ["1", "4", "1", "7"]
+
+
+def test_a_comb_printed_in_a_light_colour_parts_the_digits_too(recognizer, clean_digits):
+    """Forms are often printed in a light "dropout" colour, here a quarter of the writing's contrast: below the
+    ink's threshold, so the comb is no ink, yet it holds the digits as a dark one does (no space beside a 1)."""
+    digits = [1, 4, 1, 7]
+    picture, _ = comb([ink_of(clean_digits[d], 60) for d in digits], cell=110, offsets=[-25, 25, -25, 25],
+                      printed=0.25)
+    ink = find_ink(picture)
+    assert not (ink.mask & (picture > 150)).any()  # the comb is not ink
+    assert find_writing(picture).in_boxes
+    assert recognizer.read(picture)["text"] == "1417"
 
 
 def test_pictures_without_lines_keep_all_their_ink(clean_digits):

@@ -56,6 +56,11 @@ def find_writing(pixels: np.ndarray) -> Ink | None:
     if ink is None:
         return None
     lines = box_line_mask(ink.mask)
+    if not lines.any() and ink.faint is not None and ink.faint < ink.threshold:
+        # Forms are often printed in a light ("dropout") colour, fainter than half the writing's contrast: not ink,
+        # yet lines that part the digits like any box (read as plain writing, a wide cell reads as a space). They
+        # are looked for among everything clear of the paper's noise.
+        lines = box_line_mask(ink.ink > ink.faint)
     if not lines.any():
         return ink
     # What was left of the lines where a stroke crossed them (a corner's stub) is dirt beside the digit.

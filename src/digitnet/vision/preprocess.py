@@ -56,6 +56,9 @@ class Ink:
     dark_ink: bool  # whether the ink was darker than the paper
     threshold: float  # contrast above which a pixel is ink: half the level, and clear of the paper's noise
     in_boxes: bool = False  # printed box lines or a comb were taken away: the writing stood in form boxes
+    # The faintest contrast clear of the paper's noise (below ``threshold``): where faint printed form lines are
+    # looked for. None: not known (they are not looked for).
+    faint: float | None = None
     # What several steps of reading ask of the same mask (line finding, both readers, marks), worked out once per
     # picture: "components" of ``mask``, "thresholded" components of ``ink > threshold``, "stroke" width. Not an
     # argument: a copy made with ``dataclasses.replace`` (another mask) starts with an empty one.
@@ -380,7 +383,8 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
         paper_median = _median_of_nonnegative(paper_side)
     # The sample's median is taken once (it is the paper's unless ink is dense); where it is 0 so is the spread's.
     noise = 1.4826 * _median_of_nonnegative(np.abs(paper_side - np.float32(paper_median))) if paper_median else 0.0
-    candidates = ink[ink > max(0.08, 6 * noise)]
+    faint = max(0.08, 6 * noise)
+    candidates = ink[ink > faint]
     if candidates.size < MIN_INK_PIXELS:
         return None
     level = float(np.percentile(candidates, 90))
@@ -392,7 +396,7 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     mask, components = _without_specks(above, *thresholded)
     if np.count_nonzero(mask) < MIN_INK_PIXELS:
         return None
-    found = Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark, threshold=threshold)
+    found = Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark, threshold=threshold, faint=faint)
     found.remember(thresholded=thresholded, components=components)
     return found
 
