@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 # Tests never touch the user's cache unless the caller chose a data directory.
 os.environ.setdefault("DIGITNET_DATA", str(Path(__file__).resolve().parent.parent / ".data"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Models exported for ONNX Runtime (digitnet.runtime) go to a folder of this session's, not the user's cache.
+os.environ.setdefault("DIGITNET_CACHE", tempfile.mkdtemp(prefix="digitnet-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from digitnet.models.crnn import REDUCTION, Decoded, greedy_decode, output_lengths
+from digitnet.runtime import onnx_model
 from digitnet.saved_model import LoadedModel, ModelLoadError, load_model
 from digitnet.utils import DigitnetError
 from digitnet.vision.batch import WorkerPool, ordered_batches, worker_count
@@ -34,10 +35,15 @@ from digitnet.vision.pipeline import (
 
 class Recognizer:
     """Classify digits with a saved model, preparing inputs exactly as the model was trained; read lines of them
-    with a line recognizer (``line``) as ``reader`` says (see :data:`digitnet.vision.pipeline.READERS`)."""
+    with a line recognizer (``line``) as ``reader`` says (see :data:`digitnet.vision.pipeline.READERS`).
+
+    ``engine``: what runs the models' forward passes, ``auto`` (ONNX Runtime where it can, else PyTorch; the
+    default, or ``DIGITNET_ENGINE``), ``torch`` or ``onnxruntime`` (see :mod:`digitnet.runtime`). The models'
+    weights are read when the recognizer is made: change them afterwards and make a new one.
+    """
 
     def __init__(self, loaded: LoadedModel, line: LoadedModel | None = None, reader: str = DEFAULT_READER,
-                 pool: WorkerPool | None = None):
+                 pool: WorkerPool | None = None, engine: str | None = None):
         if reader not in READERS:
             raise DigitnetError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
         if line is not None and line.spec.task != "lines":
@@ -52,14 +58,19 @@ class Recognizer:
         self.spec = loaded.spec
         self.temperature = loaded.temperature
         self.device = next(self.model.parameters()).device
+        # The same graphs in ONNX Runtime where it runs them (None: PyTorch does), several times faster on a few
+        # small images.
+        self._onnx = onnx_model(loaded, engine)
+        self._line_onnx = onnx_model(line, engine) if line is not None else None
         self._pool = pool  # worker processes for predict_many/read_many, started once, kept until close()
 
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike | None = None, device: str = "cpu",
                         line_model: str | os.PathLike | None = "line", reader: str = DEFAULT_READER,
-                        workers: int = 0) -> Recognizer:
+                        workers: int = 0, engine: str | None = None) -> Recognizer:
         """Load ``model_dir`` (default: the bundled default model) and ``line_model`` (default: the bundled line
-        recognizer; None, or ``reader="segment"``: none, lines are cut by the segmenter).
+        recognizer; None, or ``reader="segment"``: none, lines are cut by the segmenter); ``engine`` as for the
+        constructor.
 
         ``workers`` > 0 also starts that many worker processes for :meth:`predict_many` and :meth:`read_many`
         first, so that they get ready while this process loads the models; :meth:`close` stops them.
@@ -67,11 +78,11 @@ class Recognizer:
         if reader == "segment":
             line_model = None
         # The workers resolve the folders as load_model does here (same arguments, same working directory).
-        models = WorkerModels(_fspath(model_dir), _fspath(line_model), reader)
+        models = WorkerModels(_fspath(model_dir), _fspath(line_model), reader, engine)
         pool = WorkerPool(workers, _start_worker, (models,)) if workers > 0 else None
         try:
             line = _load_line_model(line_model, device) if line_model is not None else None
-            return cls(load_model(model_dir, device=device), line, reader, pool)
+            return cls(load_model(model_dir, device=device), line, reader, pool, engine)
         except BaseException:
             if pool is not None:
                 pool.close()
@@ -105,7 +116,10 @@ class Recognizer:
             x = x.unsqueeze(0)
         if x.dtype != torch.uint8:
             x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
-        logits = self.model(self.spec.prepare(x.to(self.device))).float()
+        if self._onnx is not None and len(x):
+            logits = torch.from_numpy(self._onnx(np.ascontiguousarray(x.cpu().numpy().reshape(len(x), 1, 28, 28))))
+        else:
+            logits = self.model(self.spec.prepare(x.to(self.device))).float()
         if calibrated:
             logits = logits / self.temperature
         return torch.softmax(logits, 1).cpu().numpy()
@@ -120,8 +134,11 @@ class Recognizer:
         batch = np.zeros((len(images), 1, images[0].shape[0], width), np.float32)
         for k, image in enumerate(images):
             batch[k, 0, :, :image.shape[1]] = image
-        device = next(self.line.model.parameters()).device
-        probabilities = torch.softmax(self.line.model(torch.from_numpy(batch).to(device)).float(), 2).cpu().numpy()
+        if self._line_onnx is not None:
+            logits = torch.from_numpy(self._line_onnx(batch))
+        else:
+            logits = self.line.model(torch.from_numpy(batch).to(next(self.line.model.parameters()).device)).float()
+        probabilities = torch.softmax(logits, 2).cpu().numpy()
         lengths = output_lengths(torch.tensor([image.shape[1] for image in images])).tolist()
         offset = float(self.line.metadata.get("ctc_offset", 0.0))
         return [greedy_decode(p[:n], offset) for p, n in zip(probabilities, lengths, strict=True)]
@@ -229,6 +246,7 @@ class WorkerModels:
     digits: str | None  # None: the bundled default model
     line: str | None = None  # the line recognizer (None: none, lines are cut by the segmenter)
     reader: str = "segment"  # how read reads a line (see READERS)
+    engine: str | None = None  # what runs the models (see Recognizer)
 
 
 _worker_recognizer: Recognizer | None = None  # each worker process's own copy of the model
@@ -251,7 +269,7 @@ def _start_worker(models: WorkerModels) -> None:
     global _worker_recognizer
     # On the CPU whatever the parent uses: a small model on one core beats every worker setting up a GPU.
     _worker_recognizer = Recognizer.from_pretrained(models.digits, device="cpu", line_model=models.line,
-                                                    reader=models.reader)
+                                                    reader=models.reader, engine=models.engine)
 
 
 def _prepare_in_worker(path: str) -> Prepared:

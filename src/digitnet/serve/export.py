@@ -33,45 +33,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from digitnet.runtime import (
+    INPUT_NAME,
+    LINE_INPUT_NAME,
+    ONNX_OPSET,
+    onnx_bytes,
+    onnx_graph,
+)
 from digitnet.saved_model import LoadedModel, load_model
 from digitnet.utils import DigitnetError, check_output_file
 
 FORMATS = ("onnx", "torchscript")
-INPUT_TYPES = ("uint8", "float")
-INPUT_NAME = "image"
-OUTPUT_NAMES = ("logits", "probabilities")
-ONNX_OPSET = 17
-
-
-class ExportWrapper(nn.Module):
-    """Model plus its preprocessing and calibration: images in, (logits, probabilities) out."""
-
-    def __init__(self, loaded: LoadedModel, input_type: str = "uint8"):
-        super().__init__()
-        if input_type not in INPUT_TYPES:
-            raise DigitnetError(f"input type {input_type!r}: choose uint8 or float")
-        self.model = loaded.model.eval()
-        self.spec = loaded.spec
-        self.input_type = input_type
-        self.register_buffer("inv_temperature", torch.tensor(1.0 / loaded.temperature, dtype=torch.float32))
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # uint8 in, or float 0..1: spec.prepare tells them apart by dtype, as it does for every caller.
-        x = self.spec.prepare(image if self.input_type == "uint8" else image.to(torch.float32))
-        logits = self.model(x)
-        return logits, torch.softmax(logits * self.inv_temperature, dim=1)
-
-
-class LineExportWrapper(nn.Module):
-    """A line recognizer: line images in, per-column (logits, probabilities) out."""
-
-    def __init__(self, loaded: LoadedModel):
-        super().__init__()
-        self.model = loaded.model.eval()
-
-    def forward(self, line: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.model(line)
-        return logits, torch.softmax(logits, dim=2)
 
 
 def line_export_metadata(loaded: LoadedModel) -> dict[str, str]:
@@ -95,9 +67,6 @@ def line_export_metadata(loaded: LoadedModel) -> dict[str, str]:
         "digitnet.weights_sha256": str(meta.get("weights_sha256", "")),
         "digitnet.model_json": json.dumps(meta, sort_keys=True),
     }
-
-
-LINE_INPUT_NAME = "line"
 
 
 def export_metadata(loaded: LoadedModel, input_type: str) -> dict[str, str]:
@@ -151,22 +120,14 @@ def export_loaded(loaded: LoadedModel, out: str | os.PathLike, fmt: str = "onnx"
     out = check_export_request(fmt, out)
     # Export a contiguous (not channels-last) model: tracing records plain NCHW ops that every runtime runs.
     loaded.model.to(memory_format=torch.contiguous_format)
-    if loaded.spec.task == "lines":
-        wrapper, metadata = LineExportWrapper(loaded).eval(), line_export_metadata(loaded)
-        example = torch.zeros(2, 1, loaded.spec.input_size, 64)
-        axes = {LINE_INPUT_NAME: {0: "N", 3: "W"}, OUTPUT_NAMES[0]: {0: "N", 1: "T"}, OUTPUT_NAMES[1]: {0: "N", 1: "T"}}
-        names = [LINE_INPUT_NAME]
-    else:
-        wrapper, metadata = ExportWrapper(loaded, input_type).eval(), export_metadata(loaded, input_type)
-        example = torch.zeros(2, 1, 28, 28, dtype=torch.uint8 if input_type == "uint8" else torch.float32)
-        axes = {INPUT_NAME: {0: "N"}, OUTPUT_NAMES[0]: {0: "N"}, OUTPUT_NAMES[1]: {0: "N"}}
-        names = [INPUT_NAME]
+    wrapper, example, input_name, axes = onnx_graph(loaded, input_type)
+    metadata = line_export_metadata(loaded) if loaded.spec.task == "lines" else export_metadata(loaded, input_type)
     fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")  # unique: two exports at once
     os.close(fd)
     tmp = Path(name)
     try:
         if fmt == "onnx":
-            _export_onnx(wrapper, example, tmp, metadata, opset, names, axes)
+            _export_onnx(wrapper, example, tmp, metadata, opset, input_name, axes)
         else:
             _export_torchscript(wrapper, example, tmp, metadata)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; an exported model is for others to read
@@ -183,19 +144,12 @@ def signature(loaded: LoadedModel, input_type: str = "uint8") -> str:
 
 
 def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, str],
-                 opset: int, input_names: list[str], dynamic_axes: dict) -> None:
+                 opset: int, input_name: str, dynamic_axes: dict) -> None:
     try:
         import onnx
     except ImportError:
         raise DigitnetError("ONNX export needs the onnx package: pip install 'digitnet[export]'") from None
-    with warnings.catch_warnings(), torch.no_grad():
-        # The TorchScript-based exporter needs no onnxscript; its deprecation notice is not for users.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper, (example,), str(path), dynamo=False, opset_version=opset,
-            input_names=input_names, output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic_axes,
-        )
-    proto = onnx.load(str(path))
+    proto = onnx.load_from_string(onnx_bytes(wrapper, example, input_name, dynamic_axes, opset))
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

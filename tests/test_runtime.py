@@ -1,0 +1,89 @@
+"""The models' forward passes in ONNX Runtime: the same answers as PyTorch, exported once, PyTorch where it cannot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from digitnet import runtime
+from digitnet.data.lines import draw_lines
+from digitnet.recognizer import Recognizer
+from digitnet.saved_model import load_model
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DIGITNET_ENGINE", raising=False)
+    return tmp_path / "cache"
+
+
+def test_onnx_runtime_classifies_as_pytorch_does(cache, mnist):
+    fast, plain = Recognizer.from_pretrained(line_model=None), Recognizer.from_pretrained(line_model=None,
+                                                                                          engine="torch")
+    assert fast._onnx is not None and plain._onnx is None
+    images = mnist.test_images[:300]
+    ours, theirs = fast.classify(images), plain.classify(images)
+    assert np.abs(ours - theirs).max() < 1e-4
+    assert (ours.argmax(1) == theirs.argmax(1)).all()
+    floats = images[:5].astype(np.float32) / 255  # float pixels take the same way in
+    assert np.abs(fast.classify(floats) - plain.classify(floats)).max() < 1e-4
+    assert fast.classify(images[:0]).shape == (0, 10)
+
+
+def test_onnx_runtime_reads_lines_as_pytorch_does(cache, mnist):
+    fast, plain = Recognizer.from_pretrained(), Recognizer.from_pretrained(engine="torch")
+    assert fast._line_onnx is not None and plain._line_onnx is None
+    images, labels = torch.from_numpy(mnist.test_images[:120]), torch.from_numpy(mnist.test_labels[:120])
+    batch = draw_lines(images, labels, torch.Generator().manual_seed(3), count=8)
+    lines = [image[0, :, :width].numpy() for image, width in zip(batch.images, batch.widths.tolist(), strict=True)]
+    ours, theirs = fast.recognize_lines(lines), plain.recognize_lines(lines)
+    assert [d.text for d in ours] == [d.text for d in theirs]
+    assert sum(d.text == t for d, t in zip(ours, batch.texts, strict=True)) >= 5  # lines, read: not noise
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.spans == b.spans and np.allclose(a.confidences, b.confidences, atol=1e-4)
+
+
+def test_a_model_is_exported_once_and_then_opened_from_the_cache(cache, monkeypatch):
+    loaded = load_model(None)
+    first = runtime.onnx_model(loaded)
+    assert first is not None and first.path.parent == cache and first.path.is_file()
+
+    def export_again(*args):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(runtime, "_export_to", export_again)
+    again = runtime.onnx_model(load_model(None))
+    assert again is not None and again.path == first.path
+    assert [p.name for p in cache.iterdir()] == [first.path.name]  # no temporary file left beside it
+
+
+def test_a_damaged_cache_file_is_exported_again(cache):
+    loaded = load_model(None)
+    path = runtime.onnx_model(loaded).path
+    path.write_bytes(b"half a graph")
+    mended = runtime.onnx_model(loaded)
+    assert mended is not None and mended.path == path
+    image = np.zeros((1, 1, 28, 28), np.uint8)
+    assert mended(image).shape == (1, 10)
+
+
+def test_pytorch_runs_what_onnx_runtime_cannot_or_is_told_not_to(cache, tmp_path, monkeypatch):
+    loaded = load_model(None)
+    assert runtime.onnx_model(loaded, "torch") is None
+    monkeypatch.setenv("DIGITNET_ENGINE", "torch")
+    assert runtime.onnx_model(loaded) is None and Recognizer.from_pretrained(line_model=None)._onnx is None
+    monkeypatch.delenv("DIGITNET_ENGINE")
+    # A model built in this process has no weights checksum to name its export by.
+    unsaved = load_model(None)
+    unsaved.metadata = {k: v for k, v in unsaved.metadata.items() if k != "weights_sha256"}
+    assert runtime.onnx_model(unsaved) is None
+    # A cache that cannot be written: a warning, and PyTorch.
+    blocked = tmp_path / "a file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("DIGITNET_CACHE", str(blocked / "onnx"))
+    with pytest.warns(UserWarning, match="running in PyTorch"):
+        assert runtime.onnx_model(loaded) is None
