@@ -88,7 +88,7 @@ def measure(n: int, numbers: int, seed: int, reader: str = pipeline.DEFAULT_READ
     for picture in digits[:5] + lines[:3]:  # warm up: first calls allocate, import and compile
         pipeline.prepare_digit(picture, recognizer.classify)
         pipeline.prepare_number(picture, recognizer.classify, recognizer.recognize_lines, reader)
-    result = {"seed": seed, "n": n, "numbers": numbers, "reader": reader}
+    result = {"seed": seed, "n": n, "numbers": numbers, "reader": reader, "engine": recognizer.engine}
     seconds: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)
     replaced = instrument(seconds, calls)
@@ -121,7 +121,7 @@ def print_table(result: dict) -> None:
     table = Table("ms per picture (inclusive)", f"prepare_digit ({result['n']})",
                   f"prepare_number ({result['numbers']})",
                   title=f"picture pipeline CPU time, photo benchmark seed {result['seed']}, "
-                  f"reader {result['reader']}, 1 process")
+                  f"reader {result['reader']}, {result['engine']}, 1 process")
     names = [n for n in [*PRIMITIVES, "recognize_lines", "classify"]
              if n in result["digit"]["primitives"] or n in result["number"]["primitives"]]
     table.add_row("whole call", f"{result['digit']['total_ms']:.2f}", f"{result['number']['total_ms']:.2f}")

@@ -101,6 +101,11 @@ class Recognizer:
         self.close()
 
     @property
+    def engine(self) -> str:
+        """What runs the digit model's forward passes: ``onnxruntime`` or ``torch``."""
+        return "onnxruntime" if self._onnx is not None else "torch"
+
+    @property
     def metadata(self) -> dict:
         return self.loaded.metadata
 
