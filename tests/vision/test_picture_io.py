@@ -305,6 +305,7 @@ def test_big_jpeg_decodes_at_reduced_scale_close_to_the_full_decode(clean_digits
     # 3000 px shrunk to 1024 is a 3× reduction: the strongest DCT scale that keeps at least that is 1/2.
     assert full.pixels.shape == (2000, 3000, 3)
     assert reduced.pixels.shape == (1000, 1500, 3)
+    assert reduced.full_size == (3000, 2000) and full.full_size == (3000, 2000)  # what the file holds, either way
     by_area = np.asarray(Image.fromarray(full.pixels).reduce(2), np.float32)
     assert np.abs(reduced.pixels.astype(np.float32) - by_area).mean() < 2.0  # the same picture, a smaller size
 
@@ -312,6 +313,7 @@ def test_big_jpeg_decodes_at_reduced_scale_close_to_the_full_decode(clean_digits
 def test_reduced_scale_keeps_exif_rotation(clean_digits):
     reduced = load_picture(big_jpeg(clean_digits, rotate=True), reduce_to=1024)
     assert reduced.pixels.shape[:2] == (1000, 1500)
+    assert reduced.full_size == (3000, 2000)  # stored 2000 wide and 3000 tall, shown turned a quarter
 
 
 def test_reduced_scale_only_for_jpegs_larger_than_the_reduction(clean_digits, tmp_path):
@@ -337,3 +339,17 @@ def test_predict_on_a_big_jpeg_sees_the_same_digit_as_from_the_full_decode(clean
     full = prepare_digit(load_picture(data).pixels, recognizer.classify)  # an array: decoded in full
     assert drafted.image is not None and recognizer.predict(data)["digit"] == 3
     assert np.abs(drafted.image.astype(np.float32) - full.image.astype(np.float32)).mean() < 4.0
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_read_on_a_big_jpeg_gives_boxes_in_the_whole_pictures_pixels(clean_digits, recognizer, rotate):
+    """read decodes a big JPEG at reduced scale too; its boxes are still where the digit is in the file as shown."""
+    data = big_jpeg(clean_digits, digit=3, rotate=rotate)
+    drafted = recognizer.read(data)
+    full = recognizer.read(load_picture(data).pixels)  # an array: decoded in full
+    assert drafted["text"] == full["text"] == "3"
+    box, full_box = np.array(drafted["digits"][0]["box"]), np.array(full["digits"][0]["box"])
+    assert np.abs(box - full_box).max() <= 4  # in 3000 × 2000 pixels, not the 1500 × 1000 decoded
+    width, height = 3000, 2000  # as shown (the sideways one turned back); the digit stands in the middle
+    assert abs((box[0] + box[2]) / 2 - width / 2) < 0.1 * width
+    assert abs((box[1] + box[3]) / 2 - height / 2) < 0.1 * height

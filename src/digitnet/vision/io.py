@@ -43,6 +43,13 @@ class Picture:
     pixels: np.ndarray  # (H, W) gray or (H, W, 3) RGB: uint8, uint16 or float32 in 0..1
     name: str  # what to call it in messages: the path, or "<bytes>", "<array>", ...
     path: str | None = None  # the path when it came from a file
+    # (width, height) of the whole picture, upright, where ``pixels`` hold fewer: a JPEG decoded at reduced scale
+    size: tuple[int, int] | None = None
+
+    @property
+    def full_size(self) -> tuple[int, int]:
+        """(width, height) of the picture as it is, whatever scale ``pixels`` were decoded at."""
+        return self.size or (self.pixels.shape[1], self.pixels.shape[0])
 
 
 ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray | Picture
@@ -84,7 +91,8 @@ def load_picture(source: ImageSource, name: str | None = None, reduce_to: int | 
     if not data:
         raise ImageError(f"{name}: the file is empty")
     _check_bytes(len(data), name)
-    return Picture(_decode(data, name, reduce_to, limit), name, path)
+    pixels, size = _decode(data, name, reduce_to, limit)
+    return Picture(pixels, name, path, size if size != (pixels.shape[1], pixels.shape[0]) else None)
 
 
 def _read_file(path: str, name: str) -> bytes:
@@ -136,17 +144,25 @@ def _check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
                          f"(at least {MIN_SIDE}×{MIN_SIDE} needed)")
 
 
-def _decode(data: bytes, name: str, reduce_to: int | None, max_pixels: int) -> np.ndarray:
-    """Open, check the declared size from the header, then decode: a bomb is refused before it is inflated."""
+def _decode(data: bytes, name: str, reduce_to: int | None, max_pixels: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Open, check the declared size from the header, then decode: a bomb is refused before it is inflated.
+
+    Returns the pixels, upright, and the (width, height) of the whole upright picture (more than the pixels'
+    where a JPEG was decoded at reduced scale)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we enforce our own cap
             image = Image.open(io.BytesIO(data))
             _check_size(image.size, name, max_pixels)
             image = _first_frame(image, name)
+            size = image.size
             _draft(image, reduce_to)
             image.load()
-            return pil_to_array(ImageOps.exif_transpose(image), name)
+            decoded = image.size
+            upright = ImageOps.exif_transpose(image)
+            if upright.size != decoded:  # turned a quarter: so is the whole picture
+                size = size[::-1]
+            return pil_to_array(upright, name), size
     except ImageError:
         raise
     except Image.DecompressionBombError:

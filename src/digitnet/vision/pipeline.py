@@ -204,7 +204,8 @@ def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRec
         raise ValueError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
-        picture = load_picture(source, max_pixels=max_pixels)
+        # A big JPEG is decoded at reduced scale: find_writing would shrink it to WORK_SIDE anyway.
+        picture = load_picture(source, reduce_to=preprocess.WORK_SIDE, max_pixels=max_pixels)
     except ImageError as exc:
         return PreparedNumber(path, error=str(exc))
     passthrough = mnist_like(picture.pixels)
@@ -228,10 +229,12 @@ def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRec
         text_lines = line_reader.read_lines(ink, recognize, classify if reader == "line" else None)
     if not text_lines:
         return PreparedNumber(path, note=NO_INK)
-    height, width = picture.pixels.shape[:2]
+    # Boxes are in the whole picture's pixels, also where fewer were decoded.
+    width, height = picture.full_size
+    scale = ink.scale * max(width, height) / max(picture.pixels.shape[:2])
 
     def scaled(box: tuple[int, int, int, int]) -> list[int]:
-        return _scale_box(box, ink.scale, width, height)
+        return _scale_box(box, scale, width, height)
 
     lines = []
     for text_line in text_lines:
