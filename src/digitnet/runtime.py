@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import json
 import os
 import warnings
 from pathlib import Path
@@ -26,6 +27,7 @@ from torch import nn
 
 from digitnet.saved_model import LoadedModel
 from digitnet.utils import DigitnetError, atomic_write_bytes
+from digitnet.version import __version__
 
 ENGINES = ("auto", "torch", "onnxruntime")
 INPUT_TYPES = ("uint8", "float")
@@ -140,9 +142,11 @@ def onnx_model(loaded: LoadedModel, engine: str | None = None) -> OnnxModel | No
         import onnxruntime
     except ImportError:
         return None
-    # Everything that changes the graph names it: the weights, how the input is prepared, the calibration (in the
-    # graph's probabilities), and the versions of the exporter and of the runtime that reads it.
-    key = "|".join([weights, loaded.spec.task, repr(loaded.spec.contract()), repr(loaded.temperature),
+    # Everything that changes the graph names it: the architecture and the weights, how the input is prepared, the
+    # calibration (in the graph's probabilities), and the versions of the code that draws the graph (digitnet's),
+    # of the exporter and of the runtime that reads it.
+    key = "|".join([loaded.arch, json.dumps(loaded.metadata.get("arch_kwargs", {}), sort_keys=True), weights,
+                    loaded.spec.task, repr(loaded.spec.contract()), repr(loaded.temperature), __version__,
                     torch.__version__, onnxruntime.__version__, str(ONNX_OPSET)])
     path = cache_dir() / f"{loaded.arch}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.onnx"
     try:
