@@ -38,7 +38,7 @@ MODULES = ["digitnet.vision.io", "digitnet.vision.preprocess", "digitnet.vision.
            "digitnet.vision.lines", "digitnet.vision.line_reader", "digitnet.vision.pipeline"]
 # The primitives timed, where a version of the package has them (old helpers come and go).
 PRIMITIVES = ["load_picture", "find_writing", "find_ink", "working_gray", "_resize_area", "ink_is_dark", "background",
-              "_low_res", "_median_filter", "without_specks", "connected_components", "box_line_mask", "find_groups",
+              "_low_res", "_median_filter", "without_specks", "connected_components", "box_lines", "find_groups",
               "seams", "normalize_digit", "stroke_width", "find_lines", "dropped_specks", "line_image", "items_of"]
 
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 from digitnet.utils import DigitnetError
 from digitnet.vision import boxes
-from digitnet.vision.boxes import box_line_mask, remove_box_lines, run_lengths
+from digitnet.vision.boxes import box_line_mask, box_lines, remove_box_lines, run_lengths
 
 
 def pen(digit: np.ndarray, side: int = 84) -> np.ndarray:
@@ -167,7 +167,8 @@ def full_search(ink: np.ndarray) -> np.ndarray:
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
     lines = np.zeros_like(ink)
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    lines[box] = boxes._lines_in(np.ascontiguousarray(ink[box]), 0.7, max(3, min(height, width) // 12), height, width)
+    lines[box] = boxes._lines_in(np.ascontiguousarray(ink[box]), 0.7, max(3, min(height, width) // 12), height,
+                                 width)[0]
     return lines
 
 
@@ -209,7 +210,7 @@ def test_the_quick_check_never_skips_a_line_the_full_search_finds(mnist):
 def test_most_digits_without_a_box_skip_the_full_search(mnist, monkeypatch):
     # A 7's bar and a 1's stem are long runs, but thick: the full search (the costly part) need not run for them.
     searched = []
-    monkeypatch.setattr(boxes, "_lines_in", lambda *args: searched.append(1) or np.zeros_like(args[0]))
+    monkeypatch.setattr(boxes, "_lines_in", lambda *args: searched.append(1) or (np.zeros_like(args[0]), False))
     digits = [pen(d, 140) for d in mnist.test_images[:200]]
     for ink in digits:
         box_line_mask(ink)
@@ -220,3 +221,15 @@ def test_most_digits_without_a_box_skip_the_full_search(mnist, monkeypatch):
     for ink in sevens_and_ones:
         box_line_mask(ink)
     assert len(searched) <= 0.1 * len(sevens_and_ones)
+
+
+@pytest.mark.parametrize("comb", [True, False])
+def test_walls_and_teeth_stand_across_the_writing_a_baseline_does_not(mnist, comb):
+    inks = [pen(d, 60)[8:-8, 8:-8] for d in mnist.test_images[:3]]
+    lines, across = box_lines(row_of_boxes(inks, comb=comb)[0])
+    assert lines.any() and across  # the walls between boxes, the teeth of a comb
+    written = np.zeros((120, 320), bool)
+    written[20:80, 40:280] = np.hstack([pen(d, 80)[10:70, 10:70] for d in mnist.test_images[3:7]])
+    written[84:87, :] = True  # the line it is written on, across the whole page
+    lines, across = box_lines(written)
+    assert lines[84:87].all() and not across

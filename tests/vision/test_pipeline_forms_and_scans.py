@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from photo_helpers import ink_of
+from photo_helpers import ink_of, number_ink
 from PIL import Image
 
 from digitnet.vision.pipeline import find_writing, prepare_digit, prepare_number
@@ -121,6 +121,23 @@ def test_a_comb_printed_in_a_light_colour_parts_the_digits_too(recognizer, clean
     assert not (ink.mask & (picture > 150)).any()  # the comb is not ink
     assert find_writing(picture).in_boxes
     assert recognizer.read(picture)["text"] == "1417"
+
+
+def test_faint_ruled_lines_are_paper_as_before(recognizer, clean_digits):
+    """Only a light form's cells count: faint lines running along the writing (ruled paper) part nothing, so a
+    number written on them reads as it does on plain paper, its space included."""
+    digits = [clean_digits[d] for d in (4, 2, 7, 5)]
+    coverage = number_ink(digits, height=60, gaps=[12, 60, 12])
+    h, w = coverage.shape
+    page = np.zeros((h + 80, w + 120), np.float32)
+    page[40:40 + h, 60:60 + w] = coverage
+    plain = (np.clip(0.92 - 0.8 * page, 0, 1) * 255).round().astype(np.uint8)
+    ruled = page.copy()
+    for y in (30, 40 + h + 4, 40 + h + 40):  # notebook ruling in a light colour, edge to edge
+        ruled[y:y + 2] = np.maximum(ruled[y:y + 2], 0.2)
+    ruled = (np.clip(0.92 - 0.8 * ruled, 0, 1) * 255).round().astype(np.uint8)
+    assert not find_writing(ruled).in_boxes
+    assert recognizer.read(ruled)["text"] == recognizer.read(plain)["text"] == "42 75"
 
 
 def test_pictures_without_lines_keep_all_their_ink(clean_digits):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from digitnet.vision import line_reader, preprocess
-from digitnet.vision.boxes import box_line_mask
+from digitnet.vision.boxes import box_lines
 from digitnet.vision.io import ImageError, ImageSource, PictureTooLarge, load_picture
 from digitnet.vision.line_reader import LineRecognizer
 from digitnet.vision.lines import read_lines
@@ -55,12 +55,15 @@ def find_writing(pixels: np.ndarray) -> Ink | None:
     ink = find_ink(pixels)
     if ink is None:
         return None
-    lines = box_line_mask(ink.mask)
+    lines, _ = box_lines(ink.mask)
     if not lines.any() and ink.faint is not None and ink.faint < ink.threshold:
         # Forms are often printed in a light ("dropout") colour, fainter than half the writing's contrast: not ink,
         # yet lines that part the digits like any box (read as plain writing, a wide cell reads as a space). They
-        # are looked for among everything clear of the paper's noise.
-        lines = box_line_mask(ink.ink > ink.faint)
+        # are looked for among everything clear of the paper's noise; faint lines that only run along the writing
+        # (ruled paper) part nothing and stay paper.
+        faint, cells = box_lines(ink.ink > ink.faint)
+        if cells:
+            lines = faint
     if not lines.any():
         return ink
     # What was left of the lines where a stroke crossed them (a corner's stub) is dirt beside the digit.
