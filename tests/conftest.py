@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,7 +14,9 @@ import pytest
 os.environ.setdefault("DIGITNET_DATA", str(Path(__file__).resolve().parent.parent / ".data"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Models exported for ONNX Runtime (digitnet.runtime) go to a folder of this session's, not the user's cache.
-os.environ.setdefault("DIGITNET_CACHE", tempfile.mkdtemp(prefix="digitnet-test-cache-"))
+if "DIGITNET_CACHE" not in os.environ:
+    os.environ["DIGITNET_CACHE"] = tempfile.mkdtemp(prefix="digitnet-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["DIGITNET_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from digitnet import runtime
 from digitnet.data.lines import draw_lines
 from digitnet.recognizer import Recognizer
 from digitnet.saved_model import load_model
+from digitnet.utils import DigitnetError
 
 pytest.importorskip("onnxruntime")
 
@@ -61,14 +62,49 @@ def test_a_model_is_exported_once_and_then_opened_from_the_cache(cache, monkeypa
     assert [p.name for p in cache.iterdir()] == [first.path.name]  # no temporary file left beside it
 
 
-def test_a_damaged_cache_file_is_exported_again(cache):
+@pytest.mark.parametrize("damage", ["cut short", "another model's graph"])
+def test_a_damaged_or_foreign_cache_file_is_exported_again(cache, mnist, damage):
     loaded = load_model(None)
     path = runtime.onnx_model(loaded).path
-    path.write_bytes(b"half a graph")
+    if damage == "cut short":
+        path.write_bytes(path.read_bytes()[:1000])
+    else:  # a valid graph that is not this model's (other weights)
+        other = load_model(None)
+        with torch.no_grad():
+            for parameter in other.model.parameters():
+                parameter.mul_(0.5)
+        path.write_bytes(runtime.onnx_bytes(*runtime.onnx_graph(other)))
     mended = runtime.onnx_model(loaded)
     assert mended is not None and mended.path == path
-    image = np.zeros((1, 1, 28, 28), np.uint8)
-    assert mended(image).shape == (1, 10)
+    images = mnist.test_images[:20, None]
+    with torch.inference_mode():
+        expected = runtime.onnx_graph(loaded)[0](torch.from_numpy(images))[0].numpy()
+    assert np.abs(mended(images) - expected).max() < 1e-3
+
+
+def test_other_weights_in_memory_are_another_graph(cache):
+    loaded = load_model(None)
+    first = runtime.onnx_model(loaded).path
+    with torch.no_grad():
+        next(loaded.model.parameters()).add_(0.01)  # same file, same checksum in model.json: other weights
+    assert runtime.onnx_model(loaded).path != first
+
+
+def test_an_unknown_engine_is_refused_in_one_line(cache, monkeypatch):
+    with pytest.raises(DigitnetError, match="engine 'onnx': choose one of auto, torch, onnxruntime"):
+        Recognizer.from_pretrained(line_model=None, engine="onnx")
+    monkeypatch.setenv("DIGITNET_ENGINE", "bogus")
+    with pytest.warns(UserWarning, match="DIGITNET_ENGINE='bogus' is none of"):
+        assert runtime.check_engine(None) == "auto"
+
+
+def test_folder_workers_run_the_models_as_their_recognizer_does(cache, monkeypatch):
+    import digitnet.recognizer as recognizer_module
+
+    started = []
+    monkeypatch.setattr(recognizer_module, "WorkerPool", lambda count, initializer, args: started.append(args[0]))
+    Recognizer.from_pretrained(engine="torch")._pool_for(2, 100)
+    assert started and started[0].engine == "torch"
 
 
 def test_pytorch_runs_what_onnx_runtime_cannot_or_is_told_not_to(cache, tmp_path, monkeypatch):

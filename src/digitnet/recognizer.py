@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from digitnet.models.crnn import REDUCTION, Decoded, greedy_decode, output_lengths
-from digitnet.runtime import onnx_model
+from digitnet.runtime import check_engine, onnx_model
 from digitnet.saved_model import LoadedModel, ModelLoadError, load_model
 from digitnet.utils import DigitnetError
 from digitnet.vision.batch import WorkerPool, ordered_batches, worker_count
@@ -60,8 +60,9 @@ class Recognizer:
         self.device = next(self.model.parameters()).device
         # The same graphs in ONNX Runtime where it runs them (None: PyTorch does), several times faster on a few
         # small images.
-        self._onnx = onnx_model(loaded, engine)
-        self._line_onnx = onnx_model(line, engine) if line is not None else None
+        self._engine = check_engine(engine)  # workers started later run the models the same way
+        self._onnx = onnx_model(loaded, self._engine)
+        self._line_onnx = onnx_model(line, self._engine) if line is not None else None
         self._pool = pool  # worker processes for predict_many/read_many, started once, kept until close()
 
     @classmethod
@@ -78,7 +79,7 @@ class Recognizer:
         if reader == "segment":
             line_model = None
         # The workers resolve the folders as load_model does here (same arguments, same working directory).
-        models = WorkerModels(_fspath(model_dir), _fspath(line_model), reader, engine)
+        models = WorkerModels(_fspath(model_dir), _fspath(line_model), reader, check_engine(engine))
         pool = WorkerPool(workers, _start_worker, (models,)) if workers > 0 else None
         try:
             line = _load_line_model(line_model, device) if line_model is not None else None
@@ -233,7 +234,8 @@ class Recognizer:
             return None
         self.close()  # a broken pool
         line = os.fspath(self.line.path) if self.line is not None else None
-        self._pool = WorkerPool(count, _start_worker, (WorkerModels(os.fspath(self.loaded.path), line, self.reader),))
+        models = WorkerModels(os.fspath(self.loaded.path), line, self.reader, self._engine)
+        self._pool = WorkerPool(count, _start_worker, (models,))
         return self._pool
 
     def __repr__(self) -> str:

@@ -5,10 +5,11 @@ the time. On one thread of a 2-core CPU, ONNX Runtime classified five digits in 
 and read a 160-px line in 0.6 ms against 2.3 ms: about a sixth of reading a photo of a number.
 
 The graph is the one ``digitnet export`` writes (:func:`onnx_graph`: the model with its input preparation). It
-is exported once per model, to a cache named by the weights' SHA-256 and the versions that made it (about a
-second), and later processes only open the file (~10 ms). PyTorch runs the model where ONNX Runtime is not
+is exported once per model into a cache (about a second), named by a hash of the weights as they are in memory, the
+code that draws the graph and the versions that export and run it, and later processes only open the file (~10 ms)
+after checking it gives PyTorch's logits on a fixed input. PyTorch runs the model where ONNX Runtime is not
 installed (the ``export`` extra), on a GPU, for a model without a weights checksum (built in this process), where
-the cache cannot be written, or where ``DIGITNET_ENGINE=torch`` says so.
+the cache cannot be written, or where ``DIGITNET_ENGINE=torch`` says so. ONNX Runtime runs on one thread.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from torch import nn
 
 from digitnet.saved_model import LoadedModel
 from digitnet.utils import DigitnetError, atomic_write_bytes
-from digitnet.version import __version__
 
 ENGINES = ("auto", "torch", "onnxruntime")
 INPUT_TYPES = ("uint8", "float")
@@ -122,44 +122,101 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("digitnet")) / "onnx"
 
 
-def engine_choice() -> str:
-    """The engine ``DIGITNET_ENGINE`` asks for (``auto``: ONNX Runtime where it can run the model)."""
-    engine = os.environ.get("DIGITNET_ENGINE", "auto").strip().lower() or "auto"
-    return engine if engine in ENGINES else "auto"
+def check_engine(engine: str | None) -> str:
+    """``engine`` checked: one of :data:`ENGINES`; None takes ``DIGITNET_ENGINE`` (a value that is none of them is
+    warned about and read as ``auto``), else ``auto``."""
+    if engine is None:
+        value = os.environ.get("DIGITNET_ENGINE", "").strip().lower()
+        if value and value not in ENGINES:
+            _warn(f"DIGITNET_ENGINE={value!r} is none of {', '.join(ENGINES)}; using auto", "DIGITNET_ENGINE")
+        return value if value in ENGINES else "auto"
+    if engine not in ENGINES:
+        raise DigitnetError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    return engine
 
 
 def onnx_model(loaded: LoadedModel, engine: str | None = None) -> OnnxModel | None:
     """``loaded`` in ONNX Runtime (exported to the cache the first time), or None where PyTorch runs it.
 
-    ``engine``: ``auto`` (the default, from ``DIGITNET_ENGINE``), ``torch`` or ``onnxruntime``; either way a model
-    ONNX Runtime cannot run (see the module docstring) runs in PyTorch. Never raises for a cache it cannot use.
+    ``engine``: ``auto`` (the default, or ``DIGITNET_ENGINE``), ``torch`` or ``onnxruntime``; either way a model
+    ONNX Runtime cannot run (see the module docstring) runs in PyTorch, with a warning where ``onnxruntime`` was
+    asked for or where the cache failed. A graph opened from the cache is checked against PyTorch on a fixed input
+    first (a file from elsewhere, or damaged, is exported again).
     """
-    engine = engine or engine_choice()
-    weights = loaded.metadata.get("weights_sha256")
-    if engine == "torch" or not weights or next(loaded.model.parameters()).device.type != "cpu":
+    engine = check_engine(engine)
+    where = str(loaded.path or loaded.arch)
+    if engine == "torch":
+        return None
+    if not loaded.metadata.get("weights_sha256") or next(loaded.model.parameters()).device.type != "cpu":
+        if engine == "onnxruntime":
+            _warn("running in PyTorch: ONNX Runtime runs saved models on the CPU only", where)
         return None
     try:
         import onnxruntime
     except ImportError:
+        if engine == "onnxruntime":
+            _warn("running in PyTorch: onnxruntime is not installed (pip install 'digitnet[export]')", where)
         return None
-    # Everything that changes the graph names it: the architecture and the weights, how the input is prepared, the
-    # calibration (in the graph's probabilities), and the versions of the code that draws the graph (digitnet's),
-    # of the exporter and of the runtime that reads it.
-    key = "|".join([loaded.arch, json.dumps(loaded.metadata.get("arch_kwargs", {}), sort_keys=True), weights,
-                    loaded.spec.task, repr(loaded.spec.contract()), repr(loaded.temperature), __version__,
-                    torch.__version__, onnxruntime.__version__, str(ONNX_OPSET)])
-    path = cache_dir() / f"{loaded.arch}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.onnx"
+    path = cache_dir() / f"{loaded.arch}-{_graph_key(loaded, onnxruntime.__version__)[:24]}.onnx"
     try:
         if path.is_file():
-            try:
-                return OnnxModel(path)
-            except Exception:  # a file cut short (a full disk) or damaged: export it again
-                pass
-        _export_to(loaded, path)
-        return OnnxModel(path)
+            opened = _checked(path, loaded)
+            if opened is not None:
+                return opened
+        _export_to(loaded, path)  # none yet, or a file cut short, damaged, or not this model's
+        opened = _checked(path, loaded)
+        if opened is None:
+            raise RuntimeError("the exported graph does not give PyTorch's logits")
+        return opened
     except Exception as exc:  # a read-only cache, a model the exporter cannot trace: PyTorch reads as well
-        warnings.warn(f"{loaded.path or loaded.arch}: running in PyTorch, not ONNX Runtime ({exc})", stacklevel=2)
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _warn(f"running in PyTorch, not ONNX Runtime ({detail})", where)
         return None
+
+
+def _graph_key(loaded: LoadedModel, runtime_version: str) -> str:
+    """What names a model's exported graph: everything that changes it. The weights as they are in memory, the
+    input preparation and calibration, the source of the code that draws the graph (the model zoo and this
+    module), and the versions of the exporter and of the runtime that reads it."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(loaded.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
+    for source in sorted(Path(__file__).parent.joinpath("models").glob("*.py")) + [Path(__file__)]:
+        digest.update(source.read_bytes())
+    for part in (loaded.arch, json.dumps(loaded.metadata.get("arch_kwargs", {}), sort_keys=True),
+                 repr(loaded.spec.contract()), repr(loaded.temperature), torch.__version__, runtime_version,
+                 str(ONNX_OPSET)):
+        digest.update(part.encode())
+    return digest.hexdigest()
+
+
+def _checked(path: Path, loaded: LoadedModel) -> OnnxModel | None:
+    """The graph at ``path`` opened, if it gives PyTorch's logits for a fixed input; None if not, or unreadable."""
+    try:
+        model = OnnxModel(path)
+        wrapper, example, _, _ = onnx_graph(loaded)
+        rng = np.random.default_rng(0)
+        if example.dtype == torch.uint8:
+            x = rng.integers(0, 256, example.shape, dtype=np.uint8)
+        else:
+            x = rng.random(example.shape, dtype=np.float32)
+        with torch.inference_mode():
+            expected = wrapper(torch.from_numpy(x))[0].float().numpy()
+        return model if np.allclose(model(x), expected, rtol=1e-3, atol=1e-3) else None
+    except Exception:
+        return None
+
+
+_warned: set[str] = set()
+
+
+def _warn(message: str, where: str) -> None:
+    """One line, once per process: ``where: message``."""
+    if message + where not in _warned:
+        _warned.add(message + where)
+        # Attributed to ``where`` at line 0 (no source line to print), so the warning shows as one line.
+        warnings.warn_explicit(message, UserWarning, where, 0)
 
 
 def _export_to(loaded: LoadedModel, path: Path) -> None:

@@ -285,6 +285,21 @@ def test_read_a_number(client, number_photo):
         assert int(np.argmax(d["probabilities"])) == d["digit"]
 
 
+def test_read_a_big_jpeg_answers_as_the_recognizer_does(client, number_photo):
+    """Both decode a big JPEG at reduced scale and give boxes in the whole picture's pixels: the same answer."""
+    photo, text = number_photo
+    image = Image.open(io.BytesIO(photo))
+    factor = -(-2200 // max(image.size))
+    buffer = io.BytesIO()
+    image.resize((image.width * factor, image.height * factor), Image.Resampling.BICUBIC).save(buffer, "JPEG")
+    big = buffer.getvalue()
+    answer = client.post("/api/read", files={"file": ("big.jpg", big, "image/jpeg")}).json()
+    local = Recognizer.from_pretrained().read(big)
+    assert answer["text"] == local["text"] == text
+    assert [d["box"] for d in answer["digits"]] == [d["box"] for d in local["digits"]]
+    assert max(d["box"][2] for d in answer["digits"]) > 1024  # in the whole picture's pixels
+
+
 def test_read_a_blank_page_has_no_lines(client):
     blank = png_bytes(np.full((120, 200), 235, np.uint8))
     answer = client.post("/api/read", files={"file": ("blank.png", blank, "image/png")}).json()

@@ -284,7 +284,7 @@ def test_folders_and_globs_list_fifos_and_broken_links(tmp_path, seven):
 # ------------------------------------------------------------------------------- big JPEGs at reduced scale
 
 
-def big_jpeg(clean_digits, digit: int = 3, side: int = 3000, rotate: bool = False) -> bytes:
+def big_jpeg(clean_digits, digit: int = 3, side: int = 4000, rotate: bool = False) -> bytes:
     """A phone-sized JPEG (``side`` px wide, 2:3) of one digit; with ``rotate``, stored sideways with EXIF rotation."""
     image = Image.fromarray(digit_photo(clean_digits[digit], height=side // 4, shape=(side * 2 // 3, side)))
     image = image.convert("RGB")
@@ -302,32 +302,44 @@ def test_big_jpeg_decodes_at_reduced_scale_close_to_the_full_decode(clean_digits
     data = big_jpeg(clean_digits)
     full = load_picture(data)
     reduced = load_picture(data, reduce_to=1024)
-    # 3000 px shrunk to 1024 is a 3× reduction: the strongest DCT scale that keeps at least that is 1/2.
-    assert full.pixels.shape == (2000, 3000, 3)
-    assert reduced.pixels.shape == (1000, 1500, 3)
-    assert reduced.full_size == (3000, 2000) and full.full_size == (3000, 2000)  # what the file holds, either way
-    by_area = np.asarray(Image.fromarray(full.pixels).reduce(2), np.float32)
+    # 4000 px shrunk to 1024 is a 4× reduction, all of it made by the decoder (DCT scale 1/4).
+    assert full.pixels.shape == (2666, 4000, 3)
+    assert reduced.pixels.shape == (667, 1000, 3)
+    assert reduced.full_size == (4000, 2666) and full.full_size == (4000, 2666)  # what the file holds, either way
+    by_area = np.asarray(Image.fromarray(full.pixels).reduce(4), np.float32)
     assert np.abs(reduced.pixels.astype(np.float32) - by_area).mean() < 2.0  # the same picture, a smaller size
+
+
+@pytest.mark.parametrize(("side", "decoded"), [(2500, 2500), (4000, 1000), (6000, 3000)])
+def test_a_reduced_decode_leaves_the_caller_the_same_working_size(clean_digits, side, decoded):
+    """The decoder takes the part of the reduction a DCT scale can (the power of two dividing it): 2500 px (a 3×
+    reduction) is decoded whole, 4000 px (4×) at 1/4 and 6000 px (6×) at 1/2; the caller reduces the rest."""
+    from digitnet.vision.preprocess import WORK_SIDE, working_gray
+
+    data = big_jpeg(clean_digits, side=side)
+    reduced = load_picture(data, reduce_to=WORK_SIDE)
+    assert reduced.pixels.shape[1] == decoded
+    assert working_gray(reduced.pixels)[0].shape == working_gray(load_picture(data).pixels)[0].shape
 
 
 def test_reduced_scale_keeps_exif_rotation(clean_digits):
     reduced = load_picture(big_jpeg(clean_digits, rotate=True), reduce_to=1024)
-    assert reduced.pixels.shape[:2] == (1000, 1500)
-    assert reduced.full_size == (3000, 2000)  # stored 2000 wide and 3000 tall, shown turned a quarter
+    assert reduced.pixels.shape[:2] == (667, 1000)
+    assert reduced.full_size == (4000, 2666)  # stored 2666 wide and 4000 tall, shown turned a quarter
 
 
 def test_reduced_scale_only_for_jpegs_larger_than_the_reduction(clean_digits, tmp_path):
     small = big_jpeg(clean_digits, side=900)
     assert load_picture(small, reduce_to=1024).pixels.shape == load_picture(small).pixels.shape  # none to make
     png = save(Image.open(io.BytesIO(big_jpeg(clean_digits))), tmp_path / "big.png")
-    assert load_picture(png, reduce_to=1024).pixels.shape == (2000, 3000, 3)  # PNG has no cheap reduced decode
+    assert load_picture(png, reduce_to=1024).pixels.shape == (2666, 4000, 3)  # PNG has no cheap reduced decode
 
 
 def test_reduced_scale_keeps_the_size_limit(clean_digits, monkeypatch):
     import digitnet.vision.io as picture_io
 
     monkeypatch.setattr(picture_io, "MAX_PIXELS", 5_000_000)  # the header's full size counts, not the reduced one
-    with pytest.raises(ImageError, match="3000×2000 pixels is larger than the 5 MP limit"):
+    with pytest.raises(ImageError, match="4000×2666 pixels is larger than the 5 MP limit"):
         load_picture(big_jpeg(clean_digits), reduce_to=1024)
 
 
@@ -349,7 +361,7 @@ def test_read_on_a_big_jpeg_gives_boxes_in_the_whole_pictures_pixels(clean_digit
     full = recognizer.read(load_picture(data).pixels)  # an array: decoded in full
     assert drafted["text"] == full["text"] == "3"
     box, full_box = np.array(drafted["digits"][0]["box"]), np.array(full["digits"][0]["box"])
-    assert np.abs(box - full_box).max() <= 4  # in 3000 × 2000 pixels, not the 1500 × 1000 decoded
-    width, height = 3000, 2000  # as shown (the sideways one turned back); the digit stands in the middle
+    assert np.abs(box - full_box).max() <= 8  # in 4000 × 2666 pixels, not the 1000 × 667 decoded
+    width, height = 4000, 2666  # as shown (the sideways one turned back); the digit stands in the middle
     assert abs((box[0] + box[2]) / 2 - width / 2) < 0.1 * width
     assert abs((box[1] + box[3]) / 2 - height / 2) < 0.1 * height

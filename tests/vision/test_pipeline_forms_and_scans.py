@@ -123,9 +123,11 @@ def test_a_comb_printed_in_a_light_colour_parts_the_digits_too(recognizer, clean
     assert recognizer.read(picture)["text"] == "1417"
 
 
-def test_faint_ruled_lines_are_paper_as_before(recognizer, clean_digits):
-    """Only a light form's cells count: faint lines running along the writing (ruled paper) part nothing, so a
-    number written on them reads as it does on plain paper, its space included."""
+@pytest.mark.parametrize("margin", [None, "left", "right"])
+def test_faint_ruled_lines_are_paper_as_before(recognizer, clean_digits, margin):
+    """Only a light form's cells count: faint lines running along the writing (ruled paper) or standing beside it
+    (the page's margin line) part nothing, so a number written there reads as it does on plain paper, its space
+    included."""
     digits = [clean_digits[d] for d in (4, 2, 7, 5)]
     coverage = number_ink(digits, height=60, gaps=[12, 60, 12])
     h, w = coverage.shape
@@ -135,6 +137,9 @@ def test_faint_ruled_lines_are_paper_as_before(recognizer, clean_digits):
     ruled = page.copy()
     for y in (30, 40 + h + 4, 40 + h + 40):  # notebook ruling in a light colour, edge to edge
         ruled[y:y + 2] = np.maximum(ruled[y:y + 2], 0.2)
+    if margin:
+        x = 30 if margin == "left" else 60 + w + 30
+        ruled[:, x:x + 2] = np.maximum(ruled[:, x:x + 2], 0.2)
     ruled = (np.clip(0.92 - 0.8 * ruled, 0, 1) * 255).round().astype(np.uint8)
     assert not find_writing(ruled).in_boxes
     assert recognizer.read(ruled)["text"] == recognizer.read(plain)["text"] == "42 75"

@@ -26,7 +26,7 @@ from digitnet.serve.schemas import PredictOptions, ReadOptions
 from digitnet.serve.settings import ServeSettings
 from digitnet.vision.io import ImageError, PictureTooLarge, load_picture
 from digitnet.vision.pipeline import Prepared, digit_answer, number_answer, prepare_digit, prepare_number
-from digitnet.vision.preprocess import mnist_like
+from digitnet.vision.preprocess import WORK_SIDE, mnist_like
 
 PREDICT_FIELDS = ("digit", "confidence", "probabilities")
 READ_FIELDS = ("text", "lines", "digits")
@@ -115,7 +115,9 @@ class Service:
     def _read(self, item: Item, debug: bool) -> dict:
         # Loaded here, under this server's size limit; prepare_number takes the loaded picture as it is.
         try:
-            picture = load_picture(item.data, max_pixels=self.settings.max_pixels)
+            # A big JPEG decoded at reduced scale, as prepare_number decodes one (its boxes still in the whole
+            # picture's pixels): the same answer as Recognizer.read.
+            picture = load_picture(item.data, reduce_to=WORK_SIDE, max_pixels=self.settings.max_pixels)
         except ImageError as exc:
             raise ApiError(413 if isinstance(exc, PictureTooLarge) else 422, _named(str(exc), item.name)) from None
         # Read as Recognizer.read reads: its line recognizer and reader; the digit model's calls go through the

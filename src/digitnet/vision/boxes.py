@@ -105,9 +105,10 @@ def box_line_mask(ink: np.ndarray, fraction: float = 0.7, max_thickness: int | N
     return box_lines(ink, fraction, max_thickness)[0]
 
 
-def box_lines(ink: np.ndarray, fraction: float = 0.7, max_thickness: int | None = None) -> tuple[np.ndarray, bool]:
-    """The pixels of ``ink`` (2-D bool) that are box lines, and whether any of them stand across the writing (a
-    box's walls, a comb's teeth: lines that part it into cells, where a baseline or ruled paper does not).
+def box_lines(ink: np.ndarray, fraction: float = 0.7,
+              max_thickness: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels of ``ink`` (2-D bool) that are box lines, and those of them that stand across the writing (a
+    box's walls, a comb's teeth: lines that may part it into cells, where a baseline or ruled paper does not).
 
     A line is a straight run at least ``fraction`` of the ink's width (vertical runs: height), mostly at most
     ``max_thickness`` px thick across (default: 1/12 of the ink's smaller side, at least 3), which reaches past
@@ -118,9 +119,9 @@ def box_lines(ink: np.ndarray, fraction: float = 0.7, max_thickness: int | None 
     is thick across it, so those pixels stay with the digit.
     """
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    lines = np.zeros_like(ink)
+    lines, across = np.zeros_like(ink), np.zeros_like(ink)
     if not len(rows):
-        return lines, False
+        return lines, across
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
     # Every run lies inside the ink's bounding box, and paper around it reads as paper: work on that box alone.
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
@@ -131,8 +132,8 @@ def box_lines(ink: np.ndarray, fraction: float = 0.7, max_thickness: int | None 
     # mostly thin (see _may_hold_lines), and most digits have none — a 7's bar and a 1's stem are long, not thin.
     if not (_may_hold_lines(crop, max(fraction * width, 8), max_thickness)
             or _may_hold_lines(crop.T, max(fraction * height, 8), max_thickness)):
-        return lines, False
-    lines[box], across = _lines_in(crop, fraction, max_thickness, height, width)
+        return lines, across
+    lines[box], across[box] = _lines_in(crop, fraction, max_thickness, height, width)
     return lines, across
 
 
@@ -169,7 +170,7 @@ def _may_hold_lines(ink: np.ndarray, min_length: float, max_thickness: int) -> b
 
 
 def _lines_in(ink: np.ndarray, fraction: float, max_thickness: int, height: int,
-              width: int) -> tuple[np.ndarray, bool]:
+              width: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`box_lines` of ink cropped to its bounding box (``height`` × ``width``)."""
     along_rows, along_cols = run_lengths(ink), run_lengths(ink.T).T
     long_rows = along_rows >= max(fraction * width, 8)
@@ -201,7 +202,7 @@ def _lines_in(ink: np.ndarray, fraction: float, max_thickness: int, height: int,
         grown[1:] |= ticks[:-1]
         grown[:-1] |= ticks[1:]
         ticks = ticks | (grown & baselines)
-    return horizontal | vertical | ticks, bool(vertical.any() or ticks.any())
+    return horizontal | vertical | ticks, vertical | ticks
 
 
 def remove_box_lines(gray_or_mask: np.ndarray, fraction: float = 0.7, max_thickness: int | None = None) -> np.ndarray:

@@ -182,14 +182,18 @@ def _decode(data: bytes, name: str, reduce_to: int | None, max_pixels: int) -> t
 
 
 def _draft(image: Image.Image, reduce_to: int | None) -> None:
-    """Have a JPEG decode at the smallest DCT scale no smaller than the caller's own reduction."""
+    """Have a JPEG decode at a DCT scale (1/2, 1/4, 1/8) that takes part of the caller's own reduction."""
     width, height = image.size
     factor = -(-max(width, height) // reduce_to) if reduce_to else 1
-    if factor <= 1 or image.format != "JPEG":
+    # The caller reduces by the whole factor `factor`; of it, the decoder takes the largest power of two that
+    # divides it, and the caller's own reduction of the smaller picture (by factor / scale) does the rest: the
+    # caller works at the same size as from a full decode. (For a factor of 3, a 1/2 decode would leave the caller
+    # a 1500-px picture to halve: 750 px, where the full decode gave 1000.)
+    scale = min(factor & -factor, 8)
+    if scale <= 1 or image.format != "JPEG":
         return
-    # draft() picks the strongest reduction that keeps at least the requested size: the caller's reduction
-    # (by `factor`) then takes it the rest of the way, so the caller sees as many pixels as before.
-    image.draft(image.mode, (-(-width // factor), -(-height // factor)))
+    # Asked for the floor: draft() takes the scale from the whole quotients original // requested.
+    image.draft(image.mode, (max(1, width // scale), max(1, height // scale)))
 
 
 def _first_frame(image: Image.Image, name: str) -> Image.Image:

@@ -59,10 +59,11 @@ def find_writing(pixels: np.ndarray) -> Ink | None:
     if not lines.any() and ink.faint is not None and ink.faint < ink.threshold:
         # Forms are often printed in a light ("dropout") colour, fainter than half the writing's contrast: not ink,
         # yet lines that part the digits like any box (read as plain writing, a wide cell reads as a space). They
-        # are looked for among everything clear of the paper's noise; faint lines that only run along the writing
-        # (ruled paper) part nothing and stay paper.
-        faint, cells = box_lines(ink.ink > ink.faint)
-        if cells:
+        # are looked for among everything clear of the paper's noise, and count only where a wall or tooth stands
+        # between writing on both sides: faint lines along the writing (ruled paper) or beside it (a margin, a box
+        # round one digit) part nothing and stay paper, as they were.
+        faint, across = box_lines(ink.ink > ink.faint)
+        if _parts(across, ink.mask & ~faint):
             lines = faint
     if not lines.any():
         return ink
@@ -74,6 +75,12 @@ def find_writing(pixels: np.ndarray) -> Ink | None:
     # The same ink above the same threshold; the components of the new mask were found on the way.
     writing.remember(thresholded=ink.thresholded_components(), components=components)
     return writing
+
+
+def _parts(across: np.ndarray, writing: np.ndarray) -> bool:
+    """Whether a line standing across the writing (``across``, bool) has writing left and right of it."""
+    lines, ink = np.flatnonzero(across.any(0)), np.flatnonzero(writing.any(0))
+    return bool(len(lines) and len(ink) and ((lines > ink[0]) & (lines < ink[-1])).any())
 
 
 @dataclass
@@ -101,7 +108,7 @@ def prepare_digit(source: ImageSource, classify: Classifier | None = None, max_p
     """
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
-        # A big JPEG is decoded at reduced scale: find_writing would shrink it to WORK_SIDE anyway.
+        # A big JPEG is decoded at reduced scale, where find_writing would shrink it to the same size anyway.
         picture = load_picture(source, reduce_to=preprocess.WORK_SIDE, max_pixels=max_pixels)
     except ImageError as exc:
         return Prepared(path, None, error=str(exc), too_large=isinstance(exc, PictureTooLarge))
@@ -207,7 +214,7 @@ def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRec
         raise ValueError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
-        # A big JPEG is decoded at reduced scale: find_writing would shrink it to WORK_SIDE anyway.
+        # A big JPEG is decoded at reduced scale, where find_writing would shrink it to the same size anyway.
         picture = load_picture(source, reduce_to=preprocess.WORK_SIDE, max_pixels=max_pixels)
     except ImageError as exc:
         return PreparedNumber(path, error=str(exc))
