@@ -24,9 +24,8 @@ from digitnet.serve.batcher import MicroBatcher
 from digitnet.serve.requests import ApiError, Item
 from digitnet.serve.schemas import PredictOptions, ReadOptions
 from digitnet.serve.settings import ServeSettings
-from digitnet.vision.io import ImageError, PictureTooLarge, load_picture
 from digitnet.vision.pipeline import Prepared, digit_answer, number_answer, prepare_digit, prepare_number
-from digitnet.vision.preprocess import WORK_SIDE, mnist_like
+from digitnet.vision.preprocess import mnist_like
 
 PREDICT_FIELDS = ("digit", "confidence", "probabilities")
 READ_FIELDS = ("text", "lines", "digits")
@@ -113,21 +112,16 @@ class Service:
         return prepared
 
     def _read(self, item: Item, debug: bool) -> dict:
-        # Loaded here, under this server's size limit; prepare_number takes the loaded picture as it is.
-        try:
-            # A big JPEG decoded at reduced scale, as prepare_number decodes one (its boxes still in the whole
-            # picture's pixels): the same answer as Recognizer.read.
-            picture = load_picture(item.data, reduce_to=WORK_SIDE, max_pixels=self.settings.max_pixels)
-        except ImageError as exc:
-            raise ApiError(413 if isinstance(exc, PictureTooLarge) else 422, _named(str(exc), item.name)) from None
-        # Read as Recognizer.read reads: its line recognizer and reader; the digit model's calls go through the
-        # micro-batcher. (The line model, a separate small network, is called from this worker thread.)
+        # Read as Recognizer.read reads (loading included), under this server's size limit: its line recognizer
+        # and reader; the digit model's calls go through the micro-batcher. (The line model, a separate small
+        # network, is called from this worker thread.)
         recognizer = self.recognizer
         recognize = recognizer.recognize_lines if recognizer.line is not None else None
-        number = prepare_number(picture, self.classify_in_worker, recognize, recognizer.reader)
+        number = prepare_number(item.data, self.classify_in_worker, recognize, recognizer.reader,
+                                max_pixels=self.settings.max_pixels)
+        if number.error:
+            raise ApiError(413 if number.too_large else 422, _named(number.error, item.name))
         result = number_answer(number)
-        if result.get("error"):
-            raise ApiError(422, _named(result["error"], item.name))
         result["path"] = item.name  # everything else (text, lines, digits with char) goes out as the pipeline gave it
         if debug:  # the very 28×28 inputs the answer came from
             classified = _classified_items(result["digits"], len(number.images))

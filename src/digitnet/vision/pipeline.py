@@ -171,6 +171,7 @@ class PreparedNumber:
     lines: list[PreparedLine] = field(default_factory=list)
     error: str | None = None  # the picture could not be used
     note: str | None = None  # the picture was fine but holds no digit
+    too_large: bool = False  # the error is a size limit (:class:`~digitnet.vision.io.PictureTooLarge`)
 
     @property
     def items(self) -> list[PreparedItem]:
@@ -217,7 +218,7 @@ def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRec
         # A big JPEG is decoded at reduced scale, where find_writing would shrink it to the same size anyway.
         picture = load_picture(source, reduce_to=preprocess.WORK_SIDE, max_pixels=max_pixels)
     except ImageError as exc:
-        return PreparedNumber(path, error=str(exc))
+        return PreparedNumber(path, error=str(exc), too_large=isinstance(exc, PictureTooLarge))
     passthrough = mnist_like(picture.pixels)
     if passthrough is not None:  # an MNIST digit is a one-digit number
         if not passthrough.any():
