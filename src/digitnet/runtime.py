@@ -82,6 +82,13 @@ def onnx_graph(loaded: LoadedModel, input_type: str = "uint8") -> tuple[nn.Modul
     return ExportWrapper(loaded, input_type).eval(), example, INPUT_NAME, axes
 
 
+def exportable(loaded: LoadedModel) -> LoadedModel:
+    """A copy of ``loaded`` to trace, contiguous (not channels-last: tracing records plain NCHW ops that every runtime
+    runs); the model in use stays as it is."""
+    return LoadedModel(copy.deepcopy(loaded.model).to(memory_format=torch.contiguous_format), loaded.spec,
+                       loaded.metadata, loaded.path, loaded.temperature)
+
+
 def onnx_bytes(wrapper: nn.Module, example: torch.Tensor, input_name: str, dynamic_axes: dict,
                opset: int = ONNX_OPSET) -> bytes:
     """``wrapper`` traced on ``example`` into an ONNX model (serialized, without metadata)."""
@@ -221,8 +228,5 @@ def _warn(message: str, where: str) -> None:
 
 def _export_to(loaded: LoadedModel, path: Path) -> None:
     """Export ``loaded`` to ``path``, whole or not at all (two processes may export the same model at once)."""
-    # A copy, contiguous (not channels-last: tracing records plain NCHW ops), so the model in use stays as it is.
-    copied = LoadedModel(copy.deepcopy(loaded.model).to(memory_format=torch.contiguous_format), loaded.spec,
-                         loaded.metadata, loaded.path, loaded.temperature)
-    wrapper, example, input_name, axes = onnx_graph(copied)
+    wrapper, example, input_name, axes = onnx_graph(exportable(loaded))
     atomic_write_bytes(path, onnx_bytes(wrapper, example, input_name, axes))

@@ -37,6 +37,7 @@ from digitnet.runtime import (
     INPUT_NAME,
     LINE_INPUT_NAME,
     ONNX_OPSET,
+    exportable,
     onnx_bytes,
     onnx_graph,
 )
@@ -116,11 +117,9 @@ def check_export_request(fmt: str, out: str | os.PathLike) -> Path:
 
 def export_loaded(loaded: LoadedModel, out: str | os.PathLike, fmt: str = "onnx", input_type: str = "uint8",
                   opset: int = ONNX_OPSET) -> Path:
-    """:func:`export_model` of a model already loaded (its weights are made contiguous, not channels-last)."""
+    """:func:`export_model` of a model already loaded (traced from a contiguous copy: the model stays as it is)."""
     out = check_export_request(fmt, out)
-    # Export a contiguous (not channels-last) model: tracing records plain NCHW ops that every runtime runs.
-    loaded.model.to(memory_format=torch.contiguous_format)
-    wrapper, example, input_name, axes = onnx_graph(loaded, input_type)
+    wrapper, example, input_name, axes = onnx_graph(exportable(loaded), input_type)
     metadata = line_export_metadata(loaded) if loaded.spec.task == "lines" else export_metadata(loaded, input_type)
     fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")  # unique: two exports at once
     os.close(fd)
