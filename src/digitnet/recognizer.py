@@ -78,8 +78,9 @@ class Recognizer:
         """
         if reader == "segment":
             line_model = None
+        engine = check_engine(engine)
         # The workers resolve the folders as load_model does here (same arguments, same working directory).
-        models = WorkerModels(_fspath(model_dir), _fspath(line_model), reader, check_engine(engine))
+        models = WorkerModels(_fspath(model_dir), _fspath(line_model), reader, engine)
         pool = WorkerPool(workers, _start_worker, (models,)) if workers > 0 else None
         try:
             line = _load_line_model(line_model, device) if line_model is not None else None
