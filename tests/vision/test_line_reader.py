@@ -216,3 +216,43 @@ def test_the_recognizer_hands_its_models_offset_to_the_line_reader(readers) -> N
     (decoded,) = line.recognize_lines([image])
     assert decoded.offset == offset
     assert decoded.centres() == pytest.approx([(t0 + t1 + 1) / 2 * REDUCTION - offset for t0, t1 in decoded.spans])
+
+
+def test_a_line_keeps_the_pictures_own_components(monkeypatch) -> None:
+    """The line's pieces come from the picture's labelling (a decimal point's speck included), not a second one:
+    the same pieces, so each character gets the same ink."""
+    from dataclasses import replace
+
+    from digitnet.vision import line_reader
+    from digitnet.vision.io import load_picture
+    from digitnet.vision.lines import dropped_specks
+    from digitnet.vision.pipeline import find_writing
+    from digitnet.vision.preprocess import connected_components
+
+    made = []
+    monkeypatch.setattr(line_reader, "line_image", lambda *args: made.append(line_image(*args)) or made[-1])
+    pixels = load_picture(Path(__file__).resolve().parents[2] / "examples" / "amounts.png").pixels.copy()
+    pixels[98:120, 208:236] = pixels[98:120, 20:48]  # 12.50's point painted over with paper from the margin ...
+    rows, columns = np.mgrid[:pixels.shape[0], :pixels.shape[1]]
+    pixels[(rows - 110) ** 2 + (columns - 222) ** 2 <= 16] = 70  # ... and drawn again by a thin pen: a speck
+    ink = find_writing(pixels)
+    specks, _ = dropped_specks(ink)
+    assert len(specks) == 1
+
+    def recognize(images):
+        return [Decoded("", [], [], []) for _ in images]
+
+    line_reader.read_lines(ink, recognize)
+    assert len(made) == 2 and all(image.components is not None for image in made)
+    assert len(made[0].components[1]) == 6  # 1, 2, the point (the speck, back as a mark), 5 in two strokes, 0
+    for image in made:
+        labels, stats = image.components
+        fresh_labels, fresh_stats = connected_components(image.mask)
+        assert sorted(map(tuple, stats)) == sorted(map(tuple, fresh_stats))
+        assert np.array_equal(labels > 0, image.mask) and labels.max() == len(stats)
+        width = image.mask.shape[1] + image.offset[0]
+        cuts = [image.offset[0] + width * k / 7 for k in range(1, 7)]
+        regions = list(zip([-np.inf, *cuts], [*cuts, np.inf], strict=True))
+        for kept, again in zip(line_reader._character_masks(image, regions),
+                               line_reader._character_masks(replace(image, components=None), regions), strict=True):
+            assert np.array_equal(kept, again)

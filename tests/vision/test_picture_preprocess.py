@@ -372,3 +372,21 @@ def test_median_of_a_large_nonnegative_sample_is_numpys(seed):
         assert _median_of_nonnegative(values) == float(np.median(values))
         spread = np.abs(values - np.float32(np.median(values)))
         assert _median_of_nonnegative(spread) == float(np.median(spread))
+
+
+def test_to_gray_is_pil_luminance_for_every_channel_layout() -> None:
+    from PIL import Image
+
+    from digitnet.vision.preprocess import to_gray
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    gray = to_gray(rgb)
+    assert gray.dtype == np.float32 and gray.shape == (37, 53) and gray.flags.c_contiguous
+    expected = (rgb.astype(np.float64) @ [0.299, 0.587, 0.114]) / 255
+    assert np.abs(gray - expected).max() < 1e-6
+    # PIL's "L" rounds to 8 bits: within half a level
+    assert np.abs(gray * 255 - np.asarray(Image.fromarray(rgb).convert("L"))).max() <= 0.5 + 1e-3
+    rgba = np.dstack([rgb, rng.integers(0, 256, (37, 53), dtype=np.uint8)])
+    assert np.array_equal(to_gray(rgba), gray)  # alpha is not light
+    assert np.array_equal(to_gray(rgb[..., 0]), rgb[..., 0].astype(np.float32) / 255)

@@ -46,21 +46,30 @@ class LineImage:
     offset: tuple[int, int]  # ... whose top left corner is at this (x, y) of the picture (working resolution)
     x_origin: float  # working x of the image's column 0
     scale: float  # image pixels per working pixel
+    # The connected components (labels, stats as connected_components gives them, in the crop's coordinates) of
+    # ``mask``, where the caller knew them; else they are labelled when needed.
+    components: tuple[np.ndarray, np.ndarray] | None = None
 
     def to_x(self, column: float) -> float:
         """The working x of an image column."""
         return self.x_origin + column / self.scale
 
 
-def line_image(mask: np.ndarray, line: Line, offset: tuple[int, int] = (0, 0)) -> LineImage | None:
+def line_image(mask: np.ndarray, line: Line, offset: tuple[int, int] = (0, 0),
+               components: tuple[np.ndarray, np.ndarray] | None = None) -> LineImage | None:
     """The recognizer's input for the line whose ink is ``mask`` (bool, its top left corner at ``offset`` of the
-    picture, working resolution); None without ink."""
+    picture, working resolution); None without ink. ``components``: the mask's connected components, if known
+    (labels and stats in the mask's coordinates), kept for parting the line's ink later."""
     cv2 = opencv()
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     if not len(rows):
         return None
     ox, oy = offset
     mask = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    if components is not None:  # the same pieces, in the cropped mask's coordinates
+        labels, stats = components
+        stats = stats - np.array([cols[0], rows[0], cols[0], rows[0], 0])
+        components = labels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], stats
     ox, oy = ox + int(cols[0]), oy + int(rows[0])
     scale = DIGIT_HEIGHT / max(line.height, 1.0)
     margin = MARGIN * line.height
@@ -85,7 +94,7 @@ def line_image(mask: np.ndarray, line: Line, offset: tuple[int, int] = (0, 0)) -
     matrix = np.array([[1.0, 0.0, 0.0], [-slope, 1.0, shift]], np.float32)
     image = cv2.warpAffine(small, matrix, (out_width, LINE_HEIGHT), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return LineImage(np.clip(image, 0, 1), mask, (ox, oy), float(ix0), sx)
+    return LineImage(np.clip(image, 0, 1), mask, (ox, oy), float(ix0), sx, components)
 
 
 def _regions(decoded: Decoded, line: LineImage) -> list[tuple[float, float]]:
@@ -102,7 +111,7 @@ def _character_masks(line: LineImage, regions: list[tuple[float, float]]) -> lis
     """Each character's ink (bool, the line's crop): pieces mostly on one side of a cut go whole."""
     if not regions:
         return []
-    labels, stats = connected_components(line.mask)
+    labels, stats = line.components if line.components is not None else connected_components(line.mask)
     xs = np.arange(line.mask.shape[1]) + 0.5 + line.offset[0]
     owner = np.full(line.mask.shape[1], -1)
     for k, (a, b) in enumerate(regions):
@@ -185,17 +194,23 @@ def read_lines(ink: Ink, recognize: LineRecognizer, classify: Classifier | None 
         boxes = np.concatenate([stats[members, :4], np.array(points, np.int64).reshape(-1, 5)[:, :4]])
         x0, y0 = boxes[:, :2].min(0)
         x1, y1 = boxes[:, 2:].max(0)
-        keep = np.zeros(len(stats) + 1, bool)
-        keep[members + 1] = True
-        mask = keep[labels[y0:y1, x0:x1]]  # the line's own ink, in its box
+        # The line's own ink, in its box, labelled 1.. by its pieces: the picture's components are the line's
+        # (a piece of ink is whole in one line), so the line need not be labelled again.
+        renumber = np.zeros(len(stats) + 1, np.int32)
+        renumber[members + 1] = np.arange(1, len(members) + 1)
+        line_labels = renumber[labels[y0:y1, x0:x1]]
+        line_stats = [stats[members]]
         for box, own, home in zip(specks, speck_masks, speck_lines, strict=True):
             if home != number:
                 continue
             cx = (box[0] + box[2]) / 2
             mark = classify_mark(box, int(box[4]), line.top(cx), line.bottom(cx), stroke, own)
             if mark is not None and mark.char in ".,":  # a thin pen's point, dropped as dust by ink finding
-                mask[box[1] - y0:box[3] - y0, box[0] - x0:box[2] - x0] |= own
-        images.append(line_image(mask, line, (int(x0), int(y0))))
+                # A speck is a piece of the thresholded ink apart from every other: it stays a piece of its own.
+                line_labels[box[1] - y0:box[3] - y0, box[0] - x0:box[2] - x0][own] = len(members) + len(line_stats)
+                line_stats.append(box[None])
+        piece_stats = np.concatenate(line_stats) - np.array([x0, y0, x0, y0, 0])
+        images.append(line_image(line_labels > 0, line, (int(x0), int(y0)), (line_labels, piece_stats)))
     ready = [image for image in images if image is not None]
     readings = iter(recognize([image.image for image in ready]) if ready else [])
     result = []

@@ -128,6 +128,10 @@ def to_unit(pixels: np.ndarray) -> np.ndarray:
 def to_gray(pixels: np.ndarray) -> np.ndarray:
     """Luminance (ITU-R 601, as PIL's "L") in 0..1 for gray or RGB pixels."""
     unit = to_unit(pixels)
+    if unit.ndim == 3 and unit.shape[2] in (3, 4):
+        # OpenCV's weighted sum (the same weights, in float): a third of the time of numpy's product over the
+        # interleaved channels, which was a tenth of reading a number photo.
+        return opencv().cvtColor(np.ascontiguousarray(unit[..., :3]), opencv().COLOR_RGB2GRAY)
     if unit.ndim == 3:
         unit = unit[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     return np.ascontiguousarray(unit, dtype=np.float32)
