@@ -159,10 +159,11 @@ def _decode(data: bytes, name: str, reduce_to: int | None, max_pixels: int) -> t
             _draft(image, reduce_to)
             image.load()
             decoded = image.size
-            upright = ImageOps.exif_transpose(image)
-            if upright.size != decoded:  # turned a quarter: so is the whole picture
+            # In place: a picture without an EXIF turn (most) is not copied.
+            ImageOps.exif_transpose(image, in_place=True)
+            if image.size != decoded:  # turned a quarter: so is the whole picture
                 size = size[::-1]
-            return pil_to_array(upright, name), size
+            return pil_to_array(image, name), size
     except ImageError:
         raise
     except Image.DecompressionBombError:
