@@ -92,7 +92,9 @@ def _fit(line: Line, level: bool = False) -> None:
     slope = 0.0
     if not level and len(boxes) >= FIT_COUNT and np.ptp(centres_x) >= FIT_SPAN * line.height:
         centres_y = (boxes[:, 1] + boxes[:, 3]) / 2
-        slope = float(np.clip(np.polyfit(centres_x, centres_y, 1)[0], -MAX_SLOPE, MAX_SLOPE))
+        # The least-squares slope in closed form (np.polyfit's, a tenth of its time on a handful of points).
+        dx = centres_x - centres_x.mean()
+        slope = float(np.clip(dx @ (centres_y - centres_y.mean()) / (dx @ dx), -MAX_SLOPE, MAX_SLOPE))
     line.slope = slope
     line.top0 = float(statistics.median((boxes[:, 1] - slope * centres_x).tolist()))
     line.bottom0 = float(statistics.median((boxes[:, 3] - slope * centres_x).tolist()))
