@@ -365,3 +365,22 @@ def test_read_on_a_big_jpeg_gives_boxes_in_the_whole_pictures_pixels(clean_digit
     width, height = 4000, 2666  # as shown (the sideways one turned back); the digit stands in the middle
     assert abs((box[0] + box[2]) / 2 - width / 2) < 0.1 * width
     assert abs((box[1] + box[3]) / 2 - height / 2) < 0.1 * height
+
+
+def test_gray_decodes_a_colour_jpeg_to_the_luminance_it_stores(clean_digits, tmp_path):
+    """The pipeline looks at luminance only: a colour JPEG is decoded straight to it (the Y the file stores, within a
+    few levels of the luminance of the decoded colours), at reduced scale and turned upright as before."""
+    from digitnet.vision.preprocess import to_gray
+
+    photo = digit_photo(clean_digits[3], height=200, shape=(600, 900)).astype(np.float32)
+    tinted = np.clip(photo[..., None] * np.array([1.0, 0.92, 0.7]) + np.array([0, 0, 30]), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(tinted).save(buffer, "JPEG", quality=90)  # blue-black ink on yellowish paper
+    colour, gray = load_picture(buffer.getvalue()), load_picture(buffer.getvalue(), gray=True)
+    assert colour.pixels.shape == (600, 900, 3) and gray.pixels.shape == (600, 900) and gray.pixels.dtype == np.uint8
+    difference = np.abs(gray.pixels / 255 - to_gray(colour.pixels))
+    assert difference.max() <= 4 / 255 and difference.mean() < 1 / 255
+    png = save(Image.fromarray(tinted), tmp_path / "tinted.png")
+    assert load_picture(png, gray=True).pixels.shape == (600, 900, 3)  # other formats come as they are
+    turned = load_picture(big_jpeg(clean_digits, rotate=True), reduce_to=1024, gray=True)
+    assert turned.pixels.shape == (667, 1000) and turned.full_size == (4000, 2666)

@@ -108,8 +108,9 @@ def prepare_digit(source: ImageSource, classify: Classifier | None = None, max_p
     """
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
-        # A big JPEG is decoded at reduced scale, where find_writing would shrink it to the same size anyway.
-        picture = load_picture(source, reduce_to=preprocess.WORK_SIDE, max_pixels=max_pixels)
+        # A big JPEG is decoded at reduced scale, where find_writing would shrink it to the same size anyway, and a
+        # colour one to its luminance: find_writing looks at nothing else.
+        picture = load_picture(source, reduce_to=preprocess.WORK_SIDE, max_pixels=max_pixels, gray=True)
     except ImageError as exc:
         return Prepared(path, None, error=str(exc), too_large=isinstance(exc, PictureTooLarge))
     passthrough = mnist_like(picture.pixels)
@@ -215,8 +216,9 @@ def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRec
         raise ValueError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
-        # A big JPEG is decoded at reduced scale, where find_writing would shrink it to the same size anyway.
-        picture = load_picture(source, reduce_to=preprocess.WORK_SIDE, max_pixels=max_pixels)
+        # A big JPEG is decoded at reduced scale, where find_writing would shrink it to the same size anyway, and a
+        # colour one to its luminance: find_writing looks at nothing else.
+        picture = load_picture(source, reduce_to=preprocess.WORK_SIDE, max_pixels=max_pixels, gray=True)
     except ImageError as exc:
         return PreparedNumber(path, error=str(exc), too_large=isinstance(exc, PictureTooLarge))
     passthrough = mnist_like(picture.pixels)
