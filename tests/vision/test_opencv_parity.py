@@ -24,6 +24,7 @@ from digitnet.vision.preprocess import (
     _mean_3x3,
     _median_filter,
     _median_of_nonnegative,
+    _percentile,
     _resize_linear,
     background,
     connected_components,
@@ -101,6 +102,7 @@ def replaced_primitives():
                           ("_median_filter", torch_median_filter), ("background", torch_background),
                           ("_kth_extremes", full_partition_extremes),
                           ("_median_of_nonnegative", lambda v: float(np.median(v))),
+                          ("_percentile", lambda v, q: float(np.percentile(v, q))),
                           ("connected_components", components_in_raster_order)]:
             patch.setattr(preprocess, name, old)
         yield
@@ -164,6 +166,16 @@ def test_median_of_nonnegative_values_is_numpys(seed):
         if seed == 0:
             values[:] = 0
         assert _median_of_nonnegative(values) == float(np.median(values))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_percentile_is_numpys_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    for size in (1, 2, 3, 8, 2047, 2048, 5001, 30000):
+        values = (rng.random(size) ** 3).astype(np.float32 if seed % 2 else np.float64)
+        values[rng.random(size) < 0.3] = 0.5  # many equal values, as a picture's contrast holds
+        for q in (10, 25, 50, 90, 99):
+            assert _percentile(values, q) == float(np.percentile(values, q)), (size, q)
 
 
 @pytest.mark.parametrize("size", [5, 11, 5000])
