@@ -59,7 +59,36 @@ def test_a_model_is_exported_once_and_then_opened_from_the_cache(cache, monkeypa
     monkeypatch.setattr(runtime, "_export_to", export_again)
     again = runtime.onnx_model(load_model(None))
     assert again is not None and again.path == first.path
-    assert [p.name for p in cache.iterdir()] == [first.path.name]  # no temporary file left beside it
+    # no temporary file left beside it (the lock the exporters share stays)
+    assert sorted(p.name for p in cache.iterdir()) == sorted([first.path.name, first.path.with_suffix(".lock").name])
+
+
+def test_processes_that_start_together_export_a_model_once(cache, monkeypatch):
+    """A folder's workers load the same models at the same moment: one exports, the others wait and open its file."""
+    import threading
+    import time
+
+    exports = []
+    real_export = runtime._export_to
+
+    def slow_export(loaded, path):
+        exports.append(path)
+        time.sleep(0.5)  # the others arrive while this one is still writing
+        real_export(loaded, path)
+
+    monkeypatch.setattr(runtime, "_export_to", slow_export)
+    models = [load_model(None) for _ in range(3)]
+    opened = [None] * 3
+
+    def load(k):
+        opened[k] = runtime.onnx_model(models[k])
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(exports) == 1 and all(model is not None and model.path == exports[0] for model in opened)
 
 
 @pytest.mark.parametrize("damage", ["cut short", "another model's graph"])

@@ -20,6 +20,8 @@ import io
 import json
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -170,8 +172,12 @@ def onnx_model(loaded: LoadedModel, engine: str | None = None) -> OnnxModel | No
             opened = _checked(path, loaded)
             if opened is not None:
                 return opened
-        _export_to(loaded, path)  # none yet, or a file cut short, damaged, or not this model's
-        opened = _checked(path, loaded)
+        with _exporting(path):
+            # Another process (a folder's workers start together) may have exported it while this one waited.
+            opened = _checked(path, loaded) if path.is_file() else None
+            if opened is None:
+                _export_to(loaded, path)  # none yet, or a file cut short, damaged, or not this model's
+                opened = _checked(path, loaded)
         if opened is None:
             raise RuntimeError("the exported graph does not give PyTorch's logits")
         return opened
@@ -224,6 +230,25 @@ def _warn(message: str, where: str) -> None:
         _warned.add(message + where)
         # Attributed to ``where`` at line 0 (no source line to print), so the warning shows as one line.
         warnings.warn_explicit(message, UserWarning, where, 0)
+
+
+@contextmanager
+def _exporting(path: Path) -> Iterator[None]:
+    """Held while one process exports the graph at ``path``: the others wait for it (then open its file) instead of
+    each exporting the same model at once. An advisory lock on a file beside it; none where ``fcntl`` is missing
+    (Windows), where each process exports as before."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _export_to(loaded: LoadedModel, path: Path) -> None:
