@@ -152,3 +152,14 @@ def test_pytorch_runs_what_onnx_runtime_cannot_or_is_told_not_to(cache, tmp_path
     monkeypatch.setenv("DIGITNET_CACHE", str(blocked / "onnx"))
     with pytest.warns(UserWarning, match="running in PyTorch"):
         assert runtime.onnx_model(loaded) is None
+
+
+def test_a_cache_on_a_file_system_without_locks_still_runs_onnx_runtime(cache, monkeypatch):
+    fcntl = pytest.importorskip("fcntl")
+
+    def no_locks(*args):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    opened = runtime.onnx_model(load_model(None))
+    assert opened is not None and opened.path.is_file()  # exported unguarded, not handed back to PyTorch
