@@ -65,6 +65,7 @@ def test_a_model_is_exported_once_and_then_opened_from_the_cache(cache, monkeypa
 
 def test_processes_that_start_together_export_a_model_once(cache, monkeypatch):
     """A folder's workers load the same models at the same moment: one exports, the others wait and open its file."""
+    pytest.importorskip("fcntl")  # without it (Windows) each exports, as before
     import threading
     import time
 
@@ -163,3 +164,12 @@ def test_a_cache_on_a_file_system_without_locks_still_runs_onnx_runtime(cache, m
     monkeypatch.setattr(fcntl, "flock", no_locks)
     opened = runtime.onnx_model(load_model(None))
     assert opened is not None and opened.path.is_file()  # exported unguarded, not handed back to PyTorch
+
+
+def test_a_lock_file_that_cannot_be_opened_does_not_stop_the_export(cache):
+    loaded = load_model(None)
+    cache.mkdir(parents=True)
+    path = cache / f"{loaded.arch}-{runtime._graph_key(loaded, __import__('onnxruntime').__version__)[:24]}.onnx"
+    path.with_suffix(".lock").mkdir()  # not a file: it cannot be opened (as another user's, in a shared cache)
+    opened = runtime.onnx_model(loaded)
+    assert opened is not None and opened.path == path and path.is_file()

@@ -243,7 +243,12 @@ def _exporting(path: Path) -> Iterator[None]:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as lock:
+    try:  # read-only: the lock file may belong to another user of a shared cache
+        lock = os.fdopen(os.open(path.with_suffix(".lock"), os.O_RDONLY | os.O_CREAT, 0o644))
+    except OSError:
+        yield  # export unguarded, as before
+        return
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
         except OSError:  # a file system without locks (some network mounts): export unguarded, as before

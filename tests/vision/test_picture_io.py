@@ -384,3 +384,18 @@ def test_gray_decodes_a_colour_jpeg_to_the_luminance_it_stores(clean_digits, tmp
     assert load_picture(png, gray=True).pixels.shape == (600, 900, 3)  # other formats come as they are
     turned = load_picture(big_jpeg(clean_digits, rotate=True), reduce_to=1024, gray=True)
     assert turned.pixels.shape == (667, 1000) and turned.full_size == (4000, 2666)
+
+
+def test_a_small_colour_jpeg_keeps_its_colour_and_is_not_taken_for_an_mnist_digit(clean_digits, recognizer):
+    """Decoded to luminance, a red 1 on black 28×28 would look like an MNIST digit and skip normalization."""
+    from digitnet.vision.pipeline import prepare_digit
+    from digitnet.vision.preprocess import mnist_like
+
+    red = np.zeros((28, 28, 3), np.uint8)
+    red[..., 0] = clean_digits[1]
+    buffer = io.BytesIO()
+    Image.fromarray(red).save(buffer, "JPEG", quality=95)
+    picture = load_picture(buffer.getvalue(), gray=True)
+    assert picture.pixels.shape == (28, 28, 3) and mnist_like(picture.pixels) is None
+    prepared = prepare_digit(buffer.getvalue(), recognizer.classify)
+    assert prepared.image is not None and prepared.image.max() == 255  # normalized: its strokes reach full white

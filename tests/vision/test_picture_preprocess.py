@@ -390,3 +390,7 @@ def test_to_gray_is_pil_luminance_for_every_channel_layout() -> None:
     rgba = np.dstack([rgb, rng.integers(0, 256, (37, 53), dtype=np.uint8)])
     assert np.array_equal(to_gray(rgba), gray)  # alpha is not light
     assert np.array_equal(to_gray(rgb[..., 0]), rgb[..., 0].astype(np.float32) / 255)
+    assert to_gray(np.zeros((0, 5, 3), np.uint8)).shape == (0, 5)
+    floats = rgb.astype(np.float32) / 255  # float and 16-bit colour take OpenCV's way too
+    assert np.abs(to_gray(floats) - expected).max() < 1e-6
+    assert np.abs(to_gray(rgb.astype(np.uint16) * 257) - expected).max() < 1e-6

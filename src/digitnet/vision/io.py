@@ -21,6 +21,7 @@ from digitnet.utils import DigitnetError
 
 MAX_BYTES = 50 * 1024 * 1024  # a phone photo is 2-10 MB; anything past this is not a picture of a digit
 MAX_PIXELS = 40_000_000  # the default limit, 40 MP decoded: about 160 MB as RGBA (load_picture's max_pixels)
+GRAY_MIN_SIDE = 64  # load_picture(gray=True) decodes colour JPEGs larger than this to their luminance
 MIN_SIDE = 8  # below this there is no room for a digit (MNIST digits are 20 px)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -63,8 +64,9 @@ def load_picture(source: ImageSource, name: str | None = None, reduce_to: int | 
     :func:`~digitnet.vision.preprocess.working_gray` does). A JPEG larger than that is then decoded straight
     at 1/2, 1/4 or 1/8 scale (``Image.draft``: almost free, and no larger than the caller's own reduction would
     give), which is several times faster for a phone photo.
-    ``gray``: the caller uses the picture's luminance only. A colour JPEG is then decoded straight to the
-    luminance it stores (no chroma, no colour conversion: a third of the time); other pictures come as they are.
+    ``gray``: the caller uses the picture's luminance only. A colour JPEG larger than ``GRAY_MIN_SIDE`` is then
+    decoded straight to the luminance it stores (no chroma, no colour conversion: a third of the time); other
+    pictures come as they are.
     ``max_pixels``: the largest width × height accepted (None: :data:`MAX_PIXELS`), checked from the header
     before any pixel is decoded. A :class:`Picture` is returned as it is: it was checked when it was loaded.
     Raises :class:`ImageError` with a one-line message for anything that is not a usable picture,
@@ -195,7 +197,9 @@ def _draft(image: Image.Image, reduce_to: int | None, gray: bool = False) -> Non
     # caller works at the same size as from a full decode. (For a factor of 3, a 1/2 decode would leave the caller
     # a 1500-px picture to halve: 750 px, where the full decode gave 1000.)
     scale = min(factor & -factor, 8)
-    mode = "L" if gray and image.mode == "RGB" else image.mode
+    # A small picture is decoded in colour all the same: it costs nothing to decode, and a 28×28 colour picture must
+    # not pass for an MNIST digit (preprocess.mnist_like tells them apart by their channels).
+    mode = "L" if gray and image.mode == "RGB" and max(width, height) > GRAY_MIN_SIDE else image.mode
     if image.format != "JPEG" or (scale <= 1 and mode == image.mode):
         return
     # Asked for the floor: draft() takes the scale from the whole quotients original // requested. (One call:
