@@ -313,3 +313,21 @@ def test_a_speck_within_the_papers_noise_is_no_decimal_point(recognizer, clean_d
         texts.append("".join(item.char for text_line in read_lines(ink, recognizer.classify)
                              for item in text_line.items))
     assert texts == ["314", "3.14"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_lines_slope_is_the_least_squares_fit_through_its_digits(seed):
+    from digitnet.vision.lines import MAX_SLOPE, _fit
+
+    rng = np.random.default_rng(seed)
+    slope = rng.uniform(-0.15, 0.15)
+    xs = np.linspace(0, 600, int(rng.integers(3, 9))) + rng.uniform(-20, 20)  # spans many digit heights
+    tops = 100 + slope * xs + rng.normal(0, 3, xs.size)
+    line = Line(blobs=[(x - 15, y, x + 15, y + 60 + rng.normal(0, 2)) for x, y in zip(xs, tops, strict=True)])
+    _fit(line)
+    boxes = np.array(line.blobs)
+    centres_x, centres_y = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    expected = float(np.clip(np.polyfit(centres_x, centres_y, 1)[0], -MAX_SLOPE, MAX_SLOPE))
+    assert line.slope == pytest.approx(expected, abs=1e-12)
+    _fit(line, level=True)
+    assert line.slope == 0.0
