@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -235,29 +236,34 @@ def _warn(message: str, where: str) -> None:
 @contextmanager
 def _exporting(path: Path) -> Iterator[None]:
     """Held while one process exports the graph at ``path``: the others wait for it (then open its file) instead of
-    each exporting the same model at once. An advisory lock on a file beside it; none where ``fcntl`` is missing
-    (Windows), where each process exports as before."""
+    each exporting the same model at once (see :func:`_lock_beside`)."""
+    lock = _lock_beside(path)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.close()  # closing the file releases its lock
+
+
+def _lock_beside(path: Path) -> IO | None:
+    """An open file beside ``path`` holding an exclusive advisory lock (waited for), or None where there can be none
+    and the export goes unguarded, as before: no ``fcntl`` (Windows), a lock file this process cannot open (another
+    user's, in a shared cache), a file system without locks (some network mounts)."""
     try:
         import fcntl
     except ImportError:
-        yield
-        return
+        return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:  # read-only: the lock file may belong to another user of a shared cache
-        lock = os.fdopen(os.open(path.with_suffix(".lock"), os.O_RDONLY | os.O_CREAT, 0o644))
+    try:
+        lock = os.fdopen(os.open(path.with_suffix(".lock"), os.O_RDONLY | os.O_CREAT, 0o644))  # read-only suffices
     except OSError:
-        yield  # export unguarded, as before
-        return
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except OSError:  # a file system without locks (some network mounts): export unguarded, as before
-            yield
-            return
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        return None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    except OSError:
+        lock.close()
+        return None
+    return lock
 
 
 def _export_to(loaded: LoadedModel, path: Path) -> None:
