@@ -25,7 +25,7 @@ import numpy as np
 
 from digitnet.vision import line_reader, preprocess
 from digitnet.vision.boxes import box_lines
-from digitnet.vision.io import ImageError, ImageSource, PictureTooLarge, load_picture
+from digitnet.vision.io import ImageError, ImageSource, Picture, PictureTooLarge, load_picture
 from digitnet.vision.line_reader import LineRecognizer
 from digitnet.vision.lines import read_lines
 from digitnet.vision.preprocess import MIN_INK_PIXELS, Ink, find_ink, mnist_like, normalize_digit, without_specks
@@ -83,6 +83,12 @@ def _parts(across: np.ndarray, writing: np.ndarray) -> bool:
     return bool(len(lines) and len(ink) and ((lines > ink[0]) & (lines < ink[-1])).any())
 
 
+def _load(source: ImageSource, max_pixels: int | None) -> Picture:
+    """A picture as the pipeline reads it: a big JPEG decoded at reduced scale, where find_writing would shrink it
+    to the same size anyway, and a colour one to its luminance: find_writing looks at nothing else."""
+    return load_picture(source, reduce_to=preprocess.WORK_SIDE, max_pixels=max_pixels, gray=True)
+
+
 @dataclass
 class Prepared:
     """A picture made ready for the model: the 28×28 it will see, or why there is none."""
@@ -108,9 +114,7 @@ def prepare_digit(source: ImageSource, classify: Classifier | None = None, max_p
     """
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
-        # A big JPEG is decoded at reduced scale, where find_writing would shrink it to the same size anyway, and a
-        # colour one to its luminance: find_writing looks at nothing else.
-        picture = load_picture(source, reduce_to=preprocess.WORK_SIDE, max_pixels=max_pixels, gray=True)
+        picture = _load(source, max_pixels)
     except ImageError as exc:
         return Prepared(path, None, error=str(exc), too_large=isinstance(exc, PictureTooLarge))
     passthrough = mnist_like(picture.pixels)
@@ -216,9 +220,7 @@ def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRec
         raise ValueError(f"unknown reader {reader!r}; choose one of {', '.join(READERS)}")
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     try:
-        # A big JPEG is decoded at reduced scale, where find_writing would shrink it to the same size anyway, and a
-        # colour one to its luminance: find_writing looks at nothing else.
-        picture = load_picture(source, reduce_to=preprocess.WORK_SIDE, max_pixels=max_pixels, gray=True)
+        picture = _load(source, max_pixels)
     except ImageError as exc:
         return PreparedNumber(path, error=str(exc), too_large=isinstance(exc, PictureTooLarge))
     passthrough = mnist_like(picture.pixels)
