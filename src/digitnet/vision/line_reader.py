@@ -199,7 +199,8 @@ def read_lines(ink: Ink, recognize: LineRecognizer, classify: Classifier | None 
         renumber = np.zeros(len(stats) + 1, np.int32)
         renumber[members + 1] = np.arange(1, len(members) + 1)
         line_labels = renumber[labels[y0:y1, x0:x1]]
-        line_stats = [stats[members]]
+        line_stats = [stats[members]]  # row k: the piece labelled k + 1
+        next_label = len(members) + 1
         for box, own, home in zip(specks, speck_masks, speck_lines, strict=True):
             if home != number:
                 continue
@@ -207,8 +208,9 @@ def read_lines(ink: Ink, recognize: LineRecognizer, classify: Classifier | None 
             mark = classify_mark(box, int(box[4]), line.top(cx), line.bottom(cx), stroke, own)
             if mark is not None and mark.char in ".,":  # a thin pen's point, dropped as dust by ink finding
                 # A speck is a piece of the thresholded ink apart from every other: it stays a piece of its own.
-                line_labels[box[1] - y0:box[3] - y0, box[0] - x0:box[2] - x0][own] = len(members) + len(line_stats)
+                line_labels[box[1] - y0:box[3] - y0, box[0] - x0:box[2] - x0][own] = next_label
                 line_stats.append(box[None])
+                next_label += 1
         piece_stats = np.concatenate(line_stats) - np.array([x0, y0, x0, y0, 0])
         images.append(line_image(line_labels > 0, line, (int(x0), int(y0)), (line_labels, piece_stats)))
     ready = [image for image in images if image is not None]
