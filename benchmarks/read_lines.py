@@ -22,7 +22,9 @@ without looking at test) drawn and photographed as in ``photo_digits.py`` (its `
   tiles set side by side (a narrow 1 leaves a gap wider than a digit): one number, no spaces;
 * MNIST tiles: 2–8 of the 28×28 images themselves set side by side, dark on white, scaled 1–4× and saved as a
   PNG (no photo): what a user who glues test digits together hands ``read``; and the same tiles set apart,
-  4–12 pixels of white on each side of every tile (as in a form's cells). One number, no spaces.
+  4–12 pixels of white on each side of every tile (as in a form's cells). One number, no spaces;
+* dusty: numbers with separators and signs as above, each with 1–4 specks of dust (0.3–1.2 pens across: a
+  point is 1–2) above its digits' lower part or under its baseline, never where a point would sit: % exact.
 
 With several ``--seeds`` each is measured and the table gives every seed and the median. The README reports the
 median of seeds 0 and 1 and a third seed (2) that was never looked at while the reader was built.
@@ -61,6 +63,13 @@ MINUS_GAP = (0.12, 0.4)  # and between a minus sign and its number
 SPACE_GAP = (0.9, 1.5)  # a space between digit groups, in digit heights
 KINDS = ("decimal point", "decimal comma", "minus", "date", "groups")
 SUPER = 4  # marks are drawn this many times larger, then reduced: smooth edges like the digits'
+# The dusty row: 1-4 specks a number (dust on the paper or the scanner's glass), 0.15-0.6 pens in radius (a
+# point is 0.5-1), their centres above the digits' lower part (DUST_ABOVE of them) or under the baseline, in
+# digit heights from it: a speck where a point sits is a point to any reader.
+DUST = (1, 4)
+DUST_SIZE = (0.3, 0.6)
+DUST_ABOVE = 0.65
+DUST_ROWS = ((-1.5, -0.45), (0.4, 0.8))
 
 
 # ----------------------------------------------------------------------------------------- drawing
@@ -133,11 +142,12 @@ def pen_of(alpha: np.ndarray) -> float:
     return stroke_width(alpha > 0.5)
 
 
-def line_alpha(text: str, digits: list[np.ndarray], rng: np.random.Generator, height: int) -> np.ndarray:
+def line_alpha(text: str, digits: list[np.ndarray], rng: np.random.Generator, height: int,
+               dust: int = 0) -> np.ndarray:
     """One line of writing: ``text`` (digits, ".", ",", "-", " "), its digits being these MNIST images in order.
 
     Runs of digits are drawn by ``number_alpha`` (uneven gaps, now and then touching) and set on a common
-    baseline; marks and spaces are placed between them.
+    baseline; marks and spaces are placed between them. ``dust``: so many specks (see ``DUST``) besides.
     """
     runs: list[tuple[str, np.ndarray | None]] = []
     taken = 0
@@ -177,6 +187,11 @@ def line_alpha(text: str, digits: list[np.ndarray], rng: np.random.Generator, he
         x += ink.shape[1]
         if kind != "digits":
             x += height * rng.uniform(*gap)
+    for _ in range(dust):  # anywhere along the line, but not where a point would sit: that is a point
+        ink = dot_alpha(pen * rng.uniform(*DUST_SIZE), rng)
+        above = rng.random() < DUST_ABOVE
+        middle = baseline + height * (rng.uniform(*DUST_ROWS[0]) if above else rng.uniform(*DUST_ROWS[1]))
+        placed.append((ink, int(middle - ink.shape[0] / 2), int(rng.uniform(0, max(x - ink.shape[1], 0)))))
     canvas = np.zeros((4 * height, int(x) + 2), np.float32)
     for ink, top, left in placed:
         region = canvas[top:top + ink.shape[0], left:left + ink.shape[1]]
@@ -249,6 +264,7 @@ MEASURES = [  # (row, key, label, target) as the table prints them
     ("spaced", "exact", "widely spaced digits (2–6, as in cells), exact", ""),
     ("tiles", "exact", "MNIST tiles side by side (2–8), exact", ""),
     ("tiles_apart", "exact", "  the same, set 8–24 px apart, exact", ""),
+    ("dusty", "exact", "separators and signs with dust specks, exact", ""),
 ]
 
 
@@ -281,7 +297,7 @@ def print_seeds_table(results: list[dict]) -> None:
 
 
 ROWS = ("multi_line", "separators", "single_line", "touching_pairs", "overlapping", "long", "spaced", "tiles",
-        "tiles_apart")
+        "tiles_apart", "dusty")
 SPACED_PITCH = (1.1, 1.7)  # the spaced row: digits' centres this many heights apart
 
 
@@ -302,6 +318,35 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
         if text != truth:
             failures.append((f"{name}-{k}-{truth}-as-{text.replace(chr(10), '_') or 'none'}", picture))
     return {"n": n, "exact": exact / n, "plain_mnist_exact": plain / n,
+            "ms_per_picture": 1000 * (time.perf_counter() - started) / n}
+
+
+def _separators_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                    n: int, failures: list[tuple[str, bytes]], plain_right, dusty: bool = False) -> dict:
+    """``n`` numbers with separators and signs, the kinds in turn (``dusty``: with specks of dust): % exact."""
+    by_kind = {kind: [0, 0] for kind in KINDS}
+    plain = 0
+    started = time.perf_counter()
+    for k in range(n):
+        kind = KINDS[k % len(KINDS)]
+        pattern = separator_text(kind, rng)
+        index, digits = _draw_digits(pattern.count("d"), rng, labels)
+        fill = iter(digits)
+        truth = "".join(next(fill) if c == "d" else c for c in pattern)
+        height = int(rng.integers(*NUMBER_HEIGHT))
+        dust = int(rng.integers(DUST[0], DUST[1] + 1)) if dusty else 0
+        alpha = line_alpha(truth, [images[i] for i in index], rng, height, dust)
+        picture = photograph(place(alpha, rng, margin=(0.05, 0.3)), rng)
+        text = recognizer.read(picture)["text"]
+        by_kind[kind][0] += text == truth
+        by_kind[kind][1] += 1
+        plain += plain_right(index)
+        if text != truth:
+            failures.append((f"{'dusty' if dusty else 'sep'}-{k}-{truth}-as-{text.replace(chr(10), '_') or 'none'}",
+                             picture))
+    right = sum(r for r, _ in by_kind.values())
+    return {"n": n, "exact": right / n, "plain_mnist_exact": plain / n,
+            "by_kind": {kind: r / max(t, 1) for kind, (r, t) in by_kind.items()},
             "ms_per_picture": 1000 * (time.perf_counter() - started) / n}
 
 
@@ -349,29 +394,7 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
                                 "ms_per_picture": 1000 * (time.perf_counter() - started) / n}
 
     if n and "separators" in rows:
-        by_kind = {kind: [0, 0] for kind in KINDS}
-        plain = 0
-        started = time.perf_counter()
-        for k in range(n):
-            kind = KINDS[k % len(KINDS)]
-            pattern = separator_text(kind, rng)
-            index, digits = _draw_digits(pattern.count("d"), rng, labels)
-            fill = iter(digits)
-            truth = "".join(next(fill) if c == "d" else c for c in pattern)
-            height = int(rng.integers(*NUMBER_HEIGHT))
-            alpha = line_alpha(truth, [images[i] for i in index], rng, height)
-            picture = photograph(place(alpha, rng, margin=(0.05, 0.3)), rng)
-            text = recognizer.read(picture)["text"]
-            by_kind[kind][0] += text == truth
-            by_kind[kind][1] += 1
-            plain += plain_right(index)
-            if text != truth:
-                failures.append((f"sep-{k}-{truth}-as-{text.replace(chr(10), '_') or 'none'}", picture))
-        right = sum(r for r, _ in by_kind.values())
-        result["separators"] = {"n": n, "exact": right / n, "plain_mnist_exact": plain / n,
-                                "by_kind": {kind: r / max(t, 1) for kind, (r, t) in by_kind.items()},
-                                "ms_per_picture": 1000 * (time.perf_counter() - started) / n}
-
+        result["separators"] = _separators_row(recognizer, images, labels, rng, n, failures, plain_right)
     single = n if single is None else single
     if single and "single_line" in rows:
         numbers = run_photo_digits(model, 0, single, seed, reader=reader, line_model=line_model, split=split)["numbers"]
@@ -391,6 +414,9 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
     if n and "spaced" in rows:  # its own generator too
         result["spaced"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 2]), n, (2, 6),
                                         0.0, 0.0, "spaced", failures, pitch=SPACED_PITCH)
+    if n and "dusty" in rows:  # its own generator too
+        result["dusty"] = _separators_row(recognizer, images, labels, np.random.default_rng([seed, 5]), n, failures,
+                                          plain_right, dusty=True)
     if n and "tiles" in rows:  # its own generator too
         result["tiles"] = _tiles_row(recognizer, images, labels, np.random.default_rng([seed, 3]), n, failures)
     if n and "tiles_apart" in rows:

@@ -46,6 +46,23 @@ def test_a_line_with_separators_has_its_marks_where_they_belong(digits):
     assert comma[3] > baseline + 0.1 * 60  # reaching below it
 
 
+def test_dust_lies_where_no_point_sits(digits):
+    """The dusty row's specks are small and lie above the digits' lower part or under the baseline: a speck on
+    the baseline would be a decimal point to any reader."""
+    height, found = 60, 0
+    for seed in range(8):
+        line = read_lines.line_alpha("1234", digits[:4], np.random.default_rng(seed), height, dust=4)
+        _, stats = connected_components(line > 0.5)
+        heights = stats[:, 3] - stats[:, 1]
+        baseline = np.median(stats[heights >= 0.6 * heights.max(), 3])
+        for x0, y0, x1, y1, _ in stats[heights < 0.3 * height]:  # the specks apart from the digits
+            assert max(x1 - x0, y1 - y0) < 0.3 * height
+            middle = (y0 + y1) / 2 - baseline
+            assert middle <= -0.4 * height or middle >= 0.35 * height
+            found += 1
+    assert found >= 8
+
+
 @pytest.mark.parametrize("kind", read_lines.KINDS)
 def test_every_kind_of_number_is_what_it_says(kind):
     rng = np.random.default_rng(2)
@@ -98,6 +115,8 @@ def test_the_benchmark_counts_what_it_drew(tmp_path):
         truth = name.split("-")[2].split("_")
         assert 2 <= len(truth) <= 5 and all(line.isdigit() and 1 <= len(line) <= 8 for line in truth)
     assert set(result["separators"]["by_kind"]) == set(read_lines.KINDS)
+    dusty = read_lines.run(None, n=n, seed=0, rows=("dusty",), save=str(tmp_path / "dusty"))["dusty"]
+    assert len(list((tmp_path / "dusty").glob("dusty-*.jpg"))) == round(n * (1 - dusty["exact"]))
     assert result["single_line"]["n"] == 2
 
 

@@ -230,7 +230,8 @@ def test_a_line_keeps_the_pictures_own_components(monkeypatch) -> None:
     from digitnet.vision.preprocess import connected_components
 
     made = []
-    monkeypatch.setattr(line_reader, "line_image", lambda *args: made.append(line_image(*args)) or made[-1])
+    monkeypatch.setattr(line_reader, "line_image", lambda *args, **kwargs: made.append(
+        line_image(*args, **kwargs)) or made[-1])
     pixels = load_picture(Path(__file__).resolve().parents[2] / "examples" / "amounts.png").pixels.copy()
     pixels[98:120, 208:236] = pixels[98:120, 20:48]  # 12.50's point painted over with paper from the margin ...
     rows, columns = np.mgrid[:pixels.shape[0], :pixels.shape[1]]
@@ -253,6 +254,45 @@ def test_a_line_keeps_the_pictures_own_components(monkeypatch) -> None:
         width = image.mask.shape[1] + image.offset[0]
         cuts = [image.offset[0] + width * k / 7 for k in range(1, 7)]
         regions = list(zip([-np.inf, *cuts], [*cuts, np.inf], strict=True))
-        for kept, again in zip(line_reader._character_masks(image, regions),
-                               line_reader._character_masks(replace(image, components=None), regions), strict=True):
+        marks = "." * len(regions)  # (a speck's ink goes only to a mark)
+        for kept, again in zip(line_reader._character_masks(image, regions, marks),
+                               line_reader._character_masks(replace(image, components=None), regions, marks),
+                               strict=True):
             assert np.array_equal(kept, again)
+
+
+def test_specks_in_a_lines_view_reach_the_recognizer_but_never_a_digits_ink(monkeypatch) -> None:
+    """Every speck ink finding dropped inside a line's image goes to the recognizer (a thin pen's point, dust above
+    the digits), none from outside it; a speck's ink is a mark's if one was read there, else nobody's."""
+    from digitnet.vision import line_reader
+    from digitnet.vision.io import load_picture
+    from digitnet.vision.lines import dropped_specks
+    from digitnet.vision.pipeline import find_writing
+
+    pixels = load_picture(Path(__file__).resolve().parents[2] / "examples" / "amounts.png").pixels.copy()
+    pixels[98:120, 208:236] = pixels[98:120, 20:48]  # 12.50's point painted over with paper from the margin ...
+    rows, columns = np.mgrid[:pixels.shape[0], :pixels.shape[1]]
+    for y, x in ((110, 222), (45, 135), (150, 250)):  # ... a thin pen's point, dust above 1 and 2, dust between lines
+        pixels[(rows - y) ** 2 + (columns - x) ** 2 <= 16] = 70
+    ink = find_writing(pixels)
+    assert len(dropped_specks(ink)[0]) == 3
+    made = []
+    monkeypatch.setattr(line_reader, "line_image", lambda *args, **kwargs: made.append(
+        line_image(*args, **kwargs)) or made[-1])
+    digit_boxes = [(94, 58, 122, 117), (150, 56, 200, 116), (245, 50, 304, 115), (310, 47, 365, 112)]
+
+    def read_as(text: str, xs: list[float]):
+        def recognize(images):
+            return [reading(made[0], text, xs), Decoded("", [], [], [])]
+        return line_reader.read_lines(ink, recognize)[0].items
+
+    point, five, zero = read_as("12.50", [108, 175, 222, 270, 337])[2:]
+    assert [len(image.components[1]) for image in made] == [7, 2]  # 1, 2, 5 in two strokes, 0; + the 2 specks
+    assert made[0].specks_from == 6
+    assert point.char == "." and point.box == (218, 106, 227, 115)  # the point's own speck, and nothing else
+    assert (five.box, zero.box) == (digit_boxes[2], digit_boxes[3])
+    made.clear()
+    items = read_as("1250", [108, 175, 270, 337])
+    assert [item.box for item in items] == digit_boxes  # no digit took the dust or the point unread
+    assert all(item.segment.mask.shape == (box[3] - box[1], box[2] - box[0])
+               for item, box in zip(items, digit_boxes, strict=True))

@@ -1,18 +1,20 @@
 """Reading a found line with the learned line recognizer (CTC), instead of cutting it into digits by rules.
 
 Line finding (:func:`lines.find_lines`) stays: it counts lines right and says where each runs (its slope, top
-and baseline). Each line's own ink — its components, plus dropped specks that have a decimal point's or a
-comma's shape — is made into the recognizer's input (:func:`line_image`): levelled along the line's slope,
-scaled so that its digits are ``DIGIT_HEIGHT`` rows tall and centred on ``CENTRE_ROW``, reduced by area
-averaging, exactly the kind of image :mod:`digitnet.data.lines` trains on. The recognizer reads the line in one
-pass (``recognize``: images → :class:`digitnet.models.crnn.Decoded`).
+and baseline). Each line's own ink — its components, plus every speck that ink finding dropped as dust within
+the line's image (a thin pen's point, blurred and thresholded, is often thinner than the pen: the recognizer,
+not a size rule, says whether a speck is a point) — is made into the recognizer's input (:func:`line_image`):
+levelled along the line's slope, scaled so that its digits are ``DIGIT_HEIGHT`` rows tall and centred on
+``CENTRE_ROW``, reduced by area averaging, exactly the kind of image :mod:`digitnet.data.lines` trains on. The
+recognizer reads the line in one pass (``recognize``: images → :class:`digitnet.models.crnn.Decoded`).
 
 Each character CTC emitted has the output columns it was read in. The line is parted between neighbouring
 characters halfway between their columns; a connected piece of ink that falls mostly on one side goes whole
-to that character (a 7's bar reaching over its neighbour), otherwise it is cut there (touching digits). A
-character's box is its ink's box; a space's box is the gap between its neighbours. With ``classify``, each
-digit's ink is also classified as a 28×28 (the digit model) and the two opinions are multiplied
-(:func:`vote`): the line model says where the digits are, both say which.
+to that character (a 7's bar reaching over its neighbour), otherwise it is cut there (touching digits); a speck
+goes only to a mark (else it stays dust, as ink finding judged it). A character's box is its ink's box; a
+space's box is the gap between its neighbours. With ``classify``, each digit's ink is also classified as a
+28×28 (the digit model) and the two opinions are multiplied (:func:`vote`): the line model says where the
+digits are, both say which.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import numpy as np
 
 from digitnet.models.crnn import REDUCTION, Decoded
 from digitnet.vision.lines import Item, Line, TextLine, dropped_specks, find_lines, nearest_line
-from digitnet.vision.marks import classify_mark
 from digitnet.vision.preprocess import Ink, connected_components, normalize_digit, opencv
 from digitnet.vision.segment import Classifier, Segment
 
@@ -33,6 +34,7 @@ DIGIT_HEIGHT = 18  # ... a line's digits this tall ...
 CENTRE_ROW = 15  # ... centred on this row
 MARGIN = 0.35  # paper kept on each side of a line, in digit heights (training lines have 0.1–0.6)
 WHOLE = 0.8  # a piece of ink with this share of its pixels on one character's side goes whole to it
+MARKS = ".,-"  # the characters a speck's ink may belong to
 
 LineRecognizer = Callable[[list[np.ndarray]], list[Decoded]]  # line images (32, W) float 0..1 → readings
 
@@ -49,6 +51,7 @@ class LineImage:
     # The connected components (labels, stats as connected_components gives them, in the crop's coordinates) of
     # ``mask``, where the caller knew them; else they are labelled when needed.
     components: tuple[np.ndarray, np.ndarray] | None = None
+    specks_from: int | None = None  # pieces labelled this or higher are dropped specks: a mark's ink, never a digit's
 
     def to_x(self, column: float) -> float:
         """The working x of an image column."""
@@ -56,10 +59,12 @@ class LineImage:
 
 
 def line_image(mask: np.ndarray, line: Line, offset: tuple[int, int] = (0, 0),
-               components: tuple[np.ndarray, np.ndarray] | None = None) -> LineImage | None:
+               components: tuple[np.ndarray, np.ndarray] | None = None,
+               specks_from: int | None = None) -> LineImage | None:
     """The recognizer's input for the line whose ink is ``mask`` (bool, its top left corner at ``offset`` of the
     picture, working resolution); None without ink. ``components``: the mask's connected components, if known
-    (labels and stats in the mask's coordinates), kept for parting the line's ink later."""
+    (labels and stats in the mask's coordinates), kept for parting the line's ink later; ``specks_from``: the
+    first of their labels that is a dropped speck (see :class:`LineImage`)."""
     cv2 = opencv()
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     if not len(rows):
@@ -94,7 +99,7 @@ def line_image(mask: np.ndarray, line: Line, offset: tuple[int, int] = (0, 0),
     matrix = np.array([[1.0, 0.0, 0.0], [-slope, 1.0, shift]], np.float32)
     image = cv2.warpAffine(small, matrix, (out_width, LINE_HEIGHT), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return LineImage(np.clip(image, 0, 1), mask, (ox, oy), float(ix0), sx, components)
+    return LineImage(np.clip(image, 0, 1), mask, (ox, oy), float(ix0), sx, components, specks_from)
 
 
 def _regions(decoded: Decoded, line: LineImage) -> list[tuple[float, float]]:
@@ -107,11 +112,14 @@ def _regions(decoded: Decoded, line: LineImage) -> list[tuple[float, float]]:
     return list(zip([-np.inf, *cuts], [*cuts, np.inf], strict=True))
 
 
-def _character_masks(line: LineImage, regions: list[tuple[float, float]]) -> list[np.ndarray]:
-    """Each character's ink (bool, the line's crop): pieces mostly on one side of a cut go whole."""
+def _character_masks(line: LineImage, regions: list[tuple[float, float]], text: str) -> list[np.ndarray]:
+    """Each character's ink (bool, the line's crop): pieces mostly on one side of a cut go whole; a speck only to
+    a mark (``text``: the characters read)."""
     if not regions:
         return []
     labels, stats = line.components if line.components is not None else connected_components(line.mask)
+    # (pieces labelled afresh are numbered otherwise: none of them is known to be a speck)
+    first_speck = line.specks_from if line.components is not None and line.specks_from else len(stats) + 1
     xs = np.arange(line.mask.shape[1]) + 0.5 + line.offset[0]
     owner = np.full(line.mask.shape[1], -1)
     for k, (a, b) in enumerate(regions):
@@ -122,7 +130,10 @@ def _character_masks(line: LineImage, regions: list[tuple[float, float]]) -> lis
         columns = owner[x0:x1]
         counts = np.bincount(columns[np.nonzero(piece)[1]], minlength=len(regions))
         best = int(counts.argmax())
-        if counts[best] >= WHOLE * counts.sum():
+        if index + 1 >= first_speck:
+            if text[best] in MARKS:
+                masks[best][y0:y1, x0:x1] |= piece
+        elif counts[best] >= WHOLE * counts.sum():
             masks[best][y0:y1, x0:x1] |= piece
         else:
             for k in np.flatnonzero(counts):
@@ -149,7 +160,7 @@ def vote(ctc: np.ndarray, classifier: np.ndarray) -> np.ndarray:
 def items_of(decoded: Decoded, line: LineImage) -> list[Item]:
     """The characters of a read line as items with boxes and (digits) their ink and CTC probabilities."""
     regions = _regions(decoded, line)
-    masks = _character_masks(line, regions)
+    masks = _character_masks(line, regions, decoded.text)
     items: list[Item | None] = []
     for char, confidence, probabilities, mask in zip(decoded.text, decoded.confidences,
                                                      decoded.digit_probabilities, masks, strict=True):
@@ -178,41 +189,47 @@ def items_of(decoded: Decoded, line: LineImage) -> list[Item]:
     return result
 
 
+def _in_view(box: np.ndarray, line: Line, x0: int, x1: int) -> bool:
+    """Whether a speck's centre lies in the image the recognizer gets of ``line`` (whose ink runs from ``x0`` to
+    ``x1``): the margin beside it, the rows above and below its digits."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    margin = MARGIN * line.height
+    above, below = (np.array([CENTRE_ROW, LINE_HEIGHT - CENTRE_ROW]) / DIGIT_HEIGHT) * line.height
+    return x0 - margin <= cx <= x1 + margin and -above <= cy - line.centre(cx) <= below
+
+
 def read_lines(ink: Ink, recognize: LineRecognizer, classify: Classifier | None = None) -> list[TextLine]:
     """The lines of writing in ``ink`` read by the line recognizer, in reading order (see the module docstring)."""
     labels, stats = ink.components()
     lines = find_lines(stats, level=ink.in_boxes)
     if not lines:
         return []
-    stroke = ink.stroke_width()
     specks, speck_masks = dropped_specks(ink)
     speck_lines = [nearest_line(lines, box) for box in specks]
     images = []
     for number, line in enumerate(lines):
         members = np.asarray(line.components, np.int64)
-        points = [box for box, home in zip(specks, speck_lines, strict=True) if home == number]
-        boxes = np.concatenate([stats[members, :4], np.array(points, np.int64).reshape(-1, 5)[:, :4]])
-        x0, y0 = boxes[:, :2].min(0)
-        x1, y1 = boxes[:, 2:].max(0)
+        x0, y0 = stats[members, :2].min(0)
+        x1, y1 = stats[members, 2:4].max(0)
+        points = [k for k, (box, home) in enumerate(zip(specks, speck_lines, strict=True))
+                  if home == number and _in_view(box, line, x0, x1)]
+        if points:
+            x0, y0 = np.minimum([x0, y0], specks[points, :2].min(0))
+            x1, y1 = np.maximum([x1, y1], specks[points, 2:4].max(0))
         # The line's own ink, in its box, labelled 1.. by its pieces: the picture's components are the line's
         # (a piece of ink is whole in one line), so the line need not be labelled again.
         renumber = np.zeros(len(stats) + 1, np.int32)
         renumber[members + 1] = np.arange(1, len(members) + 1)
         line_labels = renumber[labels[y0:y1, x0:x1]]
         line_stats = [stats[members]]  # row k: the piece labelled k + 1
-        next_label = len(members) + 1
-        for box, own, home in zip(specks, speck_masks, speck_lines, strict=True):
-            if home != number:
-                continue
-            cx = (box[0] + box[2]) / 2
-            mark = classify_mark(box, int(box[4]), line.top(cx), line.bottom(cx), stroke, own)
-            if mark is not None and mark.char in ".,":  # a thin pen's point, dropped as dust by ink finding
-                # A speck is a piece of the thresholded ink apart from every other: it stays a piece of its own.
-                line_labels[box[1] - y0:box[3] - y0, box[0] - x0:box[2] - x0][own] = next_label
-                line_stats.append(box[None])
-                next_label += 1
+        for label, k in enumerate(points, start=len(members) + 1):
+            # A speck is a piece of the thresholded ink apart from every other: it stays a piece of its own.
+            box = specks[k]
+            line_labels[box[1] - y0:box[3] - y0, box[0] - x0:box[2] - x0][speck_masks[k]] = label
+            line_stats.append(box[None])
         piece_stats = np.concatenate(line_stats) - np.array([x0, y0, x0, y0, 0])
-        images.append(line_image(line_labels > 0, line, (int(x0), int(y0)), (line_labels, piece_stats)))
+        images.append(line_image(line_labels > 0, line, (int(x0), int(y0)), (line_labels, piece_stats),
+                                 specks_from=len(members) + 1))
     ready = [image for image in images if image is not None]
     readings = iter(recognize([image.image for image in ready]) if ready else [])
     result = []
