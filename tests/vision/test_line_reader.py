@@ -272,10 +272,12 @@ def test_specks_in_a_lines_view_reach_the_recognizer_but_never_a_digits_ink(monk
     pixels = load_picture(Path(__file__).resolve().parents[2] / "examples" / "amounts.png").pixels.copy()
     pixels[98:120, 208:236] = pixels[98:120, 20:48]  # 12.50's point painted over with paper from the margin ...
     rows, columns = np.mgrid[:pixels.shape[0], :pixels.shape[1]]
-    for y, x in ((110, 222), (45, 135), (150, 250)):  # ... a thin pen's point, dust above 1 and 2, dust between lines
+    # ... a thin pen's point; dust above 1 and 2 (in view); dust between the lines (out of view of both: too far
+    # below the first, above the second) and dust right of 12.50 at its height (beyond the margin beside it)
+    for y, x in ((110, 222), (45, 135), (150, 160), (90, 395)):
         pixels[(rows - y) ** 2 + (columns - x) ** 2 <= 16] = 70
     ink = find_writing(pixels)
-    assert len(dropped_specks(ink)[0]) == 3
+    assert len(dropped_specks(ink)[0]) == 4
     made = []
     monkeypatch.setattr(line_reader, "line_image", lambda *args, **kwargs: made.append(
         line_image(*args, **kwargs)) or made[-1])

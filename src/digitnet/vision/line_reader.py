@@ -49,7 +49,7 @@ class LineImage:
     x_origin: float  # working x of the image's column 0
     scale: float  # image pixels per working pixel
     # The connected components (labels, stats as connected_components gives them, in the crop's coordinates) of
-    # ``mask``, where the caller knew them; else they are labelled when needed.
+    # ``mask``, where the caller knew them; else they are labelled when needed (and none is known to be a speck).
     components: tuple[np.ndarray, np.ndarray] | None = None
     specks_from: int | None = None  # pieces labelled this or higher are dropped specks: a mark's ink, never a digit's
 
