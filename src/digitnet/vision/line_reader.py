@@ -58,6 +58,13 @@ class LineImage:
         return self.x_origin + column / self.scale
 
 
+def _view(line: Line) -> tuple[float, float, float]:
+    """What of the picture the recognizer's image of ``line`` holds, in working pixels: the margin of paper beside
+    the line's ink, the rows above and below its centre line."""
+    scale = DIGIT_HEIGHT / max(line.height, 1.0)
+    return MARGIN * line.height, CENTRE_ROW / scale, (LINE_HEIGHT - CENTRE_ROW) / scale
+
+
 def line_image(mask: np.ndarray, line: Line, offset: tuple[int, int] = (0, 0),
                components: tuple[np.ndarray, np.ndarray] | None = None,
                specks_from: int | None = None) -> LineImage | None:
@@ -77,11 +84,11 @@ def line_image(mask: np.ndarray, line: Line, offset: tuple[int, int] = (0, 0),
         components = labels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], stats
     ox, oy = ox + int(cols[0]), oy + int(rows[0])
     scale = DIGIT_HEIGHT / max(line.height, 1.0)
-    margin = MARGIN * line.height
+    margin, above, below = _view(line)
     x0, x1 = ox - margin, ox + mask.shape[1] + margin
     centres = [line.centre(x0), line.centre(x1)]
-    y0 = min(centres) - CENTRE_ROW / scale - 1
-    y1 = max(centres) + (LINE_HEIGHT - CENTRE_ROW) / scale + 1
+    y0 = min(centres) - above - 1
+    y1 = max(centres) + below + 1
     ix0, iy0, ix1, iy1 = int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1))
     crop = np.zeros((iy1 - iy0, ix1 - ix0), np.float32)  # paper around the ink (and beyond the picture's edge)
     sy0, sx0 = max(iy0, oy), max(ix0, ox)
@@ -193,8 +200,7 @@ def _in_view(box: np.ndarray, line: Line, x0: int, x1: int) -> bool:
     """Whether a speck's centre lies in the image the recognizer gets of ``line`` (whose ink runs from ``x0`` to
     ``x1``): the margin beside it, the rows above and below its digits."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    margin = MARGIN * line.height
-    above, below = (np.array([CENTRE_ROW, LINE_HEIGHT - CENTRE_ROW]) / DIGIT_HEIGHT) * line.height
+    margin, above, below = _view(line)
     return x0 - margin <= cx <= x1 + margin and -above <= cy - line.centre(cx) <= below
 
 
