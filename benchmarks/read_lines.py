@@ -24,7 +24,10 @@ without looking at test) drawn and photographed as in ``photo_digits.py`` (its `
   PNG (no photo): what a user who glues test digits together hands ``read``; and the same tiles set apart,
   4–12 pixels of white on each side of every tile (as in a form's cells). One number, no spaces;
 * dusty: numbers with separators and signs as above, each with 1–4 specks of dust (0.3–1.2 pens across: a
-  point is 1–2) above its digits' lower part or under its baseline, never where a point would sit: % exact.
+  point is 1–2) above its digits' lower part or under its baseline, never where a point would sit: % exact;
+* underlined: numbers of 2–6 digits underlined by hand (a fifth of them twice, as a total is): a pen stroke of the
+  digits' own pen, touching their lowest ink or up to a quarter of their height below it, reaching past the
+  number's ends or stopping a little short, sloped and bowed a little: % exact.
 
 With several ``--seeds`` each is measured and the table gives every seed and the median. The README reports the
 median of seeds 0 and 1 and a third seed (2) that was never looked at while the reader was built.
@@ -70,6 +73,14 @@ DUST = (1, 4)
 DUST_SIZE = (0.3, 0.6)
 DUST_ABOVE = 0.65
 DUST_ROWS = ((-1.5, -0.45), (0.4, 0.8))
+# The underlined row: a number underlined by hand, a pen stroke of the digits' own pen under their lowest ink (0:
+# touching it), reaching past the number's ends or stopping short of them, a little sloped and bowed; now and then
+# twice (a total).
+UNDERLINE_DROP = (0.0, 0.25)  # in digit heights
+UNDERLINE_REACH = (-0.1, 0.3)  # past each end of the number, in digit heights
+UNDERLINE_SLOPE = 0.06
+DOUBLE_UNDERLINE = 0.2  # the share of numbers underlined twice, the second line ...
+DOUBLE_GAP = (0.12, 0.3)  # ... this far below the first, in digit heights
 
 
 # ----------------------------------------------------------------------------------------- drawing
@@ -135,6 +146,35 @@ def minus_alpha(pen: float, height: int, rng: np.random.Generator) -> np.ndarray
     for x, y in ((xs[0], ys[0]), (xs[-1], ys[-1])):  # a pen's round ends
         draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=255)
     return _reduced(canvas)
+
+
+def underlined(alpha: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A number's ink ``alpha`` (digits ``height`` px tall) underlined by hand, once or (``DOUBLE_UNDERLINE``) twice:
+    strokes of the digits' own pen (see ``UNDERLINE_*``), drawn SUPER times larger and reduced as marks are."""
+    pen = pen_of(alpha) * rng.uniform(0.8, 1.1)
+    h, w = alpha.shape
+    below = int(height * (UNDERLINE_DROP[1] + DOUBLE_GAP[1] + 0.1) + 3 * pen) + 2
+    left_reach, right_reach = (height * rng.uniform(*UNDERLINE_REACH) for _ in range(2))
+    pad = int(max(left_reach, right_reach, 0)) + int(pen) + 2
+    canvas = Image.new("L", ((w + 2 * pad) * SUPER, (h + below) * SUPER))
+    draw = ImageDraw.Draw(canvas)
+    y = h - 1 + height * rng.uniform(*UNDERLINE_DROP) + pen / 2
+    for line in range(2 if rng.random() < DOUBLE_UNDERLINE else 1):
+        if line:
+            y += height * rng.uniform(*DOUBLE_GAP)
+        x0, x1 = pad - left_reach + rng.uniform(-0.05, 0.05) * height, pad + w + right_reach
+        slope, bow = rng.uniform(-UNDERLINE_SLOPE, UNDERLINE_SLOPE), (x1 - x0) * rng.uniform(-0.02, 0.02)
+        t = np.linspace(0, 1, 17)
+        xs = (x0 + (x1 - x0) * t) * SUPER
+        ys = (y + slope * (x1 - x0) * (t - 0.5) + bow * 4 * t * (1 - t)) * SUPER
+        width = max(1, int(pen * SUPER))
+        draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=255, width=width, joint="curve")
+        for x, yy in ((xs[0], ys[0]), (xs[-1], ys[-1])):  # a pen's round ends
+            draw.ellipse([x - width / 2, yy - width / 2, x + width / 2, yy + width / 2], fill=255)
+    strokes = np.asarray(canvas.resize((w + 2 * pad, h + below), Image.Resampling.BOX), np.float32) / 255
+    strokes[:h, pad:pad + w] = np.maximum(strokes[:h, pad:pad + w], alpha)
+    rows, cols = np.flatnonzero(strokes.max(1) > 0), np.flatnonzero(strokes.max(0) > 0)
+    return strokes[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
 def pen_of(alpha: np.ndarray) -> float:
@@ -265,6 +305,7 @@ MEASURES = [  # (row, key, label, target) as the table prints them
     ("tiles", "exact", "MNIST tiles side by side (2–8), exact", ""),
     ("tiles_apart", "exact", "  the same, set 8–24 px apart, exact", ""),
     ("dusty", "exact", "separators and signs with dust specks, exact", ""),
+    ("underlined", "exact", "one-line numbers (2–6 digits) underlined by hand, exact", ""),
 ]
 
 
@@ -297,20 +338,24 @@ def print_seeds_table(results: list[dict]) -> None:
 
 
 ROWS = ("multi_line", "separators", "single_line", "touching_pairs", "overlapping", "long", "spaced", "tiles",
-        "tiles_apart", "dusty")
+        "tiles_apart", "dusty", "underlined")
 SPACED_PITCH = (1.1, 1.7)  # the spaced row: digits' centres this many heights apart
 
 
 def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
                  n: int, lengths: tuple[int, int], touching: float, overlap: float, name: str,
-                 failures: list[tuple[str, bytes]], pitch: tuple[float, float] | None = None) -> dict:
-    """``n`` one-line numbers of ``lengths`` digits as photos (see photo_digits.number_picture): % exact."""
+                 failures: list[tuple[str, bytes]], pitch: tuple[float, float] | None = None,
+                 underline: bool = False) -> dict:
+    """``n`` one-line numbers of ``lengths`` digits as photos (see photo_digits.number_picture), ``underline``d by
+    hand or not: % exact."""
     exact = plain = 0
     started = time.perf_counter()
     for k in range(n):
         index, truth = _draw_digits(int(rng.integers(lengths[0], lengths[1] + 1)), rng, labels)
         height = int(rng.integers(40, 201))
         alpha, _ = number_alpha([images[i] for i in index], rng, height, touching, overlap, pitch)
+        if underline:
+            alpha = underlined(alpha, height, rng)
         picture = photograph(place(alpha, rng, margin=(0.05, 0.3)), rng)
         text = recognizer.read(picture)["text"]
         exact += text == truth
@@ -417,6 +462,9 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
     if n and "dusty" in rows:  # its own generator too
         result["dusty"] = _separators_row(recognizer, images, labels, np.random.default_rng([seed, 5]), n, failures,
                                           plain_right, dusty=True)
+    if n and "underlined" in rows:  # its own generator too
+        result["underlined"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 6]), n, (2, 6),
+                                            TOUCHING, 0.05, "underlined", failures, underline=True)
     if n and "tiles" in rows:  # its own generator too
         result["tiles"] = _tiles_row(recognizer, images, labels, np.random.default_rng([seed, 3]), n, failures)
     if n and "tiles_apart" in rows:

@@ -63,6 +63,33 @@ def test_dust_lies_where_no_point_sits(digits):
     assert found >= 8
 
 
+def test_an_underlined_number_keeps_its_digits_and_gains_one_or_two_lines_under_them(digits):
+    from photo_digits import number_alpha
+
+    height, counts = 60, set()
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        number, _ = number_alpha(digits[:4], rng, height, touching=0.0)
+        drawn = read_lines.underlined(number, height, rng)
+        ink = np.flatnonzero(number.max(0) > 0)
+        number = number[:, ink[0]:ink[-1] + 1]
+        h, w = number.shape
+        # the number, unchanged (but where a line touches its lowest ink), in the top rows; the lines below it
+        top = int(0.8 * h)
+        left = next(x for x in range(drawn.shape[1] - w + 1) if np.array_equal(drawn[:top, x:x + w], number[:top]))
+        below = drawn[h:] > 0.5
+        rows = np.flatnonzero(below.any(1))
+        assert len(rows) and rows[0] < read_lines.UNDERLINE_DROP[1] * height + 0.3 * height
+        # each line reaches from near the number's left end to near its right end
+        reach = np.flatnonzero(below.any(0))
+        assert reach[0] <= left + 0.15 * height and reach[-1] >= left + w - 1 - 0.15 * height
+        # one line, or two (a total; two lines may meet where their slopes cross): bands of ink down a column
+        under = below[:, left:left + w]
+        bands = np.count_nonzero(np.diff(under.astype(np.int8), axis=0) == 1, axis=0) + under[0]
+        counts.add(int(bands.max()))
+    assert counts == {1, 2}
+
+
 @pytest.mark.parametrize("kind", read_lines.KINDS)
 def test_every_kind_of_number_is_what_it_says(kind):
     rng = np.random.default_rng(2)
@@ -115,6 +142,8 @@ def test_the_benchmark_counts_what_it_drew(tmp_path, monkeypatch):
     dusty_missed = [name for name in (p.stem for p in tmp_path.glob("*.jpg")) if name.startswith("dusty-")]
     assert len(dusty_missed) == round(n * (1 - result["dusty"]["exact"]))
     assert set(result["dusty"]["by_kind"]) == set(read_lines.KINDS)
+    underlined_missed = [name for name in (p.stem for p in tmp_path.glob("*.jpg")) if name.startswith("underlined-")]
+    assert len(underlined_missed) == round(n * (1 - result["underlined"]["exact"]))
     names = [p.stem for p in tmp_path.glob("*.jpg")]
     lines_missed = [name for name in names if name.startswith("lines-")]
     seps_missed = [name for name in names if name.startswith("sep-")]

@@ -30,6 +30,7 @@ from digitnet.vision.line_reader import LineRecognizer
 from digitnet.vision.lines import read_lines
 from digitnet.vision.preprocess import MIN_INK_PIXELS, Ink, find_ink, mnist_like, normalize_digit, without_specks
 from digitnet.vision.segment import Classifier, Segment, find_digits, find_groups, line_height
+from digitnet.vision.underlines import MAX_LINES, underline_mask
 
 NO_INK = "no ink found"
 # How `read` reads a line: "line" — the learned line recognizer places the characters, and the line model and the
@@ -47,7 +48,8 @@ BOTH_SURE = 0.99
 
 
 def find_writing(pixels: np.ndarray) -> Ink | None:
-    """The handwriting in a picture: its ink (:func:`find_ink`) less printed box lines and combs (:mod:`boxes`).
+    """The handwriting in a picture: its ink (:func:`find_ink`) less printed box lines and combs (:mod:`boxes`) and
+    lines drawn under it (:mod:`underlines`).
 
     None when there is no ink, or nothing but lines. The lines go before segmentation, else a box's walls
     read as 1s and its floor joins the digits into one.
@@ -55,6 +57,12 @@ def find_writing(pixels: np.ndarray) -> Ink | None:
     ink = find_ink(pixels)
     if ink is None:
         return None
+    ink = _without_box_lines(ink)
+    return _without_underlines(ink) if ink is not None else None
+
+
+def _without_box_lines(ink: Ink) -> Ink | None:
+    """``ink`` less printed box lines and combs."""
     lines, _ = box_lines(ink.mask)
     if not lines.any() and ink.faint is not None and ink.faint < ink.threshold:
         # Forms are often printed in a light ("dropout") colour, fainter than half the writing's contrast: not ink,
@@ -74,6 +82,27 @@ def find_writing(pixels: np.ndarray) -> Ink | None:
     writing = replace(ink, mask=mask, in_boxes=True)
     # The same ink above the same threshold; the components of the new mask were found on the way.
     writing.remember(thresholded=ink.thresholded_components(), components=components)
+    return writing
+
+
+def _without_underlines(ink: Ink) -> Ink:
+    """``ink`` less the lines drawn under its writing (:mod:`underlines`), gone from the picture's ink too: what is
+    left of them is neither writing nor a speck that could be a point."""
+    mask, (labels, stats) = ink.mask, ink.components()
+    found = False
+    for _ in range(MAX_LINES):  # a second line under a total is found once the first is gone
+        under = underline_mask(mask, labels, stats, ink.stroke_width())
+        if under is None:
+            break
+        kept, components = without_specks(mask & ~under)
+        if kept.sum() < MIN_INK_PIXELS:  # nothing but a line: that is the writing (a minus sign, a 1 lying down)
+            break
+        found = True
+        mask, (labels, stats) = kept, components
+    if not found:
+        return ink
+    writing = replace(ink, mask=mask, ink=np.where(ink.mask & ~mask, np.float32(0), ink.ink))
+    writing.remember(components=(labels, stats))
     return writing
 
 

@@ -1,0 +1,159 @@
+"""Lines drawn under the writing: found by shape, taken away without the digits, and read past."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from digitnet.vision.preprocess import connected_components
+from digitnet.vision.underlines import OWN, underline_mask
+
+PEN = 6
+
+
+def _digits(count: int = 4, height: int = 60, width: int = 36, gap: int = 14) -> tuple[np.ndarray, list[tuple]]:
+    """Rings standing in for digits (``count`` of them, ``height`` tall) on a canvas with room below."""
+    mask = np.zeros((height * 3, 40 + count * (width + gap)), np.uint8)
+    boxes = []
+    for k in range(count):
+        x0 = 20 + k * (width + gap)
+        cv2.ellipse(mask, ((x0 + width // 2), 20 + height // 2), (width // 2 - PEN // 2, height // 2 - PEN // 2),
+                    0, 0, 360, 1, PEN)
+        boxes.append((x0, 20, x0 + width, 20 + height))
+    return mask, boxes
+
+
+def _found(mask: np.ndarray) -> np.ndarray | None:
+    mask = mask.astype(bool)
+    labels, stats = connected_components(mask)
+    return underline_mask(mask, labels, stats, PEN)
+
+
+def test_a_line_under_a_number_is_found_whole_and_nothing_else() -> None:
+    digits, _ = _digits()
+    line = np.zeros_like(digits)
+    cv2.line(line, (15, 95), (digits.shape[1] - 15, 99), 1, PEN)  # a little sloped, apart from the digits
+    found = _found(digits | line)
+    assert found is not None
+    assert (found == line.astype(bool)).all()
+
+
+def test_where_a_digit_stands_on_the_line_only_the_lines_band_goes() -> None:
+    digits, boxes = _digits()
+    line = np.zeros_like(digits)
+    bottom = boxes[0][3]  # the rings' lowest ink: the line runs through it, every ring touches it
+    cv2.line(line, (15, bottom - 1), (digits.shape[1] - 15, bottom - 1), 1, PEN)
+    found = _found(digits | line)
+    assert found is not None
+    rows = np.arange(digits.shape[0])[:, None] + np.zeros(digits.shape[1], int)
+    # cv2 draws the line PEN + 1 rows thick; a run as thick as the line (OWN times) is the line's alone
+    band = np.abs(rows - (bottom - 1)) <= (PEN + 1) * OWN / 2 + 1
+    assert not (found & ~band).any()  # every ring keeps everything above the line's band ...
+    assert found[line.astype(bool)].mean() > 0.97  # ... and the line goes (bar a pixel here and there)
+    assert (digits.astype(bool) & ~found).sum() > 0.85 * digits.sum()  # the rings lose their bottoms only
+
+
+@pytest.mark.parametrize("length", [0.5, 1.2])
+def test_a_bar_shorter_than_the_rule_is_writing(length: float) -> None:
+    digits, boxes = _digits(count=2)
+    height = boxes[0][3] - boxes[0][1]
+    bar = np.zeros_like(digits)
+    cv2.line(bar, (20, 95), (20 + int(length * height), 95), 1, PEN)  # a minus sign, a long dash under a digit
+    assert _found(digits | bar) is None
+
+
+def test_wavy_bottoms_of_touching_digits_are_not_a_line() -> None:
+    digits, boxes = _digits(count=4, gap=-4)  # rings overlapping: one piece, wider than the rule
+    wave = np.zeros_like(digits)
+    xs = np.arange(15, digits.shape[1] - 15)
+    ys = (92 + 8 * np.sin(xs / 9.0)).astype(np.int32)  # a bottom stroke that goes up and down like 2s and 3s
+    cv2.polylines(wave, [np.stack([xs, ys], 1)], False, 1, PEN)
+    wave[:boxes[0][3]] = 0
+    assert _found(digits | wave) is None
+
+
+def _under_rings(ys: np.ndarray, height: int = 60) -> np.ndarray:
+    """Four rings ``height`` tall and a stroke of the pen under them along ``ys`` (one row per column, from column
+    15)."""
+    digits, _ = _digits(height=height)
+    stroke = np.zeros_like(digits)
+    xs = np.arange(15, 15 + len(ys))
+    cv2.polylines(stroke, [np.stack([xs, ys.astype(np.int32)], 1)], False, 1, PEN)
+    return digits | stroke
+
+
+def test_a_stroke_that_wobbles_like_the_bottoms_of_digits_is_not_a_line() -> None:
+    xs = np.arange(170)
+    assert _found(_under_rings(np.full(len(xs), 95.0))) is not None  # straight: a line
+    assert _found(_under_rings(95 + 0.0008 * (xs - 85) ** 2)) is not None  # bowed, smoothly: a line too
+    # up and down by a little less than its half thickness every 24 columns: near a line all along, yet no pen's line
+    assert _found(_under_rings(95 + 3 * np.sin(xs * 2 * np.pi / 24))) is None
+
+
+def test_a_stroke_that_leaves_its_line_for_long_is_not_a_line() -> None:
+    ys = np.full(170, 115.0)
+    assert _found(_under_rings(ys, height=80)) is not None
+    ys[66:102] = 107  # a fifth of it a stroke's width higher (a digit's bowl among straight bottoms), briefly
+    assert _found(_under_rings(ys, height=80)) is None  # enough not to part it in two
+
+
+def test_a_line_with_nothing_written_above_it_is_not_an_underline() -> None:
+    digits, _ = _digits(count=2)
+    width = digits.shape[1]
+    canvas = np.zeros((digits.shape[0], width * 3), np.uint8)
+    canvas[:, :width] = digits
+    line = canvas.copy()
+    cv2.line(line, (width + 10, 150), (width * 3 - 10, 150), 1, PEN)  # beside the digits, not under them
+    assert _found(line) is None
+    cv2.line(line, (10, 150), (width - 10, 150), 1, PEN)  # under them too: found
+    assert _found(line) is not None
+
+
+def _underlined_numbers(mnist, glyph_pool, count: int = 6):
+    """Numbers of four sure MNIST test digits, each drawn plain and then underlined (touching the digits or not,
+    sloped, now and then twice), as ``benchmarks/read_lines.py`` draws them."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from photo_helpers import number_ink, on_paper
+    from read_lines import underlined
+
+    rng = np.random.default_rng(3)
+    for _ in range(count):
+        labels = rng.integers(0, 10, 4)
+        digits = [glyph_pool[int(d)][int(rng.integers(0, len(glyph_pool[int(d)])))] for d in labels]
+        ink = number_ink(digits, height=70)
+        yield "".join(map(str, labels)), on_paper(ink), on_paper(underlined(ink, 70, rng))
+
+
+def test_underlined_numbers_read_as_the_same_numbers_without_their_line(mnist, glyph_pool) -> None:
+    from digitnet.recognizer import Recognizer
+
+    recognizer = Recognizer.from_pretrained()
+    for truth, plain, underlined in _underlined_numbers(mnist, glyph_pool):
+        without = recognizer.read(plain)
+        assert without["text"] == truth  # sure digits: the line is the only difficulty
+        answer = recognizer.read(underlined)
+        assert answer["text"] == truth, answer["text"]
+        # the line's ink is no digit's: no box reaches lower than without it (both pictures: digits 20 px down)
+        assert max(d["box"][3] for d in answer["digits"]) <= max(d["box"][3] for d in without["digits"]) + 1
+
+
+def test_a_total_underlined_twice_loses_both_lines() -> None:
+    from photo_helpers import on_paper
+
+    from digitnet.vision.pipeline import find_writing
+
+    digits, boxes = _digits()
+    lines = np.zeros_like(digits)
+    right = digits.shape[1] - 15
+    cv2.line(lines, (15, 86), (right, 100), 1, PEN)  # drawn by hand: not level (a printed line would be)
+    cv2.line(lines, (15, 114), (right, 104), 1, PEN)  # the second meets the first at its right end: one piece
+    written = find_writing(on_paper((digits | lines).astype(np.float32)))
+    assert not written.in_boxes
+    below = np.zeros(written.mask.shape, bool)
+    below[20 + boxes[0][3] + 4:] = True  # on_paper's margin: 20 px; a few rows below the rings' lowest ink
+    assert written.mask.sum() > 0.8 * digits.sum()  # the rings stay ...
+    assert not (written.mask & below).any()  # ... the lines under them go, both
