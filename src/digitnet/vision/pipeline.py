@@ -89,7 +89,6 @@ def _without_underlines(ink: Ink) -> Ink:
     """``ink`` less the lines drawn under its writing (:mod:`underlines`), gone from the picture's ink too: what is
     left of them is neither writing nor a speck that could be a point."""
     mask, (labels, stats) = ink.mask, ink.components()
-    found = False
     for _ in range(MAX_LINES):  # a second line under a total is found once the first is gone
         under = underline_mask(mask, labels, stats, ink.stroke_width())
         if under is None:
@@ -97,9 +96,8 @@ def _without_underlines(ink: Ink) -> Ink:
         kept, components = without_specks(mask & ~under)
         if kept.sum() < MIN_INK_PIXELS:  # nothing but a line: that is the writing (a minus sign, a 1 lying down)
             break
-        found = True
         mask, (labels, stats) = kept, components
-    if not found:
+    if mask is ink.mask:  # no line taken away
         return ink
     writing = replace(ink, mask=mask, ink=np.where(ink.mask & ~mask, np.float32(0), ink.ink))
     writing.remember(components=(labels, stats))

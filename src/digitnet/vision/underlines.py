@@ -8,7 +8,7 @@ or a 7's bar is far shorter than that; the bottoms of touching digits (bowls, ba
 leave a line or wobble about it.
 
 Where a digit's stroke meets the line, the line's band is taken from it too (the digit keeps everything above the
-band). Like :mod:`boxes`, numpy on the few pieces wide enough to hold one.
+band). Like :mod:`boxes`, numpy only; it looks only at the pieces wide enough to hold one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ MIN_COVERAGE = 0.85  # of the columns along it, at least this share show it as t
 MAX_WOBBLE = 0.15  # its middle strays at most this many of its thicknesses (RMS) from a parabola
 ABOVE = 1.3  # writing within this many digit heights above it, in at least ...
 MIN_ABOVE = 0.4  # ... this share of its columns
-OWN = 1.25  # a column's lowest run at most this many times the line's thickness is the line alone
+ALONE_THICKNESS = 1.25  # a column's lowest run at most this many times the line's thickness is the line alone
 MAX_LINES = 3  # lines under one another looked for (a total is underlined twice)
 SLOPES = np.linspace(-MAX_SLOPE, MAX_SLOPE, 41)
 
@@ -78,20 +78,22 @@ def _underline_in(piece: np.ndarray, mask: np.ndarray, offset: tuple[int, int], 
         return None
     slope, intercept = np.polyfit(xs[on], ys[on], 1)  # refit on the columns it passes through
     on = np.abs(ys - (slope * xs + intercept)) <= tolerance
-    along = _longest_run(xs[on], max_gap=0.5 * height)
-    if along is None:
+    stretch = _longest_run(xs[on], max_gap=0.5 * height)
+    if stretch is None:
         return None
-    first, last = along
+    first, last = stretch
     length = last - first + 1
-    covered = np.count_nonzero(on & (xs >= first) & (xs <= last))
-    if length < MIN_LENGTH * height or covered < MIN_COVERAGE * length or abs(slope) > MAX_SLOPE:
+    inside = on & (xs >= first) & (xs <= last)
+    if length < MIN_LENGTH * height or np.count_nonzero(inside) < MIN_COVERAGE * length or abs(slope) > MAX_SLOPE:
         return None
-    half = float(np.median(thickness[xs[on]])) / 2
+    half = float(np.median(thickness[xs[inside]])) / 2
     # A pen's line runs smooth, bowed at most: measured where it is alone (as thick as it is), its middle keeps to a
     # parabola.
-    along = on & (xs >= first) & (xs <= last) & (thickness[xs] <= OWN * 2 * half + 1)
-    bow = np.polyfit(xs[along], ys[along], 2)
-    if np.sqrt(np.mean((ys[along] - np.polyval(bow, xs[along])) ** 2)) > MAX_WOBBLE * 2 * half:
+    level = inside & (thickness[xs] <= ALONE_THICKNESS * 2 * half + 1)
+    if np.count_nonzero(level) < 3:
+        return None
+    bow = np.polyfit(xs[level], ys[level], 2)
+    if np.sqrt(np.mean((ys[level] - np.polyval(bow, xs[level])) ** 2)) > MAX_WOBBLE * 2 * half:
         return None
     centre = slope * np.arange(w) + intercept
     # Writing above it: in the whole picture's mask, within ABOVE digit heights of the line.
@@ -109,16 +111,14 @@ def _underline_in(piece: np.ndarray, mask: np.ndarray, offset: tuple[int, int], 
         first -= 1
     while last < w - 1 and alone[last + 1]:
         last += 1
-    # Where the line is alone, its whole run goes, however it bows. Where a digit's stroke meets it, the run is the
-    # stroke's too: only the line's band goes, centred where the line runs on either side of the stroke.
-    own = alone & (thickness <= OWN * 2 * half + 1)  # as thick as the line: the line alone
+    # The line's band goes: centred where the line runs, however it bows (where it is alone, as thick as it is), and
+    # where a digit's stroke meets it, where it runs on either side of the stroke; the stroke keeps the rest.
+    line_alone = alone & (thickness <= ALONE_THICKNESS * 2 * half + 1)
     columns = np.arange(first, last + 1)
-    measured = np.flatnonzero(own)
+    measured = np.flatnonzero(line_alone)  # (holds the level columns above: never empty)
     middle = np.interp(columns, measured, (top[measured] + bottom[measured]) / 2)
-    own = own[columns]
     line = np.zeros_like(piece)
-    line[:, columns] = piece[:, columns] & np.where(own, (rows >= top[columns]) & (rows <= bottom[columns]),
-                                                    np.abs(rows - middle[None, :]) <= half + 1)
+    line[:, columns] = piece[:, columns] & (np.abs(rows - middle[None, :]) <= half + 1)
     return line
 
 
