@@ -121,6 +121,18 @@ def test_a_stroke_that_leaves_its_line_for_long_is_not_a_line() -> None:
     assert _found(_under_rings(ys, height=80)) is None  # enough not to part it in two
 
 
+def test_a_digits_own_long_base_is_not_a_line_under_it() -> None:
+    # one digit written wide (a stretched 2, a 1 on a long foot): its base is long, straight and lowest, with
+    # writing above it; but that writing is the base's own piece and stays one piece without it
+    digit = np.zeros((180, 240), np.uint8)
+    cv2.ellipse(digit, (80, 45), (40, 25), 0, 180, 360, 1, PEN)  # a 2's arch ...
+    cv2.line(digit, (120, 45), (30, 100), 1, PEN)  # ... its diagonal ...
+    cv2.line(digit, (30, 100), (150, 103), 1, PEN)  # ... and a base twice as long as the digit is tall
+    assert _found(digit) is None
+    digit[100:140, 170:176] = 1  # another piece beside it, above the base's level: still no line under writing
+    assert _found(digit) is None
+
+
 def test_a_line_with_nothing_written_above_it_is_not_an_underline() -> None:
     digits, _ = _digits(count=2)
     width = digits.shape[1]
@@ -208,3 +220,11 @@ def test_a_level_run_broken_by_blobs_is_judged_without_failing() -> None:
     picture = np.full((260, 660), 255, np.uint8)
     picture[30:230, 30:630][mask.astype(bool)] = 0
     assert find_writing(picture) is not None
+
+
+def test_the_example_total_reads_without_its_lines(recognizer) -> None:
+    from pathlib import Path
+
+    answer = recognizer.read(Path(__file__).resolve().parents[2] / "examples" / "total.png")
+    assert answer["text"] == "845"  # "345" before: the lines joined the 8
+    assert len(answer["lines"]) == 1 and [d["char"] for d in answer["digits"]] == ["8", "4", "5"]

@@ -13,7 +13,8 @@ them prepare pictures and format answers the same way:
   then ``number_answer(number)``.
 
 A 28×28 MNIST-like picture (white on black, uint8) goes through unchanged, bit for bit. Any other picture has
-its ink found (:func:`find_writing`: tiny scans enlarged first, printed box lines and combs taken away).
+its ink found (:func:`find_writing`: tiny scans enlarged first, printed box lines and combs taken away, and for
+numbers lines drawn under them).
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ DEFAULT_READER = "both"
 BOTH_SURE = 0.99
 
 
-def find_writing(pixels: np.ndarray) -> Ink | None:
-    """The handwriting in a picture: its ink (:func:`find_ink`) less printed box lines and combs (:mod:`boxes`) and
-    lines drawn under it (:mod:`underlines`).
+def find_writing(pixels: np.ndarray, underlines: bool = True) -> Ink | None:
+    """The handwriting in a picture: its ink (:func:`find_ink`) less printed box lines and combs (:mod:`boxes`) and,
+    with ``underlines``, lines drawn under it (:mod:`underlines`).
 
     None when there is no ink, or nothing but lines. The lines go before segmentation, else a box's walls
     read as 1s and its floor joins the digits into one.
@@ -58,7 +59,7 @@ def find_writing(pixels: np.ndarray) -> Ink | None:
     if ink is None:
         return None
     ink = _without_box_lines(ink)
-    return _without_underlines(ink) if ink is not None else None
+    return _without_underlines(ink) if ink is not None and underlines else ink
 
 
 def _without_box_lines(ink: Ink) -> Ink | None:
@@ -147,7 +148,9 @@ def prepare_digit(source: ImageSource, classify: Classifier | None = None, max_p
     passthrough = mnist_like(picture.pixels)
     if passthrough is not None:
         return Prepared(path, passthrough) if passthrough.any() else Prepared(path, None, note=NO_INK)
-    ink = find_writing(picture.pixels)
+    # A line under one digit is shorter than an underline must be, and what would pass for one is more likely the
+    # digit's own base broken off by a skipping pen: one digit keeps all its ink.
+    ink = find_writing(picture.pixels, underlines=False)
     if ink is None:
         return Prepared(path, None, note=NO_INK)
     groups = find_groups(ink)

@@ -5,7 +5,8 @@ recognizers, trained on digits, read the bar itself as 1s and 2s. It is told fro
 *lowest* ink of a piece over a stretch of columns longer than ``MIN_LENGTH`` of the writing's digit height, thin
 there (a pen stroke, not a digit's body), near level, straight or smoothly bowed, with writing above it. A minus sign
 or a 7's bar is far shorter than that; the bottoms of touching digits (bowls, bars and tails one after another)
-leave a line or wobble about it.
+leave a line or wobble about it; and a line joined to the only writing above it, which stays one piece without it,
+is that writing's own stroke (a wide 2's base), not a line under it.
 
 Where a digit's stroke meets the line, the line's band is taken from it too (the digit keeps everything above the
 band). Like :mod:`boxes`, numpy only; it looks only at the pieces wide enough to hold one.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from digitnet.vision.preprocess import connected_components
+
 MIN_LENGTH = 1.5  # an underline is at least this many digit heights long (a minus sign: at most ~0.7) ...
 MAX_THICKNESS = 0.35  # ... at most this many thick
 MAX_SLOPE = 0.25  # rise over run (14°)
@@ -23,6 +26,7 @@ MAX_WOBBLE = 0.15  # its middle strays at most this many of its thicknesses (RMS
 ABOVE = 1.3  # writing within this many digit heights above it, in at least ...
 MIN_ABOVE = 0.4  # ... this share of its columns
 ALONE_THICKNESS = 1.25  # a column's lowest run at most this many times the line's thickness is the line alone
+PART = 0.1  # a piece of the writing at least this share of the line's piece counts as writing, not a sliver
 MAX_LINES = 3  # lines under one another looked for (a total is underlined twice)
 SLOPES = np.linspace(-MAX_SLOPE, MAX_SLOPE, 41)
 
@@ -42,15 +46,18 @@ def underline_mask(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, pen:
     found = None
     for k in np.flatnonzero(widths >= MIN_LENGTH * height):
         x0, y0, x1, y1 = (int(v) for v in stats[k, :4])
-        band = _underline_in(labels[y0:y1, x0:x1] == k + 1, mask, (x0, y0), height)
+        band = _underline_in(labels, k + 1, (x0, y0, x1, y1), height)
         if band is not None:
             found = np.zeros(mask.shape, bool) if found is None else found
             found[y0:y1, x0:x1] |= band
     return found
 
 
-def _underline_in(piece: np.ndarray, mask: np.ndarray, offset: tuple[int, int], height: float) -> np.ndarray | None:
-    """The pixels of ``piece`` (bool, its box) that are an underline, if it holds one (see the module docstring)."""
+def _underline_in(labels: np.ndarray, label: int, box: tuple[int, int, int, int], height: float) -> np.ndarray | None:
+    """The pixels of the piece ``label`` of ``labels`` (in its ``box``) that are an underline, if it holds one (see
+    the module docstring)."""
+    x0, y0, x1, y1 = box
+    piece = labels[y0:y1, x0:x1] == label
     h, w = piece.shape
     rows = np.arange(h)[:, None]
     has = piece.any(0)
@@ -96,15 +103,15 @@ def _underline_in(piece: np.ndarray, mask: np.ndarray, offset: tuple[int, int], 
     if np.sqrt(np.mean((ys[level] - np.polyval(bow, xs[level])) ** 2)) > MAX_WOBBLE * 2 * half:
         return None
     centre = slope * np.arange(w) + intercept
-    # Writing above it: in the whole picture's mask, within ABOVE digit heights of the line.
-    ox, oy = offset
+    # Writing above it: in the whole picture, within ABOVE digit heights of the line.
     span = slice(first, last + 1)
-    window_top = int(max(0, np.floor(oy + centre[span].min() - half - ABOVE * height)))
-    window = mask[window_top:oy + int(np.ceil(centre[span].max())) + 1, ox + first:ox + last + 1]
-    window_rows = np.arange(window.shape[0])[:, None] + window_top - oy
-    above = window & (window_rows < centre[None, span] - half - tolerance)
+    window_top = int(max(0, np.floor(y0 + centre[span].min() - half - ABOVE * height)))
+    window = labels[window_top:y0 + int(np.ceil(centre[span].max())) + 1, x0 + first:x0 + last + 1]
+    window_rows = np.arange(window.shape[0])[:, None] + window_top - y0
+    above = (window > 0) & (window_rows < centre[None, span] - half - tolerance)
     if np.count_nonzero(above.any(0)) < MIN_ABOVE * length:
         return None
+    others_above = bool((above & (window != label)).any())
     # Along its length, and beyond where the piece's lowest ink still follows it (the pen's round ends, a hook):
     alone = thin & (np.abs((top + bottom) / 2 - centre) <= 2 * tolerance)  # columns whose lowest ink is the line
     while first > 0 and alone[first - 1]:
@@ -119,6 +126,13 @@ def _underline_in(piece: np.ndarray, mask: np.ndarray, offset: tuple[int, int], 
     middle = np.interp(columns, measured, (top[measured] + bottom[measured]) / 2)
     line = np.zeros_like(piece)
     line[:, columns] = piece[:, columns] & (np.abs(rows - middle[None, :]) <= half + 1)
+    # A line joined to the only writing above it, which stays one piece without it, is that writing's own stroke
+    # (a wide 2's base, a stretched 1's foot), not a line under it: an underline is under several things.
+    rest = piece & ~line
+    if not others_above and rest.sum() > PART * piece.sum():
+        parts = connected_components(rest)[1]
+        if np.count_nonzero(parts[:, 4] > PART * piece.sum()) < 2:
+            return None
     return line
 
 
