@@ -58,24 +58,36 @@ def find_writing(pixels: np.ndarray, underlines: bool = True) -> Ink | None:
     ink = find_ink(pixels)
     if ink is None:
         return None
-    ink = _without_box_lines(ink)
+    lines, across = _box_lines(ink)
+    if underlines and lines.any() and not across.any():
+        # One straight line under the writing and no wall or tooth to part it into cells: a form's baseline or an
+        # underline drawn with a ruler. The underline search takes it as it takes one drawn by hand (only its band
+        # where digits stand on it), and the writing is read as writing, not as boxes.
+        underlined = _without_underlines(ink)
+        if underlined is not ink:
+            return underlined
+    if lines.any():
+        ink = _without_box_lines(ink, lines)
     return _without_underlines(ink) if ink is not None and underlines else ink
 
 
-def _without_box_lines(ink: Ink) -> Ink | None:
-    """``ink`` less printed box lines and combs."""
-    lines, _ = box_lines(ink.mask)
+def _box_lines(ink: Ink) -> tuple[np.ndarray, np.ndarray]:
+    """The printed box lines and combs in ``ink`` (:func:`boxes.box_lines`), and those that stand across the writing."""
+    lines, across = box_lines(ink.mask)
     if not lines.any() and ink.faint is not None and ink.faint < ink.threshold:
         # Forms are often printed in a light ("dropout") colour, fainter than half the writing's contrast: not ink,
         # yet lines that part the digits like any box (read as plain writing, a wide cell reads as a space). They
         # are looked for among everything clear of the paper's noise, and count only where a wall or tooth stands
         # between writing on both sides: faint lines along the writing (ruled paper) or beside it (a margin, a box
         # round one digit) part nothing and stay paper, as they were.
-        faint, across = box_lines(ink.ink > ink.faint)
-        if _parts(across, ink.mask & ~faint):
-            lines = faint
-    if not lines.any():
-        return ink
+        faint, faint_across = box_lines(ink.ink > ink.faint)
+        if _parts(faint_across, ink.mask & ~faint):
+            lines, across = faint, faint_across
+    return lines, across
+
+
+def _without_box_lines(ink: Ink, lines: np.ndarray) -> Ink | None:
+    """``ink`` less printed box ``lines``."""
     # What was left of the lines where a stroke crossed them (a corner's stub) is dirt beside the digit.
     mask, components = without_specks(ink.mask & ~lines)
     if mask.sum() < MIN_INK_PIXELS:
