@@ -228,3 +228,21 @@ def test_the_example_total_reads_without_its_lines(recognizer) -> None:
     answer = recognizer.read(Path(__file__).resolve().parents[2] / "examples" / "total.png")
     assert answer["text"] == "845"  # "345" before: the lines joined the 8
     assert len(answer["lines"]) == 1 and [d["char"] for d in answer["digits"]] == ["8", "4", "5"]
+
+
+def test_ruler_straight_lines_under_a_number_are_underlines_not_a_form() -> None:
+    # perfectly level, they are what the box-line finder takes for a form's baseline; with no wall or tooth across
+    # the writing they part no cells: the underline search takes them, and the number is read as writing
+    from photo_helpers import on_paper
+
+    from digitnet.vision.pipeline import find_writing
+
+    digits, boxes = _digits()
+    line = np.zeros_like(digits)
+    cv2.line(line, (15, 92), (digits.shape[1] - 15, 92), 1, PEN)  # a total, ruled twice
+    cv2.line(line, (15, 106), (digits.shape[1] - 15, 106), 1, PEN)
+    written = find_writing(on_paper((digits | line).astype(np.float32)))
+    assert not written.in_boxes
+    assert not written.mask[20 + boxes[0][3] + 4:].any()  # the lines are gone ...
+    assert written.mask.sum() > 0.95 * digits.sum()  # ... the rings stay
+    assert find_writing(on_paper((digits | line).astype(np.float32)), underlines=False).in_boxes  # (predict: a form)
