@@ -129,6 +129,13 @@ def comma_alpha(pen: float, height: int, rng: np.random.Generator) -> tuple[np.n
     return _reduced(canvas), (depth - head) / s
 
 
+def pen_stroke(draw: ImageDraw.ImageDraw, xs: np.ndarray, ys: np.ndarray, width: int) -> None:
+    """A pen's stroke through the points (``xs``, ``ys``), ``width`` px wide, with the round ends a pen leaves."""
+    draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=255, width=width, joint="curve")
+    for x, y in ((xs[0], ys[0]), (xs[-1], ys[-1])):
+        draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=255)
+
+
 def minus_alpha(pen: float, height: int, rng: np.random.Generator) -> np.ndarray:
     """A minus sign: a bar 0.3–0.65 digit heights long, about a pen wide, slanted and bowed a little."""
     s = SUPER
@@ -141,10 +148,7 @@ def minus_alpha(pen: float, height: int, rng: np.random.Generator) -> np.ndarray
     bow = length * rng.uniform(-0.06, 0.06) * (1 - 4 * t**2)
     xs = side / 2 + length * t * np.cos(angle) - bow * np.sin(angle)
     ys = side / 2 + length * t * np.sin(angle) + bow * np.cos(angle)
-    draw = ImageDraw.Draw(canvas)
-    draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=255, width=width, joint="curve")
-    for x, y in ((xs[0], ys[0]), (xs[-1], ys[-1])):  # a pen's round ends
-        draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=255)
+    pen_stroke(ImageDraw.Draw(canvas), xs, ys, width)
     return _reduced(canvas)
 
 
@@ -167,10 +171,7 @@ def underlined(alpha: np.ndarray, height: int, rng: np.random.Generator) -> np.n
         t = np.linspace(0, 1, 17)
         xs = (x0 + (x1 - x0) * t) * SUPER
         ys = (y + slope * (x1 - x0) * (t - 0.5) + bow * 4 * t * (1 - t)) * SUPER
-        width = max(1, int(pen * SUPER))
-        draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=255, width=width, joint="curve")
-        for x, yy in ((xs[0], ys[0]), (xs[-1], ys[-1])):  # a pen's round ends
-            draw.ellipse([x - width / 2, yy - width / 2, x + width / 2, yy + width / 2], fill=255)
+        pen_stroke(draw, xs, ys, max(1, int(pen * SUPER)))
     strokes = np.asarray(canvas.resize((w + 2 * pad, h + below), Image.Resampling.BOX), np.float32) / 255
     strokes[:h, pad:pad + w] = np.maximum(strokes[:h, pad:pad + w], alpha)
     rows, cols = np.flatnonzero(strokes.max(1) > 0), np.flatnonzero(strokes.max(0) > 0)

@@ -27,7 +27,7 @@ def _digits(count: int = 4, height: int = 60, width: int = 36, gap: int = 14) ->
 def _found(mask: np.ndarray) -> np.ndarray | None:
     mask = mask.astype(bool)
     labels, stats = connected_components(mask)
-    return underline_mask(mask, labels, stats, PEN)
+    return underline_mask(labels, stats, PEN)
 
 
 def test_a_line_under_a_number_is_found_whole_and_nothing_else() -> None:

@@ -103,7 +103,7 @@ def _without_underlines(ink: Ink) -> Ink:
     left of them is neither writing nor a speck that could be a point."""
     mask, (labels, stats) = ink.mask, ink.components()
     for _ in range(MAX_LINES):  # a second line under a total is found once the first is gone
-        under = underline_mask(mask, labels, stats, ink.stroke_width())
+        under = underline_mask(labels, stats, ink.stroke_width())
         if under is None:
             break
         kept, components = without_specks(mask & ~under)

@@ -31,8 +31,8 @@ MAX_LINES = 3  # lines under one another looked for (a total is underlined twice
 SLOPES = np.linspace(-MAX_SLOPE, MAX_SLOPE, 41)
 
 
-def underline_mask(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, pen: float) -> np.ndarray | None:
-    """The pixels of ``mask`` (bool) that are lines drawn under the writing; None when there are none.
+def underline_mask(labels: np.ndarray, stats: np.ndarray, pen: float) -> np.ndarray | None:
+    """The pixels of a mask that are lines drawn under the writing (bool, the mask's shape); None when there are none.
 
     ``labels, stats``: the mask's connected components (as :func:`preprocess.connected_components` gives them);
     ``pen``: its stroke width. The digit height is the median height of the pieces taller than a few pens (the
@@ -48,7 +48,7 @@ def underline_mask(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, pen:
         x0, y0, x1, y1 = (int(v) for v in stats[k, :4])
         band = _underline_in(labels, k + 1, (x0, y0, x1, y1), height)
         if band is not None:
-            found = np.zeros(mask.shape, bool) if found is None else found
+            found = np.zeros(labels.shape, bool) if found is None else found
             found[y0:y1, x0:x1] |= band
     return found
 
@@ -65,11 +65,12 @@ def _underline_in(labels: np.ndarray, label: int, box: tuple[int, int, int, int]
     # ... and the top of the vertical run of ink it ends: one past the last paper above it
     top = np.where(~piece & (rows < bottom), rows, -1).max(0) + 1
     thickness = bottom - top + 1
+    middles = (top + bottom) / 2
     thin = has & (thickness <= MAX_THICKNESS * height)
     xs = np.flatnonzero(thin)
     if len(xs) < MIN_COVERAGE * MIN_LENGTH * height:
         return None
-    ys = (top[xs] + bottom[xs]) / 2
+    ys = middles[xs]
     # Tolerances in the stroke's own thickness (a photo's blur widens strokes, a coarse one thins them).
     tolerance = max(2.0, float(np.median(thickness[xs])) / 2)
     # The straight line through most thin bottoms: a vote over slopes and intercepts (bins of the tolerance).
@@ -94,9 +95,10 @@ def _underline_in(labels: np.ndarray, label: int, box: tuple[int, int, int, int]
     if length < MIN_LENGTH * height or np.count_nonzero(inside) < MIN_COVERAGE * length or abs(slope) > MAX_SLOPE:
         return None
     half = float(np.median(thickness[xs[inside]])) / 2
+    as_thick = thickness <= ALONE_THICKNESS * 2 * half + 1  # columns whose run is no thicker than the line's
     # A pen's line runs smooth, bowed at most: measured where it is alone (as thick as it is), its middle keeps to a
     # parabola.
-    level = inside & (thickness[xs] <= ALONE_THICKNESS * 2 * half + 1)
+    level = inside & as_thick[xs]
     if np.count_nonzero(level) < 3:
         return None
     bow = np.polyfit(xs[level], ys[level], 2)
@@ -113,17 +115,16 @@ def _underline_in(labels: np.ndarray, label: int, box: tuple[int, int, int, int]
         return None
     others_above = bool((above & (window != label)).any())
     # Along its length, and beyond where the piece's lowest ink still follows it (the pen's round ends, a hook):
-    alone = thin & (np.abs((top + bottom) / 2 - centre) <= 2 * tolerance)  # columns whose lowest ink is the line
+    alone = thin & (np.abs(middles - centre) <= 2 * tolerance)  # columns whose lowest ink is the line
     while first > 0 and alone[first - 1]:
         first -= 1
     while last < w - 1 and alone[last + 1]:
         last += 1
     # The line's band goes: centred where the line runs, however it bows (where it is alone, as thick as it is), and
     # where a digit's stroke meets it, where it runs on either side of the stroke; the stroke keeps the rest.
-    line_alone = alone & (thickness <= ALONE_THICKNESS * 2 * half + 1)
     columns = np.arange(first, last + 1)
-    measured = np.flatnonzero(line_alone)  # (holds the level columns above: never empty)
-    middle = np.interp(columns, measured, (top[measured] + bottom[measured]) / 2)
+    measured = np.flatnonzero(alone & as_thick)  # (holds the level columns above: never empty)
+    middle = np.interp(columns, measured, middles[measured])
     line = np.zeros_like(piece)
     line[:, columns] = piece[:, columns] & (np.abs(rows - middle[None, :]) <= half + 1)
     # A line joined to the only writing above it, which stays one piece without it, is that writing's own stroke
