@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -95,3 +96,70 @@ def test_members_are_fed_their_saved_contract(mnist, monkeypatch):
     probs = ensemble_probabilities([member], images)
     torch.testing.assert_close(probs, expected, atol=1e-5, rtol=0)
     torch.testing.assert_close(probs, torch.from_numpy(Recognizer(member).classify(images)), atol=1e-5, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def saved_ensemble(two_models, tmp_path_factory):
+    from digitnet.evaluate.ensemble import save_ensemble
+
+    out = tmp_path_factory.mktemp("saved") / "ensemble"
+    return out, save_ensemble(two_models, out)
+
+
+def test_a_saved_ensemble_reads_as_its_members_averaged(mnist, two_models, saved_ensemble):
+    """One forward pass of the saved model gives the mean of the members' calibrated probabilities — members fed
+    28×28 in 0..1 (mlp) and 32×32 padded (lenet5) alike — and it loads without a contract warning."""
+    import warnings
+
+    from digitnet.recognizer import Recognizer
+    from digitnet.saved_model import load_model
+
+    out, metrics = saved_ensemble
+    images = mnist.test_images[:300]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = load_model(out)
+    assert loaded.arch == "ensemble" and len(loaded.model.members) == 2
+    expected = ensemble_probabilities(load_members(two_models), images)
+    got = Recognizer(loaded, engine="torch").classify(images, calibrated=False)
+    torch.testing.assert_close(torch.from_numpy(got), expected, atol=1e-5, rtol=0)
+    # calibrated on the validation split, its figures saved with it, each member's provenance too
+    meta = loaded.metadata
+    assert meta["temperature"] == metrics["temperature"] != 1.0 and meta["metrics"]["val_accuracy"] > 0.5
+    assert [m["path"] for m in meta["members"]] == [str(load_members([d])[0].path) for d in two_models]
+    assert all(len(m["weights_sha256"]) == 64 and m["training"]["arch"] in ("mlp", "lenet5") for m in meta["members"])
+
+
+def test_a_saved_ensemble_runs_the_same_in_onnx_runtime(mnist, saved_ensemble):
+    from digitnet.recognizer import Recognizer
+    from digitnet.saved_model import load_model
+
+    loaded = load_model(saved_ensemble[0])
+    images = mnist.test_images[:64]
+    fast = Recognizer(loaded, engine="onnxruntime")
+    assert fast.engine == "onnxruntime"
+    np.testing.assert_allclose(fast.classify(images), Recognizer(loaded, engine="torch").classify(images), atol=1e-5)
+
+
+def test_ensemble_command_saves_one_model_and_refuses_what_it_cannot(two_models, saved_ensemble, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "pair"
+    result = runner.invoke(app, ["ensemble", "--models", ",".join(two_models), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["out"] == str(out) and len(report["members"]) == 2 and (out / "model.safetensors").is_file()
+    evaluated = runner.invoke(app, ["evaluate", "--model", str(out), "--json", "--subset", "200"])
+    assert evaluated.exit_code == 0 and json.loads(evaluated.stdout)["arch"] == "ensemble"
+    again = runner.invoke(app, ["ensemble", "--models", ",".join(two_models), "--out", str(out)])
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    nested = runner.invoke(app, ["ensemble", "--models", f"{two_models[0]},{saved_ensemble[0]}", "--out",
+                                 str(tmp_path / "nested")])
+    assert nested.exit_code != 0 and "cannot be an ensemble's member" in str(nested.exception)
+
+
+def test_an_ensemble_is_made_not_trained():
+    from digitnet import TrainConfig
+    from digitnet.utils import DigitnetError
+
+    with pytest.raises(DigitnetError, match="digitnet ensemble --models"):
+        TrainConfig(arch="ensemble").resolved()

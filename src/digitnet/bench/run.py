@@ -185,7 +185,8 @@ def _throughput(opts: BenchOptions, mnist: MNIST, device: torch.device, say: Cal
     from digitnet.recognizer import Recognizer
 
     # Digit classifiers: the figures are images per second of 28×28 digits (a line recognizer reads lines).
-    archs = opts.archs or [arch for arch in list_models() if get_spec(arch).task == "digits"]
+    archs = opts.archs or [arch for arch in list_models()
+                          if get_spec(arch).task == "digits" and not get_spec(arch).composite]
     images = torch.from_numpy(mnist.test_images[:1024].copy())
     labels = torch.from_numpy(mnist.test_labels[:1024].astype("int64"))
     seconds = 0.3 if opts.quick else 1.5

@@ -56,17 +56,42 @@ def evaluate(
 def ensemble(
     models: str = typer.Option(..., "--models", help="Comma-separated model directories."),
     tta: bool = typer.Option(False, help="Test-time augmentation: average over shifted and rotated views."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Save the ensemble here as one model (calibrated on the validation split, scored "
+        "once on test) that every command takes as --model."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the model already in --out (else refused)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     subset: int | None = typer.Option(None, help="Evaluate on the first N test images only."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
     data: str | None = typer.Option(None, help=DATA_HELP),
 ) -> None:
-    """Evaluate an ensemble: average several models' probabilities (optionally with TTA) on MNIST test."""
-    from digitnet.evaluate.ensemble import evaluate_model_dirs
+    """Evaluate an ensemble: average several models' probabilities (optionally with TTA) on MNIST test; with
+    --out, save it as one model."""
+    from digitnet.evaluate.ensemble import evaluate_model_dirs, save_ensemble
 
     paths = [p.strip() for p in models.split(",") if p.strip()]
     if not paths:
         raise typer.BadParameter("give at least one model directory", param_hint="--models")
+    if out is not None:
+        if tta or subset is not None:
+            raise typer.BadParameter("a saved ensemble reads each image once, on the whole test set: leave out "
+                                     "--tta and --subset", param_hint="--out")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+            raise typer.BadParameter(f"{out} is not empty; choose another folder or pass --overwrite",
+                                     param_hint="--out")
+        metrics = save_ensemble(paths, out, data=data, device=device)
+        if json_out:
+            print(json.dumps({"out": str(out), **metrics}))
+            return
+        console = Console()
+        table = Table("model", "arch", "val accuracy", title=f"Ensemble saved to {out}")
+        for m in metrics["members"]:
+            table.add_row(m["model"], m["arch"], "" if m["val_accuracy"] is None else f"{m['val_accuracy']:.2%}")
+        table.add_row("[bold]ensemble[/]", "ensemble", f"[bold]{metrics['val_accuracy']:.2%}[/]")
+        console.print(table)
+        console.print(f"test accuracy {metrics['test_accuracy']:.2%} ({metrics['test_errors']} errors); calibration "
+                      f"temperature {metrics['temperature']:.3f}")
+        return
     report = evaluate_model_dirs(paths, tta=tta, data=data, subset=subset, device=device)
     if json_out:
         print(json.dumps(report))

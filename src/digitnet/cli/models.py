@@ -26,7 +26,8 @@ def models_command(json_out: bool = typer.Option(False, "--json", help="Print a 
     table = Table("name", "params", "input", "normalization", "description", title="digitnet model zoo")
     for r in rows:
         size = f"{r['input_size']}×W line" if r["task"] == "lines" else f"{r['input_size']}×{r['input_size']}"
-        table.add_row(r["name"], f"{r['parameters']:,}", size, r["normalization"], r["description"])
+        params = "members'" if r["parameters"] is None else f"{r['parameters']:,}"
+        table.add_row(r["name"], params, size, r["normalization"], r["description"])
     Console(soft_wrap=True).print(table)
 
 

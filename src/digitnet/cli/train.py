@@ -53,6 +53,9 @@ def train(
         DEFAULTS.augment,
         help="Augmentation: none, light, robust, strong, real-world (coarse scans, pens, form boxes) or every-hand "
              "(real-world plus flagged and based 1s, crossed 7s, closed 4s)."),
+    init: str | None = typer.Option(
+        DEFAULTS.init, help="Fine-tune: start from this saved model folder's weights (or `best`), same --arch and "
+                            "--width."),
     teacher: str | None = typer.Option(
         DEFAULTS.teacher, help="Distil from this saved model folder (or `best`): the student also learns its "
                                "softened answers, on the images it reads right."),
@@ -89,9 +92,9 @@ def train(
         nesterov=nesterov, weight_decay=weight_decay, l2=l2, label_smoothing=label_smoothing, schedule=schedule,
         warmup=warmup, plateau_factor=plateau_factor, plateau_patience=plateau_patience, step_size=step_size,
         step_gamma=step_gamma, early_stopping=early_stopping, restore_best=restore_best, monitor=monitor,
-        augment=augment, teacher=teacher, distill=distill, distill_temperature=distill_temperature, val_size=val_size,
-        train_subset=train_subset, seed=seed, device=device, threads=threads, amp=amp, compile=compile_model,
-        data=data, download=download,
+        augment=augment, init=init, teacher=teacher, distill=distill, distill_temperature=distill_temperature,
+        val_size=val_size, train_subset=train_subset, seed=seed, device=device, threads=threads, amp=amp,
+        compile=compile_model, data=data, download=download,
         out=str(out) if out else None, resume=resume, overwrite=overwrite, tensorboard=tensorboard, plots=plots,
         arch_kwargs={"width": width} if width else {},
     )

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from digitnet.data import load_mnist
-from digitnet.models.registry import to_unit
-from digitnet.saved_model import LoadedModel, load_model
+from digitnet.data import load_mnist, make_splits
+from digitnet.models.registry import create_model, to_unit
+from digitnet.saved_model import LoadedModel, load_model, save_model
+from digitnet.train.metrics import classification_metrics, fit_temperature, predict_logits
 from digitnet.utils import DigitnetError
 
 # (dx, dy, degrees): the identity, four one-pixel shifts and two small rotations.
@@ -103,6 +104,50 @@ def evaluate_ensemble(members: Sequence[LoadedModel], images: torch.Tensor | np.
         "num_samples": len(labels), "tta": tta, "tta_views": len(TTA_VIEWS) if tta else 1, "members": per_member,
         "error_indices": wrong.tolist(),
     }
+
+
+def save_ensemble(model_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, data: str | None = None,
+                  device: str = "cpu") -> dict:
+    """Save the models in ``model_dirs`` as one model (arch ``ensemble``) in ``out``: calibrated on the validation
+    split as a trained model is, then scored once on the test set. Returns its metrics."""
+    members = load_members(model_dirs, device=device)
+    if len(members) < 2:
+        raise DigitnetError("an ensemble to save needs at least two model directories")
+    for member in members:
+        if member.spec.task != "digits" or member.spec.composite:
+            raise DigitnetError(f"{member.path}: {member.arch!r} cannot be an ensemble's member (a single digit "
+                                "classifier can)")
+    model = create_model("ensemble", members=[
+        {"arch": m.arch, "arch_kwargs": m.metadata.get("arch_kwargs", {}), "temperature": m.temperature,
+         "contract": m.spec.contract()} for m in members])
+    for part, member in zip(model.members, members, strict=True):
+        part.load_state_dict(member.model.state_dict())
+    model.to(device).eval()
+    if model.spec.channels_last and torch.device(device).type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    mnist = load_mnist(data)
+    splits = make_splits(mnist, device=device)
+    # Calibrate on validation data, never on the test set (as the trainer does).
+    temperature = fit_temperature(predict_logits(model, splits.val.images, model.spec), splits.val.labels)
+    val = classification_metrics(predict_logits(model, splits.val.images, model.spec), splits.val.labels)
+    test_logits = predict_logits(model, splits.test.images, model.spec)
+    test = classification_metrics(test_logits, splits.test.labels)
+    metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"],
+               "test_loss_calibrated": classification_metrics(test_logits, splits.test.labels, temperature)["loss"],
+               "test_errors": test["errors"], "test_samples": test["num_samples"], "val_accuracy": val["accuracy"],
+               "temperature": temperature}
+    save_model(model, out, {
+        "temperature": temperature, "metrics": metrics,
+        "data": {"checksum": mnist.checksum, "source": mnist.origin, "val_size": len(splits.val),
+                 "test_size": len(splits.test)},
+        # where each member came from and how it was trained: enough to make the ensemble again
+        "members": [{"path": str(m.path), "weights_sha256": m.metadata.get("weights_sha256"),
+                     "metrics": m.metadata.get("metrics"), "training": m.metadata.get("training")} for m in members],
+    })
+    return {**metrics, "members": [{"model": str(m.path), "arch": m.arch,
+                                    "val_accuracy": (m.metadata.get("metrics") or {}).get("val_accuracy"),
+                                    "test_accuracy": (m.metadata.get("metrics") or {}).get("test_accuracy")}
+                                   for m in members]}
 
 
 def evaluate_model_dirs(model_dirs: Sequence[str | os.PathLike], tta: bool = False, data: str | None = None,

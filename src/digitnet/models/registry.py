@@ -44,6 +44,7 @@ class ModelSpec:
     channels_last: bool = True  # the weights' memory layout on CPU: measured faster for most convnets
     task: str = "digits"  # "digits": one 28×28 digit → 10 classes; "lines": a line image → CTC posteriors
     defaults: dict = field(default_factory=dict)  # training recipe that suits this family (not saved)
+    composite: bool = False  # made from trained models (``digitnet ensemble``), never built empty or trained
     mean: float | None = None  # only for "custom": pixels in 0..1 are fed as (x - mean) / std
     std: float | None = None
 

@@ -13,7 +13,8 @@ def describe_models() -> list[dict]:
     rows = []
     for name in list_models():
         spec = get_spec(name)
-        rows.append({"name": name, "parameters": count_parameters(create_model(name)), "input_size": spec.input_size,
+        parameters = None if spec.composite else count_parameters(create_model(name))  # an ensemble: its members'
+        rows.append({"name": name, "parameters": parameters, "input_size": spec.input_size,
                      "normalization": spec.normalization, "description": spec.description, "task": spec.task})
     return rows
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from digitnet.models.registry import get_spec
+from digitnet.utils import DigitnetError
 
 # Used where neither the user nor the model family says otherwise.
 GLOBAL_DEFAULTS = {
@@ -55,6 +56,8 @@ class TrainConfig:
     tensorboard: bool = False
     track_test: bool = False  # evaluate the test set every epoch (benchmarks only: time-to-accuracy)
     plots: bool = True  # the run report: written by digitnet.train(config) (evaluate's ReportCallback)
+    # Fine-tuning: start from this saved model folder's weights (or "best") instead of a random initialization.
+    init: str | None = None
     # Knowledge distillation: a saved model folder (or "best") whose softened answers the student also learns from.
     teacher: str | None = None
     distill: float = 0.5  # the teacher's share of the loss, where it reads the image right
@@ -64,7 +67,11 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A copy with every ``None`` hyper-parameter filled from the family defaults, then ours."""
-        family = get_spec(self.arch).defaults
+        spec = get_spec(self.arch)
+        if spec.composite:
+            raise DigitnetError(f"{self.arch!r} is made from trained models, not trained: train its members, then "
+                                "digitnet ensemble --models A,B --out DIR")
+        family = spec.defaults
         values = asdict(self)
         for key, default in GLOBAL_DEFAULTS.items():
             if values[key] is None:

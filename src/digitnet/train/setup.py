@@ -140,6 +140,24 @@ def resolve_monitor(cfg: TrainConfig, has_val: bool) -> str:
     return cfg.monitor if has_val or not cfg.monitor.startswith("val_") else "train_loss"
 
 
+def init_weights(model: nn.Module, cfg: TrainConfig) -> nn.Module:
+    """``model`` with ``cfg.init``'s weights and the input contract they were trained with (fine-tuning); as it is
+    without ``cfg.init``."""
+    if cfg.init is None:
+        return model
+    try:
+        start = load_model(cfg.init)
+    except ModelLoadError as exc:
+        raise DigitnetError(f"--init {cfg.init}: {exc}") from None
+    kwargs = start.metadata.get("arch_kwargs", {})
+    if start.arch != cfg.arch or kwargs != cfg.arch_kwargs:
+        raise DigitnetError(f"--init {cfg.init}: it is {start.arch} {kwargs or ''}, the run trains {cfg.arch} "
+                            f"{cfg.arch_kwargs or ''}; pass the same --arch and --width")
+    model.load_state_dict(start.model.state_dict())
+    model.spec = start.spec  # type: ignore[attr-defined]  # fed as the weights were trained, saved so again
+    return model
+
+
 def load_teacher(cfg: TrainConfig, spec: ModelSpec, device: torch.device) -> nn.Module | None:
     """``cfg.teacher`` loaded for distillation, checked to take the student's input as it is; None without one."""
     if cfg.teacher is None:
@@ -177,7 +195,7 @@ def build_run(cfg: TrainConfig, data: MNIST | Splits, device: torch.device) -> R
     if len(splits.train) == 0:
         raise DigitnetError("the training split is empty")
 
-    model = create_model(cfg.arch, **cfg.arch_kwargs).to(device)
+    model = init_weights(create_model(cfg.arch, **cfg.arch_kwargs), cfg).to(device)
     # channels-last pays off for convolutions on CPU (oneDNN); cuDNN picks its own layout.
     channels_last = model.spec.channels_last and device.type == "cpu"
     if channels_last:
