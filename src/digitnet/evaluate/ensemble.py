@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from digitnet.data import load_mnist, make_splits
+from digitnet.models.ensemble import Ensemble
 from digitnet.models.registry import create_model, to_unit
 from digitnet.saved_model import LoadedModel, load_model, save_model
 from digitnet.train.metrics import classification_metrics, fit_temperature, predict_logits
@@ -60,27 +61,19 @@ def tta_views(images: torch.Tensor, views: Sequence[tuple[int, int, float]] = TT
 
 
 @torch.inference_mode()
-def member_probabilities(member: LoadedModel, views: Sequence[torch.Tensor], calibrated: bool = True) -> torch.Tensor:
-    """One model's probabilities (N, 10), averaged over ``views`` (float images in [0, 1])."""
-    model = member.model.eval()
-    device = next(model.parameters()).device
-    temperature = member.temperature if calibrated else 1.0
-    total = None
-    for view in views:
-        p = torch.softmax(model(member.spec.prepare(view.to(device))).float() / temperature, 1)
-        total = p if total is None else total + p
-    return (total / len(views)).cpu()
-
-
 def ensemble_probabilities(members: Sequence[LoadedModel], images: torch.Tensor | np.ndarray, tta: bool = False,
                            batch_size: int = 1000, calibrated: bool = True) -> torch.Tensor:
-    """The mean of the members' probabilities (N, 10) for uint8 images (N, 28, 28); rows sum to 1."""
+    """The mean of the members' probabilities (N, 10) for uint8 images (N, 28, 28), over the TTA views too; rows
+    sum to 1. The average is the one a saved ensemble computes (:class:`digitnet.models.ensemble.Ensemble`)."""
     images = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+    average = Ensemble([m.model.eval() for m in members], [m.spec for m in members],
+                       [m.temperature if calibrated else 1.0 for m in members])
+    device = next(members[0].model.parameters()).device
     views_spec = TTA_VIEWS if tta else TTA_VIEWS[:1]
     out = []
     for start in range(0, images.shape[0], batch_size):
         views = tta_views(images[start:start + batch_size], views_spec)
-        out.append(torch.stack([member_probabilities(m, views, calibrated) for m in members]).mean(0))
+        out.append(torch.stack([average(view.to(device)).exp() for view in views]).mean(0).cpu())
     return torch.cat(out) if out else torch.zeros(0, 10)
 
 
