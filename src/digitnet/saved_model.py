@@ -178,6 +178,8 @@ def load_model(directory: str | os.PathLike | None = None, device: str | torch.d
         model = create_model(arch, **meta.get("arch_kwargs", {}))
     except TypeError as exc:
         raise ModelLoadError(f"{directory}: arch_kwargs in {METADATA_FILE} do not fit {arch!r} ({exc})") from None
+    except DigitnetError as exc:  # an ensemble's members described wrongly
+        raise ModelLoadError(f"{directory}: {METADATA_FILE}: {exc}") from None
     model.spec = spec  # type: ignore[attr-defined]  # re-saving (fine-tuning) keeps the contract it was trained with
     _check_state(model, state, weights)
     model.load_state_dict(state)

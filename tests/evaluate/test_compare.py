@@ -19,6 +19,8 @@ def test_parse_archs_checks_names_before_training():
         parse_archs("mlp,lenet6")
     with pytest.raises(DigitnetError, match="empty"):
         parse_archs(" , ")
+    with pytest.raises(DigitnetError, match="'ensemble' is made from trained models"):
+        parse_archs("fastnet,ensemble")  # compare and bench train what they list: refused before any training
 
 
 def test_compare_trains_measures_and_reuses(tmp_path):

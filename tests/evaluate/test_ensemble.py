@@ -29,7 +29,7 @@ def two_models(mnist, tmp_path_factory):
     dirs = []
     for arch, seed in (("mlp", 0), ("lenet5", 1)):
         out = root / arch
-        train(TrainConfig(arch=arch, epochs=1, train_subset=3000, val_size=500, test_subset=200, seed=seed,
+        train(TrainConfig(arch=arch, epochs=1, train_subset=3000, test_subset=200, seed=seed,
                           out=str(out), plots=False), mnist=mnist, quiet=True)
         dirs.append(str(out))
     return dirs
@@ -146,18 +146,109 @@ def test_a_saved_ensemble_runs_the_same_in_onnx_runtime(mnist, saved_ensemble):
 
 def test_ensemble_command_saves_one_model_and_refuses_what_it_cannot(two_models, saved_ensemble, tmp_path):
     runner = CliRunner()
+    models = ",".join(two_models)
     out = tmp_path / "pair"
-    result = runner.invoke(app, ["ensemble", "--models", ",".join(two_models), "--out", str(out), "--json"])
+    result = runner.invoke(app, ["ensemble", "--models", models, "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["out"] == str(out) and len(report["members"]) == 2 and (out / "model.safetensors").is_file()
+    assert not any(p.name.startswith(".pair.partial") for p in tmp_path.iterdir())  # written beside, then moved
     evaluated = runner.invoke(app, ["evaluate", "--model", str(out), "--json", "--subset", "200"])
     assert evaluated.exit_code == 0 and json.loads(evaluated.stdout)["arch"] == "ensemble"
-    again = runner.invoke(app, ["ensemble", "--models", ",".join(two_models), "--out", str(out)])
-    assert again.exit_code != 0 and "--overwrite" in again.output
-    nested = runner.invoke(app, ["ensemble", "--models", f"{two_models[0]},{saved_ensemble[0]}", "--out",
-                                 str(tmp_path / "nested")])
-    assert nested.exit_code != 0 and "cannot be an ensemble's member" in str(nested.exception)
+
+    def refused(args: list[str], why: str) -> None:
+        result = runner.invoke(app, ["ensemble", *args])
+        assert result.exit_code != 0 and why in (result.output + str(result.exception)), (args, result.output)
+
+    refused(["--models", models, "--out", str(out)], "--overwrite")
+    refused(["--models", models, "--out", str(out), "--tta"], "leave out --tta")
+    refused(["--models", two_models[0], "--out", str(tmp_path / "one")], "at least two")
+    refused(["--models", f"{two_models[0]},{saved_ensemble[0]}", "--out", str(tmp_path / "n")],
+            "cannot be an ensemble's member")
+    refused(["--models", f"{two_models[0]},line", "--out", str(tmp_path / "l")], "cannot be an ensemble's member")
+    refused(["--models", models, "--out", two_models[1], "--overwrite"], "is one of the members")
+    (tmp_path / "afile").write_text("x")
+    refused(["--models", models, "--out", str(tmp_path / "afile"), "--overwrite"], "not a folder")
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_overwriting_a_run_folder_leaves_only_the_ensemble(two_models, tmp_path):
+    import shutil
+
+    from digitnet.saved_model import load_model
+
+    run = tmp_path / "run"
+    shutil.copytree(two_models[0], run)  # a training run: config.json, history.csv, metrics.json ...
+    assert (run / "config.json").is_file() and (run / "history.csv").is_file()
+    result = CliRunner().invoke(app, ["ensemble", "--models", ",".join(two_models), "--out", str(run),
+                                      "--overwrite", "--json"])
+    assert result.exit_code == 0, result.output
+    assert load_model(run).arch == "ensemble"
+    assert not (run / "config.json").exists() and not (run / "history.csv").exists()  # no resume of the old run
+
+
+def test_members_held_out_the_validation_digits_the_ensemble_is_calibrated_on(mnist, two_models, tmp_path):
+    from digitnet.evaluate.ensemble import save_ensemble
+    from digitnet.utils import DigitnetError
+
+    leaky = tmp_path / "leaky"
+    train(TrainConfig(arch="mlp", epochs=1, train_subset=500, val_size=500, test_subset=100, out=str(leaky),
+                      plots=False), mnist=mnist, quiet=True)
+    with pytest.raises(DigitnetError, match="--val-size 500 .*every member must have held out"):
+        save_ensemble([two_models[0], str(leaky)], tmp_path / "e")
+
+
+def test_the_temperature_is_fitted_on_validation_digits(mnist, saved_ensemble):
+    from digitnet.saved_model import load_model
+    from digitnet.train.metrics import fit_temperature, predict_logits
+
+    loaded = load_model(saved_ensemble[0])
+    val_images, val_labels = torch.from_numpy(mnist.train_images[-5000:]), torch.from_numpy(mnist.train_labels[-5000:])
+    logits = predict_logits(loaded.model, val_images, loaded.spec)
+    assert loaded.temperature == pytest.approx(fit_temperature(logits, val_labels.long()), rel=1e-4)
+
+
+def test_each_member_is_fed_its_own_saved_contract(mnist, tmp_path):
+    """A member whose model.json says "unit" (not the registry's "mnist") is fed 0..1 pixels inside the ensemble."""
+    import shutil
+    import warnings
+
+    from digitnet.evaluate.ensemble import save_ensemble
+    from digitnet.recognizer import Recognizer
+    from digitnet.saved_model import ModelContractWarning, load_model
+
+    odd = tmp_path / "unit-best"
+    shutil.copytree(load_model("best").path, odd)
+    meta = json.loads((odd / "model.json").read_text())
+    meta["normalization"] = {"name": "unit", "mean": 0.0, "std": 1.0}
+    (odd / "model.json").write_text(json.dumps(meta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelContractWarning)
+        save_ensemble([str(odd), "default"], tmp_path / "e")
+        members = load_members([str(odd), "default"])
+    images = mnist.test_images[:100]
+    expected = np.mean([Recognizer(m, engine="torch").classify(images) for m in members], 0)
+    got = Recognizer(load_model(tmp_path / "e"), engine="torch").classify(images, calibrated=False)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_a_member_described_wrongly_is_a_one_line_load_error(saved_ensemble, tmp_path):
+    import shutil
+
+    from digitnet.saved_model import ModelLoadError, load_model
+
+    broken = tmp_path / "broken"
+    shutil.copytree(saved_ensemble[0], broken)
+    meta = json.loads((broken / "model.json").read_text())
+    del meta["arch_kwargs"]["members"][1]["contract"]
+    (broken / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="broken: model.json: ensemble member 1 needs .*input contract"):
+        load_model(broken)
+    meta["arch_kwargs"]["members"][1]["contract"] = {"input_size": 27, "channels_last": True,
+                                                     "normalization": {"name": "unit", "mean": 0.0, "std": 1.0}}
+    (broken / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="input_size 27"):
+        load_model(broken)
 
 
 def test_an_ensemble_is_made_not_trained():

@@ -31,8 +31,47 @@ def test_a_run_with_init_starts_from_the_saved_weights():
 
 
 def test_weights_that_do_not_fit_the_run_are_refused():
-    with pytest.raises(DigitnetError, match="--init best: it is fastnet .*pass the same --arch and --width"):
+    with pytest.raises(DigitnetError,
+                       match=r"--init best: it is fastnet \(width=32\), the run trains fastnet \(width=24\); pass its"):
         build_run(TrainConfig(arch="fastnet", arch_kwargs={"width": 24}, init="best", threads=1), _splits(),
                   torch.device("cpu"))
     with pytest.raises(DigitnetError, match="--init /nonexistent: .*no such model directory"):
         build_run(TrainConfig(arch="fastnet", init="/nonexistent", threads=1), _splits(), torch.device("cpu"))
+
+
+def test_the_run_is_fed_as_the_init_weights_were_trained(tmp_path):
+    """A saved model whose model.json says "unit" (not the registry's "mnist") is fine-tuned on 0..1 pixels."""
+    import json
+    import shutil
+    import warnings
+
+    from digitnet.saved_model import ModelContractWarning
+
+    odd = tmp_path / "unit-best"
+    shutil.copytree(load_model("best").path, odd)
+    meta = json.loads((odd / "model.json").read_text())
+    meta["normalization"] = {"name": "unit", "mean": 0.0, "std": 1.0}
+    (odd / "model.json").write_text(json.dumps(meta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelContractWarning)
+        run = build_run(TrainConfig(arch="fastnet", arch_kwargs={"width": 32}, init=str(odd), threads=1), _splits(),
+                        torch.device("cpu"))
+    assert run.spec.normalization == "unit" and run.spec.mean_std == (0.0, 1.0)
+
+
+def test_init_through_the_command_line_and_resume_only_with_the_same_init(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from digitnet.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    common = ["train", "--arch", "fastnet", "--width", "32", "--train-subset", "256", "--val-size", "256",
+              "--batch-size", "128", "--threads", "1", "--no-plots", "--quiet", "--out", str(out)]
+    first = runner.invoke(app, [*common, "--epochs", "1", "--init", "best"])
+    assert first.exit_code == 0, first.output
+    assert json.loads((out / "model.json").read_text())["training"]["init"] == "best"
+    again = runner.invoke(app, [*common, "--epochs", "2", "--resume"])
+    assert again.exit_code != 0 and "started with --init best" in str(again.exception)

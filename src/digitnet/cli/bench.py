@@ -60,6 +60,7 @@ def bench(
 
     from digitnet.bench.run import run_benchmark
     from digitnet.data import load_mnist
+    from digitnet.evaluate.compare import parse_archs
     from digitnet.utils import atomic_write_json, check_output_file
 
     check_output_file(out)  # before the benchmark's minutes, not after
@@ -68,7 +69,7 @@ def bench(
         quick=quick, seeds=seeds, target=target, eval_every=eval_every,
         reference=reference, reference_max_epochs=reference_max_epochs, reference_max_steps=reference_max_steps,
         arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, train_subset=train_subset, throughput=throughput,
-        archs=[a.strip() for a in archs.split(",") if a.strip()] if archs else None, device=device, threads=threads,
+        archs=parse_archs(archs) if archs else None, device=device, threads=threads,
         amp=amp, compile=compile_model, cpu_clock=cpu_clock, model=str(model) if model else None,
     )
     results = run_benchmark(opts, load_mnist(data), say=lambda line: err.print(line, highlight=False))

@@ -76,10 +76,7 @@ def ensemble(
         if tta or subset is not None:
             raise typer.BadParameter("a saved ensemble reads each image once, on the whole test set: leave out "
                                      "--tta and --subset", param_hint="--out")
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-            raise typer.BadParameter(f"{out} is not empty; choose another folder or pass --overwrite",
-                                     param_hint="--out")
-        metrics = save_ensemble(paths, out, data=data, device=device)
+        metrics = save_ensemble(paths, out, data=data, device=device, overwrite=overwrite)
         if json_out:
             print(json.dumps({"out": str(out), **metrics}))
             return

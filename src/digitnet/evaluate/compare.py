@@ -40,7 +40,8 @@ def parse_archs(text: str) -> list[str]:
     if not archs:
         raise DigitnetError("--archs is empty; give a comma-separated list such as mlp,lenet5")
     for arch in archs:
-        get_spec(arch)  # raises a one-line error naming the valid choices
+        if get_spec(arch).composite:  # get_spec raises a one-line error naming the valid choices
+            raise DigitnetError(f"--archs: {arch!r} is made from trained models, not trained; leave it out")
     return archs
 
 

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from digitnet.data import load_mnist, make_splits
+from digitnet.data import DEFAULT_VAL_SIZE, load_mnist, make_splits
 from digitnet.models.ensemble import Ensemble
 from digitnet.models.registry import create_model, to_unit
-from digitnet.saved_model import LoadedModel, load_model, save_model
+from digitnet.saved_model import METADATA_FILE, WEIGHTS_FILE, LoadedModel, load_model, save_model
 from digitnet.train.metrics import classification_metrics, fit_temperature, predict_logits
+from digitnet.train.run_folder import clear_run
 from digitnet.utils import DigitnetError
 
 # (dx, dy, degrees): the identity, four one-pixel shifts and two small rotations.
@@ -100,16 +103,38 @@ def evaluate_ensemble(members: Sequence[LoadedModel], images: torch.Tensor | np.
 
 
 def save_ensemble(model_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, data: str | None = None,
-                  device: str = "cpu") -> dict:
+                  device: str = "cpu", overwrite: bool = False) -> dict:
     """Save the models in ``model_dirs`` as one model (arch ``ensemble``) in ``out``: calibrated on the validation
-    split as a trained model is, then scored once on the test set. Returns its metrics."""
+    split as a trained model is, then scored once on the test set. Returns its metrics.
+
+    ``out`` must be a new or empty folder (``overwrite``: a model or run folder whose files it replaces), and none of
+    the members. Every member must have been trained with the validation split held out (the last
+    :data:`DEFAULT_VAL_SIZE` training images, of the same MNIST), or the calibration would be fitted on digits a member
+    learned.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DigitnetError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DigitnetError(f"--out {out} is not empty: choose another folder, or pass --overwrite to replace the "
+                            "model in it")
     members = load_members(model_dirs, device=device)
     if len(members) < 2:
         raise DigitnetError("an ensemble to save needs at least two model directories")
+    mnist = load_mnist(data)
     for member in members:
         if member.spec.task != "digits" or member.spec.composite:
             raise DigitnetError(f"{member.path}: {member.arch!r} cannot be an ensemble's member (a single digit "
                                 "classifier can)")
+        if member.path is not None and out.resolve() == Path(member.path).resolve():
+            raise DigitnetError(f"--out {out} is one of the members; choose another folder")
+        trained_on = member.metadata.get("data") or {}
+        if trained_on.get("val_size", DEFAULT_VAL_SIZE) != DEFAULT_VAL_SIZE or \
+                trained_on.get("checksum", mnist.checksum) != mnist.checksum:
+            raise DigitnetError(f"{member.path}: trained with --val-size {trained_on.get('val_size')} on data "
+                                f"{trained_on.get('checksum', '?')[:12]}; an ensemble is calibrated on the last "
+                                f"{DEFAULT_VAL_SIZE:,} training images of this MNIST, which every member must have "
+                                "held out")
     model = create_model("ensemble", members=[
         {"arch": m.arch, "arch_kwargs": m.metadata.get("arch_kwargs", {}), "temperature": m.temperature,
          "contract": m.spec.contract()} for m in members])
@@ -118,25 +143,36 @@ def save_ensemble(model_dirs: Sequence[str | os.PathLike], out: str | os.PathLik
     model.to(device).eval()
     if model.spec.channels_last and torch.device(device).type == "cpu":
         model.to(memory_format=torch.channels_last)
-    mnist = load_mnist(data)
-    splits = make_splits(mnist, device=device)
+    splits = make_splits(mnist)
     # Calibrate on validation data, never on the test set (as the trainer does).
-    temperature = fit_temperature(predict_logits(model, splits.val.images, model.spec), splits.val.labels)
-    val = classification_metrics(predict_logits(model, splits.val.images, model.spec), splits.val.labels)
-    test_logits = predict_logits(model, splits.test.images, model.spec)
+    val_logits = predict_logits(model, splits.val.images.to(device), model.spec)
+    temperature = fit_temperature(val_logits, splits.val.labels)
+    val = classification_metrics(val_logits, splits.val.labels)
+    test_logits = predict_logits(model, splits.test.images.to(device), model.spec)
     test = classification_metrics(test_logits, splits.test.labels)
     metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"],
                "test_loss_calibrated": classification_metrics(test_logits, splits.test.labels, temperature)["loss"],
                "test_errors": test["errors"], "test_samples": test["num_samples"], "val_accuracy": val["accuracy"],
                "temperature": temperature}
-    save_model(model, out, {
+    metadata = {
         "temperature": temperature, "metrics": metrics,
         "data": {"checksum": mnist.checksum, "source": mnist.origin, "val_size": len(splits.val),
                  "test_size": len(splits.test)},
         # where each member came from and how it was trained: enough to make the ensemble again
         "members": [{"path": str(m.path), "weights_sha256": m.metadata.get("weights_sha256"),
                      "metrics": m.metadata.get("metrics"), "training": m.metadata.get("training")} for m in members],
-    })
+    }
+    # Written beside ``out`` first, then moved in: an interrupted save leaves ``out`` as it was.
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    save_model(model, partial, metadata)
+    if out.is_dir():
+        clear_run(out)  # the model or run it held (--overwrite): no old run's files beside the ensemble
+        for name in (WEIGHTS_FILE, METADATA_FILE):
+            os.replace(partial / name, out / name)
+        partial.rmdir()
+    else:
+        os.replace(partial, out)
     return {**metrics, "members": [{"model": str(m.path), "arch": m.arch,
                                     "val_accuracy": (m.metadata.get("metrics") or {}).get("val_accuracy"),
                                     "test_accuracy": (m.metadata.get("metrics") or {}).get("test_accuracy")}

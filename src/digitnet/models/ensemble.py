@@ -51,12 +51,19 @@ def ensemble(members: list[dict] | None = None) -> nn.Module:
         raise DigitnetError("an ensemble is made from trained models, not trained itself: "
                             "digitnet ensemble --models A,B --out DIR")
     specs = []
-    for member in members:
-        if member["arch"] == "ensemble":
+    for k, member in enumerate(members):
+        try:
+            arch, contract = member["arch"], member["contract"]
+            size, norm, channels_last = contract["input_size"], contract["normalization"], contract["channels_last"]
+            mean, std = float(norm["mean"]), float(norm["std"])
+        except (KeyError, TypeError, ValueError):
+            raise DigitnetError(f"ensemble member {k} needs an arch and an input contract (input_size, "
+                                "normalization with mean and std, channels_last)") from None
+        if get_spec(arch).composite:
             raise DigitnetError("an ensemble's members are single models, not ensembles")
-        contract = member["contract"]
-        norm = contract["normalization"]
-        specs.append(get_spec(member["arch"]).with_contract(contract["input_size"], norm["mean"], norm["std"],
-                                                            contract["channels_last"]))
+        if isinstance(size, bool) or not isinstance(size, int) or size < 28 or size % 2 or not std > 0:
+            raise DigitnetError(f"ensemble member {k}: input_size {size!r} (an even number ≥ 28) or std {std!r} "
+                                "(positive) is wrong")
+        specs.append(get_spec(arch).with_contract(size, mean, std, bool(channels_last)))
     return Ensemble([create_model(m["arch"], **m.get("arch_kwargs", {})) for m in members], specs,
                     [m.get("temperature", 1.0) for m in members])

@@ -148,7 +148,13 @@ def _fit(fit: Fit, mnist: MNIST) -> dict:
     run, cfg, run_dir = fit.run, fit.cfg, fit.run_dir
     if cfg.resume:
         # weights, optimizer, schedule, RNGs, callbacks, history, and where inside an epoch it stopped
-        fit.restore(load_checkpoint(run_dir / "last.pt"))
+        state = load_checkpoint(run_dir / "last.pt")
+        started_from = state.get("config", {}).get("init")
+        if started_from != cfg.init:  # the weights' input contract came from it (see setup.init_weights)
+            raise DigitnetError(f"--resume: this run was started with --init {started_from}; resume it with the "
+                                "same --init" if started_from else "--resume: this run was started without --init; "
+                                "resume it without")
+        fit.restore(state)
     if distributed.is_main():
         atomic_write_json(run_dir / "config.json", cfg.to_dict())
         atomic_write_json(run_dir / "environment.json", {**environment_info(), "device": str(run.device),

@@ -150,9 +150,14 @@ def init_weights(model: nn.Module, cfg: TrainConfig) -> nn.Module:
     except ModelLoadError as exc:
         raise DigitnetError(f"--init {cfg.init}: {exc}") from None
     kwargs = start.metadata.get("arch_kwargs", {})
+    if start.spec.composite:
+        raise DigitnetError(f"--init {cfg.init}: an ensemble is not fine-tuned; fine-tune one of its members")
     if start.arch != cfg.arch or kwargs != cfg.arch_kwargs:
-        raise DigitnetError(f"--init {cfg.init}: it is {start.arch} {kwargs or ''}, the run trains {cfg.arch} "
-                            f"{cfg.arch_kwargs or ''}; pass the same --arch and --width")
+        def describe(arch: str, kw: dict) -> str:
+            return arch + (f" ({', '.join(f'{k}={v}' for k, v in kw.items())})" if kw else "")
+
+        raise DigitnetError(f"--init {cfg.init}: it is {describe(start.arch, kwargs)}, the run trains "
+                            f"{describe(cfg.arch, cfg.arch_kwargs)}; pass its --arch and --width")
     model.load_state_dict(start.model.state_dict())
     model.spec = start.spec  # type: ignore[attr-defined]  # fed as the weights were trained, saved so again
     return model
