@@ -24,3 +24,19 @@ def mnist():
     from digitnet.data import load_mnist
 
     return load_mnist()
+
+
+@pytest.fixture
+def unit_best(tmp_path) -> Path:
+    """A copy of the bundled `best` whose model.json says "unit" (0..1 pixels), not the registry's "mnist": a model
+    saved with a contract that today's registry does not give it."""
+    import json
+
+    from digitnet.saved_model import load_model
+
+    odd = tmp_path / "unit-best"
+    shutil.copytree(load_model("best").path, odd)
+    meta = json.loads((odd / "model.json").read_text())
+    meta["normalization"] = {"name": "unit", "mean": 0.0, "std": 1.0}
+    (odd / "model.json").write_text(json.dumps(meta))
+    return odd

@@ -208,20 +208,15 @@ def test_the_temperature_is_fitted_on_validation_digits(mnist, saved_ensemble):
     assert loaded.temperature == pytest.approx(fit_temperature(logits, val_labels.long()), rel=1e-4)
 
 
-def test_each_member_is_fed_its_own_saved_contract(mnist, tmp_path):
+def test_each_member_is_fed_its_own_saved_contract(mnist, tmp_path, unit_best):
     """A member whose model.json says "unit" (not the registry's "mnist") is fed 0..1 pixels inside the ensemble."""
-    import shutil
     import warnings
 
     from digitnet.evaluate.ensemble import save_ensemble
     from digitnet.recognizer import Recognizer
     from digitnet.saved_model import ModelContractWarning, load_model
 
-    odd = tmp_path / "unit-best"
-    shutil.copytree(load_model("best").path, odd)
-    meta = json.loads((odd / "model.json").read_text())
-    meta["normalization"] = {"name": "unit", "mean": 0.0, "std": 1.0}
-    (odd / "model.json").write_text(json.dumps(meta))
+    odd = unit_best
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ModelContractWarning)
         save_ensemble([str(odd), "default"], tmp_path / "e")

@@ -39,19 +39,13 @@ def test_weights_that_do_not_fit_the_run_are_refused():
         build_run(TrainConfig(arch="fastnet", init="/nonexistent", threads=1), _splits(), torch.device("cpu"))
 
 
-def test_the_run_is_fed_as_the_init_weights_were_trained(tmp_path):
+def test_the_run_is_fed_as_the_init_weights_were_trained(unit_best):
     """A saved model whose model.json says "unit" (not the registry's "mnist") is fine-tuned on 0..1 pixels."""
-    import json
-    import shutil
     import warnings
 
     from digitnet.saved_model import ModelContractWarning
 
-    odd = tmp_path / "unit-best"
-    shutil.copytree(load_model("best").path, odd)
-    meta = json.loads((odd / "model.json").read_text())
-    meta["normalization"] = {"name": "unit", "mean": 0.0, "std": 1.0}
-    (odd / "model.json").write_text(json.dumps(meta))
+    odd = unit_best
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ModelContractWarning)
         run = build_run(TrainConfig(arch="fastnet", arch_kwargs={"width": 32}, init=str(odd), threads=1), _splits(),
