@@ -252,3 +252,24 @@ def test_an_ensemble_is_made_not_trained():
 
     with pytest.raises(DigitnetError, match="digitnet ensemble --models"):
         TrainConfig(arch="ensemble").resolved()
+
+
+def test_an_exported_ensemble_says_what_its_graph_computes(mnist, saved_ensemble, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from digitnet.recognizer import Recognizer
+    from digitnet.saved_model import load_model
+    from digitnet.serve.export import export_loaded
+
+    loaded = load_model(saved_ensemble[0])
+    path = export_loaded(loaded, tmp_path / "ensemble.onnx")
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert "each member's own normalization" in meta["digitnet.preprocessing"]
+    assert "log of the members' mean calibrated probability" in meta["digitnet.outputs"]
+    images = mnist.test_images[:32]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outputs = dict(zip([o.name for o in session.get_outputs()],
+                       session.run(None, {session.get_inputs()[0].name: images[:, None]}), strict=True))
+    np.testing.assert_allclose(outputs["probabilities"], Recognizer(loaded, engine="torch").classify(images),
+                               atol=1e-5)

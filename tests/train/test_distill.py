@@ -78,3 +78,24 @@ def test_a_run_with_a_teacher_trains_on_the_mixed_loss():
     loss = run.train_step(x, y)[0]
     assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
     assert abs(loss.item() - cross_entropy.item()) > 1e-3  # all teacher: not the labels' cross-entropy
+
+
+def test_a_teacher_fed_otherwise_gets_its_own_input_from_the_students(mnist, unit_best):
+    """A teacher saved with another contract ("unit", as an ensemble has) or size (a 32-px LeNet student) sees what it
+    would see on its own: the logits it gives the raw images prepared its own way."""
+    import warnings
+
+    from digitnet.models.registry import preprocess
+    from digitnet.saved_model import ModelContractWarning, load_model
+
+    images = torch.from_numpy(mnist.test_images[:16])
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", ModelContractWarning)
+        for student, teacher in (("fastnet", str(unit_best)), ("lenet5", "best")):
+            own = load_model(teacher)
+            expected = own.model(preprocess(images, own.spec))
+            spec = get_spec(student)
+            fed = load_teacher(TrainConfig(teacher=teacher), spec, torch.device("cpu"))
+            torch.testing.assert_close(fed(preprocess(images, spec)), expected, atol=1e-4, rtol=0)
+            # fed the student's input as it is, it would answer otherwise: the feeding is what makes it right
+            assert not torch.allclose(own.model(preprocess(images, spec)[..., :28, :28]), expected, atol=1e-2)

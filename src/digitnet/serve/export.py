@@ -77,15 +77,20 @@ def export_metadata(loaded: LoadedModel, input_type: str) -> dict[str, str]:
     mean, std = loaded.spec.mean_std
     meta = loaded.metadata
     dtype = "uint8 0..255" if input_type == "uint8" else "float32 0..1"
+    preprocessing = f"inside the graph: x/255 (uint8 only), (x - {mean}) / {std}" + (
+        f", zero-pad to {loaded.spec.input_size}x{loaded.spec.input_size}" if loaded.spec.input_size != 28 else "")
+    scores = "raw scores"
+    if loaded.spec.composite:  # an ensemble: each member normalizes (and pads) the 0..1 image its own way
+        preprocessing = "inside the graph: x/255 (uint8 only), then each member's own normalization and padding " \
+                        "(arch_kwargs.members in digitnet.model_json)"
+        scores = "log of the members' mean calibrated probability"
     return {
         "digitnet.input": f"{INPUT_NAME}: {dtype}, shape (N, 1, 28, 28), white ink on black background "
                           "(MNIST-like: digit scaled to fit 20x20 and centred by mass in 28x28); N is dynamic",
         "digitnet.input_type": input_type,
-        "digitnet.outputs": "logits: float32 (N, 10) raw scores; probabilities: float32 (N, 10) "
+        "digitnet.outputs": f"logits: float32 (N, 10) {scores}; probabilities: float32 (N, 10) "
                             "softmax(logits / temperature), calibrated; index = digit",
-        "digitnet.preprocessing": f"inside the graph: x/255 (uint8 only), (x - {mean}) / {std}"
-                                  + (f", zero-pad to {loaded.spec.input_size}x{loaded.spec.input_size}"
-                                     if loaded.spec.input_size != 28 else ""),
+        "digitnet.preprocessing": preprocessing,
         "digitnet.labels": ",".join(str(d) for d in range(10)),
         "digitnet.arch": loaded.arch,
         "digitnet.normalization": json.dumps({"name": loaded.spec.normalization, "mean": mean, "std": std}),

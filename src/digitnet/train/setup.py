@@ -19,7 +19,7 @@ from torch import nn
 from digitnet.data.lines import MAX_CHARS
 from digitnet.data.sources import MNIST
 from digitnet.data.splits import Splits, make_splits
-from digitnet.models.registry import ModelSpec, create_model
+from digitnet.models.registry import MNIST_SIDE, ModelSpec, create_model
 from digitnet.saved_model import ModelLoadError, load_model
 from digitnet.train import distributed
 from digitnet.train.config import TrainConfig
@@ -176,14 +176,29 @@ def load_teacher(cfg: TrainConfig, spec: ModelSpec, device: torch.device) -> nn.
         teacher = load_model(cfg.teacher, device)
     except ModelLoadError as exc:
         raise DigitnetError(f"--teacher {cfg.teacher}: {exc}") from None
-    if teacher.spec.task != "digits" or teacher.spec.input_size != spec.input_size \
-            or teacher.spec.mean_std != spec.mean_std:
-        raise DigitnetError(f"--teacher {cfg.teacher}: it takes {teacher.spec.input_size}px images normalized "
-                            f"{teacher.spec.mean_std}, the student {spec.input_size}px {spec.mean_std}; "
-                            "choose a teacher fed like the student")
+    if teacher.spec.task != "digits":
+        raise DigitnetError(f"--teacher {cfg.teacher}: {teacher.arch} reads lines; a teacher classifies digits")
     for p in teacher.model.parameters():
         p.requires_grad_(False)
-    return teacher.model.eval()
+    if teacher.spec.input_size == spec.input_size and teacher.spec.mean_std == spec.mean_std:
+        return teacher.model.eval()
+    return FedItsOwnWay(teacher.model.eval(), teacher.spec, spec)  # e.g. an ensemble (0..1 pixels), a LeNet (32 px)
+
+
+class FedItsOwnWay(nn.Module):
+    """A teacher given the student's prepared input, turned back into 28×28 pixels in 0..1 and prepared as the
+    teacher's own input contract says."""
+
+    def __init__(self, teacher: nn.Module, teacher_spec: ModelSpec, student_spec: ModelSpec):
+        super().__init__()
+        self.teacher, self.teacher_spec, self.student_spec = teacher, teacher_spec, student_spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = (self.student_spec.input_size - MNIST_SIDE) // 2
+        if pad:
+            x = x[..., pad:-pad, pad:-pad]
+        mean, std = self.student_spec.mean_std
+        return self.teacher(self.teacher_spec.prepare(x * std + mean))
 
 
 def build_run(cfg: TrainConfig, data: MNIST | Splits, device: torch.device) -> Run:
