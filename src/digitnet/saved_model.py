@@ -14,7 +14,6 @@ says so in one line (not an error: the model is usable, and exactly as it was).
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import time
@@ -28,7 +27,14 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from digitnet.models.registry import NORMALIZATIONS, ModelSpec, create_model, get_spec
+from digitnet.models.registry import (
+    NORMALIZATIONS,
+    ModelSpec,
+    create_model,
+    get_spec,
+    input_size_problem,
+    normalization_problem,
+)
 from digitnet.utils import DigitnetError, atomic_write_bytes, atomic_write_json, sha256_file
 
 FORMAT = "digitnet-model"
@@ -199,8 +205,9 @@ def saved_spec(meta: dict, registry_spec: ModelSpec, directory: str | os.PathLik
     """
     path = Path(directory) / METADATA_FILE
     input_size = meta.get("input_size", registry_spec.input_size)
-    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 28 or input_size % 2:
-        raise ModelLoadError(f"{path}: input_size {input_size!r} is not an even number of pixels ≥ 28")
+    problem = input_size_problem(input_size)
+    if problem:
+        raise ModelLoadError(f"{path}: {problem}")
     norm = meta.get("normalization")
     if norm is None:
         mean, std = registry_spec.mean_std
@@ -212,10 +219,9 @@ def saved_spec(meta: dict, registry_spec: ModelSpec, directory: str | os.PathLik
             mean, std = NORMALIZATIONS[name]
         else:
             raise ModelLoadError(f"{path}: normalization {name!r} is unknown and gives no mean and std")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (mean, std)) \
-                or std <= 0:
-            raise ModelLoadError(f"{path}: normalization needs a finite mean and a positive std, got "
-                                 f"mean {mean!r}, std {std!r}")
+        problem = normalization_problem(mean, std)
+        if problem:
+            raise ModelLoadError(f"{path}: {problem}")
     else:
         raise ModelLoadError(f"{path}: normalization must be an object with name, mean and std, got {norm!r}")
     channels_last = meta.get("channels_last", registry_spec.channels_last)

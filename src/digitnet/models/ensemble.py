@@ -14,7 +14,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from digitnet.models.registry import ModelSpec, create_model, get_spec, register_model
+from digitnet.models.registry import (
+    ModelSpec,
+    create_model,
+    get_spec,
+    input_size_problem,
+    normalization_problem,
+    register_model,
+)
 from digitnet.utils import DigitnetError
 
 
@@ -55,15 +62,15 @@ def ensemble(members: list[dict] | None = None) -> nn.Module:
         try:
             arch, contract = member["arch"], member["contract"]
             size, norm, channels_last = contract["input_size"], contract["normalization"], contract["channels_last"]
-            mean, std = float(norm["mean"]), float(norm["std"])
-        except (KeyError, TypeError, ValueError):
+            mean, std = norm["mean"], norm["std"]
+        except (KeyError, TypeError):
             raise DigitnetError(f"ensemble member {k} needs an arch and an input contract (input_size, "
                                 "normalization with mean and std, channels_last)") from None
         if get_spec(arch).composite:
             raise DigitnetError("an ensemble's members are single models, not ensembles")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 28 or size % 2 or not std > 0:
-            raise DigitnetError(f"ensemble member {k}: input_size {size!r} (an even number ≥ 28) or std {std!r} "
-                                "(positive) is wrong")
+        problem = input_size_problem(size) or normalization_problem(mean, std)
+        if problem:  # the checks load_model makes of a single model's contract
+            raise DigitnetError(f"ensemble member {k}: {problem}")
         specs.append(get_spec(arch).with_contract(size, mean, std, bool(channels_last)))
     return Ensemble([create_model(m["arch"], **m.get("arch_kwargs", {})) for m in members], specs,
                     [m.get("temperature", 1.0) for m in members])

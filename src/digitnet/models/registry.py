@@ -113,6 +113,21 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
 
 
+def input_size_problem(input_size: object) -> str | None:
+    """What is wrong with a saved contract's ``input_size`` (None: nothing)."""
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < MNIST_SIDE or input_size % 2:
+        return f"input_size {input_size!r} is not an even number of pixels ≥ 28"
+    return None
+
+
+def normalization_problem(mean: object, std: object) -> str | None:
+    """What is wrong with a saved contract's normalization numbers (None: nothing)."""
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (mean, std)) \
+            or std <= 0:  # type: ignore[operator]
+        return f"normalization needs a finite mean and a positive std, got mean {mean!r}, std {std!r}"
+    return None
+
+
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], ModelSpec]] = {}
 
 
