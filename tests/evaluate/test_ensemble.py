@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,6 +171,25 @@ def test_ensemble_command_saves_one_model_and_refuses_what_it_cannot(two_models,
     (tmp_path / "afile").write_text("x")
     refused(["--models", models, "--out", str(tmp_path / "afile"), "--overwrite"], "not a folder")
     assert (tmp_path / "afile").read_text() == "x"
+    # the same folder spelled two ways is still one model
+    refused(["--models", f"{two_models[0]},{two_models[0]}/../{Path(two_models[0]).name}", "--out",
+             str(tmp_path / "twice")], "given twice")
+    assert not (tmp_path / "twice").exists()
+
+
+def test_an_ensemble_too_big_to_load_is_refused_before_it_is_written(two_models, tmp_path, monkeypatch):
+    from digitnet.evaluate import ensemble
+    from digitnet.utils import DigitnetError
+
+    members = ensemble.load_members(two_models)
+    size = sum(t.numel() * t.element_size() for m in members for t in m.model.state_dict().values())
+    monkeypatch.setattr(ensemble, "MAX_WEIGHTS_BYTES", size - 1)  # what load_model would refuse
+    with pytest.raises(DigitnetError, match="more than a saved model may"):
+        ensemble.save_ensemble(two_models, tmp_path / "big")
+    assert not (tmp_path / "big").exists()
+    monkeypatch.setattr(ensemble, "MAX_WEIGHTS_BYTES", size + 4096)
+    ensemble.save_ensemble(two_models, tmp_path / "fits")
+    assert (tmp_path / "fits" / "model.safetensors").is_file()
 
 
 def test_overwriting_a_run_folder_leaves_only_the_ensemble(two_models, tmp_path):

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from digitnet.data import DEFAULT_VAL_SIZE, load_mnist, make_splits
 from digitnet.models.ensemble import Ensemble
 from digitnet.models.registry import create_model, to_unit
-from digitnet.saved_model import METADATA_FILE, WEIGHTS_FILE, LoadedModel, load_model, save_model
-from digitnet.train.metrics import classification_metrics, fit_temperature, predict_logits
+from digitnet.saved_model import MAX_WEIGHTS_BYTES, METADATA_FILE, WEIGHTS_FILE, LoadedModel, load_model, save_model
+from digitnet.train.metrics import classification_metrics, fit_temperature, predict_logits, test_figures
 from digitnet.train.run_folder import clear_run
 from digitnet.utils import DigitnetError
 
@@ -135,6 +135,15 @@ def save_ensemble(model_dirs: Sequence[str | os.PathLike], out: str | os.PathLik
                                 f"{trained_on.get('checksum', '?')[:12]}; an ensemble is calibrated on the last "
                                 f"{DEFAULT_VAL_SIZE:,} training images of this MNIST, which every member must have "
                                 "held out")
+    folders = [Path(m.path).resolve() for m in members if m.path is not None]
+    twice = sorted({str(f) for f in folders if folders.count(f) > 1})
+    if twice:
+        raise DigitnetError(f"{twice[0]}: given twice; an ensemble's members are different models (a model given twice "
+                            "would only count double)")
+    size = sum(t.numel() * t.element_size() for m in members for t in m.model.state_dict().values())
+    if size > MAX_WEIGHTS_BYTES:
+        raise DigitnetError(f"these {len(members)} members hold {size:,} bytes of weights, more than a saved model may "
+                            f"({MAX_WEIGHTS_BYTES:,}); choose fewer or smaller members")
     model = create_model("ensemble", members=[
         {"arch": m.arch, "arch_kwargs": m.metadata.get("arch_kwargs", {}), "temperature": m.temperature,
          "contract": m.spec.contract()} for m in members])
@@ -150,10 +159,8 @@ def save_ensemble(model_dirs: Sequence[str | os.PathLike], out: str | os.PathLik
     val = classification_metrics(val_logits, splits.val.labels)
     test_logits = predict_logits(model, splits.test.images.to(device), model.spec)
     test = classification_metrics(test_logits, splits.test.labels)
-    metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"],
-               "test_loss_calibrated": classification_metrics(test_logits, splits.test.labels, temperature)["loss"],
-               "test_errors": test["errors"], "test_samples": test["num_samples"], "val_accuracy": val["accuracy"],
-               "temperature": temperature}
+    metrics = {**test_figures(test, classification_metrics(test_logits, splits.test.labels, temperature)["loss"]),
+               "val_accuracy": val["accuracy"], "temperature": temperature}
     metadata = {
         "temperature": temperature, "metrics": metrics,
         "data": {"checksum": mnist.checksum, "source": mnist.origin, "val_size": len(splits.val),

@@ -60,6 +60,13 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, temperatu
     }
 
 
+def test_figures(test: dict, calibrated_loss: float) -> dict:
+    """The test-set figures a saved model records in its ``metrics``, from :func:`classification_metrics` (or a
+    line model's test) and the loss after calibration."""
+    return {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_loss_calibrated": calibrated_loss,
+            "test_errors": test["errors"], "test_samples": test["num_samples"]}
+
+
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Temperature scaling (Guo et al. 2017): the T minimizing NLL of softmax(logits / T) on held-out data."""
     # clone(): logits made under inference_mode cannot take part in autograd as they are.
