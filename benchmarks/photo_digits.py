@@ -18,6 +18,7 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -115,16 +116,18 @@ def digit_picture(digit: np.ndarray, rng: np.random.Generator) -> bytes:
 
 def number_alpha(digits: list[np.ndarray], rng: np.random.Generator, height: int | None = None,
                  touching: float = TOUCHING, overlap: float = 0.05,
-                 pitch: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:
+                 pitch: tuple[float, float] | None = None,
+                 draw: Callable[[np.ndarray, int, float], np.ndarray] | None = None) -> tuple[np.ndarray, bool]:
     """Several MNIST digits written on a line: similar heights, uneven gaps, now and then touching.
 
     Each pair of neighbours touches (their ink boxes overlap by up to 5% of the height) with probability
     ``touching``. ``pitch``: instead, the digits' centres stand evenly this many heights apart (a number drawn
     from that range, each step ±5%), as in cells, however wide each digit is. Returns the ink and whether
-    any neighbours touch.
+    any neighbours touch. ``draw(digit, height, angle)``: how each digit becomes ink (default :func:`ink_alpha`).
     """
+    draw = draw or ink_alpha
     height = height or int(rng.integers(MIN_HEIGHT, MAX_HEIGHT + 1))
-    inks = [ink_alpha(d, round(height * rng.uniform(0.9, 1.1)), rng.uniform(-MAX_ROTATION, MAX_ROTATION))
+    inks = [draw(d, round(height * rng.uniform(0.9, 1.1)), rng.uniform(-MAX_ROTATION, MAX_ROTATION))
             for d in digits]
     gaps = [height * (rng.uniform(-overlap, 0.0) if rng.random() < touching else rng.uniform(0.05, 0.4))
             for _ in inks[1:]]

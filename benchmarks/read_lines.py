@@ -25,6 +25,10 @@ without looking at test) drawn and photographed as in ``photo_digits.py`` (its `
   4–12 pixels of white on each side of every tile (as in a form's cells). One number, no spaces;
 * dusty: numbers with separators and signs as above, each with 1–4 specks of dust (0.3–1.2 pens across: a
   point is 1–2) above its digits' lower part or under its baseline, never where a point would sit: % exact;
+* other writers: numbers of 2–6 digits, each by a writer of its own with the habits of another hand, drawn by
+  ``real_world.py``'s styles: now and then a pen of their own (thick, thin, slanted, skipping, cramped or stretched
+  digits), European 1s (some on a base), crossed 7s, closed 4s, open 9s and 6s and 2s with a loop, each habit kept
+  through the whole number as a writer keeps it: % exact;
 * underlined: numbers of 2–6 digits underlined by hand (a fifth of them twice, as a total is): a pen stroke of the
   digits' own pen, touching their lowest ink or up to a quarter of their height below it, reaching past the
   number's ends or stopping a little short, sloped and bowed a little: % exact.
@@ -47,8 +51,17 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from photo_digits import TOUCHING, benchmark_digits, number_alpha, photograph, place, save_failures  # noqa: E402
+from photo_digits import (  # noqa: E402
+    TOUCHING,
+    benchmark_digits,
+    ink_alpha,
+    number_alpha,
+    photograph,
+    place,
+    save_failures,
+)
 from photo_digits import run as run_photo_digits  # noqa: E402
+from real_world import styled  # noqa: E402
 
 from digitnet.data import load_mnist  # noqa: E402
 from digitnet.recognizer import Recognizer  # noqa: E402
@@ -81,6 +94,12 @@ UNDERLINE_REACH = (-0.1, 0.3)  # past each end of the number, in digit heights
 UNDERLINE_SLOPE = 0.06
 DOUBLE_UNDERLINE = 0.2  # the share of numbers underlined twice, the second line ...
 DOUBLE_GAP = (0.12, 0.3)  # ... this far below the first, in digit heights
+# The other writers' row: the share of writers with a pen of their own, those pens, and each digit's habits: (style,
+# share of writers who have it).
+WRITER_PEN = 0.6
+WRITER_PENS = ("thick pen", "thin pen", "slant", "broken strokes", "cramped", "stretched")
+WRITER_HABITS = {1: (("European 1 (flag)", 0.5), ("1 with flag and base", 0.2)), 7: (("crossed 7", 0.5),),
+                 4: (("closed 4", 0.5),), 9: (("open 9", 0.3),), 6: (("open 6", 0.3),), 2: (("2 with a loop", 0.3),)}
 
 
 # ----------------------------------------------------------------------------------------- drawing
@@ -176,6 +195,33 @@ def underlined(alpha: np.ndarray, height: int, rng: np.random.Generator) -> np.n
     strokes[:h, pad:pad + w] = np.maximum(strokes[:h, pad:pad + w], alpha)
     rows, cols = np.flatnonzero(strokes.max(1) > 0), np.flatnonzero(strokes.max(0) > 0)
     return strokes[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def writer_styles(rng: np.random.Generator) -> dict[int, str | None]:
+    """One writer's way with each digit: a ``real_world.styled`` style (the digit's habit, else the writer's pen)
+    or None (as MNIST's writer wrote it)."""
+    pen = WRITER_PENS[int(rng.integers(len(WRITER_PENS)))] if rng.random() < WRITER_PEN else None
+    ways: dict[int, str | None] = {}
+    for digit in range(10):
+        habits = WRITER_HABITS.get(digit, ())
+        pick = rng.choice(len(habits) + 1, p=[*(share for _, share in habits), 1 - sum(s for _, s in habits)])
+        ways[digit] = habits[pick][0] if pick < len(habits) else pen
+    return ways
+
+
+def styled_ink(digit: np.ndarray, style: str | None, height: int, angle: float,
+               rng: np.random.Generator) -> np.ndarray:
+    """A digit as ``ink_alpha`` draws it, ``style``d by ``real_world.styled`` first (its pen bitmap holds the 28-px
+    frame at 4×, so the 20-px box becomes ``height``): float 0..1 cropped to ink."""
+    if style is None:
+        return ink_alpha(digit, height, angle)
+    pen = Image.fromarray(styled(digit, style, rng).astype(np.uint8) * 255)
+    scale = height / 80
+    pen = pen.resize((max(2, round(pen.width * scale)), max(2, round(pen.height * scale))), Image.Resampling.BOX)
+    pen = pen.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
+    alpha = np.clip((np.asarray(pen, np.float32) / 255 - 0.3) / 0.4, 0, 1)  # a crisp edge, as ink_alpha's
+    rows, cols = np.flatnonzero(alpha.max(1) > 0), np.flatnonzero(alpha.max(0) > 0)
+    return alpha[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
 def pen_of(alpha: np.ndarray) -> float:
@@ -307,6 +353,7 @@ MEASURES = [  # (row, key, label, target) as the table prints them
     ("tiles_apart", "exact", "  the same, set 8–24 px apart, exact", ""),
     ("dusty", "exact", "separators and signs with dust specks, exact", ""),
     ("underlined", "exact", "one-line numbers (2–6 digits) underlined by hand, exact", ""),
+    ("writers", "exact", "one-line numbers (2–6 digits) in other writers' habits, exact", ""),
 ]
 
 
@@ -339,22 +386,29 @@ def print_seeds_table(results: list[dict]) -> None:
 
 
 ROWS = ("multi_line", "separators", "single_line", "touching_pairs", "overlapping", "long", "spaced", "tiles",
-        "tiles_apart", "dusty", "underlined")
+        "tiles_apart", "dusty", "underlined", "writers")
 SPACED_PITCH = (1.1, 1.7)  # the spaced row: digits' centres this many heights apart
 
 
 def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
                  n: int, lengths: tuple[int, int], touching: float, overlap: float, name: str,
                  failures: list[tuple[str, bytes]], pitch: tuple[float, float] | None = None,
-                 underline: bool = False) -> dict:
+                 underline: bool = False, writers: bool = False) -> dict:
     """``n`` one-line numbers of ``lengths`` digits as photos (see photo_digits.number_picture), ``underline``d by
-    hand or not: % exact."""
+    hand or not, each by one of the other ``writers`` (:func:`writer_styles`) or as MNIST's wrote them: % exact."""
     exact = plain = 0
     started = time.perf_counter()
     for k in range(n):
         index, truth = _draw_digits(int(rng.integers(lengths[0], lengths[1] + 1)), rng, labels)
         height = int(rng.integers(40, 201))
-        alpha, _ = number_alpha([images[i] for i in index], rng, height, touching, overlap, pitch)
+        draw = None
+        if writers:
+            ways = writer_styles(rng)
+            styles = iter([ways[int(labels[i])] for i in index])
+
+            def draw(digit: np.ndarray, size: int, angle: float, styles=styles) -> np.ndarray:
+                return styled_ink(digit, next(styles), size, angle, rng)
+        alpha, _ = number_alpha([images[i] for i in index], rng, height, touching, overlap, pitch, draw)
         if underline:
             alpha = underlined(alpha, height, rng)
         picture = photograph(place(alpha, rng, margin=(0.05, 0.3)), rng)
@@ -466,6 +520,9 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
     if n and "underlined" in rows:  # its own generator too
         result["underlined"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 6]), n, (2, 6),
                                             TOUCHING, 0.05, "underlined", failures, underline=True)
+    if n and "writers" in rows:  # its own generator too
+        result["writers"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 7]), n, (2, 6),
+                                         TOUCHING, 0.05, "writers", failures, writers=True)
     if n and "tiles" in rows:  # its own generator too
         result["tiles"] = _tiles_row(recognizer, images, labels, np.random.default_rng([seed, 3]), n, failures)
     if n and "tiles_apart" in rows:

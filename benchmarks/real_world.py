@@ -9,7 +9,8 @@ augmentation (``--augment real-world``, batched torch ops), so that we do not tu
   least a random fraction full (2 levels); the digit fills its cell (its ink box, aspect kept) or keeps
   MNIST's frame; then it is upscaled to 28×28, bilinearly or nearest (half of each), white on black;
 * **styles** — thick and thin pens, slant, broken strokes, the European 1 with a flag, the crossed 7,
-  closed 4s, digits cramped or stretched: dark ink on white paper, 112 px tall, through the picture pipeline;
+  closed 4s, digits cramped or stretched, 9s and 6s with their loop left open, 2s with a loop at the foot: dark
+  ink on white paper, 112 px tall, through the picture pipeline;
 * **boxes** — a digit inside a printed rectangle (`Recognizer.predict`), and 4–6 digit numbers written in a
   row of boxes or a comb (`Recognizer.read`, exact match), printed dark or in a light "dropout" colour (under
   half the writing's contrast, as forms meant for scanners are);
@@ -42,8 +43,16 @@ CELLS = (8, 10, 12, 16)  # digit cell sizes of coarse scans
 BLOCK = 4  # a cell counts the ink of a BLOCK×BLOCK block of the pen bitmap: BLOCK² + 1 = 17 gray levels
 PEN = 112  # height of the rendered pen bitmaps for the style and box sets (4 × 28)
 STYLES = ("thick pen", "thin pen", "slant", "broken strokes", "European 1 (flag)", "1 with flag and base",
-          "crossed 7", "closed 4", "cramped", "stretched")
-STYLE_LABEL = {"European 1 (flag)": 1, "1 with flag and base": 1, "crossed 7": 7, "closed 4": 4}  # one digit only
+          "crossed 7", "closed 4", "cramped", "stretched", "open 9", "open 6", "2 with a loop")
+# Styles of one digit only. The loop styles came later (2026-12-05) and draw from a generator of their own, so the
+# rows before them kept their pictures.
+STYLE_LABEL = {"European 1 (flag)": 1, "1 with flag and base": 1, "crossed 7": 7, "closed 4": 4, "open 9": 9,
+               "open 6": 6, "2 with a loop": 2}
+LOOP_STYLES = ("open 9", "open 6", "2 with a loop")
+# Where an open loop is cut: degrees counter-clockwise from the right, seen from the loop's centre. A 9's loop is
+# left open where it should come back to the stem (low on the right); a 6's at the top of its loop, short of the
+# stroke coming down.
+OPENING = {"open 9": (-70.0, -20.0), "open 6": (60.0, 120.0)}
 PRINT_INK = (0, 120)  # the gray of printed form lines, 0..255 (the paper is 215-250, the writing 10-70)
 LIGHT_PRINT = (165, 200)  # forms printed in a light "dropout" colour, fainter than half the writing's contrast
 EXTRA_STROKES = ("European 1 (flag)", "1 with flag and base", "crossed 7", "closed 4")
@@ -115,6 +124,12 @@ def styled(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarra
             draw.ellipse((xs[k] - r, ys[k] - r, xs[k] + r, ys[k] + r), fill=0)
     elif style in EXTRA_STROKES:
         image = _extra_stroke(image, pen, style, width)
+    elif style in OPENING:
+        image = Image.fromarray(_open_loop(pen, OPENING[style], width, rng).astype(np.uint8) * 255)
+    elif style == "2 with a loop":  # a writer who loops 2s: a pen fine enough to leave paper inside the loop
+        image = image.filter(ImageFilter.MinFilter(5 if width >= 9 else 3))
+        thin = np.asarray(image) > 127
+        image = _loop_at_foot(image, thin, _stroke_width(thin), rng)
     elif style in ("cramped", "stretched"):
         factor = rng.uniform(0.5, 0.7) if style == "cramped" else rng.uniform(1.4, 1.8)
         image = image.resize((max(1, round(PEN * factor)), PEN), Image.Resampling.BILINEAR)
@@ -157,6 +172,64 @@ def _extra_stroke(image: Image.Image, pen: np.ndarray, style: str, width: int) -
             yl, yr = lefts.min(), rights.min()
             draw.line((xs[(ys == yl) & (xs < middle)].mean(), yl, xs[(ys == yr) & (xs >= middle)].mean(), yr),
                       fill=255, width=width)
+    return image
+
+
+def holes(ink: np.ndarray) -> np.ndarray:
+    """The paper inside a digit's loops: bool, where the paper cannot be reached from outside the ink."""
+    paper = Image.fromarray(np.pad(ink, 1).astype(np.uint8) * 255).copy()  # (fromarray's image shares the array)
+    ImageDraw.floodfill(paper, (0, 0), 128)
+    return np.asarray(paper)[1:-1, 1:-1] == 0
+
+
+def _open_loop(pen: np.ndarray, angles: tuple[float, float], width: int, rng: np.random.Generator) -> np.ndarray:
+    """The digit with its loop left open: a gap of about a pen's width cut across the ring round its biggest hole,
+    where a ray from the hole's centre at an angle drawn from ``angles`` leaves it. A digit whose loop is open
+    already (no hole) is returned as it is; so is one where no cut opens the loop (rare)."""
+    hole = holes(pen)
+    if hole.sum() < 2 * width * width:  # no loop, or a speck of paper between touching strokes
+        return pen
+    ys, xs = np.nonzero(hole)
+    cy, cx = ys.mean(), xs.mean()
+    for _ in range(5):
+        angle = np.radians(rng.uniform(*angles))
+        dx, dy = np.cos(angle), -np.sin(angle)  # image rows grow downwards
+        # walk out from the centre: through the hole, across the ring of ink, out onto the paper
+        steps = np.arange(0, 2 * max(pen.shape), 0.5)
+        cols, rows = np.round(cx + steps * dx).astype(int), np.round(cy + steps * dy).astype(int)
+        inside = (rows >= 0) & (rows < pen.shape[0]) & (cols >= 0) & (cols < pen.shape[1])
+        on_ink = np.zeros(len(steps), bool)
+        on_ink[inside] = pen[rows[inside], cols[inside]]
+        if not on_ink.any():
+            continue
+        enter = int(np.argmax(on_ink))
+        leave = enter + int(np.argmax(~on_ink[enter:])) if (~on_ink[enter:]).any() else len(steps) - 1
+        image = Image.fromarray(pen.astype(np.uint8) * 255)
+        ImageDraw.Draw(image).line((cx + (steps[enter] - 1) * dx, cy + (steps[enter] - 1) * dy,
+                                    cx + (steps[leave] + 1) * dx, cy + (steps[leave] + 1) * dy),
+                                   fill=0, width=round(width * rng.uniform(0.9, 1.4)))
+        opened = np.asarray(image) > 127
+        if holes(opened).sum() < 0.3 * hole.sum():
+            return opened
+    return pen
+
+
+def _loop_at_foot(image: Image.Image, pen: np.ndarray, width: int, rng: np.random.Generator) -> Image.Image:
+    """A 2 written with a small loop where its stroke comes down to the base, at the base's left end (a 2 with a loop
+    there already, or written with too broad a pen for one, is left as it is)."""
+    ys, xs = np.nonzero(pen)
+    inside = holes(pen)[(ys.min() + ys.max()) // 2:, :(xs.min() + xs.max()) // 2]
+    if inside.sum() >= 2 * width * width:
+        return image
+    bottom, height = ys.max(), ys.max() - ys.min()
+    low = ys > bottom - 0.2 * height
+    left = xs[low].min()
+    foot = ys[low][xs[low] == left].mean()
+    r = height * rng.uniform(0.09, 0.14)
+    if r < 1.7 * width:  # with so broad a pen the loop would be a blob: the writer would not make one
+        return image
+    cx, cy = left + 0.7 * r, foot - 0.9 * r
+    ImageDraw.Draw(image).ellipse((cx - r, cy - r, cx + r, cy + r), outline=255, width=width)
     return image
 
 
@@ -298,10 +371,12 @@ def run(model: str | None, n: int, numbers: int, photos: int, seed: int, digits:
                              "nearest": float((through == labels[index])[nearest].mean()),
                              "bilinear": float((through == labels[index])[~nearest].mean())})
 
+    loop_rng = np.random.default_rng([seed, 1])
     for style in STYLES if "style" in groups else ():
         pool = np.flatnonzero(labels == STYLE_LABEL[style]) if style in STYLE_LABEL else np.arange(len(labels))
-        index = rng.choice(pool, size=min(n, len(pool)), replace=False)
-        pictures = [on_paper(styled(images[i], style, rng), rng) for i in index]
+        draw = loop_rng if style in LOOP_STYLES else rng
+        index = draw.choice(pool, size=min(n, len(pool)), replace=False)
+        pictures = [on_paper(styled(images[i], style, draw), draw) for i in index]
         through = _pipeline_digits(recognizer, pictures)
         rows.append({"set": style, "group": "style", "n": len(index),
                      "accuracy": float((through == labels[index]).mean()), "plain": float(plain_all[index].mean())})

@@ -154,6 +154,32 @@ def test_the_benchmark_counts_what_it_drew(tmp_path, monkeypatch):
         assert 2 <= len(truth) <= 5 and all(line.isdigit() and 1 <= len(line) <= 8 for line in truth)
     assert set(result["separators"]["by_kind"]) == set(read_lines.KINDS)
     assert result["single_line"]["n"] == 2
+    writers_missed = [name for name in names if name.startswith("writers-")]
+    assert len(writers_missed) == round(n * (1 - result["writers"]["exact"]))
+
+
+def test_other_writers_keep_their_habits_through_a_number(mnist):
+    """Each writer has one way with each digit: a habit only its own digit has, at about its share of writers, and
+    else one pen for every digit; the styled digit is drawn at the height asked."""
+    rng = np.random.default_rng(0)
+    writers = [read_lines.writer_styles(rng) for _ in range(500)]
+    for digit, habits in read_lines.WRITER_HABITS.items():
+        for style, share in habits:
+            assert abs(np.mean([w[digit] == style for w in writers]) - share) < 0.07, style
+    for ways in writers:
+        pens = {way for digit, way in ways.items()
+                if way not in [style for style, _ in read_lines.WRITER_HABITS.get(digit, ())]}
+        assert len(pens) == 1 and pens <= {None, *read_lines.WRITER_PENS}
+    assert 0.5 < np.mean([w[0] is not None for w in writers]) < 0.7  # WRITER_PEN of them write with a pen of their own
+    one = mnist.test_images[np.flatnonzero(mnist.test_labels == 1)[0]]
+    plain = read_lines.styled_ink(one, None, 80, 0.0, rng)
+    flagged = read_lines.styled_ink(one, "European 1 (flag)", 80, 0.0, rng)
+    assert abs(flagged.shape[0] - plain.shape[0]) < 0.15 * 80  # the same height ...
+
+    def top_span(ink: np.ndarray) -> int:  # how wide the top quarter of the ink is
+        return int(np.ptp(np.flatnonzero(ink[:len(ink) // 4].max(0) > 0.5)))
+
+    assert top_span(flagged) > top_span(plain) + 8  # ... and a flag reaching out from the top
 
 
 def test_spaced_digits_stand_evenly_a_pitch_apart(mnist):

@@ -105,6 +105,37 @@ def test_styles_draw_what_they_say(digits, mnist):
     assert based[-3:].sum(1).max() > 0.3 * real_world.PEN  # the base: a bar across the bottom rows
 
 
+def test_loop_styles_open_or_add_the_loop_they_say(mnist):
+    """An open 9 or 6 keeps its ink but for a cut across its loop, which no longer holds paper; a 2 with a loop gains
+    a hole low on its left, where its stroke comes down to the base."""
+    rng = np.random.default_rng(4)
+    for style in ("open 9", "open 6"):
+        opened = 0
+        for i in np.flatnonzero(mnist.test_labels == real_world.STYLE_LABEL[style])[:20]:
+            pen = real_world.pen_bitmap(mnist.test_images[i], real_world.PEN, False, 0.4)
+            styled = real_world.styled(mnist.test_images[i], style, rng)
+            if styled.sum() == pen.sum():
+                continue  # open already (no loop bigger than a speck of paper between strokes)
+            assert real_world.holes(styled).sum() < 0.3 * real_world.holes(pen).sum()
+            assert 0.8 * pen.sum() < styled.sum() < pen.sum()  # a gap, not a lost stroke
+            opened += 1
+        assert opened >= 10, style
+    looped_twos = 0
+    for i in np.flatnonzero(mnist.test_labels == 2)[:10]:
+        thin = real_world.styled(mnist.test_images[i], "thin pen", np.random.default_rng(0))  # the loop's fine pen
+        looped = real_world.styled(mnist.test_images[i], "2 with a loop", np.random.default_rng(0))
+        if looped.sum() <= thin.sum():
+            continue  # it has a loop there already
+
+        def low_left_paper(ink: np.ndarray) -> int:  # paper enclosed in the lower left quarter of the ink
+            h, w = ink.shape
+            return int(real_world.holes(ink)[h // 2:, :w // 2].sum())
+
+        assert low_left_paper(looped) > low_left_paper(thin) + 8  # a small loop: paper inside it
+        looped_twos += 1
+    assert looped_twos >= 4  # the others have their loop already, or a pen too broad for one
+
+
 @pytest.mark.parametrize("style, least", [("European 1 (flag)", 0.95), ("closed 4", 0.9)])
 def test_the_bundled_default_model_reads_european_ones_and_closed_fours(mnist, style, least):
     """The writers' styles the default model was trained for (--augment every-hand), drawn by real_world.py's own
