@@ -66,12 +66,36 @@ def test_health_and_model(client, recognizer):
     meta = recognizer.metadata  # the bundled model, read here without the server
     health = client.get("/api/health").json()
     assert health["status"] == "ok" and health["model"] == meta["arch"]
+    assert health["requests_in_flight"] == 0  # the health request does not count itself
     model = client.get("/api/model").json()
     assert model["architecture"] == meta["arch"]
     assert model["accuracy"] == meta["metrics"]["test_accuracy"] > 0.99
     assert model["normalization"] == meta["normalization"]
     assert set(model["normalization"]) == {"name", "mean", "std"}
     assert model["version"] == digitnet.__version__ and model["input_size"] == 28 and model["parameters"] > 0
+
+
+def test_requests_in_flight_are_counted_from_hand_over_to_answer():
+    """The count /api/health reports: a request counts while the app handles it (its upload included, the middleware
+    being outermost), and stops counting when it is answered or fails."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from digitnet.serve.middleware import InFlightMiddleware
+
+    counter, seen = SimpleNamespace(requests_in_flight=0), []
+
+    async def app(scope, receive, send):
+        seen.append(counter.requests_in_flight)
+        if scope.get("path") == "/fails":
+            raise RuntimeError("boom")
+
+    counted = InFlightMiddleware(app, counter)
+    asyncio.run(counted({"type": "http", "path": "/"}, None, None))
+    with pytest.raises(RuntimeError):
+        asyncio.run(counted({"type": "http", "path": "/fails"}, None, None))
+    asyncio.run(counted({"type": "lifespan"}, None, None))
+    assert seen == [1, 1, 0] and counter.requests_in_flight == 0
 
 
 def test_pages_docs_and_openapi_are_served_offline(client):

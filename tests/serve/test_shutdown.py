@@ -67,7 +67,12 @@ def test_sigterm_answers_requests_in_flight_then_exits(mnist, tmp_path):
         threads = [threading.Thread(target=ask, args=(k,), daemon=True) for k in range(REQUESTS)]
         for thread in threads:
             thread.start()
-        time.sleep(0.3)  # the requests reach the server: a few MB each, over loopback
+        # SIGTERM once the server has taken all of them in (a request not yet handed over would be reset, not
+        # answered: that is what a shutdown does to it). A fixed wait was too short now and then on a busy machine.
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{url}/api/health", timeout=5).json()["requests_in_flight"] < REQUESTS:
+            assert time.monotonic() < deadline and not answers, "the requests did not reach the server together"
+            time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
 
         # The server stops taking connections at once, while it still works on the requests in flight.

@@ -3,7 +3,7 @@
 ``create_app(model_dir)`` wires the parts together and loads the model once per process:
 :mod:`~digitnet.serve.settings` (limits), :mod:`~digitnet.serve.requests` (the request bodies' dependency),
 :mod:`~digitnet.serve.batcher` (micro-batching), :mod:`~digitnet.serve.service` (answers through
-:mod:`digitnet.vision.pipeline`), :mod:`~digitnet.serve.middleware` (the body limit),
+:mod:`digitnet.vision.pipeline`), :mod:`~digitnet.serve.middleware` (the body limit, the requests in flight),
 :mod:`~digitnet.serve.routes` and :mod:`~digitnet.serve.schemas` (the pydantic models ``/openapi.json`` is built
 from). Every answer, errors included, is JSON: ``{"error": "...", "status": N}`` with 400 (malformed request),
 413 (too large), 415 (unsupported content type) or 422 (well-formed but unusable input); the server never
@@ -30,7 +30,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digitnet.recognizer import Recognizer
-from digitnet.serve.middleware import BodyLimitMiddleware
+from digitnet.serve.middleware import BodyLimitMiddleware, InFlightMiddleware
 from digitnet.serve.requests import ApiError
 from digitnet.serve.routes import STATIC_DIR, error_response, router
 from digitnet.serve.schemas import restore_examples
@@ -71,6 +71,7 @@ def create_app(model_dir: str | os.PathLike | None = None, *, recognizer: Recogn
                          swagger_ui_parameters={"validatorUrl": None})
     app.state.service = service
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(InFlightMiddleware, counter=service)  # added last: outermost, counts uploads too
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
     _add_error_handlers(app)

@@ -1,4 +1,5 @@
-"""ASGI middleware: the body limit must act before any parser buffers a huge body."""
+"""ASGI middleware: the body limit must act before any parser buffers a huge body; the count of requests in flight
+must start before the body is read."""
 
 from __future__ import annotations
 
@@ -56,3 +57,24 @@ class BodyLimitMiddleware:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class InFlightMiddleware:
+    """Counts the HTTP requests the app is handling on ``counter.requests_in_flight`` (``/api/health`` reports it):
+    from the moment the server hands a request over, body upload included, until its answer is sent.
+
+    Outermost, so that a request still uploading counts: the server waits for exactly these on shutdown.
+    """
+
+    def __init__(self, app, counter):
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        self.counter.requests_in_flight += 1  # one event loop: no lock needed
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.counter.requests_in_flight -= 1

@@ -53,6 +53,7 @@ class Service:
         self.batcher = MicroBatcher(recognizer.classify, settings.max_batch) if settings.batch else None
         self.image_limiter = anyio.CapacityLimiter(settings.image_workers)
         self.started = time.time()
+        self.requests_in_flight = 0  # kept by serve.middleware.InFlightMiddleware
 
     async def classify(self, image: np.ndarray) -> np.ndarray:
         """Probabilities (10,) of one prepared 28×28: the pipeline's classify step, micro-batched."""
@@ -134,6 +135,7 @@ class Service:
         """Liveness and the batcher's counters (the fields of :class:`~digitnet.serve.schemas.Health`)."""
         return {"status": "ok", "model": self.recognizer.spec.name, "version": version(), "pid": os.getpid(),
                 "uptime_s": round(time.time() - self.started, 1),
+                "requests_in_flight": max(self.requests_in_flight - 1, 0),  # besides the health request itself
                 "batcher": self.batcher.stats() if self.batcher else None}
 
     def model_info(self) -> dict:
