@@ -9,8 +9,9 @@ augmentation (``--augment real-world``, batched torch ops), so that we do not tu
   least a random fraction full (2 levels); the digit fills its cell (its ink box, aspect kept) or keeps
   MNIST's frame; then it is upscaled to 28×28, bilinearly or nearest (half of each), white on black;
 * **styles** — thick and thin pens, slant, broken strokes, the European 1 with a flag, the crossed 7,
-  closed 4s, digits cramped or stretched, 9s and 6s with their loop left open, 2s with a loop at the foot: dark
-  ink on white paper, 112 px tall, through the picture pipeline;
+  closed 4s, digits cramped or stretched, 9s and 6s with their loop left open, 2s with a loop at the foot, a
+  fineliner (the digit's skeleton drawn again 2-4 px wide): dark ink on white paper, 112 px tall, through the
+  picture pipeline;
 * **boxes** — a digit inside a printed rectangle (`Recognizer.predict`), and 4–6 digit numbers written in a
   row of boxes or a comb (`Recognizer.read`, exact match), printed dark or in a light "dropout" colour (under
   half the writing's contrast, as forms meant for scanners are);
@@ -43,12 +44,13 @@ CELLS = (8, 10, 12, 16)  # digit cell sizes of coarse scans
 BLOCK = 4  # a cell counts the ink of a BLOCK×BLOCK block of the pen bitmap: BLOCK² + 1 = 17 gray levels
 PEN = 112  # height of the rendered pen bitmaps for the style and box sets (4 × 28)
 STYLES = ("thick pen", "thin pen", "slant", "broken strokes", "European 1 (flag)", "1 with flag and base",
-          "crossed 7", "closed 4", "cramped", "stretched", "open 9", "open 6", "2 with a loop")
-# Styles of one digit only. The loop styles came later (2026-12-05) and draw from a generator of their own, so the
+          "crossed 7", "closed 4", "cramped", "stretched", "open 9", "open 6", "2 with a loop", "fine pen")
+# Styles of one digit only. The LATER_STYLES came later (2026-12-05) and draw from a generator of their own, so the
 # rows before them kept their pictures.
 STYLE_LABEL = {"European 1 (flag)": 1, "1 with flag and base": 1, "crossed 7": 7, "closed 4": 4, "open 9": 9,
                "open 6": 6, "2 with a loop": 2}
-LOOP_STYLES = ("open 9", "open 6", "2 with a loop")
+LATER_STYLES = ("open 9", "open 6", "2 with a loop", "fine pen")
+FINE_PEN = (2, 4)  # a fineliner's width in pixels of the PEN-px bitmap: 2.5-5% of a digit's height (MNIST's: ~10%)
 # Where an open loop is cut: degrees counter-clockwise from the right, seen from the loop's centre. A 9's loop is
 # left open where it should come back to the stem (low on the right); a 6's at the top of its loop, short of the
 # stroke coming down.
@@ -130,6 +132,10 @@ def styled(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarra
         image = image.filter(ImageFilter.MinFilter(5 if width >= 9 else 3))
         thin = np.asarray(image) > 127
         image = _loop_at_foot(image, thin, _stroke_width(thin), rng)
+    elif style == "fine pen":  # the digit's skeleton drawn again with a fineliner
+        side = int(rng.integers(FINE_PEN[0], FINE_PEN[1] + 1))
+        image = Image.fromarray(skeleton(pen).astype(np.uint8) * 255)
+        image = image.filter(ImageFilter.MaxFilter(side | 1)) if side > 1 else image
     elif style in ("cramped", "stretched"):
         factor = rng.uniform(0.5, 0.7) if style == "cramped" else rng.uniform(1.4, 1.8)
         image = image.resize((max(1, round(PEN * factor)), PEN), Image.Resampling.BILINEAR)
@@ -173,6 +179,30 @@ def _extra_stroke(image: Image.Image, pen: np.ndarray, style: str, width: int) -
             draw.line((xs[(ys == yl) & (xs < middle)].mean(), yl, xs[(ys == yr) & (xs >= middle)].mean(), yr),
                       fill=255, width=width)
     return image
+
+
+def skeleton(ink: np.ndarray) -> np.ndarray:
+    """The centre lines of a bool bitmap's strokes, one pixel wide and connected as the strokes were (Zhang and
+    Suen's thinning, 1984: peel contour pixels that no path needs, alternately from the south-east and the
+    north-west, until none can go)."""
+    image = np.pad(ink, 1).astype(np.uint8)
+    while True:
+        peeled = False
+        for first in (True, False):
+            p = image
+            # the 8 neighbours, clockwise from north: P2..P9 in the paper's names
+            nb = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:], p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2]]
+            count = sum(n.astype(np.int16) for n in nb)
+            crossings = sum(((nb[k] == 0) & (nb[(k + 1) % 8] == 1)).astype(np.int16) for k in range(8))
+            n2, n4, n6, n8 = nb[0], nb[2], nb[4], nb[6]
+            side = ((n2 * n4 * n6 == 0) & (n4 * n6 * n8 == 0)) if first else ((n2 * n4 * n8 == 0) & (n2 * n6 * n8 == 0))
+            peel = (p[1:-1, 1:-1] == 1) & (count >= 2) & (count <= 6) & (crossings == 1) & side
+            if peel.any():
+                image = image.copy()
+                image[1:-1, 1:-1][peel] = 0
+                peeled = True
+        if not peeled:
+            return image[1:-1, 1:-1].astype(bool)
 
 
 def holes(ink: np.ndarray) -> np.ndarray:
@@ -371,10 +401,10 @@ def run(model: str | None, n: int, numbers: int, photos: int, seed: int, digits:
                              "nearest": float((through == labels[index])[nearest].mean()),
                              "bilinear": float((through == labels[index])[~nearest].mean())})
 
-    loop_rng = np.random.default_rng([seed, 1])
+    later_rng = np.random.default_rng([seed, 1])
     for style in STYLES if "style" in groups else ():
         pool = np.flatnonzero(labels == STYLE_LABEL[style]) if style in STYLE_LABEL else np.arange(len(labels))
-        draw = loop_rng if style in LOOP_STYLES else rng
+        draw = later_rng if style in LATER_STYLES else rng
         index = draw.choice(pool, size=min(n, len(pool)), replace=False)
         pictures = [on_paper(styled(images[i], style, draw), draw) for i in index]
         through = _pipeline_digits(recognizer, pictures)

@@ -10,6 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import real_world  # noqa: E402
 
+from digitnet.vision.preprocess import connected_components  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def digits(mnist) -> np.ndarray:
@@ -134,6 +136,23 @@ def test_loop_styles_open_or_add_the_loop_they_say(mnist):
         assert low_left_paper(looped) > low_left_paper(thin) + 8  # a small loop: paper inside it
         looped_twos += 1
     assert looped_twos >= 4  # the others have their loop already, or a pen too broad for one
+
+
+def test_a_fine_pen_draws_the_digit_again_along_its_centre_lines(mnist):
+    bar = np.zeros((30, 60), bool)
+    bar[10:19, 5:55] = True
+    centre = real_world.skeleton(bar)
+    assert centre[14, 10:50].all() and centre.sum(0).max() == 1  # one pixel wide, along the middle
+    rng = np.random.default_rng(1)
+    for i in range(10):
+        pen = real_world.pen_bitmap(mnist.test_images[i], real_world.PEN, False, 0.4)
+        fine = real_world.styled(mnist.test_images[i], "fine pen", rng)
+        assert real_world._stroke_width(fine) <= real_world.FINE_PEN[1] + 1 < real_world._stroke_width(pen)
+        # the same strokes: as many pieces and as many loops (thinning keeps both)
+        def pieces(mask: np.ndarray) -> int:
+            return len(connected_components(mask)[1])
+
+        assert pieces(fine) == pieces(pen) and pieces(real_world.holes(fine)) == pieces(real_world.holes(pen))
 
 
 @pytest.mark.parametrize("style, least", [("European 1 (flag)", 0.95), ("closed 4", 0.9)])
