@@ -61,7 +61,7 @@ from photo_digits import (  # noqa: E402
     save_failures,
 )
 from photo_digits import run as run_photo_digits  # noqa: E402
-from real_world import styled  # noqa: E402
+from real_world import PEN, styled  # noqa: E402
 
 from digitnet.data import load_mnist  # noqa: E402
 from digitnet.recognizer import Recognizer  # noqa: E402
@@ -211,12 +211,13 @@ def writer_styles(rng: np.random.Generator) -> dict[int, str | None]:
 
 def styled_ink(digit: np.ndarray, style: str | None, height: int, angle: float,
                rng: np.random.Generator) -> np.ndarray:
-    """A digit as ``ink_alpha`` draws it, ``style``d by ``real_world.styled`` first (its pen bitmap holds the 28-px
-    frame at 4×, so the 20-px box becomes ``height``): float 0..1 cropped to ink."""
-    if style is None:
+    """A digit as ``ink_alpha`` draws it, ``style``d by ``real_world.styled`` first (as it is where the style cannot be
+    drawn on it, a 2 whose pen is too broad for a loop): float 0..1 cropped to ink."""
+    pen = styled(digit, style, rng) if style is not None else None
+    if pen is None:
         return ink_alpha(digit, height, angle)
-    pen = Image.fromarray(styled(digit, style, rng).astype(np.uint8) * 255)
-    scale = height / 80
+    pen = Image.fromarray(pen.astype(np.uint8) * 255)
+    scale = height / (PEN * 20 / 28)  # the bitmap holds MNIST's 28-px frame PEN px tall; its 20-px box is the height
     pen = pen.resize((max(2, round(pen.width * scale)), max(2, round(pen.height * scale))), Image.Resampling.BOX)
     pen = pen.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
     alpha = np.clip((np.asarray(pen, np.float32) / 255 - 0.3) / 0.4, 0, 1)  # a crisp edge, as ink_alpha's

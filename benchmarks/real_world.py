@@ -46,7 +46,8 @@ PEN = 112  # height of the rendered pen bitmaps for the style and box sets (4 ×
 STYLES = ("thick pen", "thin pen", "slant", "broken strokes", "European 1 (flag)", "1 with flag and base",
           "crossed 7", "closed 4", "cramped", "stretched", "open 9", "open 6", "2 with a loop", "fine pen")
 # Styles of one digit only. The LATER_STYLES came later (2026-12-05) and draw from a generator of their own, so the
-# rows before them kept their pictures.
+# rows before them kept their pictures; their rows hold only digits in the style, as MNIST's writer made it (a 9 with
+# its loop open) or as drawn here.
 STYLE_LABEL = {"European 1 (flag)": 1, "1 with flag and base": 1, "crossed 7": 7, "closed 4": 4, "open 9": 9,
                "open 6": 6, "2 with a loop": 2}
 LATER_STYLES = ("open 9", "open 6", "2 with a loop", "fine pen")
@@ -104,8 +105,10 @@ def upscale(cells: np.ndarray, nearest: bool, size: int = 28) -> np.ndarray:
     return np.asarray(Image.fromarray(cells).resize((size, size), resample))
 
 
-def styled(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray:
-    """A pen bitmap (bool, ``PEN`` px tall, cropped to ink) of the digit written in ``style``."""
+def styled(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray | None:
+    """A pen bitmap (bool, ``PEN`` px tall, cropped to ink) of the digit written in ``style``; None where a
+    :data:`LATER_STYLES` style cannot be drawn on this digit (its loop does not open without cutting it apart, its pen
+    is too broad for a loop)."""
     pen = pen_bitmap(digit, PEN, fill=False, threshold=0.4)
     width = _stroke_width(pen)
     image = Image.fromarray(pen.astype(np.uint8) * 255)
@@ -127,15 +130,18 @@ def styled(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarra
     elif style in EXTRA_STROKES:
         image = _extra_stroke(image, pen, style, width)
     elif style in OPENING:
-        image = Image.fromarray(_open_loop(pen, OPENING[style], width, rng).astype(np.uint8) * 255)
+        opened = _open_loop(pen, OPENING[style], width, rng)
+        if opened is None:
+            return None
+        image = Image.fromarray(opened.astype(np.uint8) * 255)
     elif style == "2 with a loop":  # a writer who loops 2s: a pen fine enough to leave paper inside the loop
         image = image.filter(ImageFilter.MinFilter(5 if width >= 9 else 3))
         thin = np.asarray(image) > 127
         image = _loop_at_foot(image, thin, _stroke_width(thin), rng)
+        if image is None:
+            return None
     elif style == "fine pen":  # the digit's skeleton drawn again with a fineliner
-        side = int(rng.integers(FINE_PEN[0], FINE_PEN[1] + 1))
-        image = Image.fromarray(skeleton(pen).astype(np.uint8) * 255)
-        image = image.filter(ImageFilter.MaxFilter(side | 1)) if side > 1 else image
+        image = Image.fromarray(_widen(skeleton(pen), int(rng.integers(FINE_PEN[0], FINE_PEN[1] + 1))))
     elif style in ("cramped", "stretched"):
         factor = rng.uniform(0.5, 0.7) if style == "cramped" else rng.uniform(1.4, 1.8)
         image = image.resize((max(1, round(PEN * factor)), PEN), Image.Resampling.BILINEAR)
@@ -205,26 +211,48 @@ def skeleton(ink: np.ndarray) -> np.ndarray:
             return image[1:-1, 1:-1].astype(bool)
 
 
+def _widen(line: np.ndarray, side: int) -> np.ndarray:
+    """A bool bitmap's ink drawn with a square pen ``side`` pixels wide (uint8 0/255): any width, even ones too."""
+    h, w = line.shape
+    padded = np.pad(line, ((side // 2, side - 1 - side // 2), (side // 2, side - 1 - side // 2)))
+    out = np.zeros((h, w), bool)
+    for dy in range(side):
+        for dx in range(side):
+            out |= padded[dy:dy + h, dx:dx + w]
+    return out.astype(np.uint8) * 255
+
+
 def holes(ink: np.ndarray) -> np.ndarray:
     """The paper inside a digit's loops: bool, where the paper cannot be reached from outside the ink."""
-    paper = Image.fromarray(np.pad(ink, 1).astype(np.uint8) * 255).copy()  # (fromarray's image shares the array)
+    # (copied: an image made from an array is read-only, and floodfill would silently change nothing)
+    paper = Image.fromarray(np.pad(ink, 1).astype(np.uint8) * 255).copy()
     ImageDraw.floodfill(paper, (0, 0), 128)
     return np.asarray(paper)[1:-1, 1:-1] == 0
 
 
-def _open_loop(pen: np.ndarray, angles: tuple[float, float], width: int, rng: np.random.Generator) -> np.ndarray:
-    """The digit with its loop left open: a gap of about a pen's width cut across the ring round its biggest hole,
-    where a ray from the hole's centre at an angle drawn from ``angles`` leaves it. A digit whose loop is open
-    already (no hole) is returned as it is; so is one where no cut opens the loop (rare)."""
+def pieces(ink: np.ndarray) -> int:
+    """How many separate pieces of ink (8-connected) a bool bitmap holds."""
+    import cv2  # (opencv-python-headless: a dependency of the package)
+
+    return cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)[0] - 1
+
+
+def _open_loop(pen: np.ndarray, angles: tuple[float, float], width: int,
+               rng: np.random.Generator) -> np.ndarray | None:
+    """The digit with its loop left open: a gap of about a pen's width cut across the ring round its hole, where a
+    ray from the hole's centre at an angle drawn from ``angles`` meets it, no deeper than a stroke. A digit whose loop
+    is open already (no hole) is returned as it is; None where no cut of five opens the loop without cutting a piece
+    off the digit (a 9's stem from its loop: the ray ran along a stroke)."""
     hole = holes(pen)
     if hole.sum() < 2 * width * width:  # no loop, or a speck of paper between touching strokes
         return pen
     ys, xs = np.nonzero(hole)
     cy, cx = ys.mean(), xs.mean()
+    whole = pieces(pen)
     for _ in range(5):
         angle = np.radians(rng.uniform(*angles))
         dx, dy = np.cos(angle), -np.sin(angle)  # image rows grow downwards
-        # walk out from the centre: through the hole, across the ring of ink, out onto the paper
+        # walk out from the centre through the hole to the ring of ink, and across it a stroke's width at most
         steps = np.arange(0, 2 * max(pen.shape), 0.5)
         cols, rows = np.round(cx + steps * dx).astype(int), np.round(cy + steps * dy).astype(int)
         inside = (rows >= 0) & (rows < pen.shape[0]) & (cols >= 0) & (cols < pen.shape[1])
@@ -232,21 +260,24 @@ def _open_loop(pen: np.ndarray, angles: tuple[float, float], width: int, rng: np
         on_ink[inside] = pen[rows[inside], cols[inside]]
         if not on_ink.any():
             continue
-        enter = int(np.argmax(on_ink))
-        leave = enter + int(np.argmax(~on_ink[enter:])) if (~on_ink[enter:]).any() else len(steps) - 1
+        enter = steps[int(np.argmax(on_ink))]
+        after = on_ink & (steps > enter)
+        leave = steps[int(np.argmax(after & ~np.roll(after, -1)))] if after.any() else enter
+        leave = min(leave, enter + 1.5 * width)
         image = Image.fromarray(pen.astype(np.uint8) * 255)
-        ImageDraw.Draw(image).line((cx + (steps[enter] - 1) * dx, cy + (steps[enter] - 1) * dy,
-                                    cx + (steps[leave] + 1) * dx, cy + (steps[leave] + 1) * dy),
+        ImageDraw.Draw(image).line((cx + (enter - 1) * dx, cy + (enter - 1) * dy,
+                                    cx + (leave + 1) * dx, cy + (leave + 1) * dy),
                                    fill=0, width=round(width * rng.uniform(0.9, 1.4)))
         opened = np.asarray(image) > 127
-        if holes(opened).sum() < 0.3 * hole.sum():
+        if holes(opened).sum() < 0.3 * hole.sum() and pieces(opened) <= whole:
             return opened
-    return pen
+    return None
 
 
-def _loop_at_foot(image: Image.Image, pen: np.ndarray, width: int, rng: np.random.Generator) -> Image.Image:
-    """A 2 written with a small loop where its stroke comes down to the base, at the base's left end (a 2 with a loop
-    there already, or written with too broad a pen for one, is left as it is)."""
+def _loop_at_foot(image: Image.Image, pen: np.ndarray, width: int,
+                  rng: np.random.Generator) -> Image.Image | None:
+    """A 2 written with a small loop where its stroke comes down to the base, at the base's left end; a 2 with a loop
+    there already is left as it is, and one whose pen is too broad for a loop with paper in it gives None."""
     ys, xs = np.nonzero(pen)
     inside = holes(pen)[(ys.min() + ys.max()) // 2:, :(xs.min() + xs.max()) // 2]
     if inside.sum() >= 2 * width * width:
@@ -255,9 +286,9 @@ def _loop_at_foot(image: Image.Image, pen: np.ndarray, width: int, rng: np.rando
     low = ys > bottom - 0.2 * height
     left = xs[low].min()
     foot = ys[low][xs[low] == left].mean()
-    r = height * rng.uniform(0.09, 0.14)
-    if r < 1.7 * width:  # with so broad a pen the loop would be a blob: the writer would not make one
-        return image
+    r = max(height * rng.uniform(0.09, 0.14), 1.8 * width)  # paper inside it, however broad the pen
+    if r > 0.2 * height:  # a loop that big would be a second digit: such a pen makes no loop
+        return None
     cx, cy = left + 0.7 * r, foot - 0.9 * r
     ImageDraw.Draw(image).ellipse((cx - r, cy - r, cx + r, cy + r), outline=255, width=width)
     return image
@@ -404,9 +435,19 @@ def run(model: str | None, n: int, numbers: int, photos: int, seed: int, digits:
     later_rng = np.random.default_rng([seed, 1])
     for style in STYLES if "style" in groups else ():
         pool = np.flatnonzero(labels == STYLE_LABEL[style]) if style in STYLE_LABEL else np.arange(len(labels))
-        draw = later_rng if style in LATER_STYLES else rng
-        index = draw.choice(pool, size=min(n, len(pool)), replace=False)
-        pictures = [on_paper(styled(images[i], style, draw), draw) for i in index]
+        if style in LATER_STYLES:  # digits in turn until n of them are in the style (MNIST's own or drawn)
+            index, pictures = [], []
+            for i in later_rng.permutation(pool):
+                ink = styled(images[i], style, later_rng)
+                if ink is not None:
+                    index.append(i)
+                    pictures.append(on_paper(ink, later_rng))
+                if len(index) == n:
+                    break
+            index = np.array(index, dtype=int)
+        else:
+            index = rng.choice(pool, size=min(n, len(pool)), replace=False)
+            pictures = [on_paper(styled(images[i], style, rng), rng) for i in index]
         through = _pipeline_digits(recognizer, pictures)
         rows.append({"set": style, "group": "style", "n": len(index),
                      "accuracy": float((through == labels[index]).mean()), "plain": float(plain_all[index].mean())})

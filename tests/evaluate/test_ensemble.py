@@ -173,23 +173,33 @@ def test_ensemble_command_saves_one_model_and_refuses_what_it_cannot(two_models,
     assert (tmp_path / "afile").read_text() == "x"
     # the same folder spelled two ways is still one model
     refused(["--models", f"{two_models[0]},{two_models[0]}/../{Path(two_models[0]).name}", "--out",
-             str(tmp_path / "twice")], "given twice")
+             str(tmp_path / "twice")], "the same model as")
+    import shutil
+
+    shutil.copytree(two_models[0], tmp_path / "copy")  # the same weights in another folder
+    refused(["--models", f"{two_models[0]},{tmp_path / 'copy'}", "--out", str(tmp_path / "twice")], "the same model as")
     assert not (tmp_path / "twice").exists()
 
 
 def test_an_ensemble_too_big_to_load_is_refused_before_it_is_written(two_models, tmp_path, monkeypatch):
+    from digitnet import saved_model
     from digitnet.evaluate import ensemble
     from digitnet.utils import DigitnetError
 
     members = ensemble.load_members(two_models)
     size = sum(t.numel() * t.element_size() for m in members for t in m.model.state_dict().values())
-    monkeypatch.setattr(ensemble, "MAX_WEIGHTS_BYTES", size - 1)  # what load_model would refuse
+    monkeypatch.setattr(ensemble, "MAX_WEIGHTS_BYTES", size - 1)  # the tensors alone are too many
     with pytest.raises(DigitnetError, match="more than a saved model may"):
         ensemble.save_ensemble(two_models, tmp_path / "big")
-    assert not (tmp_path / "big").exists()
-    monkeypatch.setattr(ensemble, "MAX_WEIGHTS_BYTES", size + 4096)
+    monkeypatch.setattr(ensemble, "MAX_WEIGHTS_BYTES", size + 1)  # the tensors fit, not with the file's header
+    with pytest.raises(DigitnetError, match="weights file, more than a saved model may"):
+        ensemble.save_ensemble(two_models, tmp_path / "big")
+    assert not (tmp_path / "big").exists() and not list(tmp_path.glob(".big.partial*"))
+    limit = size + 64 * 1024
+    monkeypatch.setattr(ensemble, "MAX_WEIGHTS_BYTES", limit)
+    monkeypatch.setattr(saved_model, "MAX_WEIGHTS_BYTES", limit)
     ensemble.save_ensemble(two_models, tmp_path / "fits")
-    assert (tmp_path / "fits" / "model.safetensors").is_file()
+    assert saved_model.load_model(tmp_path / "fits").arch == "ensemble"  # what is saved loads under the same limit
 
 
 def test_overwriting_a_run_folder_leaves_only_the_ensemble(two_models, tmp_path):

@@ -98,6 +98,62 @@ def test_requests_in_flight_are_counted_from_hand_over_to_answer():
     assert seen == [1, 1, 0] and counter.requests_in_flight == 0
 
 
+def test_health_counts_a_request_still_uploading(recognizer):
+    """In the app as served: a request counts from the moment the server hands it over, while its body is still on
+    its way (the count's middleware sits outside the body limit, which reads the body), until it is answered, and
+    also when the client gives up mid-upload."""
+    import asyncio
+
+    from digitnet.serve.app import create_app
+
+    app = create_app(recognizer=recognizer)
+
+    def scope(method: str, path: str, headers: list) -> dict:
+        return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+                "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                "headers": headers, "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1)}
+
+    async def health() -> dict:
+        sent = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await app(scope("GET", "/api/health", []), receive, send)
+        return json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+
+    async def main() -> tuple[dict, dict, dict]:
+        body_sent = asyncio.Event()
+
+        async def slow_upload() -> dict:
+            await body_sent.wait()
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def ignore(message: dict) -> None:
+            pass
+
+        post = scope("POST", "/api/predict", [(b"content-type", b"application/json"), (b"content-length", b"2")])
+        task = asyncio.create_task(app(post, slow_upload, ignore))
+        await asyncio.sleep(0.05)
+        during = await health()
+        body_sent.set()
+        await task
+        after = await health()
+
+        async def gives_up() -> dict:
+            return {"type": "http.disconnect"}
+
+        await app(post, gives_up, ignore)
+        return during, after, await health()
+
+    during, after, after_disconnect = asyncio.run(main())
+    assert during["requests_in_flight"] == 1
+    assert after["requests_in_flight"] == 0 and after_disconnect["requests_in_flight"] == 0
+
+
 def test_pages_docs_and_openapi_are_served_offline(client):
     page = client.get("/")
     assert page.status_code == 200 and 'name="viewport"' in page.text

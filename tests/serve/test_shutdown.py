@@ -70,8 +70,10 @@ def test_sigterm_answers_requests_in_flight_then_exits(mnist, tmp_path):
         # SIGTERM once the server has taken all of them in (a request not yet handed over would be reset, not
         # answered: that is what a shutdown does to it). A fixed wait was too short now and then on a busy machine.
         deadline = time.monotonic() + 30
-        while httpx.get(f"{url}/api/health", timeout=5).json()["requests_in_flight"] < REQUESTS:
-            assert time.monotonic() < deadline and not answers, "the requests did not reach the server together"
+        while (held := httpx.get(f"{url}/api/health", timeout=5).json()["requests_in_flight"]) < REQUESTS:
+            assert time.monotonic() < deadline and not answers, (
+                f"the requests did not reach the server together: {held} held, answers {answers}\n"
+                f"{log_path.read_text()}")
             time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
 

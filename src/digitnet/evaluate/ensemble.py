@@ -22,7 +22,7 @@ from digitnet.data import DEFAULT_VAL_SIZE, load_mnist, make_splits
 from digitnet.models.ensemble import Ensemble
 from digitnet.models.registry import create_model, to_unit
 from digitnet.saved_model import MAX_WEIGHTS_BYTES, METADATA_FILE, WEIGHTS_FILE, LoadedModel, load_model, save_model
-from digitnet.train.metrics import classification_metrics, fit_temperature, predict_logits, test_figures
+from digitnet.train.metrics import classification_metrics, fit_temperature, predict_logits, saved_test_metrics
 from digitnet.train.run_folder import clear_run
 from digitnet.utils import DigitnetError
 
@@ -135,11 +135,16 @@ def save_ensemble(model_dirs: Sequence[str | os.PathLike], out: str | os.PathLik
                                 f"{trained_on.get('checksum', '?')[:12]}; an ensemble is calibrated on the last "
                                 f"{DEFAULT_VAL_SIZE:,} training images of this MNIST, which every member must have "
                                 "held out")
-    folders = [Path(m.path).resolve() for m in members if m.path is not None]
-    twice = sorted({str(f) for f in folders if folders.count(f) > 1})
-    if twice:
-        raise DigitnetError(f"{twice[0]}: given twice; an ensemble's members are different models (a model given twice "
-                            "would only count double)")
+    # The same model twice (however its folder is spelled, or copied to another) would only count double.
+    seen: dict[object, LoadedModel] = {}
+    for member in members:
+        keys = [Path(member.path).resolve()] if member.path is not None else []
+        keys += [member.metadata["weights_sha256"]] if member.metadata.get("weights_sha256") else []
+        for key in keys:
+            if key in seen:
+                raise DigitnetError(f"{member.path}: the same model as {seen[key].path}; an ensemble's members are "
+                                    "different models")
+            seen[key] = member
     size = sum(t.numel() * t.element_size() for m in members for t in m.model.state_dict().values())
     if size > MAX_WEIGHTS_BYTES:
         raise DigitnetError(f"these {len(members)} members hold {size:,} bytes of weights, more than a saved model may "
@@ -159,7 +164,7 @@ def save_ensemble(model_dirs: Sequence[str | os.PathLike], out: str | os.PathLik
     val = classification_metrics(val_logits, splits.val.labels)
     test_logits = predict_logits(model, splits.test.images.to(device), model.spec)
     test = classification_metrics(test_logits, splits.test.labels)
-    metrics = {**test_figures(test, classification_metrics(test_logits, splits.test.labels, temperature)["loss"]),
+    metrics = {**saved_test_metrics(test, classification_metrics(test_logits, splits.test.labels, temperature)["loss"]),
                "val_accuracy": val["accuracy"], "temperature": temperature}
     metadata = {
         "temperature": temperature, "metrics": metrics,
@@ -173,6 +178,11 @@ def save_ensemble(model_dirs: Sequence[str | os.PathLike], out: str | os.PathLik
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     save_model(model, partial, metadata)
+    written = (partial / WEIGHTS_FILE).stat().st_size  # the tensors and their header: what load_model checks
+    if written > MAX_WEIGHTS_BYTES:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise DigitnetError(f"these {len(members)} members make a {written:,}-byte weights file, more than a saved "
+                            f"model may ({MAX_WEIGHTS_BYTES:,}); choose fewer or smaller members")
     if out.is_dir():
         clear_run(out)  # the model or run it held (--overwrite): no old run's files beside the ensemble
         for name in (WEIGHTS_FILE, METADATA_FILE):

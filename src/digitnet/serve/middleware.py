@@ -61,9 +61,11 @@ class BodyLimitMiddleware:
 
 class InFlightMiddleware:
     """Counts the HTTP requests the app is handling on ``counter.requests_in_flight`` (``/api/health`` reports it):
-    from the moment the server hands a request over, body upload included, until its answer is sent.
+    from the moment the server hands a request over, body upload included, until the app has answered it (an
+    unhandled error's 500 is sent just after, by Starlette's outermost error layer).
 
-    Outermost, so that a request still uploading counts: the server waits for exactly these on shutdown.
+    Outside the body limit, which reads the body first: a request still uploading counts, as the server's shutdown
+    waits for it.
     """
 
     def __init__(self, app, counter):

@@ -222,8 +222,8 @@ class Health(Answer):
     version: str = Field(description="digitnet version")
     pid: int
     uptime_s: float
-    requests_in_flight: int = Field(description="other requests being handled (uploads included) as this one is "
-                                                "answered: what a shutdown waits for")
+    requests_in_flight: int = Field(description="other requests this worker process is handling (uploads "
+                                                "included) as this one is answered: what its shutdown waits for")
     batcher: BatcherStats | None = Field(description="null with --no-batch")
 
 

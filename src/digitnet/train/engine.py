@@ -34,7 +34,7 @@ from digitnet.train import distributed
 from digitnet.train.callbacks import HISTORY_FIELDS, Callback, Checkpoints, ConsoleLog, EarlyStopping, Fit, HistoryCSV
 from digitnet.train.checkpoint import load_checkpoint
 from digitnet.train.config import TrainConfig
-from digitnet.train.metrics import classification_metrics, fit_temperature, predict_logits, test_figures
+from digitnet.train.metrics import classification_metrics, fit_temperature, predict_logits, saved_test_metrics
 from digitnet.train.run_folder import RunLock, check_out_dir, check_writable, checkpoint_bytes, clear_run
 from digitnet.train.setup import Run, build_run
 from digitnet.train.signals import StopRequest
@@ -277,7 +277,7 @@ def _finish(fit: Fit, mnist: MNIST) -> dict:
     weights_epoch = fit.weights_epoch if fit.weights_epoch is not None else len(history)
     weights_row = history[weights_epoch - 1] if 0 < weights_epoch <= len(history) else {}
     metrics = {
-        **test_figures(test, test["loss"] if test_logits is None else
+        **saved_test_metrics(test, test["loss"] if test_logits is None else
                        classification_metrics(test_logits, splits.test.labels, temperature)["loss"]),
         "val_accuracy": weights_row.get("val_accuracy"),  # of the weights saved, not of the last epoch
         "best_epoch": fit.best_epoch or len(history),  # by the monitored metric

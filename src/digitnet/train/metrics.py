@@ -60,7 +60,7 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, temperatu
     }
 
 
-def test_figures(test: dict, calibrated_loss: float) -> dict:
+def saved_test_metrics(test: dict, calibrated_loss: float) -> dict:
     """The test-set figures a saved model records in its ``metrics``, from :func:`classification_metrics` (or a
     line model's test) and the loss after calibration."""
     return {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_loss_calibrated": calibrated_loss,
