@@ -10,8 +10,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import real_world  # noqa: E402
 
-from digitnet.vision.preprocess import connected_components  # noqa: E402
-
 
 @pytest.fixture(scope="module")
 def digits(mnist) -> np.ndarray:
@@ -164,7 +162,7 @@ def _low_left_paper(ink: np.ndarray) -> int:
 
 
 def _pieces_and_loops(mask: np.ndarray) -> tuple[int, int]:
-    return len(connected_components(mask)[1]), len(connected_components(real_world.holes(mask))[1])
+    return real_world.pieces(mask), real_world.pieces(real_world.holes(mask))
 
 
 def test_a_fine_pen_draws_the_digit_again_along_its_centre_lines(mnist):
