@@ -29,6 +29,9 @@ without looking at test) drawn and photographed as in ``photo_digits.py`` (its `
   ``real_world.py``'s styles: now and then a pen of their own (thick, thin, slanted, skipping, cramped or stretched
   digits), European 1s (some on a base), crossed 7s, closed 4s, open 9s and 6s and 2s with a loop, each habit kept
   through the whole number as a writer keeps it: % exact;
+* fine pen: numbers of 2–6 digits written with a fineliner: each digit's skeleton drawn again 2.5–5% of its
+  height wide (``real_world.py``'s fine pen; MNIST's pens are about 10%), then photographed as the others: %
+  exact;
 * underlined: numbers of 2–6 digits underlined by hand (a fifth of them twice, as a total is): a pen stroke of the
   digits' own pen, touching their lowest ink or up to a quarter of their height below it, reaching past the
   number's ends or stopping a little short, sloped and bowed a little: % exact.
@@ -355,6 +358,7 @@ MEASURES = [  # (row, key, label, target) as the table prints them
     ("dusty", "exact", "separators and signs with dust specks, exact", ""),
     ("underlined", "exact", "one-line numbers (2–6 digits) underlined by hand, exact", ""),
     ("writers", "exact", "one-line numbers (2–6 digits) in other writers' habits, exact", ""),
+    ("fine_pen", "exact", "one-line numbers (2–6 digits) written with a fineliner, exact", ""),
 ]
 
 
@@ -387,24 +391,25 @@ def print_seeds_table(results: list[dict]) -> None:
 
 
 ROWS = ("multi_line", "separators", "single_line", "touching_pairs", "overlapping", "long", "spaced", "tiles",
-        "tiles_apart", "dusty", "underlined", "writers")
+        "tiles_apart", "dusty", "underlined", "writers", "fine_pen")
 SPACED_PITCH = (1.1, 1.7)  # the spaced row: digits' centres this many heights apart
 
 
 def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
                  n: int, lengths: tuple[int, int], touching: float, overlap: float, name: str,
                  failures: list[tuple[str, bytes]], pitch: tuple[float, float] | None = None,
-                 underline: bool = False, writers: bool = False) -> dict:
+                 underline: bool = False, writers: bool = False, pen: str | None = None) -> dict:
     """``n`` one-line numbers of ``lengths`` digits as photos (see photo_digits.number_picture), ``underline``d by
-    hand or not, each by one of the other ``writers`` (:func:`writer_styles`) or as MNIST's wrote them: % exact."""
+    hand or not, each by one of the other ``writers`` (:func:`writer_styles`), every digit in one ``pen`` (a
+    ``real_world.styled`` style) or as MNIST's wrote them: % exact."""
     exact = plain = 0
     started = time.perf_counter()
     for k in range(n):
         index, truth = _draw_digits(int(rng.integers(lengths[0], lengths[1] + 1)), rng, labels)
         height = int(rng.integers(40, 201))
         draw = None
-        if writers:
-            ways = writer_styles(rng)
+        if writers or pen:
+            ways = writer_styles(rng) if writers else dict.fromkeys(range(10), pen)
             styles = iter([ways[int(labels[i])] for i in index])
 
             def draw(digit: np.ndarray, size: int, angle: float, styles=styles) -> np.ndarray:
@@ -524,6 +529,9 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
     if n and "writers" in rows:  # its own generator too
         result["writers"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 7]), n, (2, 6),
                                          TOUCHING, 0.05, "writers", failures, writers=True)
+    if n and "fine_pen" in rows:  # its own generator too
+        result["fine_pen"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 8]), n, (2, 6),
+                                          TOUCHING, 0.05, "fine-pen", failures, pen="fine pen")
     if n and "tiles" in rows:  # its own generator too
         result["tiles"] = _tiles_row(recognizer, images, labels, np.random.default_rng([seed, 3]), n, failures)
     if n and "tiles_apart" in rows:

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import read_lines  # noqa: E402
 
-from digitnet.vision.preprocess import connected_components  # noqa: E402
+from digitnet.vision.preprocess import connected_components, stroke_width  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +156,33 @@ def test_the_benchmark_counts_what_it_drew(tmp_path, monkeypatch):
     assert result["single_line"]["n"] == 2
     writers_missed = [name for name in names if name.startswith("writers-")]
     assert len(writers_missed) == round(n * (1 - result["writers"]["exact"]))
+    fine_missed = [name for name in names if name.startswith("fine-pen-")]
+    assert len(fine_missed) == round(n * (1 - result["fine_pen"]["exact"]))
+
+
+def test_the_fine_pen_row_writes_every_digit_with_a_fineliner(mnist, monkeypatch):
+    drawn = []
+    styled_ink = read_lines.styled_ink
+    monkeypatch.setattr(read_lines, "styled_ink",
+                        lambda digit, style, *args: drawn.append(style) or styled_ink(digit, style, *args))
+
+    class Reader:  # reads nothing: only what the row draws is looked at
+        def read(self, picture: bytes) -> dict:
+            return {"text": ""}
+
+        def classify(self, images: np.ndarray) -> np.ndarray:
+            return np.eye(10)[np.zeros(len(images), int)]
+
+    images, labels = mnist.test_images[:200], mnist.test_labels[:200]
+    result = read_lines._numbers_row(Reader(), images, labels, np.random.default_rng(0), 4, (2, 6), 0.05, 0.05,
+                                     "fine-pen", [], pen="fine pen")
+    assert result["n"] == 4 and result["exact"] == 0 and 8 <= len(drawn) <= 24 and set(drawn) == {"fine pen"}
+    one = mnist.test_images[np.flatnonzero(mnist.test_labels == 8)[0]]
+    rng = np.random.default_rng(1)
+    fine, plain = styled_ink(one, "fine pen", 80, 0.0, rng), styled_ink(one, None, 80, 0.0, rng)
+    # a fineliner: strokes 2.5-5% of the digit's height across, where MNIST's pens are about 10%
+    assert stroke_width(fine > 0.5) < 0.6 * stroke_width(plain > 0.5)
+    assert abs(fine.shape[0] - plain.shape[0]) < 0.15 * 80  # at the same height
 
 
 def test_other_writers_keep_their_habits_through_a_number(mnist):

@@ -276,11 +276,77 @@ def test_stroke_width_is_the_median_horizontal_run(seed):
     assert stroke_width(mask.astype(np.float32) * 2) == stroke_width(mask)  # nonzero is ink, whatever the type
 
 
+def _faint_page(*extras: str, faint: float = 0.4) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A 7 written with a fine pen (3 px; 80 px tall) whose stem fades as the pen is lifted, from full contrast to
+    0.3 of it, and faint ``extras`` (``faint`` of its contrast): a "smudge" 25 px across touching the stem from the
+    left, a "rule" under the 7 running across the page, 3 px. Returns the picture and where its parts are (bool):
+    the "stem" where it is 0.35–0.45 of the 7's contrast (fainter than half, clear of the paper), and each extra
+    apart from the 7."""
+    from PIL import Image, ImageDraw
+
+    shape = (200, 560)
+    coverage = np.zeros(shape, np.float32)
+    bar = Image.new("F", shape[::-1])
+    ImageDraw.Draw(bar).line([(200, 40), (250, 40)], fill=1.0, width=3)
+    coverage = np.maximum(coverage, np.asarray(bar))
+    stem = Image.new("F", shape[::-1])
+    ImageDraw.Draw(stem).line([(250, 40), (215, 120)], fill=1.0, width=3)
+    fade = np.clip(1 - 0.7 * (np.arange(shape[0]) - 40) / 80, 0.3, 1)[:, None]
+    coverage = np.maximum(coverage, np.asarray(stem) * fade)
+    seven = coverage > 0
+    where = {"stem": (np.asarray(stem) > 0) & (fade < 0.45) & (fade > 0.35)}
+    for name in extras:
+        region = np.zeros(shape, bool)
+        if name == "smudge":
+            region[70:95, 206:231] = True  # 25 px: shorter than a digit, as a stroke is, but 8 pens wide
+        else:  # "rule"
+            region[119:122, :] = True
+        coverage[region] = np.maximum(coverage[region], faint)
+        where[name] = region & ~seven
+    return on_paper(coverage, shape=shape, at=(0, 0)), where
+
+
+def test_a_faint_fine_stroke_of_the_writing_is_ink_where_a_smudge_is_not(monkeypatch):
+    import digitnet.vision.preprocess as preprocess
+
+    picture, where = _faint_page("smudge")
+    ink = find_ink(picture)
+    assert ink.mask[where["stem"]].mean() > 0.9  # fainter than half the 7's contrast, yet its stroke
+    assert ink.mask[where["smudge"]].mean() < 0.05  # as faint, but far wider than the pen
+    # held below the writing's threshold only where a stroke is
+    assert ink.thresholds is not None and ink.thresholds[where["stem"]].max() < ink.threshold
+    assert ink.thresholds[where["smudge"]].min() == ink.threshold
+    for carried, fresh in zip(ink.thresholded_components(), connected_components(ink.above()), strict=True):
+        np.testing.assert_array_equal(carried, fresh)  # what readers share is all ink above its own threshold
+    # Held to the writing's threshold alone, the 7 would lose its stem's lower half.
+    monkeypatch.setattr(preprocess, "FAINT_STROKE", 1.0)
+    plain = find_ink(picture)
+    assert plain.thresholds is None and plain.mask[where["stem"]].mean() < 0.1
+
+
+def test_a_faint_ruled_line_under_the_writing_stays_paper():
+    """As narrow and as faint as the stem's end, and joined to it, but running on for more than a digit: printed.
+    (The stem's faint end that touches it is taken for part of the line, and stays paper too.)"""
+    picture, where = _faint_page("rule")
+    ink = find_ink(picture)
+    assert ink.mask[where["rule"]].mean() < 0.05
+
+
+def test_a_faint_stroke_on_its_own_is_not_taken_for_writing():
+    """Faint strokes count only where they join the writing: a lone one (a crease, a line from the page behind)
+    stays paper."""
+    picture, where = _faint_page()
+    rows = np.flatnonzero(where["stem"].any(1))
+    picture[rows[0] - 15:rows[0], 150:300] = picture[0, 0]  # the stem's faint end cut off the 7, 15 px away
+    assert find_ink(picture).mask[where["stem"]].mean() < 0.05
+
+
 def test_found_ink_carries_the_components_of_its_mask_and_of_all_ink_above_the_threshold(clean_digits):
     picture = digit_photo(clean_digits[3], noise=0.04, seed=1)
     picture[5:7, 5:7] = 0  # a speck that find_ink drops
     ink = find_ink(picture)
-    above = ink.ink > ink.threshold
+    above = ink.above()
+    assert ink.thresholds is None and np.array_equal(above, ink.ink > ink.threshold)  # a plain photo: one threshold
     assert without_specks(above)[0].sum() < above.sum()  # specks were dropped: the kept pieces are numbered anew
     for cached, fresh in ((ink.components(), connected_components(ink.mask)),
                           (ink.thresholded_components(), connected_components(above))):
@@ -306,7 +372,7 @@ def test_writing_in_a_box_carries_the_components_of_its_own_mask(clean_digits):
     writing = find_writing(on_paper(page))
     assert writing.in_boxes
     for cached, fresh in ((writing.components(), connected_components(writing.mask)),
-                          (writing.thresholded_components(), connected_components(writing.ink > writing.threshold))):
+                          (writing.thresholded_components(), connected_components(writing.above()))):
         for mine, theirs in zip(cached, fresh, strict=True):
             np.testing.assert_array_equal(mine, theirs)
     assert len(writing.components()[1]) < len(writing.thresholded_components()[1])  # the box went from the mask

@@ -10,7 +10,9 @@ first needs its paper and ink found, whatever their colours and the lighting:
 3. background: the paper's brightness at every pixel (uneven light, shadows) by a morphological
    opening at low resolution; ink = contrast against it, relative to how much contrast was possible,
 4. threshold at half the ink's typical contrast (stroke edges are where blur has eaten half the ink),
-   above the paper's noise; specks far smaller than the digit are dropped,
+   above the paper's noise; a fainter stroke that joins the writing (a fine pen blurred by the camera, a
+   stroke pressed lightly) at half its own contrast, where it stands out narrow from what is around it;
+   specks far smaller than the digit are dropped,
 5. crop to the ink, scale the longest side to 20 px, centre by centre of mass in 28×28.
 
 The pixel primitives (bilinear resizing, box and morphological filters, connected components) are OpenCV's,
@@ -42,6 +44,12 @@ SPECK_FRACTION = 0.04  # components smaller than this fraction of the largest ar
 BOX = 20  # MNIST: the ink's bounding box is scaled to fit 20×20 ...
 SIZE = 28  # ... inside a 28×28 field ...
 CENTER = 14.0  # ... with its centre of mass at pixel (14, 14): what the MNIST test set measures (±0.5)
+# Strokes fainter than the threshold are ink where they stand out narrow from their surroundings: down to this share
+# of the ink's typical contrast, ...
+FAINT_STROKE = 0.25
+FAINT_REACH = 1.5  # ... narrower than this many of the writing's stroke widths (a shadow is wider), ...
+FAINT_LENGTH = 1.5  # ... that join the writing and are no longer than this many of its pieces' heights
+FINE_PEN = 0.12  # a pen whose strokes are thinner than this share of its digits' height (MNIST's: 0.15)
 CLEAN_FRAME = 0.9  # a 28×28 field whose 2-px frame is at least this much exactly paper is clean (MNIST: ≥ 0.9375)
 
 
@@ -59,8 +67,11 @@ class Ink:
     # The faintest contrast clear of the paper's noise (below ``threshold``): where faint printed form lines are
     # looked for. None: not known (they are not looked for).
     faint: float | None = None
+    # Per pixel, where faint narrow strokes were taken for ink below ``threshold`` (:func:`_faint_strokes`): the
+    # threshold each pixel was held to. None: ``threshold`` everywhere.
+    thresholds: np.ndarray | None = None
     # What several steps of reading ask of the same mask (line finding, both readers, marks), worked out once per
-    # picture: "components" of ``mask``, "thresholded" components of ``ink > threshold``, "stroke" width. Not an
+    # picture: "components" of ``mask``, "thresholded" components of :meth:`above`, "stroke" width. Not an
     # argument: a copy made with ``dataclasses.replace`` (another mask) starts with an empty one.
     cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -73,8 +84,12 @@ class Ink:
     def thresholded_components(self) -> tuple[np.ndarray, np.ndarray]:
         """:func:`connected_components` of all ink above the threshold, specks included (read-only arrays)."""
         if "thresholded" not in self.cache:
-            self.remember(thresholded=connected_components(self.ink > self.threshold))
+            self.remember(thresholded=connected_components(self.above()))
         return self.cache["thresholded"]
+
+    def above(self) -> np.ndarray:
+        """All ink above its threshold, specks included (bool)."""
+        return self.ink > (self.threshold if self.thresholds is None else self.thresholds)
 
     def remember(self, **components: tuple[np.ndarray, np.ndarray]) -> None:
         """Put components already worked out into the cache, made read-only so that no reader changes them under
@@ -415,11 +430,92 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     threshold = max(0.5 * level, 4 * noise)
     above = ink > threshold
     thresholded = connected_components(above)
+    thresholds = None
+    floor = max(FAINT_STROKE * level, faint)
+    if floor < threshold:
+        faint_strokes = _faint_strokes(ink, above, thresholded, floor)
+        if faint_strokes.any():
+            thresholds = np.where(faint_strokes, np.float32(floor), np.float32(threshold))
+            above |= faint_strokes
+            thresholded = connected_components(above)
     mask, components = _without_specks(above, *thresholded)
     if np.count_nonzero(mask) < MIN_INK_PIXELS:
         return None
-    found = Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark, threshold=threshold, faint=faint)
+    found = Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark, threshold=threshold, faint=faint,
+                thresholds=thresholds)
     found.remember(thresholded=thresholded, components=components)
+    return found
+
+
+def _faint_strokes(ink: np.ndarray, above: np.ndarray, thresholded: tuple[np.ndarray, np.ndarray], floor: float,
+                   ) -> np.ndarray:
+    """Pixels of the writing's strokes fainter than the threshold (bool): a fine pen blurred by the camera, a
+    stroke pressed lightly, ink in a shadow.
+
+    A stroke is measured against its own surroundings, not the page: its contrast above the paper within
+    ``FAINT_REACH`` stroke widths (a top-hat), taken where it is at least half its own peak (its half-maximum width,
+    as the threshold takes the writing's) and above ``floor``. Shadows and stains are wider than that and stay
+    paper. Only strokes that join the writing count (a piece of ink found above the threshold, not a speck), and
+    only those no longer than a digit (``FAINT_LENGTH`` of the writing's pieces' heights): ruled paper, a grid, a
+    form's light lines are faint narrow strokes too, printed ones, and stay as they were.
+    """
+    cv2 = opencv()
+    labels, stats = thresholded
+    found = np.zeros(ink.shape, bool)
+    if not len(stats):
+        return found
+    pieces = stats[:, 4] >= SPECK_FRACTION * stats[:, 4].max()
+    height = float(np.median(stats[pieces, 3] - stats[pieces, 1]))
+    # Looked for around the writing only: within a digit's height of its pieces.
+    margin = round(height)
+    x0, y0 = np.maximum(stats[pieces, :2].min(0) - margin, 0)
+    x1, y1 = stats[pieces, 2:4].max(0) + margin
+    labels, ink, above = labels[y0:y1, x0:x1], ink[y0:y1, x0:x1], above[y0:y1, x0:x1]
+    width = stroke_width(above[::3])  # (every third row: the median run is the same, at a third of the cost)
+    # (In 8 bits: OpenCV's morphology is twice as fast on them, and 1/255 of contrast is below the paper's noise.)
+    levels = cv2.convertScaleAbs(ink, alpha=255)
+    near = 2 * max(1, round(width)) + 1  # a stroke's peak is within a stroke width of its edge (and noise's gaps)
+    # Most pictures have none, and are told apart cheaply: where the pen is broad for its digits (blur does not thin
+    # its strokes away), nothing above the floor further than a stroke width from the writing's ink.
+    if width >= FINE_PEN * height:
+        halo = cv2.dilate(above.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (near, near)))
+        if not np.any((levels > 255 * floor) > halo.view(bool)):
+            return found
+    writing = np.concatenate([[False], pieces])[labels]  # the pieces that are not specks
+    full = levels.shape[::-1]
+    # Worked out at half the size where the writing's strokes are 4 px or wider: each step costs a quarter.
+    step = 2 if width >= 4 else 1
+    if step > 1:
+        small = (max(1, full[0] // 2), max(1, full[1] // 2))
+        levels = cv2.resize(levels, small, interpolation=cv2.INTER_AREA)
+        above = cv2.resize(above.view(np.uint8), small, interpolation=cv2.INTER_AREA) > 0
+        writing = cv2.resize(writing.view(np.uint8), small, interpolation=cv2.INTER_NEAREST) > 0
+        width, height = width / 2, height / 2
+        near = 2 * max(1, round(width)) + 1
+    reach = 2 * max(1, round(FAINT_REACH * width)) + 1
+    narrow = cv2.morphologyEx(levels, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (reach, reach)))
+    peak = cv2.dilate(narrow, cv2.getStructuringElement(cv2.MORPH_RECT, (near, near)))
+    faint = (narrow > peak // 2) & (narrow > 255 * floor) & ~above
+    if not faint.any():
+        return found
+    # A faint stroke is part of a digit: no longer than FAINT_LENGTH of the writing's pieces; longer ones are printed.
+    # Measured across gaps of a stroke width, where the paper's noise breaks a faint line into dashes.
+    reaching = cv2.dilate(faint.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (near, near))).view(bool)
+    strokes, stroke_stats = connected_components(reaching)
+    length = np.maximum(stroke_stats[:, 2] - stroke_stats[:, 0], stroke_stats[:, 3] - stroke_stats[:, 1])
+    faint &= np.concatenate([[False], length <= FAINT_LENGTH * height])[strokes]
+    # Only strokes that join a piece of the writing.
+    joined, joined_stats = connected_components(above | faint)
+    keep = np.zeros(len(joined_stats) + 1, bool)
+    keep[np.unique(joined[writing])] = True
+    keep[0] = False
+    faint &= keep[joined]
+    if not faint.any():
+        return found
+    if step > 1:  # back at full size: the faint pixels of the strokes found
+        grown = cv2.dilate(faint.view(np.uint8), np.ones((2, 2), np.uint8))
+        faint = cv2.resize(grown, full, interpolation=cv2.INTER_NEAREST).view(bool) & (labels == 0)
+    found[y0:y1, x0:x1] = faint & (ink > floor)  # (above the floor exactly, not only in 8 bits: Ink.above agrees)
     return found
 
 
