@@ -430,15 +430,15 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     threshold = max(0.5 * level, 4 * noise)
     above = ink > threshold
     thresholded = connected_components(above)
+    mask, components = _without_specks(above, *thresholded)
     thresholds = None
     floor = max(FAINT_STROKE * level, faint)
-    if floor < threshold:
-        faint_strokes = _faint_strokes(ink, above, thresholded, floor)
-        if faint_strokes.any():
-            thresholds = np.where(faint_strokes, np.float32(floor), np.float32(threshold))
-            above |= faint_strokes
-            thresholded = connected_components(above)
-    mask, components = _without_specks(above, *thresholded)
+    faint_strokes = _faint_strokes(ink, above, mask, components[1], floor) if floor < threshold else None
+    if faint_strokes is not None:
+        thresholds = np.where(faint_strokes, np.float32(floor), np.float32(threshold))
+        above = above | faint_strokes  # (a new array: the writing's mask may be ``above`` itself)
+        thresholded = connected_components(above)
+        mask, components = _without_specks(above, *thresholded)
     if np.count_nonzero(mask) < MIN_INK_PIXELS:
         return None
     found = Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark, threshold=threshold, faint=faint,
@@ -447,10 +447,12 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     return found
 
 
-def _faint_strokes(ink: np.ndarray, above: np.ndarray, thresholded: tuple[np.ndarray, np.ndarray], floor: float,
-                   ) -> np.ndarray:
-    """Pixels of the writing's strokes fainter than the threshold (bool): a fine pen blurred by the camera, a
-    stroke pressed lightly, ink in a shadow.
+def _faint_strokes(ink: np.ndarray, above: np.ndarray, writing: np.ndarray, pieces: np.ndarray, floor: float,
+                   ) -> np.ndarray | None:
+    """Pixels of the writing's strokes fainter than the threshold (bool), or None where there are none: a fine pen
+    blurred by the camera, a stroke pressed lightly, ink in a shadow. ``above``: all ink above the threshold;
+    ``writing``: the part of it that is not specks, whose pieces' boxes are ``pieces`` (stats, as
+    :func:`connected_components` gives them).
 
     A stroke is measured against its own surroundings, not the page: its contrast above the paper within
     ``FAINT_REACH`` stroke widths (a top-hat), taken where it is at least half its own peak (its half-maximum width,
@@ -460,17 +462,16 @@ def _faint_strokes(ink: np.ndarray, above: np.ndarray, thresholded: tuple[np.nda
     form's light lines are faint narrow strokes too, printed ones, and stay as they were.
     """
     cv2 = opencv()
-    labels, stats = thresholded
-    found = np.zeros(ink.shape, bool)
-    if not len(stats):
-        return found
-    pieces = stats[:, 4] >= SPECK_FRACTION * stats[:, 4].max()
-    height = float(np.median(stats[pieces, 3] - stats[pieces, 1]))
+    if not len(pieces):
+        return None
+    height = float(np.median(pieces[:, 3] - pieces[:, 1]))
     # Looked for around the writing only: within a digit's height of its pieces.
     margin = round(height)
-    x0, y0 = np.maximum(stats[pieces, :2].min(0) - margin, 0)
-    x1, y1 = stats[pieces, 2:4].max(0) + margin
-    labels, ink, above = labels[y0:y1, x0:x1], ink[y0:y1, x0:x1], above[y0:y1, x0:x1]
+    x0, y0 = np.maximum(pieces[:, :2].min(0) - margin, 0)
+    x1, y1 = pieces[:, 2:4].max(0) + margin
+    shape = ink.shape
+    ink, above, writing = ink[y0:y1, x0:x1], above[y0:y1, x0:x1], writing[y0:y1, x0:x1]
+    full_above = above
     width = stroke_width(above[::3])  # (every third row: the median run is the same, at a third of the cost)
     # (In 8 bits: OpenCV's morphology is twice as fast on them, and 1/255 of contrast is below the paper's noise.)
     levels = cv2.convertScaleAbs(ink, alpha=255)
@@ -480,8 +481,7 @@ def _faint_strokes(ink: np.ndarray, above: np.ndarray, thresholded: tuple[np.nda
     if width >= FINE_PEN * height:
         halo = cv2.dilate(above.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (near, near)))
         if not np.any((levels > 255 * floor) > halo.view(bool)):
-            return found
-    writing = np.concatenate([[False], pieces])[labels]  # the pieces that are not specks
+            return None
     full = levels.shape[::-1]
     # Worked out at half the size where the writing's strokes are 4 px or wider: each step costs a quarter.
     step = 2 if width >= 4 else 1
@@ -497,7 +497,7 @@ def _faint_strokes(ink: np.ndarray, above: np.ndarray, thresholded: tuple[np.nda
     peak = cv2.dilate(narrow, cv2.getStructuringElement(cv2.MORPH_RECT, (near, near)))
     faint = (narrow > peak // 2) & (narrow > 255 * floor) & ~above
     if not faint.any():
-        return found
+        return None
     # A faint stroke is part of a digit: no longer than FAINT_LENGTH of the writing's pieces; longer ones are printed.
     # Measured across gaps of a stroke width, where the paper's noise breaks a faint line into dashes.
     reaching = cv2.dilate(faint.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (near, near))).view(bool)
@@ -511,10 +511,11 @@ def _faint_strokes(ink: np.ndarray, above: np.ndarray, thresholded: tuple[np.nda
     keep[0] = False
     faint &= keep[joined]
     if not faint.any():
-        return found
+        return None
     if step > 1:  # back at full size: the faint pixels of the strokes found
         grown = cv2.dilate(faint.view(np.uint8), np.ones((2, 2), np.uint8))
-        faint = cv2.resize(grown, full, interpolation=cv2.INTER_NEAREST).view(bool) & (labels == 0)
+        faint = cv2.resize(grown, full, interpolation=cv2.INTER_NEAREST).view(bool) & ~full_above
+    found = np.zeros(shape, bool)
     found[y0:y1, x0:x1] = faint & (ink > floor)  # (above the floor exactly, not only in 8 bits: Ink.above agrees)
     return found
 
