@@ -1,5 +1,5 @@
 """The learned line reader's geometry: a found line made into the recognizer's input, and CTC's columns made into
-characters with boxes and ink (with hand-made readings: no model needed)."""
+characters with boxes and ink (with hand-made readings: no model needed); then what the bundled models read."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from digitnet.data.lines import MAX_CHARS, draw_lines
 from digitnet.models.crnn import REDUCTION, Decoded
 from digitnet.vision.line_reader import CENTRE_ROW, DIGIT_HEIGHT, LINE_HEIGHT, items_of, line_image, vote
 from digitnet.vision.lines import Line
@@ -211,10 +213,6 @@ def test_digit_groups_keep_their_spaces(mnist, readers) -> None:
     """The counterpart of the test above: a space between groups ("3 462") is a space. The line model's most fragile
     decision — with one digit before the gap nothing shows the writer's pitch — and a retrain can lose it while the
     rest of the line reads as well (a recipe with fine pens put 30% of these spaces right; the bundled model 95%)."""
-    import torch
-
-    from digitnet.data.lines import MAX_CHARS, draw_lines
-
     line, _ = readers
     n = 60
     images = torch.from_numpy(mnist.test_images[:MAX_CHARS * n])
