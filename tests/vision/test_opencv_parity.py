@@ -78,7 +78,7 @@ def torch_median_filter(low: np.ndarray, window: int) -> np.ndarray:
     return F.unfold(padded, window).median(1).values.reshape(low.shape).numpy()
 
 
-def torch_background(x: np.ndarray) -> np.ndarray:
+def torch_background(x: np.ndarray, edges: bool = True) -> np.ndarray:
     """The replaced background estimate (grey opening at low resolution, in torch), for pictures with pad > 0."""
     h, w = x.shape
     low, window = preprocess._low_res(x)
@@ -87,6 +87,8 @@ def torch_background(x: np.ndarray) -> np.ndarray:
     window = 2 * pad + 1
     extended = 2 * F.pad(low, (2 * pad,) * 4, mode="replicate") - F.pad(low, (2 * pad,) * 4, mode="reflect")
     opened = F.max_pool2d(-F.max_pool2d(-extended, window, 1), window, 1)
+    if edges:  # each pixel the highest of its neighbours: edges hold
+        opened = F.max_pool2d(opened, 3, 1, padding=1)
     return F.interpolate(opened, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
@@ -199,6 +201,7 @@ def test_bilinear_enlarging_matches_torch():
 def test_background_matches_torch_opening(clean_digits):
     x = 1 - on_paper(ink_of(clean_digits[4], 90), shape=(180, 240)).astype(np.float32) / 255
     np.testing.assert_allclose(background(x), torch_background(x), atol=1e-5)
+    np.testing.assert_allclose(background(x, edges=False), torch_background(x, edges=False), atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(1, 300), (300, 1), (2, 300)])

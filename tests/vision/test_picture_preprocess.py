@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from photo_helpers import digit_photo, ink_of, model_sees, on_paper
+from photo_helpers import digit_photo, ink_of, model_sees, number_ink, on_paper
 
 from digitnet.vision.pipeline import NO_INK, prepare_digit
 from digitnet.vision.preprocess import (
@@ -127,6 +127,22 @@ def test_background_removal_under_a_strong_gradient(clean_digits):
     # A global threshold cannot work: the dark side of the paper is darker than the ink on the bright side.
     otsu_like = photo < (photo.min() + photo.max()) / 2
     assert iou(otsu_like, truth) < 0.5
+    found = find_ink(photo)
+    assert found is not None and found.dark_ink
+    assert iou(found.mask, truth) > 0.85
+
+
+@pytest.mark.parametrize("desk", [0.1, 0.3, 0.55])
+def test_a_sheet_photographed_on_a_desk_has_no_frame_of_ink(clean_digits, desk):
+    """A note photographed where it lies: the desk shows round the sheet. The sheet's edge is the edge of something
+    wider than any stroke (as a shadow is), not a line drawn round the writing; taken for ink it read as a form box
+    (a 4-digit number as "199")."""
+    ink = number_ink([clean_digits[d] for d in (3, 1, 4, 8)], height=50)
+    sheet = on_paper(ink, shape=(ink.shape[0] + 60, ink.shape[1] + 80), noise=0.01)
+    photo = np.full((sheet.shape[0] + 70, sheet.shape[1] + 90), round(255 * desk), np.uint8)
+    photo[25:25 + sheet.shape[0], 40:40 + sheet.shape[1]] = sheet
+    truth = np.zeros(photo.shape, bool)
+    truth[55:55 + ink.shape[0], 80:80 + ink.shape[1]] = ink > 0.5
     found = find_ink(photo)
     assert found is not None and found.dark_ink
     assert iou(found.mask, truth) > 0.85

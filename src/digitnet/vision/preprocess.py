@@ -51,6 +51,9 @@ FAINT_REACH = 1.5  # ... narrower than this many of the writing's stroke widths 
 FAINT_LENGTH = 1.5  # ... that join the writing and are no longer than this many of its pieces' heights
 FINE_PEN = 0.12  # a pen whose strokes are thinner than this share of its digits' height (MNIST's: 0.15)
 CLEAN_FRAME = 0.9  # a 28×28 field whose 2-px frame is at least this much exactly paper is clean (MNIST: ≥ 0.9375)
+# Polarity: ink is thinner than this share of the picture's short side (a thick pen's stroke in a digit filling the
+# picture: 10-14%); the paper round the writing, and a desk round a photographed sheet, are wider.
+THIN = 0.15
 
 
 @dataclass
@@ -340,16 +343,22 @@ def ink_is_dark(gray: np.ndarray) -> bool:
 
     The paper is what a wide local median sees (ink is a minority in any large window, and a median keeps
     the sharp edge of a shadow); the ink is on the side where pixels stray furthest from it. Local, so a
-    shadow over most of the border cannot pass for the paper colour.
+    shadow over most of the border cannot pass for the paper colour. And thin: a pixel strays only as far as it
+    also strays from its side's :func:`background` (on the dark side, a closing), which keeps whatever is wider
+    than a stroke. A sheet photographed on a dark desk is the brightest thing in the picture, and where the
+    median's window is mostly desk the sheet strays from it as far as the ink does; but the sheet is wide.
     """
     h, w = gray.shape
     low, _ = _low_res(gray, blocks=24)
-    window = max(3, int(0.6 * min(low.shape)) | 1)
-    paper = _resize_linear(_median_filter(low, window), h, w)
-    residual = (_mean_3x3(gray) - paper).ravel()
-    k = min(10, residual.size - 1)  # the k-th extreme: ignores a few hot pixels, sees even a small digit
-    lowest, highest = _kth_extremes(residual, k)
-    return bool(-lowest >= highest)
+    median = _median_filter(low, max(3, int(0.6 * min(low.shape)) | 1))
+    window = max(3, int(THIN * min(low.shape)) | 1)
+    mean = _mean_3x3(gray)
+    # Straying from both papers is straying from the one nearer the pixel (combined at low resolution; the dark
+    # side's is a closing, the opening of the picture inverted).
+    lighter = mean - _resize_linear(np.maximum(median, _opening(low, window)), h, w)
+    darker = _resize_linear(np.minimum(median, 1 - _opening(1 - low, window)), h, w) - mean
+    k = min(10, gray.size - 1)  # the k-th extreme: ignores a few hot pixels, sees even a small digit
+    return bool(_kth_extremes(darker.ravel(), k)[1] >= _kth_extremes(lighter.ravel(), k)[1])
 
 
 def _tiny_ink_is_dark(gray: np.ndarray) -> bool:
@@ -369,24 +378,35 @@ def _extend(low: np.ndarray, pad: int) -> np.ndarray:
     return 2 * np.pad(low, pad, mode="edge") - np.pad(low, pad, mode="reflect")
 
 
-def background(x: np.ndarray) -> np.ndarray:
-    """Paper level of ``x`` (ink bright, paper dark) at every pixel: a grey opening at low resolution.
+def background(x: np.ndarray, edges: bool = True) -> np.ndarray:
+    """Paper level of ``x`` (ink bright, paper dark) at every pixel: a grey opening at low resolution (see
+    :func:`_opening` for ``edges``).
 
     The opening (min filter, then max filter) removes anything thinner than its window, which is every
     stroke, and keeps gradients and shadows, which are wider. The image is extended past its edges first,
     so windows there are whole and a gradient running into the edge is not cut short.
     """
     h, w = x.shape
-    low, window = _low_res(x)
+    return _resize_linear(_opening(*_low_res(x), edges=edges), h, w)
+
+
+def _opening(low: np.ndarray, window: int, edges: bool = True) -> np.ndarray:
+    """:func:`background` at low resolution: the grey opening of ``low`` with a ``window``-wide square (``edges``:
+    and the sharp edges of what it keeps held, see below)."""
     pad = min(window // 2, min(low.shape) // 2 - 1)  # reflection needs pad < size
-    if pad > 0:
-        cv2 = opencv()
-        kernel = np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)
-        # Only whole windows count (each pass trims `pad` from every side of the extended grid), so the border
-        # rule of erode/dilate never matters.
-        low = cv2.erode(_extend(low, 2 * pad), kernel)[pad:-pad, pad:-pad]
-        low = cv2.dilate(low, kernel)[pad:-pad, pad:-pad]
-    return _resize_linear(low, h, w)
+    if pad <= 0:
+        return low
+    cv2 = opencv()
+    kernel = np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)
+    # Only whole windows count (each pass trims `pad` from every side of the extended grid), so the border
+    # rule of erode/dilate never matters.
+    low = cv2.erode(_extend(low, 2 * pad), kernel)[pad:-pad, pad:-pad]
+    low = cv2.dilate(low, kernel)[pad:-pad, pad:-pad]
+    # What stays is wider than the window: paper in shadow, or no paper at all (a desk around the sheet). Its
+    # sharp edge falls inside a low-resolution pixel, and interpolating across it would put the edge's far side
+    # below its own level, where it reads as a line of ink (a frame round the sheet): each pixel takes the
+    # highest of its neighbours first, so the level holds up to the edge.
+    return cv2.dilate(low, np.ones((3, 3), np.uint8)) if edges else low
 
 
 def find_ink(pixels: np.ndarray) -> Ink | None:
@@ -400,7 +420,8 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
         # for photos: there the edge continues the light's gradients, which a flat margin would cut.)
         h, w = x.shape
         pad = max(2, min(h, w) // 8)
-        paper = background(np.pad(x, pad, constant_values=float(np.median(x))))[pad:pad + h, pad:pad + w]
+        # What its opening keeps is a stroke as wide as its window, not paper: its edges are not held.
+        paper = background(np.pad(x, pad, constant_values=float(np.median(x))), edges=False)[pad:pad + h, pad:pad + w]
     else:
         paper = background(x)
     # Contrast relative to what was possible: dark ink in a shadow is as much ink as in full light.
