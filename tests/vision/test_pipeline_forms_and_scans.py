@@ -146,6 +146,25 @@ def test_faint_ruled_lines_are_paper_as_before(recognizer, clean_digits, margin)
     assert recognizer.read(ruled)["text"] == recognizer.read(plain)["text"] == "42 75"
 
 
+@pytest.mark.parametrize("offset", [0, 15, 30])
+def test_squared_paper_is_paper_not_boxes(recognizer, clean_digits, offset):
+    """Squared paper (an exercise book): faint lines both ways, cells narrower than the digits written over them.
+    Its lines stand across the writing as a light form's walls do, but they cut through the digits instead of
+    parting them: the number reads as on plain paper, not cut into the paper's cells (which read "4015" as
+    "405")."""
+    coverage = number_ink([clean_digits[d] for d in (4, 0, 1, 5)], height=90, gaps=[14, 14, 14])
+    h, w = coverage.shape
+    page = np.zeros((h + 80, w + 120), np.float32)
+    page[40:40 + h, 60:60 + w] = coverage
+    squared = page.copy()
+    for at in range(offset, max(page.shape), 45):  # a cell half a digit high, lines a quarter of the ink's darkness
+        squared[at:at + 2] = np.maximum(squared[at:at + 2], 0.25)
+        squared[:, at:at + 2] = np.maximum(squared[:, at:at + 2], 0.25)
+    plain, squared = ((np.clip(0.92 - 0.8 * p, 0, 1) * 255).round().astype(np.uint8) for p in (page, squared))
+    assert not find_writing(squared).in_boxes
+    assert recognizer.read(squared)["text"] == recognizer.read(plain)["text"] == "4015"
+
+
 def test_pictures_without_lines_keep_all_their_ink(clean_digits):
     for digit in (1, 7, 4):  # a 1's stem and a 7's or 4's bars are long straight runs, but not box lines
         picture, _ = in_box(ink_of(clean_digits[digit], 80))
