@@ -49,13 +49,17 @@ def ink_alpha(digit: np.ndarray, height: int, angle: float) -> np.ndarray:
     return alpha[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
-def photograph(alpha: np.ndarray, rng: np.random.Generator, focus_size: float | None = None) -> bytes:
+def photograph(alpha: np.ndarray, rng: np.random.Generator, focus_size: float | None = None,
+               desk: np.ndarray | None = None) -> bytes:
     """Ink coverage ``alpha`` (H, W) as a JPEG phone photo of ink on paper.
 
     The defocus is relative to ``focus_size`` (default: the picture's short side, about a number's size); a
-    page of several lines passes a size like its numbers', else its digits would be blurred away.
+    page of several lines passes a size like its numbers', else its digits would be blurred away. ``desk``
+    (H, W, 0..1): how much of each pixel is the surface the sheet lies on rather than the sheet (see ``on_desk``).
     """
     h, w = alpha.shape
+    # (drawn first, so that pictures without a desk keep the stream of draws they always had)
+    surface = desk_colour(rng) if desk is not None else None
     # Paper: warm off-white with a faint texture; ink: black-ish or ballpoint blue, not fully opaque.
     base = rng.uniform(0.80, 0.97)
     paper = np.array([base, base - rng.uniform(0.0, 0.04), base - rng.uniform(0.02, 0.10)], np.float32)
@@ -66,6 +70,9 @@ def photograph(alpha: np.ndarray, rng: np.random.Generator, focus_size: float | 
     coverage = alpha * rng.uniform(0.8, 1.0)
     texture = _smooth_noise(h, w, rng, cells=8) * 0.03
     image = (paper + texture[..., None]) * (1 - coverage[..., None]) + ink * coverage[..., None]
+    if desk is not None:
+        grain = 1 + _smooth_noise(h, w, rng, cells=24) * DESK_GRAIN  # its reflectance varies: a share of it
+        image = image * (1 - desk[..., None]) + surface * grain[..., None] * desk[..., None]
     # Light: a linear falloff in a random direction, and half the time a soft-edged shadow.
     ys, xs = np.mgrid[:h, :w].astype(np.float32)
     theta = rng.uniform(0, 2 * np.pi)
@@ -89,6 +96,54 @@ def photograph(alpha: np.ndarray, rng: np.random.Generator, focus_size: float | 
     out = io.BytesIO()
     pil.save(out, "JPEG", quality=int(rng.integers(35, 92)))
     return out.getvalue()
+
+
+DESK_SIDE = (0.05, 0.35)  # the desk showing beside the sheet, in heights of the sheet's picture ...
+SHEET_OFF_EDGE = 0.25  # ... except on a side where the sheet runs off the photo's edge (this often)
+SHEET_TILT = 8.0  # degrees
+DESK_GRAIN = 0.15  # a table's own texture (wood, a pattern), finer than the paper's: ±15% of its brightness
+
+
+def desk_colour(rng: np.random.Generator) -> np.ndarray:
+    """What a sheet lies on, darker than paper: a black desk, dark or mid wood, or a gray table (RGB 0..1)."""
+    kind = rng.integers(3)
+    if kind == 0:
+        return np.full(3, rng.uniform(0.03, 0.15), np.float32)
+    if kind == 1:
+        return (np.array([0.42, 0.30, 0.20]) * rng.uniform(0.4, 1.3)).astype(np.float32)
+    return np.full(3, rng.uniform(0.3, 0.6), np.float32) + rng.uniform(-0.03, 0.03, 3).astype(np.float32)
+
+
+def on_desk(alpha: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A sheet's ink coverage ``alpha`` photographed where it lies: the desk showing round it (on each side, or
+    the sheet running off the photo there), the sheet turned a little. Returns the photo's ink coverage and how
+    much of each pixel is desk, for ``photograph``."""
+    h, w = alpha.shape
+    sides = [0 if rng.random() < SHEET_OFF_EDGE else int(h * rng.uniform(*DESK_SIDE)) for _ in range(4)]
+    top, right, bottom, left = sides
+    angle = rng.uniform(-SHEET_TILT, SHEET_TILT)
+    ink = Image.fromarray(alpha.astype(np.float32), "F").rotate(angle, Image.Resampling.BILINEAR, expand=True)
+    sheet = Image.fromarray(np.ones((h, w), np.float32), "F").rotate(angle, Image.Resampling.BILINEAR, expand=True)
+    ink, sheet = np.asarray(ink, np.float32), np.asarray(sheet, np.float32)
+    # The turned sheet's corners stick out of the photo where a side has no desk: crop back to the sheet's size there.
+    dy, dx = (ink.shape[0] - h) // 2, (ink.shape[1] - w) // 2
+    rows = slice(dy if not top else 0, ink.shape[0] - (dy if not bottom else 0))
+    cols = slice(dx if not left else 0, ink.shape[1] - (dx if not right else 0))
+    ink, sheet = ink[rows, cols], sheet[rows, cols]
+    pad = ((top, bottom), (left, right))
+    return np.pad(ink, pad), 1 - np.clip(np.pad(sheet, pad), 0, 1)
+
+
+def squared_paper(alpha: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
+    """``alpha`` written on squared paper (an exercise book): printed lines both ways, cells 0.4-0.75 of a digit's
+    ``height``, 1.5-3% of it wide, printed at 15-35% of the ink's coverage (so in the ink's colour, lighter)."""
+    cell = height * rng.uniform(0.4, 0.75)
+    width = max(1.0, height * rng.uniform(0.015, 0.03))
+    strength = rng.uniform(0.15, 0.35)
+    ys, xs = np.mgrid[:alpha.shape[0], :alpha.shape[1]].astype(np.float32)
+    oy, ox = rng.uniform(0, cell, 2)
+    on_line = (((ys + oy) % cell) < width) | (((xs + ox) % cell) < width)
+    return np.maximum(alpha, on_line * np.float32(strength))
 
 
 def _smooth_noise(h: int, w: int, rng: np.random.Generator, cells: int) -> np.ndarray:

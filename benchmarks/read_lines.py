@@ -32,6 +32,11 @@ without looking at test) drawn and photographed as in ``photo_digits.py`` (its `
 * fine pen: numbers of 2–6 digits written with a fineliner: each digit's skeleton drawn again 2.5–5% of its
   height wide (``real_world.py``'s fine pen; MNIST's pens are about 10%), then photographed as the others: %
   exact;
+* on a desk: numbers of 2–6 digits on a sheet photographed where it lies, the desk (black, wood or a gray table,
+  darker than the paper, with a grain of its own) showing beside it on most sides, the sheet turned up to 8°: %
+  exact;
+* squared paper: numbers of 2–6 digits written over an exercise book's squares, cells 0.4–0.75 of a digit's height,
+  printed in the ink's colour at 15–35% of its strength: % exact;
 * underlined: numbers of 2–6 digits underlined by hand (a fifth of them twice, as a total is): a pen stroke of the
   digits' own pen, touching their lowest ink or up to a quarter of their height below it, reaching past the
   number's ends or stopping a little short, sloped and bowed a little: % exact.
@@ -59,9 +64,11 @@ from photo_digits import (  # noqa: E402
     benchmark_digits,
     ink_alpha,
     number_alpha,
+    on_desk,
     photograph,
     place,
     save_failures,
+    squared_paper,
 )
 from photo_digits import run as run_photo_digits  # noqa: E402
 from real_world import PEN, styled  # noqa: E402
@@ -359,6 +366,8 @@ MEASURES = [  # (row, key, label, target) as the table prints them
     ("underlined", "exact", "one-line numbers (2–6 digits) underlined by hand, exact", ""),
     ("writers", "exact", "one-line numbers (2–6 digits) in other writers' habits, exact", ""),
     ("fine_pen", "exact", "one-line numbers (2–6 digits) written with a fineliner, exact", ""),
+    ("on_desk", "exact", "one-line numbers (2–6 digits), the sheet on a desk, exact", ""),
+    ("squared", "exact", "one-line numbers (2–6 digits) on squared paper, exact", ""),
 ]
 
 
@@ -391,17 +400,19 @@ def print_seeds_table(results: list[dict]) -> None:
 
 
 ROWS = ("multi_line", "separators", "single_line", "touching_pairs", "overlapping", "long", "spaced", "tiles",
-        "tiles_apart", "dusty", "underlined", "writers", "fine_pen")
+        "tiles_apart", "dusty", "underlined", "writers", "fine_pen", "on_desk", "squared")
 SPACED_PITCH = (1.1, 1.7)  # the spaced row: digits' centres this many heights apart
 
 
 def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
                  n: int, lengths: tuple[int, int], touching: float, overlap: float, name: str,
                  failures: list[tuple[str, bytes]], pitch: tuple[float, float] | None = None,
-                 underline: bool = False, writers: bool = False, pen: str | None = None) -> dict:
+                 underline: bool = False, writers: bool = False, pen: str | None = None,
+                 paper: str | None = None) -> dict:
     """``n`` one-line numbers of ``lengths`` digits as photos (see photo_digits.number_picture), ``underline``d by
     hand or not, each by one of the other ``writers`` (:func:`writer_styles`), every digit in one ``pen`` (a
-    ``real_world.styled`` style) or as MNIST's wrote them: % exact."""
+    ``real_world.styled`` style) or as MNIST's wrote them, on plain paper or ``paper`` "squared", or "desk": the
+    sheet photographed on a desk (photo_digits.on_desk): % exact."""
     exact = plain = 0
     started = time.perf_counter()
     for k in range(n):
@@ -417,7 +428,12 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
         alpha, _ = number_alpha([images[i] for i in index], rng, height, touching, overlap, pitch, draw)
         if underline:
             alpha = underlined(alpha, height, rng)
-        picture = photograph(place(alpha, rng, margin=(0.05, 0.3)), rng)
+        alpha, desk = place(alpha, rng, margin=(0.05, 0.3)), None
+        if paper == "squared":
+            alpha = squared_paper(alpha, height, rng)
+        elif paper == "desk":
+            alpha, desk = on_desk(alpha, rng)
+        picture = photograph(alpha, rng, desk=desk)
         text = recognizer.read(picture)["text"]
         exact += text == truth
         plain += bool((recognizer.classify(images[index]).argmax(1) == labels[index]).all())
@@ -532,6 +548,12 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
     if n and "fine_pen" in rows:  # its own generator too
         result["fine_pen"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 8]), n, (2, 6),
                                           TOUCHING, 0.05, "fine-pen", failures, pen="fine pen")
+    if n and "on_desk" in rows:  # its own generator too
+        result["on_desk"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 9]), n, (2, 6),
+                                         TOUCHING, 0.05, "desk", failures, paper="desk")
+    if n and "squared" in rows:  # its own generator too
+        result["squared"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 10]), n, (2, 6),
+                                         TOUCHING, 0.05, "squared", failures, paper="squared")
     if n and "tiles" in rows:  # its own generator too
         result["tiles"] = _tiles_row(recognizer, images, labels, np.random.default_rng([seed, 3]), n, failures)
     if n and "tiles_apart" in rows:

@@ -158,6 +158,9 @@ def test_the_benchmark_counts_what_it_drew(tmp_path, monkeypatch):
     assert len(writers_missed) == round(n * (1 - result["writers"]["exact"]))
     fine_missed = [name for name in names if name.startswith("fine-pen-")]
     assert len(fine_missed) == round(n * (1 - result["fine_pen"]["exact"]))
+    for row, prefix in (("on_desk", "desk-"), ("squared", "squared-")):
+        missed = [name for name in names if name.startswith(prefix)]
+        assert len(missed) == round(n * (1 - result[row]["exact"]))
 
 
 def test_the_fine_pen_row_writes_every_digit_with_a_fineliner(mnist, monkeypatch):
@@ -251,3 +254,45 @@ def test_the_tiles_rows_count_what_they_drew(tmp_path):
     assert sum(pad == 0 for pad in pads) == round(4 * (1 - result["tiles"]["exact"]))
     assert sum(4 <= pad <= 12 for pad in pads) == round(4 * (1 - result["tiles_apart"]["exact"]))
     assert all(name[2].isdigit() and 2 <= len(name[2]) <= 8 for name in missed)
+
+
+def test_a_sheet_on_a_desk_keeps_its_writing_with_the_desk_beside_it():
+    from photo_digits import on_desk, photograph
+
+    alpha = np.zeros((100, 240), np.float32)
+    alpha[40:60, 50:190] = 1.0
+    rng = np.random.default_rng(0)
+    shown = []
+    for _ in range(40):
+        ink, desk = on_desk(alpha, rng)
+        assert ink.shape == desk.shape
+        assert abs(ink.sum() - alpha.sum()) < 0.03 * alpha.sum()  # the writing whole: turned, not cut
+        assert desk[ink > 0.1].max() < 0.05  # and on the sheet, never on the desk
+        sides = [desk[0].mean(), desk[-1].mean(), desk[:, 0].mean(), desk[:, -1].mean()]
+        shown.append(np.mean([side > 0.9 for side in sides]))  # the desk along that whole edge of the photo
+    # on each side the desk shows, but where the sheet runs off the photo (a quarter of the time)
+    assert 0.6 < np.mean(shown) < 0.9
+    ink, desk = on_desk(alpha, np.random.default_rng(3))
+    from io import BytesIO
+
+    from PIL import Image
+    photo = np.asarray(Image.open(BytesIO(photograph(ink, np.random.default_rng(4), desk=desk))).convert("L"), float)
+    sheet = (desk < 0.01) & (ink < 0.01)
+    assert photo[desk > 0.99].mean() < photo[sheet].mean() - 20  # the desk is darker than the paper
+
+
+def test_squared_paper_is_printed_lighter_than_the_writing():
+    from photo_digits import squared_paper
+
+    alpha = np.zeros((200, 300), np.float32)
+    alpha[80:120, 100:200] = 1.0
+    lined = squared_paper(alpha, 100, np.random.default_rng(0))
+    assert np.array_equal(lined[alpha == 1], alpha[alpha == 1])  # the writing as it was
+    printed = lined[alpha == 0]
+    strength = printed.max()
+    assert 0.15 <= strength <= 0.35 and set(np.unique(printed)) == {0.0, strength}
+    # lines both ways, 40-75 px apart (cells 0.4-0.75 of the digits' height)
+    for axis in (0, 1):
+        on = np.flatnonzero((lined == strength).mean(axis) > 0.5)
+        starts = on[np.r_[True, np.diff(on) > 1]]
+        assert len(starts) >= 3 and 40 <= np.median(np.diff(starts)) <= 76
