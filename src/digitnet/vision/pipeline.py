@@ -125,8 +125,10 @@ def _cuts_through(across: np.ndarray, writing: np.ndarray) -> bool:
     comb's teeth do: through a third of the pieces or more, each farther inside it than a stroke and a fifth of its
     width (a digit that runs into its wall pokes past it by about a stroke). Read as plain writing, a form taken for
     squared paper loses only its cells' spacing; squared paper taken for a form is cut into its cells."""
+    if not across.any():
+        return False
     mask, (_, stats) = without_specks(writing)
-    if not len(stats) or not across.any():
+    if not len(stats):
         return False
     inside = np.pad(across, ((1, 0), (1, 0))).cumsum(0).cumsum(1)  # inside[y, x]: lines above and left of (y, x)
     x0, y0, x1, y1 = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
