@@ -67,9 +67,7 @@ def find_writing(pixels: np.ndarray, underlines: bool = True) -> Ink | None:
         if underlined is not ink:
             return underlined
     if lines.any():
-        # Squared paper's lines are taken away as a form's are, but its cells, smaller than the digits written
-        # across them, hold no digit each: the writing is read as on plain paper.
-        ink = _without_box_lines(ink, lines, in_boxes=not _cuts_through(across, ink.mask & ~lines))
+        ink = _without_box_lines(ink, lines, across)
     return _without_underlines(ink) if ink is not None and underlines else ink
 
 
@@ -83,18 +81,22 @@ def _box_lines(ink: Ink) -> tuple[np.ndarray, np.ndarray]:
         # between writing on both sides: faint lines along the writing (ruled paper) or beside it (a margin, a box
         # round one digit) part nothing and stay paper, as they were.
         faint, faint_across = box_lines(ink.ink > ink.faint)
-        if _parts(faint_across, ink.mask & ~faint) and not _cuts_through(faint_across, ink.mask & ~faint):
-            lines, across = faint, faint_across
+        if _parts(faint_across, ink.mask & ~faint):
+            writing, (_, pieces) = without_specks(ink.mask & ~faint)
+            if not _cuts_through(faint_across, writing, pieces):
+                lines, across = faint, faint_across
     return lines, across
 
 
-def _without_box_lines(ink: Ink, lines: np.ndarray, in_boxes: bool = True) -> Ink | None:
-    """``ink`` less printed box ``lines`` (``in_boxes``: cells that each hold a digit, not squared paper)."""
+def _without_box_lines(ink: Ink, lines: np.ndarray, across: np.ndarray) -> Ink | None:
+    """``ink`` less printed box ``lines`` (of which ``across`` stand across the writing)."""
     # What was left of the lines where a stroke crossed them (a corner's stub) is dirt beside the digit.
     mask, components = without_specks(ink.mask & ~lines)
     if mask.sum() < MIN_INK_PIXELS:
         return None
-    writing = replace(ink, mask=mask, in_boxes=in_boxes)
+    # Squared paper's lines are taken away as a form's are, but its cells, smaller than the digits written across
+    # them, hold no digit each: the writing is read as on plain paper.
+    writing = replace(ink, mask=mask, in_boxes=not _cuts_through(across, mask, components[1]))
     # The same ink above the same threshold; the components of the new mask were found on the way.
     writing.remember(thresholded=ink.thresholded_components(), components=components)
     return writing
@@ -119,24 +121,22 @@ def _without_underlines(ink: Ink) -> Ink:
     return writing
 
 
-def _cuts_through(across: np.ndarray, writing: np.ndarray) -> bool:
-    """Whether the lines standing across the writing (``across``, bool) cut through its pieces, as squared paper's
+def _cuts_through(across: np.ndarray, writing: np.ndarray, pieces: np.ndarray) -> bool:
+    """Whether the lines standing across the writing (``across``, bool; ``writing``: its mask without specks, and
+    ``pieces`` that mask's component stats) cut through its pieces, as squared paper's
     do under digits written over several of its cells, rather than stand between them as a form's walls and a
     comb's teeth do: through a third of the pieces or more, each farther inside it than a stroke and a fifth of its
     width (a digit that runs into its wall pokes past it by about a stroke). Read as plain writing, a form taken for
     squared paper loses only its cells' spacing; squared paper taken for a form is cut into its cells."""
-    if not across.any():
-        return False
-    mask, (_, stats) = without_specks(writing)
-    if not len(stats):
+    if not across.any() or not len(pieces):
         return False
     inside = np.pad(across, ((1, 0), (1, 0))).cumsum(0).cumsum(1)  # inside[y, x]: lines above and left of (y, x)
-    x0, y0, x1, y1 = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
-    margin = np.maximum(preprocess.stroke_width(mask), 0.2 * (x1 - x0))
+    x0, y0, x1, y1 = pieces[:, 0], pieces[:, 1], pieces[:, 2], pieces[:, 3]
+    margin = np.maximum(preprocess.stroke_width(writing), 0.2 * (x1 - x0))
     left, right = np.ceil(x0 + margin).astype(np.int64), np.floor(x1 - margin).astype(np.int64)
     right = np.maximum(left, right)
     lines = inside[y1, right] - inside[y0, right] - inside[y1, left] + inside[y0, left]
-    return 3 * int(np.count_nonzero(lines)) >= len(stats)
+    return 3 * int(np.count_nonzero(lines)) >= len(pieces)
 
 
 def _parts(across: np.ndarray, writing: np.ndarray) -> bool:
