@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from photo_helpers import digit_photo, ink_of, model_sees, number_ink, on_paper
+from photo_helpers import digit_photo, ink_of, model_sees, number_ink, on_paper, sheet_on_desk
+from PIL import Image
 
 from digitnet.vision.pipeline import NO_INK, prepare_digit
 from digitnet.vision.preprocess import (
@@ -23,7 +25,9 @@ from digitnet.vision.preprocess import (
     mnist_like,
     normalize_digit,
     stroke_width,
+    without_desk,
     without_specks,
+    working_gray,
 )
 
 
@@ -147,6 +151,67 @@ def test_a_sheet_photographed_on_a_desk_has_no_frame_of_ink(clean_digits, desk):
     assert found is not None and found.dark_ink
     assert iou(found.mask, truth) > 0.85
 
+
+
+@pytest.mark.parametrize("desk", [0.06, 0.25, 0.45])
+def test_the_desk_round_a_sheet_is_not_read(clean_digits, desk):
+    """A sheet photographed where it lies, on a black, dark or gray desk with a grain of its own. Taken for paper
+    in shadow, the desk's grain was read as strokes (a line of "digits" above the number), and beside a dark desk
+    the sheet itself passed for light ink on dark paper: the desk is found and made paper first."""
+    photo, truth = sheet_on_desk([clean_digits[d] for d in (3, 1, 4, 8)], desk)
+    gray, _ = working_gray(photo)
+    filled = without_desk(gray)
+    assert filled is not None
+    # The desk is paper now, as bright as the sheet beside it; the sheet and its writing are as they were.
+    assert filled[:50].min() > 0.8 and filled[-50:].min() > 0.8 and filled[:, :50].min() > 0.8
+    assert np.array_equal(filled[70:-70, 70:-10], gray[70:-70, 70:-10])
+    found = find_ink(photo)
+    assert found is not None and found.dark_ink
+    assert iou(found.mask, truth) > 0.85
+
+
+def test_a_soft_shadow_is_not_a_desk(clean_digits):
+    """Half the writing in a shadow as dark as a desk, but soft-edged (its penumbra 3% of the picture): still paper,
+    and its writing is found."""
+    ink = number_ink([clean_digits[d] for d in (3, 1, 4, 8)], height=50)
+    shape = (ink.shape[0] + 160, ink.shape[1] + 160)
+    xs = np.arange(shape[1], dtype=np.float32)
+    light = 1 - 0.6 / (1 + np.exp(-(xs - shape[1] / 2) / (0.03 * shape[1])))
+    photo = on_paper(ink, shape=shape, light=np.repeat(light[None], shape[0], 0), noise=0.01)
+    assert without_desk(working_gray(photo)[0]) is None
+    truth = np.zeros(shape, bool)
+    truth[80:80 + ink.shape[0], 80:80 + ink.shape[1]] = ink > 0.5
+    found = find_ink(photo)
+    assert found is not None and iou(found.mask, truth) > 0.85
+
+
+
+@pytest.mark.parametrize("depth", [0.4, 0.55])
+def test_a_thick_digit_in_a_shadow_is_not_on_a_desk(clean_digits, depth):
+    """A marker's digit filling the picture, half in a shadow that reaches the picture's edge: the shadow is darker
+    than paper, as a desk is, and where thick strokes cross its edge, that edge is sharp; but the ink on it is far
+    darker than the shadow, and a desk has nothing written on it. (Taken for a desk, part of the digit was wiped.)"""
+    for digit in range(10):
+        ink = cv2.dilate(ink_of(clean_digits[digit], 170), np.ones((7, 7), np.uint8))
+        shape = (ink.shape[0] + 30, ink.shape[1] + 60)
+        ys, xs = np.mgrid[:shape[0], :shape[1]].astype(np.float32)
+        for at in (0.3, 0.4):
+            shadow = 1 - depth / (1 + np.exp((xs - at * shape[1]) / (0.02 * max(shape))))
+            photo = on_paper(ink, shape=shape, light=(1 - 0.3 * ys / shape[0]) * shadow, noise=0.01)
+            assert without_desk(working_gray(photo)[0]) is None, (digit, at)
+
+@pytest.mark.parametrize("digit", [0, 1, 7])
+def test_a_light_digit_on_black_is_not_a_sheet(clean_digits, digit):
+    """An MNIST-style upload (white on black) enlarged: the bright thing on a dark ground is the digit, neither wide
+    nor rectangular, not a sheet."""
+    field = np.zeros((28, 28), np.uint8)
+    ink = ink_of(clean_digits[digit], 20)
+    top, left = (28 - ink.shape[0]) // 2, (28 - ink.shape[1]) // 2
+    field[top:top + ink.shape[0], left:left + ink.shape[1]] = (ink * 255).round().astype(np.uint8)
+    photo = np.asarray(Image.fromarray(field).resize((280, 280), Image.Resampling.BICUBIC))
+    assert without_desk(working_gray(photo)[0]) is None
+    found = find_ink(photo)
+    assert found is not None and not found.dark_ink
 
 def test_paper_texture_and_jpeg_noise_are_not_ink(clean_digits):
     photo = digit_photo(clean_digits[0], height=80, shape=(200, 200), noise=0.04, seed=3)

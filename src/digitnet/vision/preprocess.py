@@ -5,7 +5,8 @@ with anti-aliasing, then placed in a 28×28 field so that the centre of mass sit
 first needs its paper and ink found, whatever their colours and the lighting:
 
 1. gray levels at a working resolution (huge photos are reduced first; tiny scans, at most 32 px, are enlarged
-   smoothly, and their edge is taken for paper: a digit may fill its cell),
+   smoothly, and their edge is taken for paper: a digit may fill its cell); a sheet photographed where it lies has
+   the desk round it made paper,
 2. polarity: is the ink darker or lighter than the paper around it?
 3. background: the paper's brightness at every pixel (uneven light, shadows) by a morphological
    opening at low resolution; ink = contrast against it, relative to how much contrast was possible,
@@ -56,6 +57,29 @@ CLEAN_FRAME = 0.9  # a 28×28 field whose 2-px frame is at least this much exact
 # 0.15, 6 of 2,700 digit pictures (stretched digits, photos) were taken for light ink on dark paper; here none, and a
 # sheet on a black desk reads as well.
 THIN = 0.25
+# A sheet photographed where it lies (see without_desk), looked for at SHEET_SIDE px along the picture's longest side.
+# The desk: the darker of Otsu's two classes (no desk where that class is SHEET_CLASSES of the lighter one's level or
+# more), below SHEET_CUT of the way from its mean to the lighter one's, where it reaches the picture's edge, along
+# SHEET_BORDER of the edge or more; darker than the sheet's paper by SHEET_STEP or more, and at most SHEET_DARKER of
+# it (a gray table: 0.35-0.7); nothing on it darker than what is round it by SHEET_EVEN of that and by SHEET_INK
+# (ink on paper in shadow; a desk's grain is ±15%, a black desk's noise a few hundredths); and it meets the sheet at
+# an edge whose steepest slope per pixel is SHEET_EDGE of the step from desk to paper or more (a shadow's is
+# softer: 0.1 at a penumbra 2% of the picture wide). The sheet: the largest piece of the rest, at least SHEET_AREA of
+# the picture, filling SHEET_RECTANGLE of the smallest rectangle round it, and written on: something thin on it
+# darker than its paper by SHEET_WRITING of the paper's level (a white digit on black is bright too, but a 0 is
+# round, and nothing is written on a 1).
+SHEET_SIDE = 128
+SHEET_CLASSES = 0.8
+SHEET_CUT = 0.4
+SHEET_BORDER = 0.15
+SHEET_STEP = 0.1
+SHEET_DARKER = 0.7
+SHEET_EVEN = 0.4
+SHEET_INK = 0.15
+SHEET_EDGE = 0.2
+SHEET_AREA = 0.05
+SHEET_RECTANGLE = 0.85
+SHEET_WRITING = 0.1
 
 
 @dataclass
@@ -224,6 +248,112 @@ def working_gray(pixels: np.ndarray) -> tuple[np.ndarray, float]:
         shrink = max(gray.shape) / WORK_SIDE
         gray = _resize_area(gray, max(1, round(gray.shape[0] / shrink)), max(1, round(gray.shape[1] / shrink)))
     return gray, (h / gray.shape[0] + w / gray.shape[1]) / 2
+
+
+# ------------------------------------------------------------------------------------ a sheet on a desk
+
+
+def without_desk(gray: np.ndarray) -> np.ndarray | None:
+    """``gray`` (paper light) with the desk round a photographed sheet made paper, or None where there is no desk.
+
+    Where a sheet lies on a desk, the desk is the widest, darkest thing in the picture: taken for the paper's
+    level in shadow, its grain is read as strokes, and beside a dark desk the sheet passes for light ink. It is
+    found at low resolution (:func:`_desk`), and each desk pixel then takes the paper level of the nearest part
+    of the sheet, so the paper's light carries on past the sheet's edge.
+    """
+    cv2 = opencv()
+    h, w = gray.shape
+    shrink = max(h, w) / SHEET_SIDE
+    if shrink < 1:
+        return None
+    low = _resize_area(gray, max(3, round(h / shrink)), max(3, round(w / shrink)))
+    found = _desk(low)
+    if found is None:
+        return None
+    desk, paper = found
+    _, nearest = cv2.distanceTransformWithLabels(desk, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+    level = _resize_linear(paper[desk == 0][nearest - 1], h, w)  # (labels number the sheet's pixels in row order)
+    on_desk = cv2.resize(desk, (w, h), interpolation=cv2.INTER_NEAREST).view(bool)
+    # And a band along the picture's edge, where a sliver of desk may lie, narrower than a low-resolution pixel.
+    band = max(1, round(2 * shrink))
+    on_desk[:band], on_desk[-band:], on_desk[:, :band], on_desk[:, -band:] = True, True, True, True
+    return np.where(on_desk, level, gray).astype(np.float32, copy=False)
+
+
+def _desk(low: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The desk round a sheet in ``low`` (a picture at low resolution, paper light) as uint8 0/1, and the picture
+    with its writing closed away (the paper's level); None where there is no desk (see ``SHEET_*``)."""
+    cv2 = opencv()
+    side = max(3, round(0.05 * max(low.shape)) | 1)  # wider than a stroke of writing at this size
+    smooth = cv2.morphologyEx(low, cv2.MORPH_CLOSE, np.ones((side, side), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    levels = cv2.convertScaleAbs(smooth, alpha=255)
+    cut, _ = cv2.threshold(levels, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    darker = levels <= cut
+    if darker.all() or not darker.any():
+        return None
+    dark, light = float(levels[darker].mean()), float(levels[~darker].mean())
+    if dark > SHEET_CLASSES * light:  # (most pictures without a desk end here, at a third of the cost)
+        return None
+    # Nearer the desk's level than Otsu's cut: the sheet's paper in shadow near its edge stays sheet.
+    cut = (1 - SHEET_CUT) * dark + SHEET_CUT * light
+    desk = _touching_edge(levels <= cut)  # (writing does not reach the picture's edge)
+    if not desk.any():
+        return None
+    count, pieces, stats, _ = cv2.connectedComponentsWithStats((~desk).view(np.uint8), connectivity=4)
+    sheet = pieces == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    # Its shape from its core: a bright patch of the desk's grain may cling to it by a narrow neck.
+    wide = 2 * side + 1
+    core = cv2.morphologyEx(sheet.view(np.uint8), cv2.MORPH_OPEN, np.ones((wide, wide), np.uint8))
+    if not core.any():
+        return None
+    outline = cv2.convexHull(cv2.findNonZero(core))
+    hull = cv2.fillConvexPoly(np.zeros_like(core), outline, 1)
+    (_, _), (rw, rh), _ = cv2.minAreaRect(outline)
+    area = np.count_nonzero(hull)
+    if area < SHEET_AREA * hull.size or area < SHEET_RECTANGLE * (rw + 1) * (rh + 1):
+        return None
+    sheet &= cv2.dilate(hull, np.ones((5, 5), np.uint8)).view(bool)  # (the opening rounded its corners)
+    # Written on: somewhere inside, something thin and darker than the paper (which the closing took away).
+    inside = cv2.erode(sheet.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    if not inside.any() or float((smooth - low)[inside].max()) < SHEET_WRITING * float(smooth[inside].max()):
+        return None
+    desk = ~sheet
+    rim = np.concatenate([desk[0], desk[-1], desk[1:-1, 0], desk[1:-1, -1]])
+    if np.count_nonzero(rim) < SHEET_BORDER * rim.size:
+        return None
+    paper, desk_level = float(smooth[sheet & (levels > cut)].mean()), float(smooth[desk].mean())
+    if paper - desk_level < SHEET_STEP or desk_level > SHEET_DARKER * paper:
+        return None
+    # Nothing written on it: paper in a shadow that reaches the picture's edge can pass the tests above, but the ink
+    # on it is far darker than the shadow round it (its brightest within a few strokes), even a thick stroke that
+    # the closing kept; a desk's grain is not (a desk holding a pen stays as it is). Looked at away from the sheet,
+    # into whose brightness the desk's edge is blurred.
+    inner = cv2.erode(desk.view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
+    around = cv2.dilate(np.where(inner, low, np.float32(0)), np.ones((3 * side,) * 2, np.uint8))
+    written = inner & (low < (1 - SHEET_EVEN) * around) & (low < around - SHEET_INK)
+    if np.count_nonzero(written) > 0.01 * np.count_nonzero(inner):
+        return None
+    # Sharp: the steepest slope beside the desk (Sobel's 3×3 sums 8 differences of one pixel).
+    slope = np.hypot(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)) / 8
+    edge = cv2.dilate(desk.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool) & sheet
+    edge[[0, -1]] = False
+    edge[:, [0, -1]] = False
+    steepest = cv2.dilate(slope, np.ones((3, 3), np.uint8))
+    if not edge.any() or np.median(steepest[edge]) < SHEET_EDGE * (paper - desk_level):
+        return None
+    # Its slivers and wedges along the picture's edge, as thin as strokes, were closed away: they are desk too. And
+    # the desk reaches into the sheet as far as the sheet's edge is blurred (a low-resolution pixel or two).
+    desk |= _touching_edge(low <= cut / 255)
+    return cv2.dilate(desk.view(np.uint8), np.ones((5, 5), np.uint8)), smooth
+
+
+def _touching_edge(mask: np.ndarray) -> np.ndarray:
+    """The 4-connected parts of boolean ``mask`` that reach the picture's edge."""
+    count, parts = opencv().connectedComponents(mask.view(np.uint8), connectivity=4)
+    touching = np.zeros(count, bool)
+    touching[np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]])] = True
+    touching[0] = False
+    return touching[parts]
 
 
 # ----------------------------------------------------------------------------------- paper and ink
@@ -414,6 +544,8 @@ def _opening(low: np.ndarray, window: int, edges: bool = True) -> np.ndarray:
 def find_ink(pixels: np.ndarray) -> Ink | None:
     """Locate the ink in a picture, or None if there is none (a blank page, a smooth gradient)."""
     gray, scale = working_gray(pixels)
+    on_sheet = without_desk(gray) if scale >= 1 else None
+    gray = gray if on_sheet is None else on_sheet
     dark = ink_is_dark(gray) if scale >= 1 else _tiny_ink_is_dark(gray)
     x = 1 - gray if dark else gray  # from here on ink is bright
     if scale < 1:
