@@ -200,6 +200,20 @@ def test_a_thick_digit_in_a_shadow_is_not_on_a_desk(clean_digits, depth):
             photo = on_paper(ink, shape=shape, light=(1 - 0.3 * ys / shape[0]) * shadow, noise=0.01)
             assert without_desk(working_gray(photo)[0]) is None, (digit, at)
 
+
+def test_writing_in_a_hard_shadow_is_not_a_desk(clean_digits):
+    """A number half in a hard-edged shadow (sunlight: a penumbra 0.3% of the picture) that reaches the picture's
+    edge: at the desk finder's low resolution a fine pen's strokes in it are gone, and the shadow looks like a desk
+    beside a rectangular sheet; at full resolution the ink in it shows, and it is paper."""
+    ink = cv2.erode(number_ink([clean_digits[d] for d in (4, 0, 1, 5, 9)], height=30), np.ones((3, 3), np.uint8))
+    shape = (ink.shape[0] * 4, ink.shape[1] * 2)
+    ys, xs = np.mgrid[:shape[0], :shape[1]].astype(np.float32)
+    for at in (0.45, 0.55, 0.65):
+        for depth in (0.45, 0.6):
+            edge = np.clip((xs - at * shape[1] + 0.2 * (ys - shape[0] / 2)) / (0.003 * max(shape)), -50, 50)
+            photo = on_paper(ink, shape=shape, light=1 - depth / (1 + np.exp(-edge)), noise=0.01)
+            assert without_desk(working_gray(photo)[0]) is None, (at, depth)
+
 @pytest.mark.parametrize("digit", [0, 1, 7])
 def test_a_light_digit_on_black_is_not_a_sheet(clean_digits, digit):
     """An MNIST-style upload (white on black) enlarged: the bright thing on a dark ground is the digit, neither wide

@@ -80,6 +80,10 @@ SHEET_EDGE = 0.2
 SHEET_AREA = 0.05
 SHEET_RECTANGLE = 0.85
 SHEET_WRITING = 0.1
+# Nothing written on the desk at full resolution either: within SHEET_STROKE of the picture's longest side, no more
+# than SHEET_INKED of it darker than SHEET_EVEN and SHEET_INK below its surroundings (a fine pen in a hard shadow).
+SHEET_STROKE = 0.02
+SHEET_INKED = 0.0005
 
 
 @dataclass
@@ -271,9 +275,11 @@ def without_desk(gray: np.ndarray) -> np.ndarray | None:
     if found is None:
         return None
     desk, paper = found
+    on_desk = cv2.resize(desk, (w, h), interpolation=cv2.INTER_NEAREST).view(bool)
+    if _written_on(gray, on_desk):
+        return None
     _, nearest = cv2.distanceTransformWithLabels(desk, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
     level = _resize_linear(paper[desk == 0][nearest - 1], h, w)  # (labels number the sheet's pixels in row order)
-    on_desk = cv2.resize(desk, (w, h), interpolation=cv2.INTER_NEAREST).view(bool)
     # And a band along the picture's edge, where a sliver of desk may lie, narrower than a low-resolution pixel.
     band = max(1, round(2 * shrink))
     on_desk[:band], on_desk[-band:], on_desk[:, :band], on_desk[:, -band:] = True, True, True, True
@@ -345,6 +351,27 @@ def _desk(low: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     # the desk reaches into the sheet as far as the sheet's edge is blurred (a low-resolution pixel or two).
     desk |= _touching_edge(low <= cut / 255)
     return cv2.dilate(desk.view(np.uint8), np.ones((5, 5), np.uint8)), smooth
+
+
+def _written_on(gray: np.ndarray, region: np.ndarray) -> bool:
+    """Whether strokes of ink lie in ``region`` of ``gray`` (paper light): pixels far darker than the brightest round
+    them within SHEET_STROKE of the picture, as ink is on paper in a hard shadow (a desk's grain and noise are not).
+
+    At full resolution, since a fine pen's strokes in a small number vanish at the desk finder's; only where it
+    found a desk (``region``), away from the sheet, whose brightness the closing would otherwise reach."""
+    cv2 = opencv()
+    side = max(3, round(SHEET_STROKE * max(gray.shape)) | 1)
+    away = cv2.erode(region.view(np.uint8), np.ones((2 * side + 1,) * 2, np.uint8), borderType=cv2.BORDER_CONSTANT,
+                     borderValue=0).view(bool)  # (and from the picture's edge, where the sheet may run on)
+    if not away.any():
+        return False
+    rows, cols = np.flatnonzero(away.any(1)), np.flatnonzero(away.any(0))
+    top, bottom = max(0, rows[0] - side), rows[-1] + side + 1
+    left, right = max(0, cols[0] - side), cols[-1] + side + 1
+    part = np.ascontiguousarray(gray[top:bottom, left:right], dtype=np.float32)
+    around = cv2.morphologyEx(part, cv2.MORPH_CLOSE, np.ones((side, side), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    ink = away[top:bottom, left:right] & (part < (1 - SHEET_EVEN) * around) & (part < around - SHEET_INK)
+    return np.count_nonzero(ink) > max(MIN_INK_PIXELS, SHEET_INKED * np.count_nonzero(away))
 
 
 def _touching_edge(mask: np.ndarray) -> np.ndarray:
