@@ -71,6 +71,7 @@ def sheet_on_desk(digits: list[np.ndarray], desk: float, margin: int = 60, seed:
     truth[margin + 25:margin + 25 + ink.shape[0], margin + 30:margin + 30 + ink.shape[1]] = ink > 0.5
     return (np.clip(photo, 0, 1) * 255).round().astype(np.uint8), truth
 
+
 def call_guarded(function, fifos=(), timeout: float = 60.0):
     """``function()`` in a thread: fail instead of hanging if it blocks (on opening a FIFO, say).
 

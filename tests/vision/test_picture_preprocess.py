@@ -152,7 +152,6 @@ def test_a_sheet_photographed_on_a_desk_has_no_frame_of_ink(clean_digits, desk):
     assert iou(found.mask, truth) > 0.85
 
 
-
 @pytest.mark.parametrize("desk", [0.06, 0.25, 0.45])
 def test_the_desk_round_a_sheet_is_not_read(clean_digits, desk):
     """A sheet photographed where it lies, on a black, dark or gray desk with a grain of its own. Taken for paper
@@ -185,7 +184,6 @@ def test_a_soft_shadow_is_not_a_desk(clean_digits):
     assert found is not None and iou(found.mask, truth) > 0.85
 
 
-
 @pytest.mark.parametrize("depth", [0.4, 0.55])
 def test_a_thick_digit_in_a_shadow_is_not_on_a_desk(clean_digits, depth):
     """A marker's digit filling the picture, half in a shadow that reaches the picture's edge: the shadow is darker
@@ -201,31 +199,35 @@ def test_a_thick_digit_in_a_shadow_is_not_on_a_desk(clean_digits, depth):
             assert without_desk(working_gray(photo)[0]) is None, (digit, at)
 
 
-def test_writing_in_a_hard_shadow_is_not_a_desk(clean_digits):
+@pytest.mark.parametrize(("height", "ink_level"), [(30, 0.15), (60, 0.65)])
+def test_writing_in_a_hard_shadow_is_not_a_desk(clean_digits, height, ink_level):
     """A number half in a hard-edged shadow (sunlight: a penumbra 0.3% of the picture) that reaches the picture's
-    edge: at the desk finder's low resolution a fine pen's strokes in it are gone, and the shadow looks like a desk
-    beside a rectangular sheet; at full resolution the ink in it shows, and it is paper."""
-    ink = cv2.erode(number_ink([clean_digits[d] for d in (4, 0, 1, 5, 9)], height=30), np.ones((3, 3), np.uint8))
+    edge, written with a fine pen or a pencil (70% of the paper's brightness): at the desk finder's low resolution its
+    strokes in the shadow are gone or faint, and the shadow looks like a desk beside a rectangular sheet; at full
+    resolution the writing in it shows, and it is paper."""
+    ink = cv2.erode(number_ink([clean_digits[d] for d in (4, 0, 1, 5, 9)], height=height), np.ones((3, 3), np.uint8))
     shape = (ink.shape[0] * 4, ink.shape[1] * 2)
     ys, xs = np.mgrid[:shape[0], :shape[1]].astype(np.float32)
     for at in (0.45, 0.55, 0.65):
         for depth in (0.45, 0.6):
             edge = np.clip((xs - at * shape[1] + 0.2 * (ys - shape[0] / 2)) / (0.003 * max(shape)), -50, 50)
-            photo = on_paper(ink, shape=shape, light=1 - depth / (1 + np.exp(-edge)), noise=0.01)
+            photo = on_paper(ink, shape=shape, ink_level=ink_level, light=1 - depth / (1 + np.exp(-edge)), noise=0.01)
             assert without_desk(working_gray(photo)[0]) is None, (at, depth)
 
-@pytest.mark.parametrize("digit", [0, 1, 7])
-def test_a_light_digit_on_black_is_not_a_sheet(clean_digits, digit):
-    """An MNIST-style upload (white on black) enlarged: the bright thing on a dark ground is the digit, neither wide
-    nor rectangular, not a sheet."""
-    field = np.zeros((28, 28), np.uint8)
-    ink = ink_of(clean_digits[digit], 20)
-    top, left = (28 - ink.shape[0]) // 2, (28 - ink.shape[1]) // 2
-    field[top:top + ink.shape[0], left:left + ink.shape[1]] = (ink * 255).round().astype(np.uint8)
-    photo = np.asarray(Image.fromarray(field).resize((280, 280), Image.Resampling.BICUBIC))
-    assert without_desk(working_gray(photo)[0]) is None
-    found = find_ink(photo)
-    assert found is not None and not found.dark_ink
+
+@pytest.mark.parametrize("thickness", [1, 3, 4])
+def test_a_light_digit_on_black_is_not_a_sheet(glyph_pool, thickness):
+    """An MNIST-style upload (white on black) enlarged, as drawn or thickened: the bright thing on a dark ground is
+    the digit, with a rounded outline, bright only along its strokes; not a sheet on a desk. (A thick 8, its holes
+    closed to slits, once passed for a sheet with writing on it, and was read "7,6 00 29".)"""
+    for digit, glyph in ((digit, glyph) for digit, glyphs in glyph_pool.items() for glyph in glyphs):
+        field = cv2.dilate(glyph, np.ones((thickness, thickness), np.uint8))
+        photo = np.asarray(Image.fromarray(field).resize((280, 280), Image.Resampling.BICUBIC))
+        assert without_desk(working_gray(photo)[0]) is None, digit
+        if thickness == 1:  # (thicker, some strokes pass polarity's test of thinness: a limit of their own)
+            found = find_ink(photo)
+            assert found is not None and not found.dark_ink
+
 
 def test_paper_texture_and_jpeg_noise_are_not_ink(clean_digits):
     photo = digit_photo(clean_digits[0], height=80, shape=(200, 200), noise=0.04, seed=3)

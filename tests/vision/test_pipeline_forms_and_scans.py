@@ -165,7 +165,6 @@ def test_squared_paper_is_paper_not_boxes(recognizer, clean_digits, offset):
     assert recognizer.read(squared)["text"] == recognizer.read(plain)["text"] == "4015"
 
 
-
 @pytest.mark.parametrize("desk", [0.06, 0.3])
 @pytest.mark.parametrize("margin", [60, 200])
 def test_a_note_on_a_desk_reads_as_on_plain_paper(recognizer, clean_digits, desk, margin):
@@ -173,6 +172,7 @@ def test_a_note_on_a_desk_reads_as_on_plain_paper(recognizer, clean_digits, desk
     not read (it was: its grain as a line of digits, or beside a wide desk the sheet as light ink, "023")."""
     photo, _ = sheet_on_desk([clean_digits[d] for d in (4, 0, 1, 5)], desk, margin)
     assert recognizer.read(photo)["text"] == "4015"
+
 
 def test_pictures_without_lines_keep_all_their_ink(clean_digits):
     for digit in (1, 7, 4):  # a 1's stem and a 7's or 4's bars are long straight runs, but not box lines

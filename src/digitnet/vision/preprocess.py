@@ -58,32 +58,38 @@ CLEAN_FRAME = 0.9  # a 28×28 field whose 2-px frame is at least this much exact
 # sheet on a black desk reads as well.
 THIN = 0.25
 # A sheet photographed where it lies (see without_desk), looked for at SHEET_SIDE px along the picture's longest side.
-# The desk: the darker of Otsu's two classes (no desk where that class is SHEET_CLASSES of the lighter one's level or
-# more), below SHEET_CUT of the way from its mean to the lighter one's, where it reaches the picture's edge, along
+# The desk: the darker of Otsu's two classes (no desk where that class is more than SHEET_DARKER of the lighter one's
+# level), below SHEET_CUT of the way from its mean to the lighter one's, where it reaches the picture's edge, along
 # SHEET_BORDER of the edge or more; darker than the sheet's paper by SHEET_STEP or more, and at most SHEET_DARKER of
-# it (a gray table: 0.35-0.7); nothing on it darker than what is round it by SHEET_EVEN of that and by SHEET_INK
+# it (a gray table: 0.35-0.75); nothing on it darker than what is round it by SHEET_EVEN of that and by SHEET_INK
 # (ink on paper in shadow; a desk's grain is ±15%, a black desk's noise a few hundredths); and it meets the sheet at
 # an edge whose steepest slope per pixel is SHEET_EDGE of the step from desk to paper or more (a shadow's is
 # softer: 0.1 at a penumbra 2% of the picture wide). The sheet: the largest piece of the rest, at least SHEET_AREA of
-# the picture, filling SHEET_RECTANGLE of the smallest rectangle round it, and written on: something thin on it
-# darker than its paper by SHEET_WRITING of the paper's level (a white digit on black is bright too, but a 0 is
-# round, and nothing is written on a 1).
+# the picture, filling SHEET_RECTANGLE of the smallest rectangle round it, with at most SHEET_CORNERS corners, filling
+# SHEET_SOLID of its own outline, and written on: things thin on it darker than its paper by SHEET_WRITING of the
+# paper's level (a white digit on black is bright too, but its outline is rounded, the black reaches into its loops
+# and notches, and nothing is written on a 1).
 SHEET_SIDE = 128
-SHEET_CLASSES = 0.8
 SHEET_CUT = 0.4
 SHEET_BORDER = 0.15
 SHEET_STEP = 0.1
-SHEET_DARKER = 0.7
+SHEET_DARKER = 0.8
 SHEET_EVEN = 0.4
 SHEET_INK = 0.15
 SHEET_EDGE = 0.2
 SHEET_AREA = 0.05
 SHEET_RECTANGLE = 0.85
+SHEET_CORNERS = 5
+SHEET_SOLID = 0.95
 SHEET_WRITING = 0.1
-# Nothing written on the desk at full resolution either: within SHEET_STROKE of the picture's longest side, no more
-# than SHEET_INKED of it darker than SHEET_EVEN and SHEET_INK below its surroundings (a fine pen in a hard shadow).
+# Nothing written on the desk at full resolution either (against the surroundings within SHEET_STROKE of the
+# picture's longest side): no more than MIN_INK_PIXELS as much darker as SHEET_EVEN and SHEET_INK say (a fine pen in a
+# hard shadow), and no more than SHEET_INKED of it, in 3×3 means, darker by SHEET_PENCIL of their level and
+# SHEET_PENCIL_STEP (pencil: 70% of the paper's brightness; a desk's grain and noise stay within a fifth of its level).
 SHEET_STROKE = 0.02
-SHEET_INKED = 0.0005
+SHEET_PENCIL = 0.2
+SHEET_PENCIL_STEP = 0.05
+SHEET_INKED = 0.003
 
 
 @dataclass
@@ -258,12 +264,13 @@ def working_gray(pixels: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def without_desk(gray: np.ndarray) -> np.ndarray | None:
-    """``gray`` (paper light) with the desk round a photographed sheet made paper, or None where there is no desk.
+    """``gray`` with the desk round a photographed sheet made paper, or None where there is no desk.
 
     Where a sheet lies on a desk, the desk is the widest, darkest thing in the picture: taken for the paper's
     level in shadow, its grain is read as strokes, and beside a dark desk the sheet passes for light ink. It is
     found at low resolution (:func:`_desk`), and each desk pixel then takes the paper level of the nearest part
-    of the sheet, so the paper's light carries on past the sheet's edge.
+    of the sheet, so the paper's light carries on past the sheet's edge. Polarity is not known yet: light ink on a
+    dark ground (a white digit on black) is told apart by the sheet's shape and by what is written on it.
     """
     cv2 = opencv()
     h, w = gray.shape
@@ -274,12 +281,16 @@ def without_desk(gray: np.ndarray) -> np.ndarray | None:
     found = _desk(low)
     if found is None:
         return None
-    desk, paper = found
+    desk, closed = found
     on_desk = cv2.resize(desk, (w, h), interpolation=cv2.INTER_NEAREST).view(bool)
     if _written_on(gray, on_desk):
         return None
+    # Each desk pixel: the level of the nearest sheet pixel (labelled by distanceTransform, one label each).
     _, nearest = cv2.distanceTransformWithLabels(desk, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
-    level = _resize_linear(paper[desk == 0][nearest - 1], h, w)  # (labels number the sheet's pixels in row order)
+    sheet = desk == 0
+    levels = np.zeros(int(nearest.max()) + 1, np.float32)
+    levels[nearest[sheet]] = closed[sheet]
+    level = _resize_linear(levels[nearest], h, w)
     # And a band along the picture's edge, where a sliver of desk may lie, narrower than a low-resolution pixel.
     band = max(1, round(2 * shrink))
     on_desk[:band], on_desk[-band:], on_desk[:, :band], on_desk[:, -band:] = True, True, True, True
@@ -291,43 +302,59 @@ def _desk(low: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     with its writing closed away (the paper's level); None where there is no desk (see ``SHEET_*``)."""
     cv2 = opencv()
     side = max(3, round(0.05 * max(low.shape)) | 1)  # wider than a stroke of writing at this size
-    smooth = cv2.morphologyEx(low, cv2.MORPH_CLOSE, np.ones((side, side), np.uint8), borderType=cv2.BORDER_REPLICATE)
-    levels = cv2.convertScaleAbs(smooth, alpha=255)
-    cut, _ = cv2.threshold(levels, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    darker = levels <= cut
+    wide = 2 * side + 1
+    if min(low.shape) < wide:
+        return None  # a strip: no room for a sheet and a desk round it
+    closed = cv2.morphologyEx(low, cv2.MORPH_CLOSE, np.ones((side, side), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    levels = cv2.convertScaleAbs(closed, alpha=255)
+    otsu, _ = cv2.threshold(levels, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    darker = levels <= otsu
     if darker.all() or not darker.any():
         return None
-    dark, light = float(levels[darker].mean()), float(levels[~darker].mean())
-    if dark > SHEET_CLASSES * light:  # (most pictures without a desk end here, at a third of the cost)
+    dark, light = float(closed[darker].mean()), float(closed[~darker].mean())
+    if dark > SHEET_DARKER * light:  # (most pictures without a desk end here, at a third of the cost)
         return None
     # Nearer the desk's level than Otsu's cut: the sheet's paper in shadow near its edge stays sheet.
     cut = (1 - SHEET_CUT) * dark + SHEET_CUT * light
-    desk = _touching_edge(levels <= cut)  # (writing does not reach the picture's edge)
+    desk = _touching_edge(closed <= cut)  # (writing does not reach the picture's edge)
     if not desk.any():
         return None
-    count, pieces, stats, _ = cv2.connectedComponentsWithStats((~desk).view(np.uint8), connectivity=4)
+    # (4-connected, unlike connected_components: a desk's diagonal neighbour across the sheet's corner is not desk)
+    _, pieces, stats, _ = cv2.connectedComponentsWithStats((~desk).view(np.uint8), connectivity=4)
     sheet = pieces == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     # Its shape from its core: a bright patch of the desk's grain may cling to it by a narrow neck.
-    wide = 2 * side + 1
     core = cv2.morphologyEx(sheet.view(np.uint8), cv2.MORPH_OPEN, np.ones((wide, wide), np.uint8))
     if not core.any():
         return None
     outline = cv2.convexHull(cv2.findNonZero(core))
-    hull = cv2.fillConvexPoly(np.zeros_like(core), outline, 1)
+    hull = cv2.fillConvexPoly(np.zeros_like(core), outline, 1).view(bool)
     (_, _), (rw, rh), _ = cv2.minAreaRect(outline)
     area = np.count_nonzero(hull)
     if area < SHEET_AREA * hull.size or area < SHEET_RECTANGLE * (rw + 1) * (rh + 1):
         return None
-    sheet &= cv2.dilate(hull, np.ones((5, 5), np.uint8)).view(bool)  # (the opening rounded its corners)
-    # Written on: somewhere inside, something thin and darker than the paper (which the closing took away).
+    # Straight-sided: its outline, simplified to within 2% of its length, has four corners (a fifth where the photo's
+    # edge cuts one off); a blob's rounded outline has more.
+    if len(cv2.approxPolyDP(outline, 0.02 * cv2.arcLength(outline, True), True)) > SHEET_CORNERS:
+        return None
+    # Solid: the sheet fills its outline (its writing, dark but not reaching the picture's edge, is part of it); a white
+    # digit on black, the dark ground in its loops and notches reaching the edge, does not.
+    if np.count_nonzero(sheet & hull) < SHEET_SOLID * area:
+        return None
+    # The sheet: the piece up to its outline (the opening rounded its corners); the rest is desk.
+    sheet &= cv2.dilate(hull.view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
+    # Written on: inside it, things thin and darker than the paper (which the closing took away).
     inside = cv2.erode(sheet.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-    if not inside.any() or float((smooth - low)[inside].max()) < SHEET_WRITING * float(smooth[inside].max()):
+    paper_top = float(closed[inside].max()) if inside.any() else 0.0
+    if np.count_nonzero(inside & (closed - low >= SHEET_WRITING * paper_top)) < 3:  # (more than a speck)
         return None
     desk = ~sheet
-    rim = np.concatenate([desk[0], desk[-1], desk[1:-1, 0], desk[1:-1, -1]])
+    rim = _rim(desk)
     if np.count_nonzero(rim) < SHEET_BORDER * rim.size:
         return None
-    paper, desk_level = float(smooth[sheet & (levels > cut)].mean()), float(smooth[desk].mean())
+    lit = sheet & (closed > cut)
+    if not lit.any():
+        return None
+    paper, desk_level = float(closed[lit].mean()), float(closed[desk].mean())
     if paper - desk_level < SHEET_STEP or desk_level > SHEET_DARKER * paper:
         return None
     # Nothing written on it: paper in a shadow that reaches the picture's edge can pass the tests above, but the ink
@@ -340,22 +367,27 @@ def _desk(low: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if np.count_nonzero(written) > 0.01 * np.count_nonzero(inner):
         return None
     # Sharp: the steepest slope beside the desk (Sobel's 3×3 sums 8 differences of one pixel).
-    slope = np.hypot(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)) / 8
+    slope = np.hypot(cv2.Sobel(closed, cv2.CV_32F, 1, 0), cv2.Sobel(closed, cv2.CV_32F, 0, 1)) / 8
     edge = cv2.dilate(desk.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool) & sheet
     edge[[0, -1]] = False
     edge[:, [0, -1]] = False
     steepest = cv2.dilate(slope, np.ones((3, 3), np.uint8))
     if not edge.any() or np.median(steepest[edge]) < SHEET_EDGE * (paper - desk_level):
         return None
-    # Its slivers and wedges along the picture's edge, as thin as strokes, were closed away: they are desk too. And
-    # the desk reaches into the sheet as far as the sheet's edge is blurred (a low-resolution pixel or two).
-    desk |= _touching_edge(low <= cut / 255)
-    return cv2.dilate(desk.view(np.uint8), np.ones((5, 5), np.uint8)), smooth
+    # Its slivers and wedges along the picture's edge, as thin as strokes, were closed away: they are desk too (within
+    # a stroke's width of the picture's edge: a thick stroke running to the sheet's edge, dark as a black desk, stays).
+    # And the desk reaches into the sheet as far as the sheet's edge is blurred (a low-resolution pixel or two).
+    frame = np.ones_like(desk)
+    frame[side:-side, side:-side] = False
+    desk |= _touching_edge((low <= cut) & frame)
+    desk = cv2.dilate(desk.view(np.uint8), np.ones((5, 5), np.uint8))
+    return (desk, closed) if not desk.all() else None
 
 
 def _written_on(gray: np.ndarray, region: np.ndarray) -> bool:
-    """Whether strokes of ink lie in ``region`` of ``gray`` (paper light): pixels far darker than the brightest round
-    them within SHEET_STROKE of the picture, as ink is on paper in a hard shadow (a desk's grain and noise are not).
+    """Whether strokes of ink lie in ``region`` of ``gray`` (paper light): pixels far darker than their surroundings
+    (a closing SHEET_STROKE of the picture wide), as ink is on paper in a hard shadow; a desk's grain and noise are
+    not.
 
     At full resolution, since a fine pen's strokes in a small number vanish at the desk finder's; only where it
     found a desk (``region``), away from the sheet, whose brightness the closing would otherwise reach."""
@@ -369,19 +401,31 @@ def _written_on(gray: np.ndarray, region: np.ndarray) -> bool:
     top, bottom = max(0, rows[0] - side), rows[-1] + side + 1
     left, right = max(0, cols[0] - side), cols[-1] + side + 1
     part = np.ascontiguousarray(gray[top:bottom, left:right], dtype=np.float32)
-    around = cv2.morphologyEx(part, cv2.MORPH_CLOSE, np.ones((side, side), np.uint8), borderType=cv2.BORDER_REPLICATE)
-    ink = away[top:bottom, left:right] & (part < (1 - SHEET_EVEN) * around) & (part < around - SHEET_INK)
-    return np.count_nonzero(ink) > max(MIN_INK_PIXELS, SHEET_INKED * np.count_nonzero(away))
+    square = np.ones((side, side), np.uint8)
+    around = cv2.morphologyEx(part, cv2.MORPH_CLOSE, square, borderType=cv2.BORDER_REPLICATE)
+    away = away[top:bottom, left:right]
+    # Pen: a few pixels far darker than the paper round them.
+    if np.count_nonzero(away & (part < (1 - SHEET_EVEN) * around) & (part < around - SHEET_INK)) > MIN_INK_PIXELS:
+        return True
+    # Pencil: many, fainter (3×3 means: a pixel's noise is not a stroke).
+    part = cv2.blur(part, (3, 3))
+    around = cv2.morphologyEx(part, cv2.MORPH_CLOSE, square, borderType=cv2.BORDER_REPLICATE)
+    pencil = away & (part < (1 - SHEET_PENCIL) * around) & (part < around - SHEET_PENCIL_STEP)
+    return np.count_nonzero(pencil) > SHEET_INKED * np.count_nonzero(away)
+
+
+def _rim(x: np.ndarray) -> np.ndarray:
+    """The values on the edge of 2-D ``x``, each once."""
+    return np.concatenate([x[0], x[-1], x[1:-1, 0], x[1:-1, -1]])
 
 
 def _touching_edge(mask: np.ndarray) -> np.ndarray:
     """The 4-connected parts of boolean ``mask`` that reach the picture's edge."""
     count, parts = opencv().connectedComponents(mask.view(np.uint8), connectivity=4)
     touching = np.zeros(count, bool)
-    touching[np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]])] = True
+    touching[_rim(parts)] = True
     touching[0] = False
     return touching[parts]
-
 
 # ----------------------------------------------------------------------------------- paper and ink
 
