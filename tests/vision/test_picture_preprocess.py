@@ -215,6 +215,18 @@ def test_writing_in_a_hard_shadow_is_not_a_desk(clean_digits, height, ink_level)
             assert without_desk(working_gray(photo)[0]) is None, (at, depth)
 
 
+@pytest.mark.parametrize("shape", [(2000, 40), (40, 2000), (1030, 5), (1024, 30), (4000, 10)])
+def test_a_strip_on_a_desk_is_read_without_error(shape):
+    """A long strip of paper on a dark desk with a mark on it: at the desk finder's low resolution the strip is a few
+    pixels across (its desk, dilated, once covered all of it and indexing the sheet's pixels failed)."""
+    h, w = shape
+    photo = np.full(shape, 15, np.uint8)
+    photo[h // 4:h - h // 4, w // 4:w - w // 4] = 230
+    photo[h // 2 - max(1, h // 12):h // 2 + max(1, h // 12), w // 2 - max(1, w // 40):w // 2 + max(1, w // 40)] = 20
+    found = find_ink(photo)
+    assert found is None or found.mask.any()
+
+
 @pytest.mark.parametrize("thickness", [1, 3, 4])
 def test_a_light_digit_on_black_is_not_a_sheet(glyph_pool, thickness):
     """An MNIST-style upload (white on black) enlarged, as drawn or thickened: the bright thing on a dark ground is
