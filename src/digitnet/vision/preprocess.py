@@ -291,9 +291,17 @@ def without_desk(gray: np.ndarray) -> np.ndarray | None:
     levels = np.zeros(int(nearest.max()) + 1, np.float32)
     levels[nearest[sheet]] = closed[sheet]
     level = _resize_linear(levels[nearest], h, w)
-    # And a band along the picture's edge, where a sliver of desk may lie, narrower than a low-resolution pixel.
+    # And a band along each edge of the picture that the desk reaches, where a sliver of it may lie, narrower than a
+    # low-resolution pixel (not where the sheet runs off the picture: writing may come close to that edge).
     band = max(1, round(2 * shrink))
-    on_desk[:band], on_desk[-band:], on_desk[:, :band], on_desk[:, -band:] = True, True, True, True
+    if desk[0].any():
+        on_desk[:band] = True
+    if desk[-1].any():
+        on_desk[-band:] = True
+    if desk[:, 0].any():
+        on_desk[:, :band] = True
+    if desk[:, -1].any():
+        on_desk[:, -band:] = True
     return np.where(on_desk, level, gray).astype(np.float32, copy=False)
 
 
