@@ -371,7 +371,7 @@ def _desk(low: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     # into whose brightness the desk's edge is blurred.
     inner = cv2.erode(desk.view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
     around = cv2.dilate(np.where(inner, low, np.float32(0)), np.ones((3 * side,) * 2, np.uint8))
-    written = inner & (low < (1 - SHEET_EVEN) * around) & (low < around - SHEET_INK)
+    written = inner & _darker(low, around, SHEET_EVEN, SHEET_INK)
     if np.count_nonzero(written) > 0.01 * np.count_nonzero(inner):
         return None
     # Sharp: the steepest slope beside the desk (Sobel's 3×3 sums 8 differences of one pixel).
@@ -413,13 +413,18 @@ def _written_on(gray: np.ndarray, region: np.ndarray) -> bool:
     around = cv2.morphologyEx(part, cv2.MORPH_CLOSE, square, borderType=cv2.BORDER_REPLICATE)
     away = away[top:bottom, left:right]
     # Pen: a few pixels far darker than the paper round them.
-    if np.count_nonzero(away & (part < (1 - SHEET_EVEN) * around) & (part < around - SHEET_INK)) > MIN_INK_PIXELS:
+    if np.count_nonzero(away & _darker(part, around, SHEET_EVEN, SHEET_INK)) > MIN_INK_PIXELS:
         return True
     # Pencil: many, fainter (3×3 means: a pixel's noise is not a stroke).
     part = cv2.blur(part, (3, 3))
     around = cv2.morphologyEx(part, cv2.MORPH_CLOSE, square, borderType=cv2.BORDER_REPLICATE)
-    pencil = away & (part < (1 - SHEET_PENCIL) * around) & (part < around - SHEET_PENCIL_STEP)
+    pencil = away & _darker(part, around, SHEET_PENCIL, SHEET_PENCIL_STEP)
     return np.count_nonzero(pencil) > SHEET_INKED * np.count_nonzero(away)
+
+
+def _darker(x: np.ndarray, around: np.ndarray, share: float, step: float) -> np.ndarray:
+    """Where ``x`` is darker than ``around`` (paper light) by ``share`` of it and by ``step`` too: ink, not grain."""
+    return (x < (1 - share) * around) & (x < around - step)
 
 
 def _rim(x: np.ndarray) -> np.ndarray:
