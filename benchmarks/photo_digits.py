@@ -68,10 +68,10 @@ def photograph(alpha: np.ndarray, rng: np.random.Generator, focus_size: float | 
     else:
         ink = np.array([rng.uniform(0.05, 0.2), rng.uniform(0.1, 0.3), rng.uniform(0.45, 0.75)], np.float32)
     coverage = alpha * rng.uniform(0.8, 1.0)
-    texture = _smooth_noise(h, w, rng, cells=8) * 0.03
+    texture = smooth_noise(h, w, rng, cells=8) * 0.03
     image = (paper + texture[..., None]) * (1 - coverage[..., None]) + ink * coverage[..., None]
     if desk is not None:
-        grain = 1 + _smooth_noise(h, w, rng, cells=24) * DESK_GRAIN  # its reflectance varies: a share of it
+        grain = 1 + smooth_noise(h, w, rng, cells=24) * DESK_GRAIN  # its reflectance varies: a share of it
         image = image * (1 - desk[..., None]) + surface * grain[..., None] * desk[..., None]
     # Light: a linear falloff in a random direction, and half the time a soft-edged shadow.
     ys, xs = np.mgrid[:h, :w].astype(np.float32)
@@ -146,7 +146,8 @@ def squared_paper(alpha: np.ndarray, height: int, rng: np.random.Generator) -> n
     return np.maximum(alpha, on_line * np.float32(strength))
 
 
-def _smooth_noise(h: int, w: int, rng: np.random.Generator, cells: int) -> np.ndarray:
+def smooth_noise(h: int, w: int, rng: np.random.Generator, cells: int) -> np.ndarray:
+    """Smooth noise in -1..1 over an (h, w) picture, varying over ``cells`` cells across (bicubic, from a grid)."""
     coarse = Image.fromarray(rng.uniform(-1, 1, (cells, cells)).astype(np.float32), "F")
     return np.asarray(coarse.resize((w, h), Image.Resampling.BICUBIC), np.float32)
 

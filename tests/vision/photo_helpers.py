@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from photo_digits import DESK_GRAIN, smooth_noise  # noqa: E402  (the benchmark's own desk grain)
 
 
 def ink_of(digit: np.ndarray, height: int) -> np.ndarray:
@@ -51,21 +57,15 @@ def number_ink(digits: list[np.ndarray], height: int = 70, gaps: list[int] | Non
     return line
 
 
-def grain(shape: tuple[int, int], cells: int, seed: int) -> np.ndarray:
-    """Smooth noise in -1..1 varying over ``cells`` cells across: a table's grain."""
-    coarse = np.random.default_rng(seed).uniform(-1, 1, (cells, cells)).astype(np.float32)
-    return np.asarray(Image.fromarray(coarse, "F").resize(shape[::-1], Image.Resampling.BICUBIC), np.float32)
-
-
 def sheet_on_desk(digits: list[np.ndarray], desk: float, margin: int = 60, seed: int = 0,
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """``digits`` written on a sheet lying on a desk ``desk`` bright with a grain of ±15% (as read_lines.py's on-desk
-    row draws it), ``margin`` px of desk showing above, below and left of the sheet, the sheet running off the photo's
-    right edge; uint8 gray, and the writing's mask."""
+    """``digits`` written on a sheet lying on a desk ``desk`` bright with photo_digits.py's grain (as read_lines.py's
+    on-desk row draws it), ``margin`` px of desk showing above, below and left of the sheet, the sheet running off
+    the photo's right edge; uint8 gray, and the writing's mask."""
     ink = number_ink(digits, height=50)
     sheet = on_paper(ink, shape=(ink.shape[0] + 50, ink.shape[1] + 60), noise=0.01, seed=seed)
     shape = (sheet.shape[0] + 2 * margin, sheet.shape[1] + margin)
-    photo = desk * (1 + 0.15 * grain(shape, 24, seed))
+    photo = desk * (1 + DESK_GRAIN * smooth_noise(*shape, np.random.default_rng(seed), cells=24))
     photo[margin:margin + sheet.shape[0], margin:] = sheet / 255
     truth = np.zeros(shape, bool)
     truth[margin + 25:margin + 25 + ink.shape[0], margin + 30:margin + 30 + ink.shape[1]] = ink > 0.5
