@@ -476,6 +476,33 @@ def test_undecodable_and_damaged_images_are_422(client, mnist):
     assert_error(client.post("/api/read", files={"file": ("tiny.png", tiny, "image/png")}), 422, "tiny.png", "small")
 
 
+def test_a_fault_of_ours_on_a_picture_is_a_500_naming_it(recognizer, number_photo, monkeypatch):
+    """A fault in digitnet while reading an uploaded picture (finding its writing made to fail) is the server's
+    error, 500, not the picture's (422), with a message naming the file; the server goes on serving."""
+    import httpx
+
+    from digitnet.serve.app import create_app
+    from digitnet.serve.settings import ServeSettings
+    from digitnet.vision import pipeline
+
+    from .conftest import serving
+
+    real = pipeline.find_writing
+
+    def failing(*args, **kwargs):
+        raise IndexError("index 408 is out of bounds")
+
+    photo, text = number_photo
+    with serving(create_app(recognizer=recognizer, settings=ServeSettings())) as url, \
+            httpx.Client(base_url=url, timeout=60) as http:
+        monkeypatch.setattr(pipeline, "find_writing", failing)
+        for route in ("read", "predict"):
+            response = http.post(f"/api/{route}", files={"file": ("total.jpg", photo, "image/jpeg")})
+            assert_error(response, 500, "total.jpg", "IndexError", "fault in digitnet")
+        monkeypatch.setattr(pipeline, "find_writing", real)
+        assert http.post("/api/read", files={"file": ("total.jpg", photo, "image/jpeg")}).json()["text"] == text
+
+
 def test_other_request_errors_are_json(client):
     assert_error(client.post("/api/predict", files={"name": (None, "value")}), 400, "no file")
     assert_error(client.post("/api/predict", content=b"", headers={"content-type": "image/png"}), 400, "empty")

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from photo_digits import DESK_GRAIN, smooth_noise  # noqa: E402  (the benchmark's own desk grain)
@@ -112,3 +112,26 @@ def model_sees(picture: np.ndarray) -> np.ndarray | None:
     from digitnet.vision.pipeline import prepare_digit
 
     return prepare_digit(picture).image
+
+
+def hand_frame(shape: tuple[int, int], box: tuple[int, int, int, int], pen: int, kind: str = "circle",
+               gap: float = 0.0) -> np.ndarray:
+    """A frame drawn with a ``pen`` px pen (bool): an ellipse in ``box`` (x0, y0, x1, y1), or a box with its sides
+    bowed a little; ``gap``: the share of the way round left undrawn."""
+    canvas = Image.new("L", (shape[1], shape[0]))
+    draw = ImageDraw.Draw(canvas)
+    x0, y0, x1, y1 = box
+    t = np.linspace(0, 2 * np.pi * (1 - gap), 200)
+    if kind == "circle":
+        xs, ys = (x0 + x1) / 2 + (x1 - x0) / 2 * np.cos(t), (y0 + y1) / 2 + (y1 - y0) / 2 * np.sin(t)
+    else:  # a box traced by hand: its sides bow outwards by 2% of its height
+        corners = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)], float)
+        side = np.minimum((t / (np.pi / 2)).astype(int), 3)
+        along = t / (np.pi / 2) - side
+        xs = corners[side, 0] + (corners[side + 1, 0] - corners[side, 0]) * along
+        ys = corners[side, 1] + (corners[side + 1, 1] - corners[side, 1]) * along
+        bow = 0.02 * (y1 - y0) * np.sin(np.pi * along)
+        xs = xs + bow * np.where(side == 1, 1, np.where(side == 3, -1, 0))
+        ys = ys + bow * np.where(side == 2, 1, np.where(side == 0, -1, 0))
+    draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=255, width=pen, joint="curve")
+    return np.asarray(canvas) > 127

@@ -186,3 +186,29 @@ def test_predict_never_saves_debug_images_into_a_model_folder(pictures, tmp_path
     result = runner.invoke(app, ["predict", "--save-debug", str(run), str(pictures["digit-7"])])
     assert isinstance(result.exception, DigitnetError) and "is a model folder" in str(result.exception)
     assert [p.name for p in run.iterdir()] == ["model.json"]
+
+
+@pytest.mark.parametrize("command", ["read", "predict"])
+def test_a_fault_of_ours_on_one_picture_is_its_error_and_the_others_are_read(pictures, monkeypatch, command):
+    """Where reading a picture hits a fault in digitnet itself (here finding the writing made to fail on the first
+    picture), that picture gets a one-line error naming it and the fault, the next is still read, the exit status
+    is 1, and no traceback is shown."""
+    from digitnet.vision import pipeline
+
+    real, calls = pipeline.find_writing, []
+
+    def failing_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise IndexError("index 408 is out of bounds for axis 1 with size 405")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "find_writing", failing_once)
+    first, second = pictures["number"], pictures["digit-3"]
+    result = runner.invoke(app, [command, "--json", "--workers", "0", str(first), str(second)])
+    assert result.exit_code == 1, result.output
+    failed, read = json_lines(result.stdout)
+    assert failed["error"].startswith(f"{first}: could not be read: IndexError: index 408")
+    assert "\n" not in failed["error"] and "fault in digitnet" in failed["error"]
+    assert read["error"] is None and (read["text"] == "3" if command == "read" else read["digit"] == 3)
+    assert "Traceback" not in result.output

@@ -24,7 +24,14 @@ from digitnet.serve.batcher import MicroBatcher
 from digitnet.serve.requests import ApiError, Item
 from digitnet.serve.schemas import PredictOptions, ReadOptions
 from digitnet.serve.settings import ServeSettings
-from digitnet.vision.pipeline import Prepared, digit_answer, number_answer, prepare_digit, prepare_number
+from digitnet.vision.pipeline import (
+    Prepared,
+    PreparedNumber,
+    digit_answer,
+    number_answer,
+    prepare_digit,
+    prepare_number,
+)
 from digitnet.vision.preprocess import mnist_like
 
 PREDICT_FIELDS = ("digit", "confidence", "probabilities")
@@ -109,7 +116,7 @@ class Service:
         source = item.pixels if item.pixels is not None else item.data
         prepared = prepare_digit(source, self.classify_in_worker, max_pixels=self.settings.max_pixels)
         if prepared.error:
-            raise ApiError(413 if prepared.too_large else 422, _named(prepared.error, item.name))
+            raise ApiError(_error_status(prepared), _named(prepared.error, item.name))
         return prepared
 
     def _read(self, item: Item, debug: bool) -> dict:
@@ -121,7 +128,7 @@ class Service:
         number = prepare_number(item.data, self.classify_in_worker, recognize, recognizer.reader,
                                 max_pixels=self.settings.max_pixels)
         if number.error:
-            raise ApiError(413 if number.too_large else 422, _named(number.error, item.name))
+            raise ApiError(_error_status(number), _named(number.error, item.name))
         result = number_answer(number)
         result["path"] = item.name  # everything else (text, lines, digits with char) goes out as the pipeline gave it
         if debug:  # the very 28×28 inputs the answer came from
@@ -164,6 +171,11 @@ def _classified_items(items: list[dict], crops: int) -> list[dict]:
     """The items of a read answer that have a 28×28 of their own, in order: all of them when there are as many
     crops as items, else the digits (separators told apart by geometry alone, such as a space, have no crop)."""
     return items if len(items) == crops else [item for item in items if item.get("digit") is not None]
+
+
+def _error_status(prepared: Prepared | PreparedNumber) -> int:
+    """The HTTP status of a picture that could not be read: too large, a fault of ours, or a bad picture."""
+    return 413 if prepared.too_large else 500 if prepared.fault else 422
 
 
 def _named(message: str, name: str | None) -> str:

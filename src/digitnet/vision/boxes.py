@@ -28,6 +28,11 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(step == 1) + 1, np.flatnonzero(step == -1) + 1
 
 
+def _run_columns(starts: np.ndarray, ends: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last column of each run (flat indices of :func:`_runs`' padded layout, ``width`` wide)."""
+    return starts % (width + 2) - 1, ends % (width + 2) - 2
+
+
 def _paint_runs(shape: tuple[int, int], starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> np.ndarray:
     """An (h, w) int array holding ``values`` on each run (flat indices of the padded layout of :func:`_runs`)."""
     h, w = shape
@@ -45,6 +50,15 @@ def run_lengths(mask: np.ndarray) -> np.ndarray:
     return _paint_runs(mask.shape, starts, ends, ends - starts)
 
 
+def _bridged(mask: np.ndarray, gap: int) -> np.ndarray:
+    """``mask`` (2-D bool) with its horizontal gaps of at most ``gap`` px between ink filled."""
+    h, w = mask.shape
+    starts, ends = _runs(~mask)  # paper runs; the padding is not paper, so no run starts in it
+    first, last = _run_columns(starts, ends, w)
+    inner = (first > 0) & (last < w - 1) & (ends - starts <= gap)
+    return mask | (_paint_runs((h, w), starts[inner], ends[inner], np.ones(int(inner.sum()), np.int64)) > 0)
+
+
 def _reaching_past(long: np.ndarray, other: np.ndarray, margin: int) -> np.ndarray:
     """The horizontal runs of ``long`` that reach at least ``margin`` px past ``other``'s ink on both sides."""
     h, w = long.shape
@@ -52,8 +66,8 @@ def _reaching_past(long: np.ndarray, other: np.ndarray, margin: int) -> np.ndarr
     starts, ends = _runs(long)
     if not len(starts):
         return long
-    if len(cols):  # run ends in column units: flat index modulo the padded width, less the pad
-        first, last = starts % (w + 2) - 1, ends % (w + 2) - 2
+    if len(cols):
+        first, last = _run_columns(starts, ends, w)
         past = (first <= cols[0] - margin) & (last >= cols[-1] + margin)
     else:
         past = np.zeros(len(starts), bool)  # nothing else: a lone stroke (a 1), not a box
@@ -130,14 +144,41 @@ def box_lines(ink: np.ndarray, fraction: float = 0.7,
         max_thickness = max(3, min(height, width) // 12)
     # The common case (a digit without a box) made cheap: every line the search finds hangs on a long run that is
     # mostly thin (see _may_hold_lines), and most digits have none — a 7's bar and a 1's stem are long, not thin.
-    if not (_may_hold_lines(crop, max(fraction * width, 8), max_thickness)
-            or _may_hold_lines(crop.T, max(fraction * height, 8), max_thickness)):
-        return lines, across
-    lines[box], across[box] = _lines_in(crop, fraction, max_thickness, height, width)
+    if not _may_hold_lines(crop, max(fraction * width, 8), max_thickness):
+        # Without a horizontal line there is no wall ending on one and no comb: a vertical line is one only by
+        # reaching past all other ink at both ends, so the ink's top row lies on one, and only columns with ink there
+        # can hold it (the strokes of a written number, whose bridged columns run long, are not looked at).
+        columns = bridged_columns(crop, fraction, max_thickness, near=np.flatnonzero(crop[0]))
+        if not _may_hold_lines(columns & columns[:, :1], max(fraction * height, 8), max_thickness, crop.T):
+            return lines, across
+    columns = bridged_columns(crop, fraction, max_thickness)
+    lines[box], across[box] = _lines_in(crop, columns.T, fraction, max_thickness, height, width)
     return lines, across
 
 
-def _may_hold_lines(ink: np.ndarray, min_length: float, max_thickness: int) -> bool:
+def bridged_columns(ink: np.ndarray, fraction: float, max_thickness: int, near: np.ndarray | None = None
+                    ) -> np.ndarray:
+    """The columns of ``ink`` (cropped to its bounding box) as rows (``ink.T``), where a vertical line may stand
+    broken: there with gaps of at most ``max_thickness`` px filled. ``near``: only these columns (indices).
+
+    A vertical line is often broken where a line of the other direction crosses it (a notebook's margin through its
+    ruled lines: the camera's blur and the crossing lighten both) or where the scan skipped: its runs are measured
+    across gaps no longer than a line is thick. Only columns that hold enough ink for a line are looked at."""
+    columns = ink.T
+    tall = np.count_nonzero(ink, axis=0) >= max(fraction * ink.shape[0], 8) - max_thickness
+    if near is not None:
+        wanted = np.zeros(len(columns), bool)
+        wanted[near] = True
+        tall &= wanted
+    tall = np.flatnonzero(tall)
+    if not len(tall):
+        return columns
+    columns = columns.copy()
+    columns[tall] = _bridged(columns[tall], max_thickness)
+    return columns
+
+
+def _may_hold_lines(ink: np.ndarray, min_length: float, max_thickness: int, solid: np.ndarray | None = None) -> bool:
     """Whether ``ink`` (cropped to its bounding box) has a horizontal run at least ``min_length`` long of which at
     least half the pixels lie in vertical runs at most ``max_thickness`` long: a "line row" of :func:`_lines_in`.
 
@@ -145,6 +186,7 @@ def _may_hold_lines(ink: np.ndarray, min_length: float, max_thickness: int) -> b
     horizontal and vertical lines and its comb teeth all hang on line rows or columns (a run that is not one is
     writing, and writing cannot reach past itself). Exact, not a guess, on the few rows that could hold one:
     those with enough ink in all, and the ``max_thickness`` rows either side that a thin pixel's run lies within.
+    ``solid``: the ink whose thickness counts, where ``ink`` is its columns bridged (:func:`bridged_columns`).
     """
     candidates = np.flatnonzero(np.count_nonzero(ink, axis=1) >= min_length)
     if not len(candidates):
@@ -159,7 +201,8 @@ def _may_hold_lines(ink: np.ndarray, min_length: float, max_thickness: int) -> b
     # is still longer than max_thickness there: that band tells thin from thick exactly.
     top = max(0, int(candidates[0]) - max_thickness)
     bottom = min(ink.shape[0], int(candidates[-1]) + max_thickness + 1)
-    along_cols = run_lengths(np.ascontiguousarray(ink[top:bottom].T)).T[candidates - top]
+    solid = ink if solid is None else solid
+    along_cols = run_lengths(np.ascontiguousarray(solid[top:bottom].T)).T[candidates - top]
     thin = long & (along_cols <= max_thickness)
     h, w = long.shape
     starts, ends = _runs(long)
@@ -169,12 +212,13 @@ def _may_hold_lines(ink: np.ndarray, min_length: float, max_thickness: int) -> b
     return bool(((before[ends] - before[starts]) >= 0.5 * (ends - starts)).any())
 
 
-def _lines_in(ink: np.ndarray, fraction: float, max_thickness: int, height: int,
+def _lines_in(ink: np.ndarray, bridged: np.ndarray, fraction: float, max_thickness: int, height: int,
               width: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`box_lines` of ink cropped to its bounding box (``height`` × ``width``)."""
+    """:func:`box_lines` of ink cropped to its bounding box (``height`` × ``width``); ``bridged``: the ink with short
+    vertical gaps filled (:func:`bridged_columns`), where vertical lines are measured."""
     along_rows, along_cols = run_lengths(ink), run_lengths(ink.T).T
     long_rows = along_rows >= max(fraction * width, 8)
-    long_cols = along_cols >= max(fraction * height, 8)
+    long_cols = run_lengths(np.ascontiguousarray(bridged.T)).T >= max(fraction * height, 8)
     across_h, across_v = long_rows & (along_cols <= max_thickness), long_cols & (along_rows <= max_thickness)
     # Runs that are mostly thin are lines, whole (with the strokes that touch or cross them, and the corners
     # and junctions where lines meet); the rest is writing. Where a line crosses a line of the other direction it
@@ -202,6 +246,7 @@ def _lines_in(ink: np.ndarray, fraction: float, max_thickness: int, height: int,
         grown[1:] |= ticks[:-1]
         grown[:-1] |= ticks[1:]
         ticks = ticks | (grown & baselines)
+    vertical &= ink  # not the gaps it was measured across
     return horizontal | vertical | ticks, vertical | ticks
 
 

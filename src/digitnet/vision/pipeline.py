@@ -19,6 +19,7 @@ numbers lines drawn under them).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field, replace
 
@@ -26,10 +27,19 @@ import numpy as np
 
 from digitnet.vision import line_reader, preprocess
 from digitnet.vision.boxes import box_lines
+from digitnet.vision.frames import frame_mask
 from digitnet.vision.io import ImageError, ImageSource, Picture, PictureTooLarge, load_picture
 from digitnet.vision.line_reader import LineRecognizer
 from digitnet.vision.lines import read_lines
-from digitnet.vision.preprocess import MIN_INK_PIXELS, Ink, find_ink, mnist_like, normalize_digit, without_specks
+from digitnet.vision.preprocess import (
+    MIN_INK_PIXELS,
+    Ink,
+    connected_components,
+    find_ink,
+    mnist_like,
+    normalize_digit,
+    without_specks,
+)
 from digitnet.vision.segment import Classifier, Segment, find_digits, find_groups, line_height
 from digitnet.vision.underlines import MAX_LINES, underline_mask
 
@@ -46,11 +56,16 @@ DEFAULT_READER = "both"
 # "both" skips the segmenter where every character the line reader read is at least this sure (chosen on held-out
 # training digits, see benchmarks/README.md): it changes few of those readings and costs as much again as reading.
 BOTH_SURE = 0.99
+# A frame round the writing that is this share box lines or more is a printed box (whose lines box_lines finds whole,
+# but where a stroke crosses them), not one drawn by hand (whose wavering sides it finds in stretches, if at all).
+PRINTED = 0.9
+# Box lines standing across the writing inside a frame over this share of its height are a form's walls between cells.
+WALLS = 0.25
 
 
 def find_writing(pixels: np.ndarray, underlines: bool = True) -> Ink | None:
-    """The handwriting in a picture: its ink (:func:`find_ink`) less printed box lines and combs (:mod:`boxes`) and,
-    with ``underlines``, lines drawn under it (:mod:`underlines`).
+    """The handwriting in a picture: its ink (:func:`find_ink`) less printed box lines and combs (:mod:`boxes`), a
+    frame drawn round it by hand (:mod:`frames`) and, with ``underlines``, lines drawn under it (:mod:`underlines`).
 
     None when there is no ink, or nothing but lines. The lines go before segmentation, else a box's walls
     read as 1s and its floor joins the digits into one.
@@ -59,6 +74,9 @@ def find_writing(pixels: np.ndarray, underlines: bool = True) -> Ink | None:
     if ink is None:
         return None
     lines, across = _box_lines(ink)
+    framed = _without_frame(ink, lines, across)
+    if framed is not ink:  # the lines of a box drawn round the writing went with it
+        ink, lines, across = framed, lines & framed.mask, across & framed.mask
     if underlines and lines.any() and not across.any():
         # One straight line under the writing and no wall or tooth to part it into cells: a form's baseline or an
         # underline drawn with a ruler. The underline search takes it as it takes one drawn by hand (only its band
@@ -69,6 +87,38 @@ def find_writing(pixels: np.ndarray, underlines: bool = True) -> Ink | None:
     if lines.any():
         ink = _without_box_lines(ink, lines, across)
     return _without_underlines(ink) if ink is not None and underlines else ink
+
+
+def _without_frame(ink: Ink, lines: np.ndarray, across: np.ndarray) -> Ink:
+    """``ink`` less a frame drawn round its writing by hand (:mod:`frames`), gone from the picture's ink too.
+
+    Not a printed box round it, whose ink is mostly box ``lines``, nor a form's row of boxes, whose outline is a frame
+    too, round walls standing ``across`` the writing (where digits touch the outline, the frame holds some of their
+    ink and is less of it lines): they go as a form's boxes do. Printed lines outside the frame (a notebook's margin
+    beside a circled number) are pieces it does not hold: it is looked for once more without them."""
+    labels, stats = ink.components()
+    frame = frame_mask(labels, stats)
+    if frame is None and lines.any():
+        frame = frame_mask(*connected_components(ink.mask & ~lines))
+    if frame is None or _printed(frame, lines):
+        return ink
+    rows, cols = np.flatnonzero(frame.any(1)), np.flatnonzero(frame.any(0))
+    walls = (across & ~frame)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    if np.count_nonzero(walls.any(1)) >= WALLS * len(walls):
+        return ink  # walls inside it: a form's row of boxes (digits touching its outline, which took some of them)
+    mask, components = without_specks(ink.mask & ~frame)
+    writing = replace(ink, mask=mask, ink=np.where(frame, np.float32(0), ink.ink))
+    writing.remember(components=components)
+    return writing
+
+
+def _printed(frame: np.ndarray, lines: np.ndarray) -> bool:
+    """Whether ``frame`` is a printed box: ``PRINTED`` of its outer edge or more box ``lines`` (inside it, the frame
+    holds what of a digit touching it lies next to the outside, where box lines leave it to the digit)."""
+    cv2 = preprocess.opencv()
+    outside = preprocess.touching_edge(~frame)
+    edge = frame & (cv2.dilate(outside.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))) > 0)
+    return np.count_nonzero(edge & lines) >= PRINTED * np.count_nonzero(edge)
 
 
 def _box_lines(ink: Ink) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +135,25 @@ def _box_lines(ink: Ink) -> tuple[np.ndarray, np.ndarray]:
             writing, (_, pieces) = without_specks(ink.mask & ~faint)
             if not _cuts_through(faint_across, writing, pieces):
                 lines, across = faint, faint_across
+        elif (faint_across & ink.mask).any():
+            # A faint wall beside the writing (a notebook's red margin) whose darker stretches pass for ink: read as
+            # ink they are 1s. They go, and the writing is read as on plain paper (a wall that parts nothing makes no
+            # cells). Faint lines along the writing stay (a digit's stroke lying on one would go with it), and so do
+            # walls that do not reach past the writing's top and bottom: a 1 standing between two ruled lines.
+            lines = across = _walls_beyond(faint_across, ink.mask & ~faint_across) & ink.mask
     return lines, across
+
+
+def _walls_beyond(walls: np.ndarray, writing: np.ndarray) -> np.ndarray:
+    """The walls (bool; vertical lines) that reach above and below every row of ``writing`` (bool): each wall's
+    columns taken together, so that one broken where a ruled line crossed it is still one wall."""
+    rows = np.flatnonzero(writing.any(1))
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], walls.any(0).astype(np.int8), [0]])))
+    keep = np.zeros(walls.shape[1], bool)
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        held = np.flatnonzero(walls[:, start:end].any(1))
+        keep[start:end] = len(rows) > 0 and held[0] < rows[0] and held[-1] > rows[-1]
+    return walls & keep
 
 
 def _without_box_lines(ink: Ink, lines: np.ndarray, across: np.ndarray) -> Ink | None:
@@ -95,8 +163,10 @@ def _without_box_lines(ink: Ink, lines: np.ndarray, across: np.ndarray) -> Ink |
     if mask.sum() < MIN_INK_PIXELS:
         return None
     # Squared paper's lines are taken away as a form's are, but its cells, smaller than the digits written across
-    # them, hold no digit each: the writing is read as on plain paper.
-    writing = replace(ink, mask=mask, in_boxes=not _cuts_through(across, mask, components[1]))
+    # them, hold no digit each: the writing is read as on plain paper. So is writing by upright lines alone (a
+    # notebook's margin beside or through it, a table's rules): a form's cells have floors.
+    cells = bool((lines & ~across).any())
+    writing = replace(ink, mask=mask, in_boxes=cells and not _cuts_through(across, mask, components[1]))
     # The same ink above the same threshold; the components of the new mask were found on the way.
     writing.remember(thresholded=ink.thresholded_components(), components=components)
     return writing
@@ -133,8 +203,10 @@ def _cuts_through(across: np.ndarray, writing: np.ndarray, pieces: np.ndarray) -
     inside = np.pad(across, ((1, 0), (1, 0))).cumsum(0).cumsum(1)  # inside[y, x]: lines above and left of (y, x)
     x0, y0, x1, y1 = pieces[:, 0], pieces[:, 1], pieces[:, 2], pieces[:, 3]
     margin = np.maximum(preprocess.stroke_width(writing), 0.2 * (x1 - x0))
-    left, right = np.ceil(x0 + margin).astype(np.int64), np.floor(x1 - margin).astype(np.int64)
-    right = np.maximum(left, right)
+    # A piece narrower than twice its margin has no inside (left = right: no line counted); one narrower than a
+    # stroke at the picture's right edge would otherwise put left past the edge.
+    left = np.minimum(np.ceil(x0 + margin), x1).astype(np.int64)
+    right = np.maximum(left, np.floor(x1 - margin).astype(np.int64))
     lines = inside[y1, right] - inside[y0, right] - inside[y1, left] + inside[y0, left]
     return 3 * int(np.count_nonzero(lines)) >= len(pieces)
 
@@ -163,6 +235,7 @@ class Prepared:
     # pieces is segmented to count its digits); None when it is still to be classified.
     probabilities: np.ndarray | None = None
     too_large: bool = False  # the error is a size limit (:class:`~digitnet.vision.io.PictureTooLarge`)
+    fault: bool = False  # the error is a fault of digitnet's (:func:`_fault`), not of the picture's
 
 
 def prepare_digit(source: ImageSource, classify: Classifier | None = None, max_pixels: int | None = None) -> Prepared:
@@ -179,6 +252,23 @@ def prepare_digit(source: ImageSource, classify: Classifier | None = None, max_p
         picture = _load(source, max_pixels)
     except ImageError as exc:
         return Prepared(path, None, error=str(exc), too_large=isinstance(exc, PictureTooLarge))
+    try:
+        return _prepared_digit(picture, path, classify)
+    except Exception as exc:  # a fault of ours on one picture: an error for it, not a traceback ending the run
+        return Prepared(path, None, error=_fault(picture.name, exc), fault=True)
+
+
+def _fault(name: str, exc: Exception) -> str:
+    """The one-line error a picture (called ``name``, as :class:`~digitnet.vision.io.Picture` is) gets where reading
+    it failed on a fault of digitnet's, not of the picture's."""
+    what = " ".join(f"{type(exc).__name__}: {exc}".split())
+    # (The traceback for whoever looks into it, at debug level: a command line prints none.)
+    logging.getLogger(__name__).debug("reading %s failed", name, exc_info=exc)
+    return f"{name}: could not be read: {what} (a fault in digitnet; please report it with the picture)"
+
+
+def _prepared_digit(picture: Picture, path: str | None, classify: Classifier | None) -> Prepared:
+    """:func:`prepare_digit` of a loaded picture."""
     passthrough = mnist_like(picture.pixels)
     if passthrough is not None:
         return Prepared(path, passthrough) if passthrough.any() else Prepared(path, None, note=NO_INK)
@@ -241,6 +331,7 @@ class PreparedNumber:
     error: str | None = None  # the picture could not be used
     note: str | None = None  # the picture was fine but holds no digit
     too_large: bool = False  # the error is a size limit (:class:`~digitnet.vision.io.PictureTooLarge`)
+    fault: bool = False  # the error is a fault of digitnet's (:func:`_fault`), not of the picture's
 
     @property
     def items(self) -> list[PreparedItem]:
@@ -287,6 +378,15 @@ def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRec
         picture = _load(source, max_pixels)
     except ImageError as exc:
         return PreparedNumber(path, error=str(exc), too_large=isinstance(exc, PictureTooLarge))
+    try:
+        return _read_number(picture, path, classify, recognize, reader)
+    except Exception as exc:  # a fault of ours on one picture: an error for it, not a traceback ending the run
+        return PreparedNumber(path, error=_fault(picture.name, exc), fault=True)
+
+
+def _read_number(picture: Picture, path: str | None, classify: Classifier, recognize: LineRecognizer | None,
+                 reader: str) -> PreparedNumber:
+    """:func:`prepare_number` of a loaded picture."""
     passthrough = mnist_like(picture.pixels)
     if passthrough is not None:  # an MNIST digit is a one-digit number
         if not passthrough.any():

@@ -324,7 +324,7 @@ def _desk(low: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     # Nearer the desk's level than Otsu's cut: the sheet's paper in shadow near its edge stays sheet.
     cut = (1 - SHEET_CUT) * dark + SHEET_CUT * light
-    desk = _touching_edge(closed <= cut)  # (writing does not reach the picture's edge)
+    desk = touching_edge(closed <= cut)  # (writing does not reach the picture's edge)
     if not desk.any():
         return None
     # (4-connected, unlike connected_components: a desk's diagonal neighbour across the sheet's corner is not desk)
@@ -387,7 +387,7 @@ def _desk(low: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     # And the desk reaches into the sheet as far as the sheet's edge is blurred (a low-resolution pixel or two).
     frame = np.ones_like(desk)
     frame[side:-side, side:-side] = False
-    desk |= _touching_edge((low <= cut) & frame)
+    desk |= touching_edge((low <= cut) & frame)
     desk = cv2.dilate(desk.view(np.uint8), np.ones((5, 5), np.uint8))
     return (desk, closed) if not desk.all() else None
 
@@ -432,7 +432,7 @@ def _rim(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[0], x[-1], x[1:-1, 0], x[1:-1, -1]])
 
 
-def _touching_edge(mask: np.ndarray) -> np.ndarray:
+def touching_edge(mask: np.ndarray) -> np.ndarray:
     """The 4-connected parts of boolean ``mask`` that reach the picture's edge."""
     count, parts = opencv().connectedComponents(mask.view(np.uint8), connectivity=4)
     touching = np.zeros(count, bool)

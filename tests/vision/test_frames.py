@@ -1,0 +1,89 @@
+"""Frames drawn by hand round the writing: a circle or box round a number is found whole, and nothing else is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from photo_helpers import hand_frame, ink_of, number_ink
+from PIL import Image, ImageDraw
+
+from digitnet.vision.frames import frame_mask
+from digitnet.vision.preprocess import connected_components
+
+
+def page(clean_digits, digits=(4, 0, 1, 5), height: int = 60) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A number's ink (bool) on a page with room round it, and the box it stands in."""
+    coverage = number_ink([clean_digits[d] for d in digits], height=height, gaps=[14] * (len(digits) - 1))
+    h, w = coverage.shape
+    sheet = np.zeros((h + 120, w + 160), bool)
+    sheet[60:60 + h, 80:80 + w] = coverage > 0.5
+    return sheet, (80, 60, 80 + w, 60 + h)
+
+
+def found(mask: np.ndarray) -> np.ndarray | None:
+    return frame_mask(*connected_components(mask))
+
+
+@pytest.mark.parametrize("kind", ["circle", "box"])
+@pytest.mark.parametrize("gap", [0.0, 0.01])
+def test_a_frame_round_a_number_is_found_whole_and_only_it(clean_digits, kind, gap):
+    """Circled or boxed, closed or with its ends a little apart: the frame is exactly the ring's ink, every digit
+    keeps all of its own."""
+    writing, (x0, y0, x1, y1) = page(clean_digits)
+    if kind == "circle":
+        frame = hand_frame(writing.shape, (x0 - 45, y0 - 25, x1 + 45, y1 + 25), pen=6, gap=gap)
+    else:
+        frame = hand_frame(writing.shape, (x0 - 20, y0 - 20, x1 + 20, y1 + 20), pen=6, kind="box", gap=gap)
+    assert not (frame & writing).any()  # clear of the digits
+    assert np.array_equal(found(writing | frame), frame)
+
+
+def test_a_tight_circle_running_into_a_digit_goes_and_the_digit_stays(clean_digits):
+    """A circle drawn tight round the number runs into its first digit: one piece with it. The part next to the
+    outside, about a pen deep, is the frame (with what of the digit pokes out past it); the digit keeps most of
+    its ink, the others all of theirs."""
+    writing, (x0, y0, x1, y1) = page(clean_digits, (7, 4, 1, 3))
+    frame = hand_frame(writing.shape, (x0 - 20, y0 - 20, x1 + 40, y1 + 20), pen=6)
+    assert (frame & writing).any() and len(connected_components(writing | frame)[1]) == 4  # the 7 joins it
+    taken = found(writing | frame)
+    assert taken is not None
+    assert np.count_nonzero(taken & frame) >= 0.95 * np.count_nonzero(frame)
+    labels, stats = connected_components(writing)
+    kept = [np.count_nonzero((labels == k + 1) & ~taken & ~frame) / np.count_nonzero((labels == k + 1) & ~frame)
+            for k in range(len(stats))]
+    assert min(kept) >= 0.8 and sorted(kept)[1] == 1.0  # the 7 most of its ink, the 4, 1 and 3 all of theirs
+
+
+def test_writing_without_a_frame_has_none(clean_digits):
+    """A number, a 0 alone, a 0 with a speck inside it, a big 0 beside smaller digits, a 0 with its slash drawn
+    apart inside it: none is a frame (nothing is held, or what is held is not a third of the ring's height, or not
+    all the writing lies inside, or the ring is taller than wide, as a 0 is and a frame round writing is not)."""
+    writing, _ = page(clean_digits)
+    assert found(writing) is None
+    drawn = ink_of(clean_digits[0], 100) > 0.5
+    zero = np.zeros((120, 120), bool)
+    zero[10:10 + drawn.shape[0], 10:10 + drawn.shape[1]] = drawn
+    assert found(zero) is None
+    speck = zero.copy()
+    rows, cols = np.flatnonzero(zero.any(1)), np.flatnonzero(zero.any(0))
+    cy, cx = (rows[0] + rows[-1]) // 2, (cols[0] + cols[-1]) // 2
+    speck[cy - 2:cy + 2, cx - 2:cx + 2] = True
+    assert found(speck) is None
+    beside = np.zeros((120, 300), bool)
+    beside[:, :120] = zero
+    small = number_ink([clean_digits[d] for d in (1, 2)], 55) > 0.5
+    beside[30:30 + small.shape[0], 140:140 + small.shape[1]] = small
+    assert found(beside) is None
+    for pen in (4, 7, 10):
+        slashed = hand_frame((140, 120), (20, 10, 100, 130), pen)
+        slash = Image.new("L", (120, 140))
+        ImageDraw.Draw(slash).line([(45, 105), (75, 35)], fill=255, width=pen)
+        slashed |= np.asarray(slash) > 127
+        assert len(connected_components(slashed)[1]) == 2 and found(slashed) is None
+
+
+def test_a_frame_open_wider_than_its_ends_may_miss_is_no_frame(clean_digits):
+    """A circle left a third undrawn is not round the number: nothing is taken."""
+    writing, (x0, y0, x1, y1) = page(clean_digits)
+    frame = hand_frame(writing.shape, (x0 - 45, y0 - 25, x1 + 45, y1 + 25), pen=6, gap=0.33)
+    assert found(writing | frame) is None
