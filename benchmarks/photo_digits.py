@@ -146,6 +146,34 @@ def squared_paper(alpha: np.ndarray, height: int, rng: np.random.Generator) -> n
     return np.maximum(alpha, on_line * np.float32(strength))
 
 
+def notebook_paper(alpha: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
+    """``alpha`` (one line of writing) on a notebook's ruled paper: the writing standing on a ruled line (0-10% of
+    its ``height`` above it), the lines 1.1-1.7 heights apart and 2-5% of it wide (0.1-0.3 mm under 5-7 mm digits),
+    and in three pictures of four the page's margin, a vertical line as wide 0.1-1 heights left of the writing,
+    from the picture's top to its bottom (the sheet widened to the left where it would not fit). Printed in the
+    ink's colour at the strength their own colour's brightness gives against a pen's (the picture pipeline reads
+    brightness alone): light blue ruled lines 10-25%, the margin from pink to dark red 25-65%."""
+    h, w = alpha.shape
+    rows, cols = np.flatnonzero(alpha.max(1) > 0.5), np.flatnonzero(alpha.max(0) > 0.5)
+    spacing = height * rng.uniform(1.1, 1.7)
+    width = max(1.0, height * rng.uniform(0.02, 0.05))
+    baseline = rows[-1] + 1 + height * rng.uniform(0.0, 0.1)
+    ys, xs = np.mgrid[:h, :w].astype(np.float32)
+    ruled = ((ys - baseline) % spacing) < width
+    printed = ruled * np.float32(rng.uniform(0.1, 0.25))
+    if rng.random() < 0.75:
+        left = cols[0] - height * rng.uniform(0.1, 1.0) - width
+        if left < 2:  # the sheet reaches further left, past the margin, as a page does
+            extra = int(np.ceil(2 - left + height * rng.uniform(0.05, 0.3)))
+            alpha, printed = np.pad(alpha, ((0, 0), (extra, 0))), np.pad(printed, ((0, 0), (extra, 0)))
+            printed[:, :extra] = printed[:, extra:extra + 1]  # the ruled lines run on
+            left += extra
+            xs = np.mgrid[:h, :alpha.shape[1]][1].astype(np.float32)
+        margin = (xs >= left) & (xs < left + width)
+        printed = np.maximum(printed, margin * np.float32(rng.uniform(0.25, 0.65)))
+    return np.maximum(alpha, printed)
+
+
 def smooth_noise(h: int, w: int, rng: np.random.Generator, cells: int) -> np.ndarray:
     """Smooth noise in -1..1 over an (h, w) picture, varying over ``cells`` cells across (bicubic, from a grid)."""
     coarse = Image.fromarray(rng.uniform(-1, 1, (cells, cells)).astype(np.float32), "F")

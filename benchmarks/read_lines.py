@@ -37,6 +37,13 @@ without looking at test) drawn and photographed as in ``photo_digits.py`` (its `
   exact;
 * squared paper: numbers of 2–6 digits written over an exercise book's squares, cells 0.4–0.75 of a digit's height,
   printed in the ink's colour at 15–35% of its strength: % exact;
+* notebook: numbers of 2–6 digits written on a notebook's ruled paper, standing on a ruled line (lines 1.1–1.7 digit
+  heights apart, 2–5% of it wide, printed at 10–25% of the ink's strength), and in three pictures of four the page's
+  margin beside them, a vertical line from the picture's top to its bottom 0.1–1 digit heights left of the writing, at
+  25–65% (pink to dark red): % exact;
+* framed: numbers of 2–6 digits circled or boxed by hand, as a total or an answer is: one stroke of the digits' pen
+  round them, 0.1–0.4 digit heights clear of the ink's box, an ellipse through that room's corners or four bowed
+  and wobbling sides, its end stopping short of its start or running past it by up to a pen: % exact;
 * underlined: numbers of 2–6 digits underlined by hand (a fifth of them twice, as a total is): a pen stroke of the
   digits' own pen, touching their lowest ink or up to a quarter of their height below it, reaching past the
   number's ends or stopping a little short, sloped and bowed a little: % exact.
@@ -63,6 +70,7 @@ from photo_digits import (  # noqa: E402
     TOUCHING,
     benchmark_digits,
     ink_alpha,
+    notebook_paper,
     number_alpha,
     on_desk,
     photograph,
@@ -104,6 +112,10 @@ UNDERLINE_REACH = (-0.1, 0.3)  # past each end of the number, in digit heights
 UNDERLINE_SLOPE = 0.06
 DOUBLE_UNDERLINE = 0.2  # the share of numbers underlined twice, the second line ...
 DOUBLE_GAP = (0.12, 0.3)  # ... this far below the first, in digit heights
+# The framed row: a number circled or boxed by hand, the frame this many digit heights clear of the ink's box on
+# average, its end stopping short of its start by up to this many pens (negative: running past it).
+FRAME_ROOM = (0.1, 0.4)
+FRAME_GAP = (-1.0, 1.0)
 # The other writers' row: the share of writers with a pen of their own, those pens, and each digit's habits: (style,
 # share of writers who have it).
 WRITER_PEN = 0.6
@@ -203,6 +215,44 @@ def underlined(alpha: np.ndarray, height: int, rng: np.random.Generator) -> np.n
         pen_stroke(draw, xs, ys, max(1, int(pen * SUPER)))
     strokes = np.asarray(canvas.resize((w + 2 * pad, h + below), Image.Resampling.BOX), np.float32) / 255
     strokes[:h, pad:pad + w] = np.maximum(strokes[:h, pad:pad + w], alpha)
+    rows, cols = np.flatnonzero(strokes.max(1) > 0), np.flatnonzero(strokes.max(0) > 0)
+    return strokes[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def framed(alpha: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A number's ink ``alpha`` (digits ``height`` px tall) circled or boxed by hand (half each), as a total or an
+    answer is: one stroke of the digits' own pen round it, ``FRAME_ROOM`` digit heights clear of the ink's box on
+    average (it wanders), a circle an ellipse through the corners of that room, a box four sides that bow and wobble;
+    its end stopping short of its start or running past it by up to a pen (``FRAME_GAP``). Drawn SUPER times larger
+    and reduced as marks are."""
+    pen = pen_of(alpha) * rng.uniform(0.8, 1.1)
+    h, w = alpha.shape
+    room = height * rng.uniform(*FRAME_ROOM)
+    x0, y0, x1, y1 = -room, -room, w + room, h + room  # round the ink, in its pixels
+    gap = rng.uniform(*FRAME_GAP) * pen
+    if rng.random() < 0.5:  # a circle: an ellipse through the corners of the room round the number
+        cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2 * np.sqrt(2), (y1 - y0) / 2 * np.sqrt(2)
+        t = rng.uniform(0, 2 * np.pi) + np.linspace(0, 2 * np.pi - gap / ((rx + ry) / 2), 90)
+        wobble = 1 + 0.03 * np.sin(3 * t + rng.uniform(0, 2 * np.pi))
+        xs, ys = cx + rx * wobble * np.cos(t), cy + ry * wobble * np.sin(t)
+    else:  # a box: four sides, each bowed and wobbling, from the top left corner round and up its left side
+        corners = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]) + rng.normal(0, 0.03 * height, (5, 2))
+        corners[-1] = corners[0] + (0, gap)
+        xs, ys = [], []
+        for (ax, ay), (bx, by) in zip(corners[:-1], corners[1:], strict=True):
+            t = np.linspace(0, 1, 12, endpoint=False)
+            normal = np.array([ay - by, bx - ax]) / max(np.hypot(bx - ax, by - ay), 1e-6)
+            off = rng.normal(0, 0.03 * height) * np.sin(np.pi * t) + rng.normal(0, 0.006 * height, len(t))
+            xs.extend(ax + (bx - ax) * t + off * normal[0])
+            ys.extend(ay + (by - ay) * t + off * normal[1])
+        xs, ys = np.array([*xs, corners[-1][0]]), np.array([*ys, corners[-1][1]])
+    # The canvas holds the stroke wherever it wandered, and the ink.
+    left, top = int(np.floor(min(xs.min(), 0) - pen)) - 2, int(np.floor(min(ys.min(), 0) - pen)) - 2
+    right, bottom = int(np.ceil(max(xs.max(), w) + pen)) + 2, int(np.ceil(max(ys.max(), h) + pen)) + 2
+    canvas = Image.new("L", ((right - left) * SUPER, (bottom - top) * SUPER))
+    pen_stroke(ImageDraw.Draw(canvas), (xs - left) * SUPER, (ys - top) * SUPER, max(1, int(pen * SUPER)))
+    strokes = np.asarray(canvas.resize((right - left, bottom - top), Image.Resampling.BOX), np.float32) / 255
+    strokes[-top:-top + h, -left:-left + w] = np.maximum(strokes[-top:-top + h, -left:-left + w], alpha)
     rows, cols = np.flatnonzero(strokes.max(1) > 0), np.flatnonzero(strokes.max(0) > 0)
     return strokes[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
@@ -368,6 +418,8 @@ MEASURES = [  # (row, key, label, target) as the table prints them
     ("fine_pen", "exact", "one-line numbers (2–6 digits) written with a fineliner, exact", ""),
     ("on_desk", "exact", "one-line numbers (2–6 digits), the sheet on a desk, exact", ""),
     ("squared", "exact", "one-line numbers (2–6 digits) on squared paper, exact", ""),
+    ("notebook", "exact", "one-line numbers (2–6 digits) on ruled paper with a margin, exact", ""),
+    ("framed", "exact", "one-line numbers (2–6 digits) circled or boxed by hand, exact", ""),
 ]
 
 
@@ -400,7 +452,8 @@ def print_seeds_table(results: list[dict]) -> None:
 
 
 ROWS = ("multi_line", "separators", "single_line", "touching_pairs", "overlapping", "long", "spaced", "tiles",
-        "tiles_apart", "dusty", "underlined", "writers", "fine_pen", "on_desk", "squared")
+        "tiles_apart", "dusty", "underlined", "writers", "fine_pen", "on_desk", "squared", "notebook",
+        "framed")
 SPACED_PITCH = (1.1, 1.7)  # the spaced row: digits' centres this many heights apart
 
 
@@ -408,10 +461,11 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
                  n: int, lengths: tuple[int, int], touching: float, overlap: float, name: str,
                  failures: list[tuple[str, bytes]], pitch: tuple[float, float] | None = None,
                  underline: bool = False, writers: bool = False, pen: str | None = None,
-                 paper: str | None = None) -> dict:
+                 paper: str | None = None, frame: bool = False) -> dict:
     """``n`` one-line numbers of ``lengths`` digits as photos (see photo_digits.number_picture), ``underline``d by
-    hand or not, each by one of the other ``writers`` (:func:`writer_styles`), every digit in one ``pen`` (a
-    ``real_world.styled`` style) or as MNIST's wrote them, on plain paper or ``paper`` "squared", or "desk": the
+    hand or not, ``frame``d by hand (:func:`framed`) or not, each by one of the other ``writers``
+    (:func:`writer_styles`), every digit in one ``pen`` (a ``real_world.styled`` style) or as MNIST's wrote them, on
+    plain paper or ``paper`` "squared", "notebook" (ruled, with a margin: photo_digits.notebook_paper) or "desk": the
     sheet photographed on a desk (photo_digits.on_desk): % exact."""
     exact = plain = 0
     started = time.perf_counter()
@@ -428,9 +482,13 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
         alpha, _ = number_alpha([images[i] for i in index], rng, height, touching, overlap, pitch, draw)
         if underline:
             alpha = underlined(alpha, height, rng)
+        if frame:
+            alpha = framed(alpha, height, rng)
         alpha, desk = place(alpha, rng, margin=(0.05, 0.3)), None
         if paper == "squared":
             alpha = squared_paper(alpha, height, rng)
+        elif paper == "notebook":
+            alpha = notebook_paper(alpha, height, rng)
         elif paper == "desk":
             alpha, desk = on_desk(alpha, rng)
         picture = photograph(alpha, rng, desk=desk)
@@ -554,6 +612,12 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
     if n and "squared" in rows:  # its own generator too
         result["squared"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 10]), n, (2, 6),
                                          TOUCHING, 0.05, "squared", failures, paper="squared")
+    if n and "notebook" in rows:  # its own generator too
+        result["notebook"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 11]), n, (2, 6),
+                                          TOUCHING, 0.05, "notebook", failures, paper="notebook")
+    if n and "framed" in rows:  # its own generator too
+        result["framed"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 12]), n, (2, 6),
+                                        TOUCHING, 0.05, "framed", failures, frame=True)
     if n and "tiles" in rows:  # its own generator too
         result["tiles"] = _tiles_row(recognizer, images, labels, np.random.default_rng([seed, 3]), n, failures)
     if n and "tiles_apart" in rows:
