@@ -87,3 +87,11 @@ def test_a_frame_open_wider_than_its_ends_may_miss_is_no_frame(clean_digits):
     writing, (x0, y0, x1, y1) = page(clean_digits)
     frame = hand_frame(writing.shape, (x0 - 45, y0 - 25, x1 + 45, y1 + 25), pen=6, gap=0.33)
     assert found(writing | frame) is None
+
+
+def test_the_example_circled_number_reads_without_its_circle(recognizer) -> None:
+    from pathlib import Path
+
+    answer = recognizer.read(Path(__file__).resolve().parents[2] / "examples" / "circled.png")
+    assert answer["text"] == "1290"  # "050" before: the circle read as 0s, the digits inside it lost
+    assert len(answer["lines"]) == 1 and [d["char"] for d in answer["digits"]] == ["1", "2", "9", "0"]
