@@ -42,23 +42,24 @@ def frame_mask(labels: np.ndarray, stats: np.ndarray) -> np.ndarray | None:
     k = int(np.argmax((stats[:, 2] - stats[:, 0]) * (stats[:, 3] - stats[:, 1])))  # the largest box
     others = np.delete(stats, k, axis=0)
     x0, y0, x1, y1 = (int(v) for v in stats[k, :4])
-    if x1 - x0 < MIN_WIDE * (y1 - y0) or not (others[:, 0].min() > x0 and others[:, 1].min() > y0
-            and others[:, 2].max() < x1 and others[:, 3].max() < y1):
+    if x1 - x0 < MIN_WIDE * (y1 - y0):
         return None
+    if not (others[:, 0].min() > x0 and others[:, 1].min() > y0 and others[:, 2].max() < x1
+            and others[:, 3].max() < y1):
+        return None  # some writing outside its box
     crop = labels[y0:y1, x0:x1]
-    piece = crop == k + 1
-    ring = _ring(piece)
-    if ring is None:
+    found = _ring(crop == k + 1)
+    if found is None:
         return None
-    ring, enclosed = ring
+    ring, enclosed = found
     held = (crop > 0) & ~ring
     rows, frame_rows = np.flatnonzero((held & enclosed).any(1)), np.flatnonzero(enclosed.any(1))
     if (np.count_nonzero(held & enclosed) >= INSIDE * np.count_nonzero(held) and len(rows)
             and rows[-1] - rows[0] + 1 >= MIN_HELD * (frame_rows[-1] - frame_rows[0] + 1)
             and np.count_nonzero(ring) <= MAX_FILL * np.count_nonzero(enclosed)):
-        found = np.zeros(labels.shape, bool)
-        found[y0:y1, x0:x1] = ring
-        return found
+        frame = np.zeros(labels.shape, bool)
+        frame[y0:y1, x0:x1] = ring
+        return frame
     return None
 
 
