@@ -50,6 +50,9 @@ without looking at test) drawn and photographed as in ``photo_digits.py`` (its `
 
 With several ``--seeds`` each is measured and the table gives every seed and the median. The README reports the
 median of seeds 0 and 1 and a third seed (2) that was never looked at while the reader was built.
+A second table sorts the misread pictures of each row by where they went wrong (:func:`misread_kind`): a line
+more or fewer, a character more or fewer, a digit the digit model reads right on its own, a mark, or only digits
+it misreads on their own too.
 """
 
 from __future__ import annotations
@@ -423,6 +426,30 @@ MEASURES = [  # (row, key, label, target) as the table prints them
 ]
 
 
+MISREADS = ("lines", "characters", "picture", "marks", "digit model")
+
+
+def misread_kind(truth: str, text: str, plain_right: np.ndarray) -> str:
+    """Where a misread picture went wrong, the first of ``MISREADS`` that holds: a line more or fewer ("lines"); a
+    line with a character more or fewer ("characters": a digit or mark dropped, added, or two run together); a
+    digit read wrong that the digit model reads right as its plain MNIST 28×28 ("picture": the photo, the ink or
+    the cut lost it); a mark or a space read wrong ("marks"); else only digits that the digit model misreads on
+    their own ("digit model": the digit itself is hard for it). ``plain_right``: per digit of ``truth``, in order,
+    whether the digit model reads its plain 28×28 right."""
+    lines, read = truth.split("\n"), text.split("\n")
+    if len(lines) != len(read):
+        return "lines"
+    if any(len(a) != len(b) for a, b in zip(lines, read, strict=True)):
+        return "characters"
+    ordinal = np.cumsum([c.isdigit() for c in truth]) - 1  # which digit of the truth each character is
+    wrong = [k for k, (a, b) in enumerate(zip(truth, text, strict=True)) if a != b]
+    if any(truth[k].isdigit() and plain_right[ordinal[k]] for k in wrong):
+        return "picture"
+    if any(not truth[k].isdigit() or not text[k].isdigit() for k in wrong):
+        return "marks"
+    return "digit model"
+
+
 def _value(result: dict, row: str, key: str) -> float | None:
     value = result.get(row)
     for part in key.split("."):
@@ -449,6 +476,16 @@ def print_seeds_table(results: list[dict]) -> None:
     times = [r[row]["ms_per_picture"] for r in results for row in ROWS if row in r]
     table.add_row("time", *[""] * len(results), f"{float(np.median(times)):.0f} ms/picture", "")
     Console().print(table)
+    # Where the misread pictures went wrong (misread_kind), every seed together: what a change would have to mend.
+    seeds = ", ".join(str(r["seed"]) for r in results)
+    kinds = Table("row", "misread", *MISREADS, title=f"misread pictures by where they went wrong (seeds {seeds})")
+    for row in ROWS:
+        counts = [r[row]["misread"] for r in results if "misread" in r.get(row, {})]
+        if counts:
+            totals = [sum(c[kind] for c in counts) for kind in MISREADS]
+            of = sum(r[row]["n"] for r in results if "misread" in r.get(row, {}))
+            kinds.add_row(row, f"{sum(totals)} of {of}", *[str(t) for t in totals])
+    Console().print(kinds)
 
 
 ROWS = ("multi_line", "separators", "single_line", "touching_pairs", "overlapping", "long", "spaced", "tiles",
@@ -468,6 +505,7 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
     plain paper or ``paper`` "squared", "notebook" (ruled, with a margin: photo_digits.notebook_paper) or "desk": the
     sheet photographed on a desk (photo_digits.on_desk): % exact."""
     exact = plain = 0
+    misread = dict.fromkeys(MISREADS, 0)
     started = time.perf_counter()
     for k in range(n):
         index, truth = _draw_digits(int(rng.integers(lengths[0], lengths[1] + 1)), rng, labels)
@@ -494,18 +532,26 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
         picture = photograph(alpha, rng, desk=desk)
         text = recognizer.read(picture)["text"]
         exact += text == truth
-        plain += bool((recognizer.classify(images[index]).argmax(1) == labels[index]).all())
+        right = _plain_right(recognizer, images, labels, index)
+        plain += bool(right.all())
         if text != truth:
+            misread[misread_kind(truth, text, right)] += 1
             failures.append((f"{name}-{k}-{truth}-as-{text.replace(chr(10), '_') or 'none'}", picture))
-    return {"n": n, "exact": exact / n, "plain_mnist_exact": plain / n,
+    return {"n": n, "exact": exact / n, "plain_mnist_exact": plain / n, "misread": misread,
             "ms_per_picture": 1000 * (time.perf_counter() - started) / n}
 
 
+def _plain_right(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Per digit of ``index``: whether the digit model reads its plain MNIST 28×28 right."""
+    return recognizer.classify(images[index]).argmax(1) == labels[index]
+
+
 def _separators_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                    n: int, failures: list[tuple[str, bytes]], plain_right, dusty: bool = False) -> dict:
+                    n: int, failures: list[tuple[str, bytes]], dusty: bool = False) -> dict:
     """``n`` numbers with separators and signs, the kinds in turn (``dusty``: with specks of dust): % exact."""
     by_kind = {kind: [0, 0] for kind in KINDS}
     plain = 0
+    misread = dict.fromkeys(MISREADS, 0)
     started = time.perf_counter()
     for k in range(n):
         kind = KINDS[k % len(KINDS)]
@@ -520,13 +566,15 @@ def _separators_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarr
         text = recognizer.read(picture)["text"]
         by_kind[kind][0] += text == truth
         by_kind[kind][1] += 1
-        plain += plain_right(index)
+        right = _plain_right(recognizer, images, labels, index)
+        plain += bool(right.all())
         if text != truth:
+            misread[misread_kind(truth, text, right)] += 1
             failures.append((f"{'dusty' if dusty else 'sep'}-{k}-{truth}-as-{text.replace(chr(10), '_') or 'none'}",
                              picture))
     right = sum(r for r, _ in by_kind.values())
     return {"n": n, "exact": right / n, "plain_mnist_exact": plain / n,
-            "by_kind": {kind: r / max(t, 1) for kind, (r, t) in by_kind.items()},
+            "by_kind": {kind: r / max(t, 1) for kind, (r, t) in by_kind.items()}, "misread": misread,
             "ms_per_picture": 1000 * (time.perf_counter() - started) / n}
 
 
@@ -542,11 +590,9 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
               "line_model": str(recognizer.line.path) if recognizer.line is not None else None}
     failures: list[tuple[str, bytes]] = []
 
-    def plain_right(index: np.ndarray) -> bool:
-        return bool((recognizer.classify(images[index]).argmax(1) == labels[index]).all())
-
     if n and "multi_line" in rows:
         exact = count_right = plain = 0
+        misread = dict.fromkeys(MISREADS, 0)
         started = time.perf_counter()
         for k in range(n):
             base = int(rng.integers(*LINE_HEIGHT))
@@ -565,16 +611,18 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
             truth = "\n".join(texts)
             exact += answer["text"] == truth
             count_right += len(answer["lines"]) == len(lengths)
-            plain += plain_right(index)
+            right = _plain_right(recognizer, images, labels, index)
+            plain += bool(right.all())
             if answer["text"] != truth:
+                misread[misread_kind(truth, answer["text"], right)] += 1
                 failures.append((f"lines-{k}-{truth.replace(chr(10), '_')}-as-"
                                  f"{answer['text'].replace(chr(10), '_') or 'none'}", picture))
         result["multi_line"] = {"n": n, "exact": exact / n, "line_count_right": count_right / n,
-                                "plain_mnist_exact": plain / n,
+                                "plain_mnist_exact": plain / n, "misread": misread,
                                 "ms_per_picture": 1000 * (time.perf_counter() - started) / n}
 
     if n and "separators" in rows:
-        result["separators"] = _separators_row(recognizer, images, labels, rng, n, failures, plain_right)
+        result["separators"] = _separators_row(recognizer, images, labels, rng, n, failures)
     single = n if single is None else single
     if single and "single_line" in rows:
         numbers = run_photo_digits(model, 0, single, seed, reader=reader, line_model=line_model, split=split)["numbers"]
@@ -596,7 +644,7 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
                                         0.0, 0.0, "spaced", failures, pitch=SPACED_PITCH)
     if n and "dusty" in rows:  # its own generator too
         result["dusty"] = _separators_row(recognizer, images, labels, np.random.default_rng([seed, 5]), n, failures,
-                                          plain_right, dusty=True)
+                                          dusty=True)
     if n and "underlined" in rows:  # its own generator too
         result["underlined"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 6]), n, (2, 6),
                                             TOUCHING, 0.05, "underlined", failures, underline=True)
@@ -646,6 +694,7 @@ def _tiles_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, r
     """``n`` strips of 2–8 MNIST images side by side (``padding`` columns on each side of every one, the same
     throughout a strip), inverted, scaled 1–4× (bilinear), as PNG: % exact."""
     exact = plain = 0
+    misread = dict.fromkeys(MISREADS, 0)
     started = time.perf_counter()
     for k in range(n):
         index, truth = _draw_digits(int(rng.integers(2, 9)), rng, labels)
@@ -653,10 +702,12 @@ def _tiles_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, r
         picture = tile_strip([images[i] for i in index], pad, float(rng.uniform(1, 4)))
         text = recognizer.read(picture)["text"]
         exact += text == truth
-        plain += bool((recognizer.classify(images[index]).argmax(1) == labels[index]).all())
+        right = _plain_right(recognizer, images, labels, index)
+        plain += bool(right.all())
         if text != truth:
+            misread[misread_kind(truth, text, right)] += 1
             failures.append((f"tiles{pad}-{k}-{truth}-as-{text.replace(chr(10), '_') or 'none'}", picture))
-    return {"n": n, "exact": exact / n, "plain_mnist_exact": plain / n,
+    return {"n": n, "exact": exact / n, "plain_mnist_exact": plain / n, "misread": misread,
             "ms_per_picture": 1000 * (time.perf_counter() - started) / n}
 
 

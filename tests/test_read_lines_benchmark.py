@@ -161,6 +161,12 @@ def test_the_benchmark_counts_what_it_drew(tmp_path, monkeypatch):
     for row, prefix in (("on_desk", "desk-"), ("squared", "squared-")):
         missed = [name for name in names if name.startswith(prefix)]
         assert len(missed) == round(n * (1 - result[row]["exact"]))
+    # each misread picture has one kind (where it went wrong): as many as were saved, for every row that sorts them
+    for row, prefix in (("multi_line", "lines-"), ("separators", "sep-"), ("dusty", "dusty-"),
+                        ("writers", "writers-"), ("fine_pen", "fine-pen-"), ("squared", "squared-")):
+        misread = result[row]["misread"]
+        assert set(misread) == set(read_lines.MISREADS)
+        assert sum(misread.values()) == sum(name.startswith(prefix) for name in names), row
 
 
 def test_the_fine_pen_row_writes_every_digit_with_a_fineliner(mnist, monkeypatch):
@@ -296,3 +302,22 @@ def test_squared_paper_is_printed_lighter_than_the_writing():
         on = np.flatnonzero((lined == strength).mean(axis) > 0.5)
         starts = on[np.r_[True, np.diff(on) > 1]]
         assert len(starts) >= 3 and 40 <= np.median(np.diff(starts)) <= 76
+
+
+@pytest.mark.parametrize(("truth", "text", "plain_right", "kind"), [
+    ("12\n345", "12", [True] * 5, "lines"),  # a line lost
+    ("12\n345", "12\n34\n5", [True] * 5, "lines"),
+    ("12\n345", "12\n35", [True] * 5, "characters"),  # a digit dropped ...
+    ("12.50", "1250", [True] * 4, "characters"),  # ... or a point
+    ("12.50", "12.58", [True, True, True, True], "picture"),  # the 0 reads right on its own: the photo lost it
+    ("12.50", "12.58", [True, True, True, False], "digit model"),  # the 0 is misread on its own too
+    ("12.50", "12,50", [True] * 4, "marks"),
+    ("12 345", "12.345", [True] * 5, "marks"),
+    ("12.50", "12.5.", [True] * 4, "picture"),  # a digit the model reads right on its own read as a mark
+    ("12.50", "12.5.", [True, True, True, False], "marks"),  # one it misreads on its own too
+    # one wrong digit the model reads right on its own is enough for "picture", whatever else is wrong
+    ("12.50\n7", "17,50\n1", [True, False, True, True, True], "picture"),
+    ("12.50\n7", "17,50\n7", [True, False, True, True, True], "marks"),
+])
+def test_a_misread_is_put_where_it_went_wrong(truth, text, plain_right, kind):
+    assert read_lines.misread_kind(truth, text, np.array(plain_right)) == kind
