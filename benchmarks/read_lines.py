@@ -70,9 +70,11 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from photo_digits import (  # noqa: E402
+    MISREADS,
     TOUCHING,
     benchmark_digits,
     ink_alpha,
+    misread_kind,
     notebook_paper,
     number_alpha,
     on_desk,
@@ -426,30 +428,6 @@ MEASURES = [  # (row, key, label, target) as the table prints them
 ]
 
 
-MISREADS = ("lines", "characters", "picture", "marks", "digit model")
-
-
-def misread_kind(truth: str, text: str, plain_right: np.ndarray) -> str:
-    """Where a misread picture went wrong, the first of ``MISREADS`` that holds: a line more or fewer ("lines"); a
-    line with a character more or fewer ("characters": a digit or mark dropped, added, or two run together); a
-    digit read wrong that the digit model reads right as its plain MNIST 28×28 ("picture": the photo, the ink or
-    the cut lost it); a mark or a space read wrong ("marks"); else only digits that the digit model misreads on
-    their own ("digit model": the digit itself is hard for it). ``plain_right``: per digit of ``truth``, in order,
-    whether the digit model reads its plain 28×28 right."""
-    lines, read = truth.split("\n"), text.split("\n")
-    if len(lines) != len(read):
-        return "lines"
-    if any(len(a) != len(b) for a, b in zip(lines, read, strict=True)):
-        return "characters"
-    ordinal = np.cumsum([c.isdigit() for c in truth]) - 1  # which digit of the truth each character is
-    wrong = [k for k, (a, b) in enumerate(zip(truth, text, strict=True)) if a != b]
-    if any(truth[k].isdigit() and plain_right[ordinal[k]] for k in wrong):
-        return "picture"
-    if any(not truth[k].isdigit() or not text[k].isdigit() for k in wrong):
-        return "marks"
-    return "digit model"
-
-
 def _value(result: dict, row: str, key: str) -> float | None:
     value = result.get(row)
     for part in key.split("."):
@@ -628,6 +606,7 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
         numbers = run_photo_digits(model, 0, single, seed, reader=reader, line_model=line_model, split=split)["numbers"]
         result["single_line"] = {"n": single, "exact": numbers["exact_match"],
                                  "plain_mnist_exact": numbers["plain_mnist_exact_match"],
+                                 "misread": numbers["misread"],
                                  "ms_per_picture": numbers["ms_per_picture"]}
     # The rows below draw from a generator of their own, so adding them left the rows above as they were.
     rng = np.random.default_rng([seed, 1])
