@@ -264,13 +264,13 @@ def benchmark_digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
 MISREADS = ("lines", "characters", "picture", "marks", "digit model")
 
 
-def misread_kind(truth: str, text: str, plain_right: np.ndarray) -> str:
+def misread_kind(truth: str, text: str, alone: np.ndarray) -> str:
     """Where a misread picture went wrong, the first of ``MISREADS`` that holds: a line more or fewer ("lines"); a
     line with a character more or fewer ("characters": a digit or mark dropped, added, or two run together); a
     digit read wrong that the digit model reads right as its plain MNIST 28×28 ("picture": the photo, the ink or
     the cut lost it); a mark or a space read wrong ("marks"); else only digits that the digit model misreads on
-    their own ("digit model": the digit itself is hard for it). ``plain_right``: per digit of ``truth``, in order,
-    whether the digit model reads its plain 28×28 right."""
+    their own ("digit model": the digit itself is hard for it). ``alone``: per digit of ``truth``, in order, whether
+    the digit model reads its plain 28×28 right (:func:`plain_right`)."""
     lines, read = truth.split("\n"), text.split("\n")
     if len(lines) != len(read):
         return "lines"
@@ -278,11 +278,16 @@ def misread_kind(truth: str, text: str, plain_right: np.ndarray) -> str:
         return "characters"
     ordinal = np.cumsum([c.isdigit() for c in truth]) - 1  # which digit of the truth each character is
     wrong = [k for k, (a, b) in enumerate(zip(truth, text, strict=True)) if a != b]
-    if any(truth[k].isdigit() and plain_right[ordinal[k]] for k in wrong):
+    if any(truth[k].isdigit() and alone[ordinal[k]] for k in wrong):
         return "picture"
     if any(not truth[k].isdigit() or not text[k].isdigit() for k in wrong):
         return "marks"
     return "digit model"
+
+
+def plain_right(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Per digit of ``index``: whether the digit model reads its plain MNIST 28×28 right."""
+    return recognizer.classify(images[index]).argmax(1) == labels[index]
 
 
 def run(model: str | None, n: int, numbers: int, seed: int, save: str | None = None,
@@ -333,8 +338,8 @@ def run(model: str | None, n: int, numbers: int, seed: int, save: str | None = N
             picture, touch = number_picture([images[i] for i in index], rng, touching)
             text = recognizer.read(picture)["text"]
             exact += text == truth
-            right = recognizer.classify(images[index]).argmax(1) == labels[index]
-            plain_exact += bool(right.all())
+            alone = plain_right(recognizer, images, labels, index)
+            plain_exact += bool(alone.all())
             by_touch[touch][0] += text == truth
             by_touch[touch][1] += 1
             digits_total += length
@@ -343,7 +348,7 @@ def run(model: str | None, n: int, numbers: int, seed: int, save: str | None = N
             else:
                 wrong_length += 1
             if text != truth:
-                misread[misread_kind(truth, text, right)] += 1
+                misread[misread_kind(truth, text, alone)] += 1
                 failures.append((f"number-{k}-{truth}-as-{text or 'none'}", picture))
         result["numbers"] = {
             "n": numbers,

@@ -80,6 +80,7 @@ from photo_digits import (  # noqa: E402
     on_desk,
     photograph,
     place,
+    plain_right,
     save_failures,
     squared_paper,
 )
@@ -510,18 +511,13 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
         picture = photograph(alpha, rng, desk=desk)
         text = recognizer.read(picture)["text"]
         exact += text == truth
-        right = _plain_right(recognizer, images, labels, index)
-        plain += bool(right.all())
+        alone = plain_right(recognizer, images, labels, index)
+        plain += bool(alone.all())
         if text != truth:
-            misread[misread_kind(truth, text, right)] += 1
+            misread[misread_kind(truth, text, alone)] += 1
             failures.append((f"{name}-{k}-{truth}-as-{text.replace(chr(10), '_') or 'none'}", picture))
     return {"n": n, "exact": exact / n, "plain_mnist_exact": plain / n, "misread": misread,
             "ms_per_picture": 1000 * (time.perf_counter() - started) / n}
-
-
-def _plain_right(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Per digit of ``index``: whether the digit model reads its plain MNIST 28×28 right."""
-    return recognizer.classify(images[index]).argmax(1) == labels[index]
 
 
 def _separators_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
@@ -544,10 +540,10 @@ def _separators_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarr
         text = recognizer.read(picture)["text"]
         by_kind[kind][0] += text == truth
         by_kind[kind][1] += 1
-        right = _plain_right(recognizer, images, labels, index)
-        plain += bool(right.all())
+        alone = plain_right(recognizer, images, labels, index)
+        plain += bool(alone.all())
         if text != truth:
-            misread[misread_kind(truth, text, right)] += 1
+            misread[misread_kind(truth, text, alone)] += 1
             failures.append((f"{'dusty' if dusty else 'sep'}-{k}-{truth}-as-{text.replace(chr(10), '_') or 'none'}",
                              picture))
     right = sum(r for r, _ in by_kind.values())
@@ -589,10 +585,10 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
             truth = "\n".join(texts)
             exact += answer["text"] == truth
             count_right += len(answer["lines"]) == len(lengths)
-            right = _plain_right(recognizer, images, labels, index)
-            plain += bool(right.all())
+            alone = plain_right(recognizer, images, labels, index)
+            plain += bool(alone.all())
             if answer["text"] != truth:
-                misread[misread_kind(truth, answer["text"], right)] += 1
+                misread[misread_kind(truth, answer["text"], alone)] += 1
                 failures.append((f"lines-{k}-{truth.replace(chr(10), '_')}-as-"
                                  f"{answer['text'].replace(chr(10), '_') or 'none'}", picture))
         result["multi_line"] = {"n": n, "exact": exact / n, "line_count_right": count_right / n,
@@ -681,10 +677,10 @@ def _tiles_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, r
         picture = tile_strip([images[i] for i in index], pad, float(rng.uniform(1, 4)))
         text = recognizer.read(picture)["text"]
         exact += text == truth
-        right = _plain_right(recognizer, images, labels, index)
-        plain += bool(right.all())
+        alone = plain_right(recognizer, images, labels, index)
+        plain += bool(alone.all())
         if text != truth:
-            misread[misread_kind(truth, text, right)] += 1
+            misread[misread_kind(truth, text, alone)] += 1
             failures.append((f"tiles{pad}-{k}-{truth}-as-{text.replace(chr(10), '_') or 'none'}", picture))
     return {"n": n, "exact": exact / n, "plain_mnist_exact": plain / n, "misread": misread,
             "ms_per_picture": 1000 * (time.perf_counter() - started) / n}
