@@ -459,10 +459,10 @@ def print_seeds_table(results: list[dict]) -> None:
     seeds = ", ".join(str(r["seed"]) for r in results)
     kinds = Table("row", "misread", *MISREADS, title=f"misread pictures by where they went wrong (seeds {seeds})")
     for row in ROWS:
-        counts = [r[row]["misread"] for r in results if "misread" in r.get(row, {})]
-        if counts:
-            totals = [sum(c[kind] for c in counts) for kind in MISREADS]
-            of = sum(r[row]["n"] for r in results if "misread" in r.get(row, {}))
+        sorted_rows = [r[row] for r in results if "misread" in r.get(row, {})]
+        if sorted_rows:
+            totals = [sum(measured["misread"][kind] for measured in sorted_rows) for kind in MISREADS]
+            of = sum(measured["n"] for measured in sorted_rows)
             kinds.add_row(row, f"{sum(totals)} of {of}", *[str(t) for t in totals])
     Console().print(kinds)
 
