@@ -24,3 +24,10 @@ def die_on_three(item: int) -> int:
     if item == 3:
         os._exit(1)
     return item
+
+
+def slow_zero(item: int) -> int:
+    """``item``; item 0 takes four seconds."""
+    if item == 0:
+        time.sleep(4.0)
+    return item

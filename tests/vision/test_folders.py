@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from folder_helpers import die_on_three, fail_on_three, slow_first
+from folder_helpers import die_on_three, fail_on_three, slow_first, slow_zero
 from photo_helpers import digit_photo, number_ink, on_paper
 from PIL import Image
 from typer.testing import CliRunner
@@ -270,5 +270,45 @@ def test_ctrl_c_swallowed_on_its_way_still_stops_the_folder():
                 got.append(answer)
         assert got == [1]
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the usual handler is back
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_while_talking_to_the_workers_is_raised_on_leaving():
+    # A KeyboardInterrupt raised inside the executor's calls can leave one of its locks held for good (the shutdown
+    # then hangs): there the signal waits, and is raised, by the handler that was there, once the call is done.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    finished = False
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with batch._ctrl_c_held() as arrived:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)  # a handler that raises would raise here
+                finished = bool(arrived)
+        assert finished
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_still_stops_a_wait_for_the_workers():
+    import threading
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    sent = []
+
+    def ctrl_c() -> None:
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    try:
+        with batch.WorkerPool(2) as pool:
+            timer = threading.Timer(1.0, ctrl_c)  # while item 0 (four seconds) is awaited
+            timer.start()
+            with pytest.raises(KeyboardInterrupt):
+                list(batch.ordered_batches(slow_zero, range(4), workers=2, chunk=1, pool=pool))
+            stopped = time.monotonic()
+            timer.join()
+        assert sent and stopped - sent[0] < 2.0  # not when the four seconds are over
     finally:
         signal.signal(signal.SIGINT, before)

@@ -24,7 +24,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -39,6 +39,7 @@ R = TypeVar("R")
 # of photos before two workers finish it sooner than this process alone (benchmarks/README.md, "Fast folders").
 MIN_PARALLEL = 200
 IN_PROCESS_BATCH = 16  # in-process, results are handed on in groups this large (one forward pass each)
+WAIT_STEP = 0.05  # seconds: how often a wait for workers looks whether Ctrl-C came (see _ctrl_c_held)
 
 
 def default_workers() -> int:
@@ -77,6 +78,43 @@ def _run_chunk(function: Callable[[T], R], chunk: list[T]) -> list[R]:
 
 def _ready() -> None:
     """A no-op task: submitting one per worker starts every process now."""
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[list[int]]:
+    """Ctrl-C that arrives in here takes effect on leaving (the list it gives says whether one came).
+
+    The executor's futures and queues take Python-level locks (a ``Condition``'s ``__enter__`` is Python code),
+    and a KeyboardInterrupt raised between a lock's acquire and the start of its ``with`` block leaves the lock
+    held for good: the pool's manager thread, and then the shutdown that waits for it, would wait forever. So
+    :func:`ordered_batches` submits, waits and cancels only in here, and the signal is raised again, with the
+    handler that was there before, once it is done.
+    """
+    arrived: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (None, signal.SIG_IGN):
+        # Only the main thread runs signal handlers; an ignored Ctrl-C stays ignored; None: a handler not set
+        # from Python, left alone.
+        yield arrived
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: arrived.append(signum))
+    try:
+        yield arrived
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if arrived:
+            signal.raise_signal(signal.SIGINT)
+
+
+def _result(future: Future[R]) -> R:
+    """The future's result, waited for in short steps so that Ctrl-C stops the wait (see :func:`_ctrl_c_held`)."""
+    while True:
+        with _ctrl_c_held() as arrived:
+            while not arrived and not wait([future], timeout=WAIT_STEP).done:
+                pass
+            if not arrived:
+                return future.result()
+        # Ctrl-C came, and its own handler (run on leaving) did not raise: go on waiting
 
 
 @contextmanager
@@ -185,7 +223,8 @@ def ordered_batches(
                 part = [item for _, item in zip(range(chunk), source, strict=False)]
                 if not part:
                     return
-                pending.append((pool.executor.submit(_run_chunk, function, part), part))
+                with _ctrl_c_held():
+                    pending.append((pool.executor.submit(_run_chunk, function, part), part))
                 in_flight += len(part)
 
         ready: list[R] = []
@@ -194,13 +233,15 @@ def ordered_batches(
             refill()
             while pending:
                 future, part = pending[0]
-                if not future.done() and ready:
+                with _ctrl_c_held():
+                    done = future.done()
+                if not done and ready:
                     yield ready  # hand on what is done before waiting for the next
                     ready = []
                 pending.popleft()
                 in_flight -= len(part)
                 waiting = part
-                ready.extend(future.result())  # waits for this chunk, the next in input order
+                ready.extend(_result(future))  # waits for this chunk, the next in input order
                 waiting = []
                 refill()
                 if len(ready) >= max_batch:
@@ -214,9 +255,10 @@ def ordered_batches(
             yield ready
     finally:
         # Normal end, an error, Ctrl-C or the caller stopped early: drop what this call still has queued.
-        for future, _ in pending:
-            future.cancel()
         torch.set_num_threads(threads)
+        with _ctrl_c_held():
+            for future, _ in pending:
+                future.cancel()
 
 
 def _in_process(function: Callable[[T], R], items: Iterable[T], size: int) -> Iterator[list[R]]:
