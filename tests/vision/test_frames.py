@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from photo_helpers import hand_frame, ink_of, number_ink
+from photo_helpers import hand_frame, ink_of, number_ink, on_paper
 from PIL import Image, ImageDraw
 
 from digitnet.vision.frames import frame_mask
@@ -95,3 +95,34 @@ def test_the_example_circled_number_reads_without_its_circle(recognizer) -> None
     answer = recognizer.read(Path(__file__).resolve().parents[2] / "examples" / "circled.png")
     assert answer["text"] == "1290"  # "050" before: the circle read as 0s, the digits inside it lost
     assert len(answer["lines"]) == 1 and [d["char"] for d in answer["digits"]] == ["1", "2", "9", "0"]
+
+
+@pytest.mark.parametrize("kind", ["circle", "box"])
+def test_a_small_digit_in_a_big_frame_is_not_taken_for_dust(clean_digits, recognizer, kind):
+    """Ink finding drops pieces far smaller than the largest as dust, and before the frame goes the largest is the
+    frame: a 1 written small, a fifth of its ink, would go with the dust. Once the frame is gone, the writing's
+    pieces are judged against the writing's own."""
+    from digitnet.vision.pipeline import find_writing
+    from digitnet.vision.preprocess import find_ink
+
+    inks = [ink_of(clean_digits[d], h) for d, h in ((2, 60), (1, 34), (7, 60), (5, 60))]
+    top = max(i.shape[0] for i in inks)
+    line = np.zeros((top, sum(i.shape[1] for i in inks) + 3 * 24), np.float32)
+    x, spans = 0, []
+    for ink in inks:
+        line[top - ink.shape[0]:, x:x + ink.shape[1]] = ink  # on one baseline
+        spans.append((x, x + ink.shape[1]))
+        x += ink.shape[1] + 24
+    h, w = line.shape
+    sheet = np.zeros((h + 240, w + 300), np.float32)
+    sheet[120:120 + h, 150:150 + w] = line
+    box = (90, 95, w + 210, h + 145)  # snug: the writing stands over a third of its height
+    frame = hand_frame(sheet.shape, box, pen=12, kind=kind)
+    picture = on_paper(np.maximum(sheet, frame), shape=sheet.shape)
+    one = (slice(120, 120 + h), slice(150 + spans[1][0], 150 + spans[1][1]))  # where the 1 is
+    frame_area, one_area = np.count_nonzero(frame), np.count_nonzero(line[:, spans[1][0]:spans[1][1]] > 0.5)
+    assert one_area < 0.04 * frame_area  # dust beside the frame: ink finding drops it ...
+    assert not find_ink(picture).mask[one].any()
+    writing = find_writing(picture)
+    assert writing.mask[one].any() and len(writing.components()[1]) == 4  # ... and it comes back as a digit
+    assert recognizer.read(picture)["text"] == "2175"

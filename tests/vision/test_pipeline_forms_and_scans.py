@@ -294,3 +294,24 @@ def test_a_number_circled_or_boxed_by_hand_reads_as_on_plain_paper(recognizer, c
     digit = np.maximum(digit, hand_frame(digit.shape, (30, 30, 170, 170), 6, kind))
     assert recognizer.predict((np.clip(0.92 - 0.8 * digit, 0, 1) * 255).round().astype(np.uint8))["digit"] == 7
 
+
+
+def test_a_small_digit_in_a_comb_is_not_taken_for_dust(recognizer, clean_digits):
+    """Ink finding drops pieces far smaller than the largest as dust, and in a form the largest is the comb: a 1
+    written small in its cell would go with the dust. Once the comb is gone, the pieces are judged against the
+    digits."""
+    from digitnet.vision.pipeline import find_writing
+    from digitnet.vision.preprocess import find_ink
+
+    digits = [4, 0, 7, 3]
+    picture, cells = comb([ink_of(clean_digits[d], 70) for d in digits] + [np.zeros((20, 10), np.float32)], cell=130)
+    small = ink_of(clean_digits[1], 36)
+    h, w = small.shape
+    x = (cells[4][0] + cells[4][1] - w) // 2
+    y = 15 + 130 - 65 - h // 2  # floating in the middle of the last cell, clear of the comb
+    region = picture[y:y + h, x:x + w]
+    np.minimum(region, (np.clip(0.92 - 0.8 * small, 0, 1) * 255).round().astype(np.uint8), out=region)
+    assert not find_ink(picture).mask[y:y + h, x:x + w].any()  # dust beside the comb
+    writing = find_writing(picture)
+    assert writing.mask[y:y + h, x:x + w].any()  # without it, a digit
+    assert recognizer.read(picture)["text"] == "40731"

@@ -106,7 +106,9 @@ def _without_frame(ink: Ink, lines: np.ndarray, across: np.ndarray) -> Ink:
     walls = (across & ~frame)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     if np.count_nonzero(walls.any(1)) >= WALLS * len(walls):
         return ink  # walls inside it: a form's row of boxes (digits touching its outline, which took some of them)
-    mask, components = without_specks(ink.mask & ~frame)
+    # Ink finding judged dust against the largest piece, the frame: a small digit inside a big frame went with it.
+    # Without the frame, every piece above the threshold is judged again against the writing's own.
+    mask, components = without_specks(ink.above() & ~frame)
     writing = replace(ink, mask=mask, ink=np.where(frame, np.float32(0), ink.ink))
     writing.remember(components=components)
     return writing
@@ -158,8 +160,9 @@ def _walls_beyond(walls: np.ndarray, writing: np.ndarray) -> np.ndarray:
 
 def _without_box_lines(ink: Ink, lines: np.ndarray, across: np.ndarray) -> Ink | None:
     """``ink`` less printed box ``lines`` (of which ``across`` stand across the writing)."""
-    # What was left of the lines where a stroke crossed them (a corner's stub) is dirt beside the digit.
-    mask, components = without_specks(ink.mask & ~lines)
+    # What was left of the lines where a stroke crossed them (a corner's stub) is dirt beside the digit; and what ink
+    # finding took for dust beside the lines (a small 1 in a comb of thick lines) is judged again without them.
+    mask, components = without_specks(ink.above() & ~lines)
     if mask.sum() < MIN_INK_PIXELS:
         return None
     # Squared paper's lines are taken away as a form's are, but its cells, smaller than the digits written across
@@ -176,11 +179,14 @@ def _without_underlines(ink: Ink) -> Ink:
     """``ink`` less the lines drawn under its writing (:mod:`underlines`), gone from the picture's ink too: what is
     left of them is neither writing nor a speck that could be a point."""
     mask, (labels, stats) = ink.mask, ink.components()
+    lines = np.zeros(mask.shape, bool)
     for _ in range(MAX_LINES):  # a second line under a total is found once the first is gone
         under = underline_mask(labels, stats, ink.stroke_width())
         if under is None:
             break
-        kept, components = without_specks(mask & ~under)
+        lines |= under
+        # (Dust is judged again without the lines, which were the largest pieces: see _without_frame.)
+        kept, components = without_specks(ink.above() & ~lines)
         if kept.sum() < MIN_INK_PIXELS:  # nothing but a line: that is the writing (a minus sign, a 1 lying down)
             break
         mask, (labels, stats) = kept, components
