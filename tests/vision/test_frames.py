@@ -21,7 +21,9 @@ def page(clean_digits, digits=(4, 0, 1, 5), height: int = 60) -> tuple[np.ndarra
 
 
 def found(mask: np.ndarray) -> np.ndarray | None:
-    return frame_mask(*connected_components(mask))
+    """The frame's pixels, if one is found."""
+    frame = frame_mask(*connected_components(mask))
+    return None if frame is None else frame[0]
 
 
 @pytest.mark.parametrize("kind", ["circle", "box"])
@@ -126,3 +128,30 @@ def test_a_small_digit_in_a_big_frame_is_not_taken_for_dust(clean_digits, recogn
     writing = find_writing(picture)
     assert writing.mask[one].any() and len(writing.components()[1]) == 4  # ... and it comes back as a digit
     assert recognizer.read(picture)["text"] == "2175"
+
+
+def test_bits_of_a_frame_and_dust_outside_it_stay_dust(clean_digits, recognizer):
+    """What comes back once the frame is gone is writing inside it: a bit of the frame's stroke broken off (a pen's
+    skips on both sides of it), and a speck outside the frame, stay the dust ink finding took them for."""
+    from digitnet.vision.pipeline import find_writing
+
+    writing, (x0, y0, x1, y1) = page(clean_digits)
+    box = (x0 - 45, y0 - 25, x1 + 45, y1 + 25)
+    drawn = hand_frame(writing.shape, box, pen=8)
+    cy, right = (box[1] + box[3]) // 2, slice(box[2] - 8, box[2] + 8)
+    skips, bit = np.zeros(writing.shape, bool), np.zeros(writing.shape, bool)
+    skips[cy - 8:cy - 5, right] = skips[cy + 5:cy + 8, right] = True
+    bit[cy - 5:cy + 5, right] = True
+    frame, bit = drawn & ~skips & ~bit, drawn & bit  # the ring with two skips, and the dash between them
+    dot = np.zeros(writing.shape, bool)
+    dot[cy - 4:cy + 5, box[2] + 20:box[2] + 29] = True  # a speck outside it, level with the digits
+    assert len(connected_components(writing | frame | bit | dot)[1]) == 7
+    # each far smaller than the frame, as large as a digit's part
+    assert np.count_nonzero(bit) > 0.05 * np.count_nonzero(writing) / 4 < np.count_nonzero(dot)
+    picture = on_paper((writing | frame | bit | dot).astype(np.float32), shape=writing.shape)
+    written = find_writing(picture)
+    assert not written.mask[frame].any()  # the frame is found and goes ...
+    assert not written.mask[bit].any() and not written.mask[dot].any()  # ... the dash and the speck stay dust
+    assert written.mask[writing].mean() > 0.95
+    plain = on_paper((writing | frame).astype(np.float32), shape=writing.shape)
+    assert recognizer.read(picture)["text"] == recognizer.read(plain)["text"] == "4015"

@@ -29,10 +29,10 @@ MAX_FILL = 0.5  # the frame's ink is at most this share of what it encloses: a r
 MIN_WIDE = 0.8  # and it is at least this many times as wide as tall (a 0 is narrower: its slash is no digit)
 
 
-def frame_mask(labels: np.ndarray, stats: np.ndarray) -> np.ndarray | None:
-    """The pixels of a mask that are a frame drawn round the rest of its writing (bool, the mask's shape); None when
-    there is none. ``labels, stats``: the mask's connected components (as :func:`preprocess.connected_components`
-    gives them).
+def frame_mask(labels: np.ndarray, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pixels of a mask that are a frame drawn round the rest of its writing, and what the frame encloses (both
+    bool, the mask's shape; its gaps closed); None when there is none. ``labels, stats``: the mask's connected
+    components (as :func:`preprocess.connected_components` gives them).
 
     The frame may touch a digit it holds (a tight circle): then they are one piece, and the frame is the part of it
     next to the outside, a stroke or so deep, as the ring's own strokes are thick.
@@ -57,9 +57,10 @@ def frame_mask(labels: np.ndarray, stats: np.ndarray) -> np.ndarray | None:
     if (np.count_nonzero(held & enclosed) >= INSIDE * np.count_nonzero(held) and len(rows)
             and rows[-1] - rows[0] + 1 >= MIN_HELD * (frame_rows[-1] - frame_rows[0] + 1)
             and np.count_nonzero(ring) <= MAX_FILL * np.count_nonzero(enclosed)):
-        frame = np.zeros(labels.shape, bool)
+        frame, inside = np.zeros(labels.shape, bool), np.zeros(labels.shape, bool)
         frame[y0:y1, x0:x1] = ring
-        return frame
+        inside[y0:y1, x0:x1] = enclosed
+        return frame, inside
     return None
 
 

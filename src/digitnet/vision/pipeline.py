@@ -97,21 +97,42 @@ def _without_frame(ink: Ink, lines: np.ndarray, across: np.ndarray) -> Ink:
     ink and is less of it lines): they go as a form's boxes do. Printed lines outside the frame (a notebook's margin
     beside a circled number) are pieces it does not hold: it is looked for once more without them."""
     labels, stats = ink.components()
-    frame = frame_mask(labels, stats)
-    if frame is None and lines.any():
-        frame = frame_mask(*connected_components(ink.mask & ~lines))
-    if frame is None or _printed(frame, lines):
+    found = frame_mask(labels, stats)
+    if found is None and lines.any():
+        found = frame_mask(*connected_components(ink.mask & ~lines))
+    if found is None or _printed(found[0], lines):
         return ink
+    frame, inside = found
     rows, cols = np.flatnonzero(frame.any(1)), np.flatnonzero(frame.any(0))
     walls = (across & ~frame)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     if np.count_nonzero(walls.any(1)) >= WALLS * len(walls):
         return ink  # walls inside it: a form's row of boxes (digits touching its outline, which took some of them)
-    # Ink finding judged dust against the largest piece, the frame: a small digit inside a big frame went with it.
-    # Without the frame, every piece above the threshold is judged again against the writing's own.
-    mask, components = without_specks(ink.above() & ~frame)
+    mask, components = _writing_without(ink, frame, inside)
     writing = replace(ink, mask=mask, ink=np.where(frame, np.float32(0), ink.ink))
     writing.remember(components=components)
     return writing
+
+
+def _writing_without(ink: Ink, taken: np.ndarray, inside: np.ndarray | None = None,
+                     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The mask of ``ink`` less ``taken`` (bool: a frame, box lines, underlines), without specks, and its connected
+    components.
+
+    Ink finding judged dust against the largest piece, which ``taken`` was: a small digit inside a big frame or a
+    comb (a thin 1) went with the dust. So the dust is judged again against the writing left — only pieces clear of
+    ``taken`` by a stroke (not bits of it broken off at a pen's skip) and, with ``inside`` (bool), within it (a frame
+    holds all the writing: dust outside it stays dust).
+    """
+    labels, _ = ink.thresholded_components()
+    dust = np.ones(int(labels.max()) + 1, bool)
+    dust[0] = False
+    dust[labels[ink.mask]] = False  # pieces of the mask are judged as pieces of it
+    cv2 = preprocess.opencv()
+    reach = 2 * max(1, round(ink.stroke_width())) + 1
+    dust[labels[cv2.dilate(taken.view(np.uint8), np.ones((reach, reach), np.uint8)) > 0]] = False
+    if inside is not None:
+        dust[labels[~inside]] = False
+    return without_specks((ink.mask & ~taken) | dust[labels])
 
 
 def _printed(frame: np.ndarray, lines: np.ndarray) -> bool:
@@ -160,9 +181,8 @@ def _walls_beyond(walls: np.ndarray, writing: np.ndarray) -> np.ndarray:
 
 def _without_box_lines(ink: Ink, lines: np.ndarray, across: np.ndarray) -> Ink | None:
     """``ink`` less printed box ``lines`` (of which ``across`` stand across the writing)."""
-    # What was left of the lines where a stroke crossed them (a corner's stub) is dirt beside the digit; and what ink
-    # finding took for dust beside the lines (a small 1 in a comb of thick lines) is judged again without them.
-    mask, components = without_specks(ink.above() & ~lines)
+    # What was left of the lines where a stroke crossed them (a corner's stub) is dirt beside the digit.
+    mask, components = _writing_without(ink, lines)
     if mask.sum() < MIN_INK_PIXELS:
         return None
     # Squared paper's lines are taken away as a form's are, but its cells, smaller than the digits written across
@@ -184,15 +204,14 @@ def _without_underlines(ink: Ink) -> Ink:
         under = underline_mask(labels, stats, ink.stroke_width())
         if under is None:
             break
-        lines |= under
-        # (Dust is judged again without the lines, which were the largest pieces: see _without_frame.)
-        kept, components = without_specks(ink.above() & ~lines)
+        kept, components = _writing_without(ink, lines | under)
         if kept.sum() < MIN_INK_PIXELS:  # nothing but a line: that is the writing (a minus sign, a 1 lying down)
             break
+        lines |= under
         mask, (labels, stats) = kept, components
     if mask is ink.mask:  # no line taken away
         return ink
-    writing = replace(ink, mask=mask, ink=np.where(ink.mask & ~mask, np.float32(0), ink.ink))
+    writing = replace(ink, mask=mask, ink=np.where(ink.mask & ~mask | lines, np.float32(0), ink.ink))
     writing.remember(components=(labels, stats))
     return writing
 
