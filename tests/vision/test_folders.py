@@ -291,6 +291,24 @@ def test_ctrl_c_while_talking_to_the_workers_is_raised_on_leaving():
         signal.signal(signal.SIGINT, before)
 
 
+@pytest.mark.parametrize("kind", ["ignored", "own handler"])
+def test_ctrl_c_held_is_handed_on_as_it_was_to_be_handled(kind):
+    # Ignored, it stays ignored; a handler of the caller's own (one that only takes note) gets it once, on leaving.
+    calls = []
+    handler = signal.SIG_IGN if kind == "ignored" else (lambda signum, frame: calls.append(signum))
+    before = signal.signal(signal.SIGINT, handler)
+    try:
+        with batch._ctrl_c_held() as arrived:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            assert calls == []  # not yet
+        assert calls == ([] if kind == "ignored" else [signal.SIGINT])
+        assert arrived == ([] if kind == "ignored" else [signal.SIGINT])
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_ctrl_c_still_stops_a_wait_for_the_workers():
     import threading
 

@@ -155,3 +155,30 @@ def test_bits_of_a_frame_and_dust_outside_it_stay_dust(clean_digits, recognizer)
     assert written.mask[writing].mean() > 0.95
     plain = on_paper((writing | frame).astype(np.float32), shape=writing.shape)
     assert recognizer.read(picture)["text"] == recognizer.read(plain)["text"] == "4015"
+
+
+def test_a_1_standing_straight_in_a_box_drawn_by_hand_is_no_wall(clean_digits):
+    """A form's row of boxes is an outline with walls across the writing, and goes as boxes do; a box drawn by hand
+    round "21" may hold a 1 straight enough to be taken for a wall (box line finding marks it across the writing),
+    but apart from the outline: the box is a frame, the 1 a digit. A wall that is one piece with the outline makes
+    it a form."""
+    from digitnet.vision.pipeline import _without_frame
+    from digitnet.vision.preprocess import find_ink
+
+    two = ink_of(clean_digits[2], 90) > 0.5
+    h, w = two.shape
+    writing = np.zeros((h + 140, w + 200), bool)
+    writing[70:70 + h, 60:60 + w] = two
+    one = np.zeros(writing.shape, bool)
+    one[70:70 + h, 60 + w + 40:60 + w + 46] = True  # a 1 drawn with a ruler
+    frame = hand_frame(writing.shape, (30, 45, w + 150, h + 95), pen=6, kind="box")
+    wall = np.zeros(writing.shape, bool)
+    wall[45:h + 96, 60 + w + 14:60 + w + 20] = True  # from the outline's top to its bottom, between 2 and 1
+    for walled in (False, True):
+        ink = find_ink(on_paper((writing | one | frame | (wall & walled)).astype(np.float32), shape=writing.shape))
+        across = one | (wall & walled)  # what box line finding would mark across the writing
+        kept = _without_frame(ink, across, across)
+        if walled:
+            assert kept is ink  # a form's row of boxes: left to the box lines
+        else:
+            assert not kept.mask[frame].any() and kept.mask[one].mean() > 0.9  # a frame, and a 1

@@ -103,8 +103,13 @@ def _without_frame(ink: Ink, lines: np.ndarray, across: np.ndarray) -> Ink:
     if found is None or _printed(found[0], lines):
         return ink
     frame, inside = found
+    # A form's walls are one piece with its outline and stand well inside it: not a 1 standing apart in a box drawn by
+    # hand, nor the side of one where a digit runs into it (a side and a stroke side by side are thicker than a ring).
     rows, cols = np.flatnonzero(frame.any(1)), np.flatnonzero(frame.any(0))
-    walls = (across & ~frame)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    reach = 2 * max(1, round(2 * ink.stroke_width())) + 1
+    beside = preprocess.opencv().dilate(frame.view(np.uint8), np.ones((reach, reach), np.uint8)) > 0
+    outline = np.isin(labels, np.unique(labels[frame & (labels > 0)]))
+    walls = (across & outline & ~beside)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     if np.count_nonzero(walls.any(1)) >= WALLS * len(walls):
         return ink  # walls inside it: a form's row of boxes (digits touching its outline, which took some of them)
     mask, components = _writing_without(ink, frame, inside)
