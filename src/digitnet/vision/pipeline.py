@@ -112,32 +112,36 @@ def _without_frame(ink: Ink, lines: np.ndarray, across: np.ndarray) -> Ink:
     walls = (across & outline & ~beside)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     if np.count_nonzero(walls.any(1)) >= WALLS * len(walls):
         return ink  # walls inside it: a form's row of boxes (digits touching its outline, which took some of them)
-    mask, components = _writing_without(ink, frame, inside)
-    writing = replace(ink, mask=mask, ink=np.where(frame, np.float32(0), ink.ink))
+    mask, components, stray = _writing_without(ink, frame, inside)
+    writing = replace(ink, mask=mask, ink=np.where(frame | stray, np.float32(0), ink.ink))
     writing.remember(components=components)
     return writing
 
 
 def _writing_without(ink: Ink, taken: np.ndarray, inside: np.ndarray | None = None,
-                     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """The mask of ``ink`` less ``taken`` (bool: a frame, box lines, underlines), without specks, and its connected
-    components.
+                     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """The mask of ``ink`` less ``taken`` (bool: a frame, box lines, underlines), without specks; its connected
+    components; and the pieces of dust that belong with ``taken`` (bool), for the caller to take from the ink too.
 
     Ink finding judged dust against the largest piece, which ``taken`` was: a small digit inside a big frame or a
-    comb (a thin 1) went with the dust. So the dust is judged again against the writing left — only pieces clear of
-    ``taken`` by a stroke (not bits of it broken off at a pen's skip) and, with ``inside`` (bool), within it (a frame
-    holds all the writing: dust outside it stays dust).
+    comb (a thin 1) went with the dust. So that dust is judged again against the writing left — only pieces clear
+    of ``taken`` by a stroke and, with ``inside`` (bool), within it (a frame holds all the writing). The others (bits
+    of ``taken`` broken off at a pen's skip, specks outside a frame) go with it, or a later step would find them
+    among the dust again.
     """
-    labels, _ = ink.thresholded_components()
-    dust = np.ones(int(labels.max()) + 1, bool)
-    dust[0] = False
+    labels, stats = ink.thresholded_components()
+    dust = np.zeros(len(stats) + 1, bool)
+    if len(stats):  # find_ink's rule for dust, on the same pieces
+        dust[1:] = stats[:, 4] < max(2, preprocess.SPECK_FRACTION * stats[:, 4].max())
     dust[labels[ink.mask]] = False  # pieces of the mask are judged as pieces of it
-    cv2 = preprocess.opencv()
     reach = 2 * max(1, round(ink.stroke_width())) + 1
-    dust[labels[cv2.dilate(taken.view(np.uint8), np.ones((reach, reach), np.uint8)) > 0]] = False
+    stray = np.zeros_like(dust)
+    stray[labels[preprocess.opencv().dilate(taken.view(np.uint8), np.ones((reach, reach), np.uint8)) > 0]] = True
     if inside is not None:
-        dust[labels[~inside]] = False
-    return without_specks((ink.mask & ~taken) | dust[labels])
+        stray[labels[~inside]] = True
+    stray &= dust
+    mask, components = without_specks((ink.mask & ~taken) | (dust & ~stray)[labels])
+    return mask, components, stray[labels]
 
 
 def _printed(frame: np.ndarray, lines: np.ndarray) -> bool:
@@ -187,16 +191,18 @@ def _walls_beyond(walls: np.ndarray, writing: np.ndarray) -> np.ndarray:
 def _without_box_lines(ink: Ink, lines: np.ndarray, across: np.ndarray) -> Ink | None:
     """``ink`` less printed box ``lines`` (of which ``across`` stand across the writing)."""
     # What was left of the lines where a stroke crossed them (a corner's stub) is dirt beside the digit.
-    mask, components = _writing_without(ink, lines)
+    mask, components, stray = _writing_without(ink, lines)
     if mask.sum() < MIN_INK_PIXELS:
         return None
     # Squared paper's lines are taken away as a form's are, but its cells, smaller than the digits written across
     # them, hold no digit each: the writing is read as on plain paper. So is writing by upright lines alone (a
     # notebook's margin beside or through it, a table's rules): a form's cells have floors.
     cells = bool((lines & ~across).any())
-    writing = replace(ink, mask=mask, in_boxes=cells and not _cuts_through(across, mask, components[1]))
-    # The same ink above the same threshold; the components of the new mask were found on the way.
-    writing.remember(thresholded=ink.thresholded_components(), components=components)
+    writing = replace(ink, mask=mask, ink=np.where(stray, np.float32(0), ink.ink) if stray.any() else ink.ink,
+                      in_boxes=cells and not _cuts_through(across, mask, components[1]))
+    writing.remember(components=components)  # (found on the way)
+    if not stray.any():  # the same ink above the same threshold
+        writing.remember(thresholded=ink.thresholded_components())
     return writing
 
 
@@ -205,18 +211,19 @@ def _without_underlines(ink: Ink) -> Ink:
     left of them is neither writing nor a speck that could be a point."""
     mask, (labels, stats) = ink.mask, ink.components()
     lines = np.zeros(mask.shape, bool)
+    stray = lines
     for _ in range(MAX_LINES):  # a second line under a total is found once the first is gone
         under = underline_mask(labels, stats, ink.stroke_width())
         if under is None:
             break
-        kept, components = _writing_without(ink, lines | under)
+        kept, components, bits = _writing_without(ink, lines | under)
         if kept.sum() < MIN_INK_PIXELS:  # nothing but a line: that is the writing (a minus sign, a 1 lying down)
             break
-        lines |= under
+        lines, stray = lines | under, bits
         mask, (labels, stats) = kept, components
     if mask is ink.mask:  # no line taken away
         return ink
-    writing = replace(ink, mask=mask, ink=np.where(ink.mask & ~mask | lines, np.float32(0), ink.ink))
+    writing = replace(ink, mask=mask, ink=np.where(ink.mask & ~mask | lines | stray, np.float32(0), ink.ink))
     writing.remember(components=(labels, stats))
     return writing
 
