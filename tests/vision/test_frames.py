@@ -190,3 +190,13 @@ def test_a_1_standing_straight_in_a_box_drawn_by_hand_is_no_wall(clean_digits):
             assert kept is ink  # a form's row of boxes: left to the box lines
         else:
             assert not kept.mask[frame].any() and kept.mask[one].mean() > 0.9  # a frame, and a 1
+    # The box's side where the 2 runs into it: side and stroke side by side, one piece, marked as a wall over its
+    # whole height; it stands along the frame, not clear of it inside: still a frame.
+    touching = np.zeros(writing.shape, bool)
+    touching[70:70 + h, 30:30 + w] = two  # its left stroke on the box's left side
+    ink = find_ink(on_paper((touching | one | frame).astype(np.float32), shape=writing.shape))
+    assert len(ink.components()[1]) == 2  # the box with the 2, and the 1
+    side = np.zeros(writing.shape, bool)
+    side[45:h + 96, 26:46] = True  # the left side, and the 2's strokes beside it
+    kept = _without_frame(ink, side & ink.mask | one, side & ink.mask | one)
+    assert kept is not ink and not kept.mask[frame].any()
