@@ -105,13 +105,12 @@ def _without_frame(ink: Ink, lines: np.ndarray, across: np.ndarray) -> Ink:
     frame, inside = found
     # A form's walls are one piece with its outline and stand well inside it: not a 1 standing apart in a box drawn by
     # hand, nor the side of one where a digit runs into it (a side and a stroke side by side are thicker than a ring).
-    rows, cols = np.flatnonzero(frame.any(1)), np.flatnonzero(frame.any(0))
-    reach = 2 * max(1, round(2 * ink.stroke_width())) + 1
-    beside = preprocess.opencv().dilate(frame.view(np.uint8), np.ones((reach, reach), np.uint8)) > 0
-    outline = np.isin(labels, np.unique(labels[frame & (labels > 0)]))
-    walls = (across & outline & ~beside)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    if np.count_nonzero(walls.any(1)) >= WALLS * len(walls):
-        return ink  # walls inside it: a form's row of boxes (digits touching its outline, which took some of them)
+    if across.any():
+        rows, cols = np.flatnonzero(frame.any(1)), np.flatnonzero(frame.any(0))
+        outline = np.isin(labels, np.unique(labels[frame & (labels > 0)]))
+        walls = (across & outline & ~_within_strokes(frame, ink, 2))[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        if np.count_nonzero(walls.any(1)) >= WALLS * len(walls):
+            return ink  # walls inside it: a form's row of boxes (digits touching its outline, which took some of them)
     mask, components, stray = _writing_without(ink, frame, inside)
     writing = replace(ink, mask=mask, ink=np.where(frame | stray, np.float32(0), ink.ink))
     writing.remember(components=components)
@@ -134,14 +133,19 @@ def _writing_without(ink: Ink, taken: np.ndarray, inside: np.ndarray | None = No
     if len(stats):  # find_ink's rule for dust, on the same pieces
         dust[1:] = stats[:, 4] < max(2, preprocess.SPECK_FRACTION * stats[:, 4].max())
     dust[labels[ink.mask]] = False  # pieces of the mask are judged as pieces of it
-    reach = 2 * max(1, round(ink.stroke_width())) + 1
     stray = np.zeros_like(dust)
-    stray[labels[preprocess.opencv().dilate(taken.view(np.uint8), np.ones((reach, reach), np.uint8)) > 0]] = True
+    stray[labels[_within_strokes(taken, ink, 1)]] = True
     if inside is not None:
         stray[labels[~inside]] = True
     stray &= dust
     mask, components = without_specks((ink.mask & ~taken) | (dust & ~stray)[labels])
     return mask, components, stray[labels]
+
+
+def _within_strokes(mask: np.ndarray, ink: Ink, strokes: int) -> np.ndarray:
+    """The pixels within ``strokes`` of the writing's stroke widths of ``mask`` (bool), a square's reach."""
+    reach = 2 * max(1, round(strokes * ink.stroke_width())) + 1
+    return preprocess.opencv().dilate(mask.view(np.uint8), np.ones((reach, reach), np.uint8)) > 0
 
 
 def _printed(frame: np.ndarray, lines: np.ndarray) -> bool:
@@ -198,10 +202,11 @@ def _without_box_lines(ink: Ink, lines: np.ndarray, across: np.ndarray) -> Ink |
     # them, hold no digit each: the writing is read as on plain paper. So is writing by upright lines alone (a
     # notebook's margin beside or through it, a table's rules): a form's cells have floors.
     cells = bool((lines & ~across).any())
-    writing = replace(ink, mask=mask, ink=np.where(stray, np.float32(0), ink.ink) if stray.any() else ink.ink,
+    strays = bool(stray.any())
+    writing = replace(ink, mask=mask, ink=np.where(stray, np.float32(0), ink.ink) if strays else ink.ink,
                       in_boxes=cells and not _cuts_through(across, mask, components[1]))
     writing.remember(components=components)  # (found on the way)
-    if not stray.any():  # the same ink above the same threshold
+    if not strays:  # the same ink above the same threshold
         writing.remember(thresholded=ink.thresholded_components())
     return writing
 
