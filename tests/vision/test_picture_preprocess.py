@@ -17,6 +17,7 @@ from PIL import Image
 from digitnet.vision.pipeline import NO_INK, prepare_digit
 from digitnet.vision.preprocess import (
     CENTER,
+    COARSE_STROKE,
     _median_of_nonnegative,
     _order_statistics,
     connected_components,
@@ -134,6 +135,26 @@ def test_background_removal_under_a_strong_gradient(clean_digits):
     found = find_ink(photo)
     assert found is not None and found.dark_ink
     assert iou(found.mask, truth) > 0.85
+
+
+def test_big_writing_is_found_at_a_coarser_scale_and_read_the_same(clean_digits, recognizer):
+    """Digits 240 px tall (strokes ~25 px) are looked at reduced, with strokes still COARSE_STROKE wide, and read
+    as the same number, boxed in the picture's own pixels; the same number 60 px tall is looked at as it is."""
+    text = "2026"
+    for height, coarse in ((240, True), (60, False)):
+        ink = number_ink([clean_digits[int(c)] for c in text], height=height)
+        photo = on_paper(ink, shape=(ink.shape[0] + 2 * height, ink.shape[1] + 2 * height), at=(height, height),
+                         noise=0.02)
+        found = find_ink(photo)
+        assert (found.scale >= 2) == coarse, height
+        assert found.stroke_width() >= COARSE_STROKE or not coarse
+        assert found.mask.shape[0] == round(photo.shape[0] / found.scale)
+        answer = recognizer.read(photo)
+        assert answer["text"] == text
+        for x0, y0, x1, y1 in (d["box"] for d in answer["digits"]):
+            assert height - 2 <= x0 and x1 <= photo.shape[1] - height + 2
+            assert height - 2 <= y0 < y1 <= height + ink.shape[0] + 2
+            assert 0.5 * height < y1 - y0
 
 
 @pytest.mark.parametrize("desk", [0.1, 0.3, 0.55])

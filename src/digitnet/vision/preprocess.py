@@ -5,8 +5,9 @@ with anti-aliasing, then placed in a 28×28 field so that the centre of mass sit
 first needs its paper and ink found, whatever their colours and the lighting:
 
 1. gray levels at a working resolution (huge photos are reduced first; tiny scans, at most 32 px, are enlarged
-   smoothly, and their edge is taken for paper: a digit may fill its cell); a sheet photographed where it lies has
-   the desk round it made paper,
+   smoothly, and their edge is taken for paper: a digit may fill its cell); big writing is then read reduced
+   2 or 4 times, as long as its strokes keep 8 px (every later step costs about its pixel count); a sheet
+   photographed where it lies has the desk round it made paper,
 2. polarity: is the ink darker or lighter than the paper around it?
 3. background: the paper's brightness at every pixel (uneven light, shadows) by a morphological
    opening at low resolution; ink = contrast against it, relative to how much contrast was possible,
@@ -37,6 +38,10 @@ from PIL import Image
 WORK_SIDE = 1024  # longest side we process at: plenty for a digit, and keeps a 12 MP photo fast
 TINY_SIDE = 32  # pictures no larger than this (a coarse scan, an icon) are enlarged before ink is looked for ...
 TINY_WORK_SIDE = 112  # ... smoothly, to about this longest side, so a threshold finds strokes, not blocks
+COARSEST = 4  # big writing is looked for first with the picture reduced this many times, ...
+COARSE_SIDES = (256, 64)  # ... or fewer, so that its long and short sides keep this many pixels (a desk is told
+# from the sheet at 128: SHEET_SIDE); ...
+COARSE_STROKE = 8  # ... and is read at the coarsest scale where its strokes are this wide (MNIST's: ~2.5 px)
 MIN_CONTRAST = 0.15  # weaker ink (relative to the paper) is noise, a stain, or a blank page
 DENSE_INK = 0.05  # a median contrast above this: ink (with its blurred edges) covers half the picture
 MIN_INK_PIXELS = 8  # at working resolution: fewer is a speck, not a digit
@@ -626,8 +631,42 @@ def _opening(low: np.ndarray, window: int, edges: bool = True) -> np.ndarray:
 
 
 def find_ink(pixels: np.ndarray) -> Ink | None:
-    """Locate the ink in a picture, or None if there is none (a blank page, a smooth gradient)."""
+    """Locate the ink in a picture, or None if there is none (a blank page, a smooth gradient).
+
+    Big writing is found at a coarser scale: a digit 200 px tall is read as well at 50 (it ends up 20 px tall,
+    as MNIST's are), and every step after this one costs about its pixel count. The ink is first looked for with
+    the picture reduced :data:`COARSEST` times; its strokes' width there tells how far the picture can be reduced
+    and still give them ``COARSE_STROKE`` pixels, and the ink is found again at that scale if it is another (the
+    working picture itself for fine writing, or where the coarse look found nothing).
+    """
     gray, scale = working_gray(pixels)
+    if scale < 1:
+        return _ink_at(gray, scale)
+    probe = COARSEST
+    while probe > 1 and (max(gray.shape) // probe < COARSE_SIDES[0] or min(gray.shape) // probe < COARSE_SIDES[1]):
+        probe //= 2
+    if probe == 1:
+        return _ink_at(gray, scale)
+    coarse = _ink_at(*_reduced(gray, scale, probe))
+    if coarse is None:
+        return _ink_at(gray, scale)
+    factor = probe
+    while factor > 1 and coarse.stroke_width() * probe / factor < COARSE_STROKE:
+        factor //= 2
+    if factor == probe:
+        return coarse
+    return _ink_at(*_reduced(gray, scale, factor)) if factor > 1 else _ink_at(gray, scale)
+
+
+def _reduced(gray: np.ndarray, scale: float, factor: int) -> tuple[np.ndarray, float]:
+    """``gray`` reduced ``factor`` times by area, and its scale (original pixels per pixel)."""
+    h, w = gray.shape
+    small = _resize_area(gray, h // factor, w // factor)
+    return small, scale * (h / small.shape[0] + w / small.shape[1]) / 2
+
+
+def _ink_at(gray: np.ndarray, scale: float) -> Ink | None:
+    """:func:`find_ink` in the working picture ``gray`` at ``scale`` (original pixels per pixel)."""
     on_sheet = without_desk(gray) if scale >= 1 else None
     gray = gray if on_sheet is None else on_sheet
     dark = ink_is_dark(gray) if scale >= 1 else _tiny_ink_is_dark(gray)
