@@ -6,7 +6,7 @@ first needs its paper and ink found, whatever their colours and the lighting:
 
 1. gray levels at a working resolution (huge photos are reduced first; tiny scans, at most 32 px, are enlarged
    smoothly, and their edge is taken for paper: a digit may fill its cell); big writing is then read reduced
-   2 or 4 times, as long as its strokes keep 8 px (every later step costs about its pixel count); a sheet
+   twice, where its strokes keep 8 px (every later step costs about its pixel count); a sheet
    photographed where it lies has the desk round it made paper,
 2. polarity: is the ink darker or lighter than the paper around it?
 3. background: the paper's brightness at every pixel (uneven light, shadows) by a morphological
@@ -38,10 +38,10 @@ from PIL import Image
 WORK_SIDE = 1024  # longest side we process at: plenty for a digit, and keeps a 12 MP photo fast
 TINY_SIDE = 32  # pictures no larger than this (a coarse scan, an icon) are enlarged before ink is looked for ...
 TINY_WORK_SIDE = 112  # ... smoothly, to about this longest side, so a threshold finds strokes, not blocks
-COARSEST = 4  # big writing is looked for first with the picture reduced this many times, ...
+COARSEST = 2  # big writing is looked for first with the picture reduced this many times, ...
 COARSE_SIDES = (256, 64)  # ... or fewer, so that its long and short sides keep this many pixels (a desk is told
 # from the sheet at 128: SHEET_SIDE); ...
-COARSE_STROKE = 8  # ... and is read at the coarsest scale where its strokes are this wide (MNIST's: ~2.5 px)
+COARSE_STROKE = 8  # ... and read there if its strokes are this wide there (MNIST's: ~2.5 px)
 MIN_CONTRAST = 0.15  # weaker ink (relative to the paper) is noise, a stain, or a blank page
 DENSE_INK = 0.05  # a median contrast above this: ink (with its blurred edges) covers half the picture
 MIN_INK_PIXELS = 8  # at working resolution: fewer is a speck, not a digit
@@ -402,8 +402,9 @@ def _written_on(gray: np.ndarray, region: np.ndarray) -> bool:
     (a closing SHEET_STROKE of the picture wide), as ink is on paper in a hard shadow; a desk's grain and noise are
     not.
 
-    At full resolution, since a fine pen's strokes in a small number vanish at the desk finder's; only where it
-    found a desk (``region``), away from the sheet, whose brightness the closing would otherwise reach."""
+    At the working resolution, since a fine pen's strokes in a small number vanish at the desk finder's (writing
+    is only read reduced where its strokes stay wide: :func:`find_ink`); only where it found a desk (``region``),
+    away from the sheet, whose brightness the closing would otherwise reach."""
     cv2 = opencv()
     side = max(3, round(SHEET_STROKE * max(gray.shape)) | 1)
     away = cv2.erode(region.view(np.uint8), np.ones((2 * side + 1,) * 2, np.uint8), borderType=cv2.BORDER_CONSTANT,
@@ -633,29 +634,28 @@ def _opening(low: np.ndarray, window: int, edges: bool = True) -> np.ndarray:
 def find_ink(pixels: np.ndarray) -> Ink | None:
     """Locate the ink in a picture, or None if there is none (a blank page, a smooth gradient).
 
-    Big writing is found at a coarser scale: a digit 200 px tall is read as well at 50 (it ends up 20 px tall,
+    Big writing is found at a coarser scale: a digit 200 px tall is read as well at 100 (it ends up 20 px tall,
     as MNIST's are), and every step after this one costs about its pixel count. The ink is first looked for with
-    the picture reduced :data:`COARSEST` times; its strokes' width there tells how far the picture can be reduced
-    and still give them ``COARSE_STROKE`` pixels, and the ink is found again at that scale if it is another (the
-    working picture itself for fine writing, or where the coarse look found nothing).
+    the picture reduced :data:`COARSEST` times, and kept if its strokes are ``COARSE_STROKE`` pixels wide there;
+    else it is looked for again where they would be (the working picture itself for fine writing, or where the
+    coarse look found nothing).
     """
     gray, scale = working_gray(pixels)
-    if scale < 1:
-        return _ink_at(gray, scale)
-    probe = COARSEST
-    while probe > 1 and (max(gray.shape) // probe < COARSE_SIDES[0] or min(gray.shape) // probe < COARSE_SIDES[1]):
-        probe //= 2
-    if probe == 1:
-        return _ink_at(gray, scale)
-    coarse = _ink_at(*_reduced(gray, scale, probe))
-    if coarse is None:
-        return _ink_at(gray, scale)
-    factor = probe
-    while factor > 1 and coarse.stroke_width() * probe / factor < COARSE_STROKE:
+    factor = COARSEST if scale >= 1 else 1
+    while factor > 1 and (max(gray.shape) // factor < COARSE_SIDES[0] or min(gray.shape) // factor < COARSE_SIDES[1]):
         factor //= 2
-    if factor == probe:
-        return coarse
-    return _ink_at(*_reduced(gray, scale, factor)) if factor > 1 else _ink_at(gray, scale)
+    while factor > 1:
+        found = _ink_at(*_reduced(gray, scale, factor))
+        if found is None:
+            break  # (faint or fine writing the reduction blurred away: looked for as it is)
+        if found.stroke_width() >= COARSE_STROKE:
+            return found
+        # Strokes double with each halving of the reduction: on to the coarsest that gives them enough.
+        finer = factor // 2
+        while finer > 1 and found.stroke_width() * factor / finer < COARSE_STROKE:
+            finer //= 2
+        factor = finer
+    return _ink_at(gray, scale)
 
 
 def _reduced(gray: np.ndarray, scale: float, factor: int) -> tuple[np.ndarray, float]:
