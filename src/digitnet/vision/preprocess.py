@@ -5,8 +5,8 @@ with anti-aliasing, then placed in a 28×28 field so that the centre of mass sit
 first needs its paper and ink found, whatever their colours and the lighting:
 
 1. gray levels at a working resolution (huge photos are reduced first; tiny scans, at most 32 px, are enlarged
-   smoothly, and their edge is taken for paper: a digit may fill its cell); big writing is then read reduced
-   twice, where its strokes keep 8 px (every later step costs about its pixel count); a sheet
+   smoothly, and their edge is taken for paper: a digit may fill its cell); big writing is then read halved,
+   where its strokes keep 8 px (every later step costs about its pixel count); a sheet
    photographed where it lies has the desk round it made paper,
 2. polarity: is the ink darker or lighter than the paper around it?
 3. background: the paper's brightness at every pixel (uneven light, shadows) by a morphological
@@ -87,7 +87,7 @@ SHEET_RECTANGLE = 0.85
 SHEET_CORNERS = 5
 SHEET_SOLID = 0.95
 SHEET_WRITING = 0.1
-# Nothing written on the desk at full resolution either (against the surroundings within SHEET_STROKE of the
+# Nothing written on the desk at the scale ink is looked for either (against the surroundings within SHEET_STROKE of the
 # picture's longest side): no more than MIN_INK_PIXELS as much darker as SHEET_EVEN and SHEET_INK say (a fine pen in a
 # hard shadow), and no more than SHEET_INKED of it, in 3×3 means, darker by SHEET_PENCIL of their level and
 # SHEET_PENCIL_STEP (pencil: 70% of the paper's brightness; a desk's grain and noise stay within a fifth of its level).
@@ -402,9 +402,9 @@ def _written_on(gray: np.ndarray, region: np.ndarray) -> bool:
     (a closing SHEET_STROKE of the picture wide), as ink is on paper in a hard shadow; a desk's grain and noise are
     not.
 
-    At the working resolution, since a fine pen's strokes in a small number vanish at the desk finder's (writing
-    is only read reduced where its strokes stay wide: :func:`find_ink`); only where it found a desk (``region``),
-    away from the sheet, whose brightness the closing would otherwise reach."""
+    At the scale ink is looked for (the working picture, or halved for :func:`find_ink`'s first look), since a
+    fine pen's strokes in a small number vanish at the desk finder's; only where it found a desk (``region``), away
+    from the sheet, whose brightness the closing would otherwise reach."""
     cv2 = opencv()
     side = max(3, round(SHEET_STROKE * max(gray.shape)) | 1)
     away = cv2.erode(region.view(np.uint8), np.ones((2 * side + 1,) * 2, np.uint8), borderType=cv2.BORDER_CONSTANT,
