@@ -137,12 +137,14 @@ def test_background_removal_under_a_strong_gradient(clean_digits):
     assert iou(found.mask, truth) > 0.85
 
 
-@pytest.mark.parametrize("height, thin, coarse", [(200, False, True), (60, False, False), (200, True, False)])
-def test_big_writing_is_found_at_a_coarser_scale_and_read_the_same(clean_digits, recognizer, height, thin, coarse):
+@pytest.mark.parametrize("height, thin, coarse, looks", [(200, False, True, 1), (40, False, False, 1),
+                                                         (200, True, False, 2)])
+def test_big_writing_is_found_at_a_coarser_scale_and_read_the_same(clean_digits, recognizer, monkeypatch, height, thin,
+                                                                   coarse, looks):
     """In a picture kept as it is for working (at most 1,024 px), digits 200 px tall (strokes ~20 px) are found
-    halved, strokes still COARSE_STROKE wide, and read as the same number, boxed in the picture's own pixels. Digits
-    60 px tall, or as tall but with their strokes thinned under twice that, are looked at halved too, and then found
-    as they are (the former read the same)."""
+    halved in one look, strokes still COARSE_STROKE wide, and read as the same number, boxed in the picture's own
+    pixels. Digits 40 px tall are found as they are, in one look (a first guess says their strokes are too thin to
+    halve); as tall with strokes thinned under twice COARSE_STROKE, they are looked at halved, then as they are."""
     text = "2026"
     ink = number_ink([clean_digits[int(c)] for c in text], height=height)
     if thin:  # a finer pen: the strokes eroded to about 12 px
@@ -154,7 +156,13 @@ def test_big_writing_is_found_at_a_coarser_scale_and_read_the_same(clean_digits,
     photo = on_paper(ink, shape=shape, at=at, noise=0.02)
     gray, working = working_gray(photo)
     assert working == 1 and max(gray.shape) < 1024  # the picture as it is, large enough to be looked at halved
+    import digitnet.vision.preprocess as preprocess
+
+    calls = []
+    ink_at = preprocess._ink_at
+    monkeypatch.setattr(preprocess, "_ink_at", lambda *args: calls.append(args[1]) or ink_at(*args))
     found = find_ink(photo)
+    assert len(calls) == looks
     assert found.scale == pytest.approx(2 if coarse else 1, abs=0.01)
     assert found.mask.shape == ((gray.shape[0] // 2, gray.shape[1] // 2) if coarse else gray.shape)
     assert found.stroke_width() >= COARSE_STROKE or not coarse
