@@ -636,9 +636,9 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
 
     Big writing is found at a coarser scale: a digit 200 px tall is read as well at 100 (it ends up 20 px tall,
     as MNIST's are), and every step after this one costs about its pixel count. The ink is first looked for with
-    the picture reduced :data:`COARSEST` times, and kept if its strokes are ``COARSE_STROKE`` pixels wide there;
-    else it is looked for again where they would be (the working picture itself for fine writing, or where the
-    coarse look found nothing).
+    the picture reduced :data:`COARSEST` times (unless a cheap guess says its strokes are too thin for that), and
+    kept if its strokes are ``COARSE_STROKE`` pixels wide there; else it is looked for again where they would be
+    (the working picture itself for fine writing, or where the coarse look found nothing).
     """
     gray, scale = working_gray(pixels)
     factor = COARSEST if scale >= 1 else 1
