@@ -131,7 +131,7 @@ def _writing_without(ink: Ink, taken: np.ndarray, inside: np.ndarray | None = No
     labels, stats = ink.thresholded_components()
     dust = np.zeros(len(stats) + 1, bool)
     if len(stats):  # find_ink's rule for dust, on the same pieces
-        dust[1:] = stats[:, 4] < max(2, preprocess.SPECK_FRACTION * stats[:, 4].max())
+        dust[1:] = preprocess.specks(stats)
     dust[labels[ink.mask]] = False  # pieces of the mask are judged as pieces of it
     stray = np.zeros_like(dust)
     stray[labels[_within_strokes(taken, ink, 1)]] = True

@@ -852,13 +852,19 @@ def without_specks(mask: np.ndarray, fraction: float = SPECK_FRACTION,
     return _without_specks(mask, *connected_components(mask), fraction)
 
 
+def specks(stats: np.ndarray, fraction: float = SPECK_FRACTION) -> np.ndarray:
+    """Which of the components ``stats`` (as :func:`connected_components` gives them) are specks (bool): much smaller
+    than the largest, or a single pixel."""
+    return stats[:, 4] < max(2, fraction * stats[:, 4].max())
+
+
 def _without_specks(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, fraction: float = SPECK_FRACTION,
                     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """:func:`without_specks` of ``mask`` whose components are ``labels, stats`` already: the kept pieces are
     numbered again in the same (raster) order, without labelling the picture again."""
     if len(stats) <= 1:
         return mask, (labels, stats)
-    keep = stats[:, 4] >= max(2, fraction * stats[:, 4].max())
+    keep = ~specks(stats, fraction)
     if keep.all():
         return mask, (labels, stats)
     renumber = np.concatenate([[0], np.where(keep, np.cumsum(keep), 0)]).astype(np.int32)  # label 0 is paper
