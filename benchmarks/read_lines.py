@@ -25,6 +25,9 @@ without looking at test) drawn and photographed as in ``photo_digits.py`` (its `
   4–12 pixels of white on each side of every tile (as in a form's cells). One number, no spaces;
 * dusty: numbers with separators and signs as above, each with 1–4 specks of dust (0.3–1.2 pens across: a
   point is 1–2) above its digits' lower part or under its baseline, never where a point would sit: % exact;
+* marks written loosely: numbers with separators and signs as above, but each point and comma set off the
+  baseline as writers set them (from 0.1 digit heights below where the row above puts it to 0.35 above it) and
+  each minus sign up to a quarter of the number's height above or below its middle: % exact;
 * other writers: numbers of 2–6 digits, each by a writer of its own with the habits of another hand, drawn by
   ``real_world.py``'s styles: now and then a pen of their own (thick, thin, slanted, skipping, cramped or stretched
   digits), European 1s (some on a base), crossed 7s, closed 4s, open 9s and 6s and 2s with a loop, each habit kept
@@ -110,6 +113,10 @@ DUST = (1, 4)
 DUST_SIZE = (0.3, 0.6)
 DUST_ABOVE = 0.65
 DUST_ROWS = ((-1.5, -0.45), (0.4, 0.8))
+# The loose marks row: points and commas raised this much above where the separators row sets them (in digit
+# heights; negative: lower), minus signs moved this much of their number's height up or down from its middle.
+LOOSE_LIFT = (-0.1, 0.35)
+LOOSE_MINUS = (-0.25, 0.25)
 # The underlined row: a number underlined by hand, a pen stroke of the digits' own pen under their lowest ink (0:
 # touching it), reaching past the number's ends or stopping short of them, a little sloped and bowed; now and then
 # twice (a total).
@@ -297,11 +304,12 @@ def pen_of(alpha: np.ndarray) -> float:
 
 
 def line_alpha(text: str, digits: list[np.ndarray], rng: np.random.Generator, height: int,
-               dust: int = 0) -> np.ndarray:
+               dust: int = 0, loose: bool | np.random.Generator | None = False) -> np.ndarray:
     """One line of writing: ``text`` (digits, ".", ",", "-", " "), its digits being these MNIST images in order.
 
     Runs of digits are drawn by ``number_alpha`` (uneven gaps, now and then touching) and set on a common
-    baseline; marks and spaces are placed between them. ``dust``: so many specks (see ``DUST``) besides.
+    baseline; marks and spaces are placed between them. ``dust``: so many specks (see ``DUST``) besides;
+    ``loose``: marks set off their usual height (``LOOSE_LIFT``, ``LOOSE_MINUS``).
     """
     runs: list[tuple[str, np.ndarray | None]] = []
     taken = 0
@@ -312,6 +320,9 @@ def line_alpha(text: str, digits: list[np.ndarray], rng: np.random.Generator, he
             runs.append(("digits", ink))
         else:
             runs.append((piece, None))
+    # Where loose marks go comes from a generator of their own (spawning does not advance ``rng``): the same line
+    # drawn loosely has its digits and marks in the same places, only the marks' heights differ.
+    loose = rng.spawn(1)[0] if loose else None
     pens = [pen_of(ink) for kind, ink in runs if kind == "digits"]
     pen = float(np.median(pens)) * rng.uniform(0.85, 1.2)
     baseline = 2 * height  # on a canvas 3 heights tall: room for anything above and below
@@ -337,6 +348,8 @@ def line_alpha(text: str, digits: list[np.ndarray], rng: np.random.Generator, he
                 # At mid-height of the number it signs (a wide, short MNIST digit is lower than ``height``).
                 number = next((a.shape[0] for k, a in runs[index + 1:] if k == "digits"), height)
                 top = baseline - number // 2 - ink.shape[0] // 2 + int(rng.uniform(-0.1, 0.1) * number)
+            if loose:
+                top -= int(loose.uniform(*LOOSE_MINUS) * number if kind == "-" else loose.uniform(*LOOSE_LIFT) * height)
         placed.append((ink, top, int(round(x))))
         x += ink.shape[1]
         if kind != "digits":
@@ -419,6 +432,7 @@ MEASURES = [  # (row, key, label, target) as the table prints them
     ("tiles", "exact", "MNIST tiles side by side (2–8), exact", ""),
     ("tiles_apart", "exact", "  the same, set 8–24 px apart, exact", ""),
     ("dusty", "exact", "separators and signs with dust specks, exact", ""),
+    ("loose_marks", "exact", "separators and signs written loosely, exact", ""),
     ("underlined", "exact", "one-line numbers (2–6 digits) underlined by hand, exact", ""),
     ("writers", "exact", "one-line numbers (2–6 digits) in other writers' habits, exact", ""),
     ("fine_pen", "exact", "one-line numbers (2–6 digits) written with a fineliner, exact", ""),
@@ -468,7 +482,7 @@ def print_seeds_table(results: list[dict]) -> None:
 
 
 ROWS = ("multi_line", "separators", "single_line", "touching_pairs", "overlapping", "long", "spaced", "tiles",
-        "tiles_apart", "dusty", "underlined", "writers", "fine_pen", "on_desk", "squared", "notebook",
+        "tiles_apart", "dusty", "loose_marks", "underlined", "writers", "fine_pen", "on_desk", "squared", "notebook",
         "framed")
 SPACED_PITCH = (1.1, 1.7)  # the spaced row: digits' centres this many heights apart
 
@@ -521,8 +535,9 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
 
 
 def _separators_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                    n: int, failures: list[tuple[str, bytes]], dusty: bool = False) -> dict:
-    """``n`` numbers with separators and signs, the kinds in turn (``dusty``: with specks of dust): % exact."""
+                    n: int, failures: list[tuple[str, bytes]], dusty: bool = False, loose: bool = False) -> dict:
+    """``n`` numbers with separators and signs, the kinds in turn (``dusty``: with specks of dust; ``loose``: marks
+    set off their usual height): % exact."""
     by_kind = {kind: [0, 0] for kind in KINDS}
     plain = 0
     misread = dict.fromkeys(MISREADS, 0)
@@ -535,7 +550,7 @@ def _separators_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarr
         truth = "".join(next(fill) if c == "d" else c for c in pattern)
         height = int(rng.integers(*NUMBER_HEIGHT))
         dust = int(rng.integers(DUST[0], DUST[1] + 1)) if dusty else 0
-        alpha = line_alpha(truth, [images[i] for i in index], rng, height, dust)
+        alpha = line_alpha(truth, [images[i] for i in index], rng, height, dust, loose)
         picture = photograph(place(alpha, rng, margin=(0.05, 0.3)), rng)
         text = recognizer.read(picture)["text"]
         by_kind[kind][0] += text == truth
@@ -544,7 +559,8 @@ def _separators_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarr
         plain += bool(alone.all())
         if text != truth:
             misread[misread_kind(truth, text, alone)] += 1
-            failures.append((f"{'dusty' if dusty else 'sep'}-{k}-{truth}-as-{text.replace(chr(10), '_') or 'none'}",
+            name = "dusty" if dusty else "loose" if loose else "sep"
+            failures.append((f"{name}-{k}-{truth}-as-{text.replace(chr(10), '_') or 'none'}",
                              picture))
     right = sum(r for r, _ in by_kind.values())
     return {"n": n, "exact": right / n, "plain_mnist_exact": plain / n,
@@ -620,6 +636,9 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
     if n and "dusty" in rows:  # its own generator too
         result["dusty"] = _separators_row(recognizer, images, labels, np.random.default_rng([seed, 5]), n, failures,
                                           dusty=True)
+    if n and "loose_marks" in rows:  # its own generator too
+        result["loose_marks"] = _separators_row(recognizer, images, labels, np.random.default_rng([seed, 13]), n,
+                                                failures, loose=True)
     if n and "underlined" in rows:  # its own generator too
         result["underlined"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 6]), n, (2, 6),
                                             TOUCHING, 0.05, "underlined", failures, underline=True)

@@ -46,6 +46,29 @@ def test_a_line_with_separators_has_its_marks_where_they_belong(digits):
     assert comma[3] > baseline + 0.1 * 60  # reaching below it
 
 
+def test_loose_marks_leave_their_usual_height_and_nothing_else_moves(digits):
+    """The loose-marks row sets points up to LOOSE_LIFT off where the separators row sets them and minus signs up to
+    LOOSE_MINUS off their number's middle; the same line drawn loosely has everything else where it was."""
+    height, lifts, drops = 60, [], []
+    for seed in range(30):
+        plain = read_lines.line_alpha("-1.2", digits[:2], np.random.default_rng(seed), height)
+        loose = read_lines.line_alpha("-1.2", digits[:2], np.random.default_rng(seed), height, loose=True)
+        assert plain.shape[1] == loose.shape[1]  # (a mark moved past the digits' rows makes the picture taller)
+        (_, plain_stats), (_, loose_stats) = connected_components(plain > 0.5), connected_components(loose > 0.5)
+        if len(plain_stats) != 4 or len(loose_stats) != 4:
+            continue  # a digit in two pieces, or a mark run into one: the pieces are not told apart by order
+        before, after = (stats[np.argsort(stats[:, 0])] for stats in (plain_stats, loose_stats))
+        after[:, [1, 3]] -= after[1, 1] - before[1, 1]  # rows counted from the first digit's top
+        assert np.array_equal(before[[1, 3]], after[[1, 3]])  # the digits where they were
+        assert np.array_equal(before[:, [0, 2, 4]], after[:, [0, 2, 4]])  # every mark as wide and at its column
+        drops.append((after[0, 1] - before[0, 1]) / height)  # the minus sign
+        lifts.append((before[2, 1] - after[2, 1]) / height)  # the point
+    assert len(lifts) >= 20
+    # up and down, spread over the range (a number's height is about the line's here)
+    assert min(lifts) < 0 < 0.2 < max(lifts) <= read_lines.LOOSE_LIFT[1] + 0.05 and min(lifts) >= -0.15
+    assert min(drops) < -0.1 and max(drops) > 0.1 and max(np.abs(drops)) <= read_lines.LOOSE_MINUS[1] * 1.2 + 0.05
+
+
 def test_dust_lies_where_no_point_sits(digits):
     """The dusty row's specks are small and lie above the digits' lower part or under the baseline: a speck on
     the baseline would be a decimal point to any reader."""
@@ -132,13 +155,22 @@ def test_a_page_holds_its_lines_and_each_line_its_digits(mnist, monkeypatch):
 def test_the_benchmark_counts_what_it_drew(tmp_path, monkeypatch):
     # Every misread picture is saved under its truth: the figures and the saved truths must agree.
     n = 5
-    drawn_dust = []
+    drawn_dust, drawn_loose = [], []
     line_alpha = read_lines.line_alpha
-    monkeypatch.setattr(read_lines, "line_alpha", lambda *args, **kwargs: drawn_dust.append(
-        args[4] if len(args) > 4 else kwargs.get("dust", 0)) or line_alpha(*args, **kwargs))
+
+    def spy(*args, **kwargs):
+        drawn_dust.append(args[4] if len(args) > 4 else kwargs.get("dust", 0))
+        drawn_loose.append(bool(args[5] if len(args) > 5 else kwargs.get("loose", False)))
+        return line_alpha(*args, **kwargs)
+
+    monkeypatch.setattr(read_lines, "line_alpha", spy)
     result = read_lines.run(None, n=n, seed=0, single=2, save=str(tmp_path))
-    # the separators row draws no dust, the dusty row 1-4 specks a number, every kind in turn
-    assert drawn_dust[:n] == [0] * n and len(drawn_dust) == 2 * n and all(1 <= d <= 4 for d in drawn_dust[n:])
+    # the separators row draws no dust, the dusty row 1-4 specks a number, every kind in turn; the loose marks row
+    # no dust, its marks loose
+    assert len(drawn_dust) == 3 * n and drawn_dust[:n] == [0] * n and all(1 <= d <= 4 for d in drawn_dust[n:2 * n])
+    assert drawn_dust[2 * n:] == [0] * n and drawn_loose == [False] * 2 * n + [True] * n
+    loose_missed = [name for name in (p.stem for p in tmp_path.glob("*.jpg")) if name.startswith("loose-")]
+    assert len(loose_missed) == round(n * (1 - result["loose_marks"]["exact"]))
     dusty_missed = [name for name in (p.stem for p in tmp_path.glob("*.jpg")) if name.startswith("dusty-")]
     assert len(dusty_missed) == round(n * (1 - result["dusty"]["exact"]))
     assert set(result["dusty"]["by_kind"]) == set(read_lines.KINDS)
@@ -165,7 +197,8 @@ def test_the_benchmark_counts_what_it_drew(tmp_path, monkeypatch):
     assert sum(result["single_line"]["misread"].values()) == round(2 * (1 - result["single_line"]["exact"]))
     # each misread picture has one kind (where it went wrong): as many as were saved, for every row that sorts them
     for row, prefix in (("multi_line", "lines-"), ("separators", "sep-"), ("dusty", "dusty-"),
-                        ("writers", "writers-"), ("fine_pen", "fine-pen-"), ("squared", "squared-")):
+                        ("loose_marks", "loose-"), ("writers", "writers-"), ("fine_pen", "fine-pen-"),
+                        ("squared", "squared-")):
         misread = result[row]["misread"]
         assert set(misread) == set(read_lines.MISREADS)
         assert sum(misread.values()) == sum(name.startswith(prefix) for name in names), row
