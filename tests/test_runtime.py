@@ -38,12 +38,13 @@ def test_onnx_runtime_classifies_as_pytorch_does(cache, mnist):
 def test_onnx_runtime_reads_lines_as_pytorch_does(cache, mnist):
     fast, plain = Recognizer.from_pretrained(), Recognizer.from_pretrained(engine="torch")
     assert fast._line_onnx is not None and plain._line_onnx is None
-    images, labels = torch.from_numpy(mnist.test_images[:120]), torch.from_numpy(mnist.test_labels[:120])
-    batch = draw_lines(images, labels, torch.Generator().manual_seed(3), count=8)
+    images, labels = torch.from_numpy(mnist.test_images[:300]), torch.from_numpy(mnist.test_labels[:300])
+    # 24 lines in the heaviest augmentation: the bundled model reads 14-19 of such 24 exactly (seeds 3-8), noise none
+    batch = draw_lines(images, labels, torch.Generator().manual_seed(3), count=24)
     lines = [image[0, :, :width].numpy() for image, width in zip(batch.images, batch.widths.tolist(), strict=True)]
     ours, theirs = fast.recognize_lines(lines), plain.recognize_lines(lines)
     assert [d.text for d in ours] == [d.text for d in theirs]
-    assert sum(d.text == t for d, t in zip(ours, batch.texts, strict=True)) >= 5  # lines, read: not noise
+    assert sum(d.text == t for d, t in zip(ours, batch.texts, strict=True)) >= 12  # lines, read: not noise
     for a, b in zip(ours, theirs, strict=True):
         assert a.spans == b.spans and np.allclose(a.confidences, b.confidences, atol=1e-4)
 

@@ -99,13 +99,35 @@ def test_separators_sit_where_their_kind_says(whole_digits) -> None:
         baseline = float(np.median(digits[:, 3]))
         middle = float(np.median((digits[:, 1] + digits[:, 3]) / 2))
         mark_h, mark_w = mark[3] - mark[1], mark[2] - mark[0]
-        if "." in text:  # a small blob on the baseline
-            assert mark_h < 0.45 * height and abs(mark[3] - baseline) <= 0.2 * height, text
-        elif "," in text:  # reaches below the baseline
-            assert mark[3] > baseline and mark_h < 0.75 * height, text
+        # (half of the marks set loosely, as writers set them: see the next test)
+        if "." in text:  # a small blob on the baseline, or raised up to mid-height
+            assert mark_h < 0.45 * height and -0.2 * height <= baseline - mark[3] <= 0.55 * height, text
+        elif "," in text:  # taller than a point, reaching below the baseline or near it
+            assert mark[3] > baseline - 0.35 * height and 0.2 * height < mark_h < 0.75 * height, text
         else:  # a bar, wider than tall, about the middle of the digits
-            assert mark_w > mark_h and abs((mark[1] + mark[3]) / 2 - middle) <= 0.25 * height, text
+            assert mark_w > mark_h and abs((mark[1] + mark[3]) / 2 - middle) <= 0.4 * height, text
     assert 0.8 * DIGIT_HEIGHT <= height <= 1.25 * DIGIT_HEIGHT
+
+
+def test_half_the_points_are_set_loosely(whole_digits) -> None:
+    """Writers set decimal points anywhere from a little under the baseline to mid-height: the recognizer must see
+    such points as often as points on the baseline (a model trained on the baseline alone dropped one point in
+    five raised a fifth of a digit height)."""
+    raised, on_baseline, measured = 0, 0, 0
+    for seed in range(4):
+        lines = draw(["5.2"] * 40, whole_digits, seed=seed)
+        for k in range(40):
+            stats = pieces(lines.images[k, 0])
+            if len(stats) != 3:
+                continue
+            baseline = float(np.median(stats[[0, 2], 3]))
+            height = float(np.median(stats[[0, 2], 3] - stats[[0, 2], 1]))
+            lift = (baseline - stats[1, 3]) / height  # the point's lowest ink above the digits'
+            raised += lift > 0.2
+            on_baseline += abs(lift) <= 0.1
+            measured += 1
+    assert measured >= 120
+    assert 0.35 <= on_baseline / measured <= 0.8 and raised / measured >= 0.15
 
 
 def test_a_space_is_wider_than_the_gaps_between_digits(whole_digits) -> None:

@@ -11,9 +11,10 @@ slant, wobble, coarse scans; no form boxes) with the strokes other writers add: 
 crossed 7s, closed 4s. Each
 is then scaled to the line's height (±8%), set on a baseline that may drift (a sloped line) with jitter, and
 spaced unevenly: now and then neighbours touch or overlap (negative gaps); some lines stand their digits on a
-fixed pitch instead, as in cells, so that a wide gap beside a narrow 1 is not a space. Marks are pen strokes as wide as
-the line's own pen (measured on its digits). Everything is drawn at twice the final resolution, thresholded
-as ink finding does, and area-reduced, so edges look like a reduced mask's.
+fixed pitch instead, as in cells, so that a wide gap beside a narrow 1 is not a space. Marks are pen strokes as
+wide as the line's own pen (measured on its digits), half of them where print has them, the others set loosely,
+as writers set them (a point up to mid-height, a comma raised, a minus sign high or low). Everything is drawn at
+twice the final resolution, thresholded as ink finding does, and area-reduced, so edges look like a reduced mask's.
 
 All randomness comes from one ``torch.Generator`` (texts too, through a seed drawn from it), so a run that
 saves the generator's state resumes the same stream of lines.
@@ -44,6 +45,11 @@ GRID = 0.25  # the chance that a line's digits stand on a fixed pitch (cells, or
 # ... this many digit heights apart, centre to centre: a narrow 1 leaves a wide gap. Up to 2.6: MNIST's 28-px tiles
 # (20-px digits) set apart by a form's cell walls, or a wide comb, are 1.8-2.6 heights apart.
 GRID_PITCH = (1.0, 2.6)
+# Writers set marks loosely: of the points, commas and minus signs, this share is drawn off its usual place —
+LOOSE_MARKS = 0.5
+POINT_LIFT = (-0.1, 0.4)  # ... a point raised this much above the baseline (in digit heights; negative: lower) ...
+COMMA_LIFT = (0.0, 0.3)  # ... a comma's head raised this much ...
+MINUS_SHIFT = 0.3  # ... a minus sign up to this much above or below the digits' middle.
 
 
 @dataclass
@@ -133,12 +139,13 @@ def _mark_tile(char: str, pen: float, height: float, baseline: float, middle: fl
     strokes: list[tuple[tuple[float, float], tuple[float, float], float]] = []  # (row, col) start, end, width
     if char == ".":
         r = pen * u(0.5, 1.0)
-        c = (baseline - r + u(-0.05, 0.03) * height, r + 1.5)
+        lift = u(-0.05, 0.03) if u(0, 1) < LOOSE_MARKS else u(-POINT_LIFT[1], -POINT_LIFT[0])
+        c = (baseline - r + lift * height, r + 1.5)
         strokes.append((c, c, 2 * r))
     elif char == ",":
         depth = height * u(0.15, 0.4)
         lean = depth * u(0.2, 0.8)
-        top = baseline + u(-0.12, 0.02) * height
+        top = baseline + u(-0.12, 0.02) * height - (u(*COMMA_LIFT) * height if u(0, 1) < LOOSE_MARKS else 0.0)
         width = pen * u(0.8, 1.2)
         if u(0, 1) < 0.65:  # a head with a tail curving down and left
             r = pen * u(0.55, 0.9)
@@ -152,7 +159,7 @@ def _mark_tile(char: str, pen: float, height: float, baseline: float, middle: fl
             strokes.append((start, end, width))
     else:  # "-"
         length = height * u(0.3, 0.65)
-        row = middle + u(-0.12, 0.12) * height
+        row = middle + (u(-0.12, 0.12) if u(0, 1) < LOOSE_MARKS else u(-MINUS_SHIFT, MINUS_SHIFT)) * height
         tilt = length * math.tan(math.radians(u(-8, 8)))
         width = pen * u(0.8, 1.3)
         strokes.append(((row - tilt / 2, width / 2 + 1), (row + tilt / 2, length + width / 2 + 1), width))
