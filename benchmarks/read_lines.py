@@ -25,9 +25,10 @@ without looking at test) drawn and photographed as in ``photo_digits.py`` (its `
   4–12 pixels of white on each side of every tile (as in a form's cells). One number, no spaces;
 * dusty: numbers with separators and signs as above, each with 1–4 specks of dust (0.3–1.2 pens across: a
   point is 1–2) above its digits' lower part or under its baseline, never where a point would sit: % exact;
-* marks written loosely: numbers with separators and signs as above, but each point and comma set off the
-  baseline as writers set them (from 0.1 digit heights below where the row above puts it to 0.35 above it) and
-  each minus sign up to a quarter of the number's height above or below its middle: % exact;
+* marks written loosely: numbers with separators and signs as above (the kinds in turn; groups have no marks), but
+  each point and comma set off the baseline as writers set them (from 0.1 digit heights below where the row above
+  puts it to 0.35 above it) and each minus sign a further quarter of the number's height at most above or below
+  where the row above puts it: % exact;
 * other writers: numbers of 2–6 digits, each by a writer of its own with the habits of another hand, drawn by
   ``real_world.py``'s styles: now and then a pen of their own (thick, thin, slanted, skipping, cramped or stretched
   digits), European 1s (some on a base), crossed 7s, closed 4s, open 9s and 6s and 2s with a loop, each habit kept
@@ -304,7 +305,7 @@ def pen_of(alpha: np.ndarray) -> float:
 
 
 def line_alpha(text: str, digits: list[np.ndarray], rng: np.random.Generator, height: int,
-               dust: int = 0, loose: bool | np.random.Generator | None = False) -> np.ndarray:
+               dust: int = 0, loose: bool = False) -> np.ndarray:
     """One line of writing: ``text`` (digits, ".", ",", "-", " "), its digits being these MNIST images in order.
 
     Runs of digits are drawn by ``number_alpha`` (uneven gaps, now and then touching) and set on a common
@@ -322,7 +323,7 @@ def line_alpha(text: str, digits: list[np.ndarray], rng: np.random.Generator, he
             runs.append((piece, None))
     # Where loose marks go comes from a generator of their own (spawning does not advance ``rng``): the same line
     # drawn loosely has its digits and marks in the same places, only the marks' heights differ.
-    loose = rng.spawn(1)[0] if loose else None
+    loose_rng = rng.spawn(1)[0] if loose else None
     pens = [pen_of(ink) for kind, ink in runs if kind == "digits"]
     pen = float(np.median(pens)) * rng.uniform(0.85, 1.2)
     baseline = 2 * height  # on a canvas 3 heights tall: room for anything above and below
@@ -348,8 +349,9 @@ def line_alpha(text: str, digits: list[np.ndarray], rng: np.random.Generator, he
                 # At mid-height of the number it signs (a wide, short MNIST digit is lower than ``height``).
                 number = next((a.shape[0] for k, a in runs[index + 1:] if k == "digits"), height)
                 top = baseline - number // 2 - ink.shape[0] // 2 + int(rng.uniform(-0.1, 0.1) * number)
-            if loose:
-                top -= int(loose.uniform(*LOOSE_MINUS) * number if kind == "-" else loose.uniform(*LOOSE_LIFT) * height)
+            if loose_rng is not None:
+                top -= int(loose_rng.uniform(*LOOSE_MINUS) * number if kind == "-"
+                           else loose_rng.uniform(*LOOSE_LIFT) * height)
         placed.append((ink, top, int(round(x))))
         x += ink.shape[1]
         if kind != "digits":

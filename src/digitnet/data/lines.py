@@ -13,7 +13,7 @@ is then scaled to the line's height (±8%), set on a baseline that may drift (a 
 spaced unevenly: now and then neighbours touch or overlap (negative gaps); some lines stand their digits on a
 fixed pitch instead, as in cells, so that a wide gap beside a narrow 1 is not a space. Marks are pen strokes as
 wide as the line's own pen (measured on its digits), half of them where print has them, the others set loosely,
-as writers set them (a point up to mid-height, a comma raised, a minus sign high or low). Everything is drawn at
+as writers set them (a point raised toward mid-height, a comma raised, a minus sign high or low). Everything is drawn at
 twice the final resolution, thresholded as ink finding does, and area-reduced, so edges look like a reduced mask's.
 
 All randomness comes from one ``torch.Generator`` (texts too, through a seed drawn from it), so a run that
@@ -139,8 +139,11 @@ def _mark_tile(char: str, pen: float, height: float, baseline: float, middle: fl
     strokes: list[tuple[tuple[float, float], tuple[float, float], float]] = []  # (row, col) start, end, width
     if char == ".":
         r = pen * u(0.5, 1.0)
-        lift = u(-0.05, 0.03) if u(0, 1) < LOOSE_MARKS else u(-POINT_LIFT[1], -POINT_LIFT[0])
-        c = (baseline - r + lift * height, r + 1.5)
+        # Loose where the draw is at least 1 - LOOSE_MARKS (so the bundled model's lines); rows grow downward, so a
+        # negative offset raises the point.
+        loose = u(0, 1) >= 1 - LOOSE_MARKS
+        offset = u(-POINT_LIFT[1], -POINT_LIFT[0]) if loose else u(-0.05, 0.03)
+        c = (baseline - r + offset * height, r + 1.5)
         strokes.append((c, c, 2 * r))
     elif char == ",":
         depth = height * u(0.15, 0.4)
@@ -159,7 +162,8 @@ def _mark_tile(char: str, pen: float, height: float, baseline: float, middle: fl
             strokes.append((start, end, width))
     else:  # "-"
         length = height * u(0.3, 0.65)
-        row = middle + (u(-0.12, 0.12) if u(0, 1) < LOOSE_MARKS else u(-MINUS_SHIFT, MINUS_SHIFT)) * height
+        shift = MINUS_SHIFT if u(0, 1) >= 1 - LOOSE_MARKS else 0.12
+        row = middle + u(-shift, shift) * height
         tilt = length * math.tan(math.radians(u(-8, 8)))
         width = pen * u(0.8, 1.3)
         strokes.append(((row - tilt / 2, width / 2 + 1), (row + tilt / 2, length + width / 2 + 1), width))
