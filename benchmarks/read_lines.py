@@ -487,6 +487,21 @@ ROWS = ("multi_line", "separators", "single_line", "touching_pairs", "overlappin
         "tiles_apart", "dusty", "loose_marks", "underlined", "writers", "fine_pen", "on_desk", "squared", "notebook",
         "framed")
 SPACED_PITCH = (1.1, 1.7)  # the spaced row: digits' centres this many heights apart
+# Rows that draw from one random stream, in this order (each other row has a generator of its own): a run that leaves
+# out one of them draws other pictures for those after it in its stream than a full run does.
+SHARED_STREAMS = (("multi_line", "separators", "single_line"), ("touching_pairs", "overlapping", "long"))
+
+
+def shared_stream_note(rows: tuple[str, ...]) -> str | None:
+    """A note for a run of ``rows`` whose rows draw other pictures than in a full run (see ``SHARED_STREAMS``), or
+    None: such rows compare only with runs of the same ``--rows``."""
+    moved = [row for stream in SHARED_STREAMS for k, row in enumerate(stream)
+             if row in rows and any(earlier not in rows for earlier in stream[:k])]
+    if not moved:
+        return None
+    verb, them, their = ("draws", "it", "its") if len(moved) == 1 else ("draw", "them", "their")
+    return (f"note: {', '.join(moved)} {verb} other pictures than in a full run (a row before {them} in {their} "
+            f"random stream is left out); compare {them} only with runs of the same --rows")
 
 
 def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
@@ -742,7 +757,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--line-model", default="line", help="line recognizer directory (default: the bundled one)")
     parser.add_argument("--digits", default="test", choices=("test", "val"),
                         help="draw MNIST test digits (report) or the held-out training digits (tune)")
-    parser.add_argument("--rows", default=",".join(ROWS), help=f"rows to measure (default: all of {','.join(ROWS)})")
+    parser.add_argument("--rows", default=",".join(ROWS),
+                        help=f"rows to measure (default: all of {','.join(ROWS)}); leaving out a row can change the "
+                             "pictures of rows after it that share its random stream (a note says which)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is steadier on a busy machine)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     parser.add_argument("--save-failures", metavar="DIR", help="write the misread pictures here")
@@ -760,6 +777,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(rows) - set(ROWS)
     if unknown:
         parser.error(f"unknown rows {', '.join(sorted(unknown))}; choose from {', '.join(ROWS)}")
+    note = shared_stream_note(rows)
+    if note:
+        print(note, file=sys.stderr)
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
     results = []
     for seed in seeds:

@@ -358,3 +358,36 @@ def test_squared_paper_is_printed_lighter_than_the_writing():
 ])
 def test_a_misread_is_put_where_it_went_wrong(truth, text, plain_right, kind):
     assert read_lines.misread_kind(truth, text, np.array(plain_right)) == kind
+
+
+def test_a_run_that_leaves_out_a_row_of_a_shared_stream_says_which_rows_drew_other_pictures(monkeypatch):
+    import hashlib
+
+    from digitnet.recognizer import Recognizer
+
+    seen = []
+
+    def read(self, picture):  # the pictures each row hands the reader, not the reading
+        data = picture if isinstance(picture, bytes) else np.ascontiguousarray(picture).tobytes()
+        seen.append(hashlib.sha256(data).hexdigest())
+        return {"path": None, "text": "", "lines": [], "digits": [], "error": None, "note": None}
+
+    monkeypatch.setattr(Recognizer, "read", read)
+
+    def drawn(rows: tuple[str, ...]) -> list[str]:
+        seen.clear()
+        read_lines.run(None, n=2, seed=0, rows=rows)
+        return list(seen)
+
+    together, alone = drawn(("touching_pairs", "overlapping")), drawn(("overlapping",))
+    assert len(together) == 4 and alone != together[2:]  # overlapping drew other pictures without touching pairs
+    assert read_lines.shared_stream_note(("overlapping",)).startswith("note: overlapping draws other pictures")
+    assert drawn(("spaced", "writers"))[2:] == drawn(("writers",))  # a row with its own generator: the same
+    assert read_lines.shared_stream_note(("writers",)) is None
+    assert read_lines.shared_stream_note(read_lines.ROWS) is None
+    # each stream from its start: the same pictures as a full run
+    assert read_lines.shared_stream_note(("multi_line", "separators", "touching_pairs")) is None
+    note = read_lines.shared_stream_note(("separators", "touching_pairs", "long"))
+    assert "separators, long draw" in note
+    for stream in read_lines.SHARED_STREAMS:  # in the order the run draws them
+        assert list(stream) == [row for row in read_lines.ROWS if row in stream]
