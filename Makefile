@@ -51,14 +51,6 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
 
-# The bundled default model: exactly this command made src/digitnet/assets/default-model (about 10.5 minutes on a
-# 2-core CPU). One thread makes the arithmetic, and so the weights, the same bit for bit on every run.
-default-model: setup
-	$(BIN)/digitnet train --arch fastnet --width 24 --epochs 12 --augment every-hand --seed 0 --no-plots --threads 1 \
-	  --out runs/default-model --overwrite
-	rm -rf src/digitnet/assets/default-model && mkdir -p src/digitnet/assets/default-model
-	cp runs/default-model/model.safetensors runs/default-model/model.json src/digitnet/assets/default-model/
-
 # The bundled most accurate single model (`--model best`): exactly this command made src/digitnet/assets/best-model.
 # About 25 minutes on a 2-core CPU; benchmarks/best_recipe.sh trains the same recipe for the other seeds.
 best-model: setup
@@ -67,11 +59,35 @@ best-model: setup
 	rm -rf src/digitnet/assets/best-model && mkdir -p src/digitnet/assets/best-model
 	cp runs/best-model/model.safetensors runs/best-model/model.json src/digitnet/assets/best-model/
 
-# The bundled line recognizer that `digitnet read` uses: exactly this command made src/digitnet/assets/line-model
-# (crnn-digits' recipe: 40 epochs of synthetic lines drawn from the MNIST training digits; one thread, so a rebuild is
-# the same bit for bit). About 22 minutes on a 2-core CPU.
-line-model: setup
-	$(BIN)/digitnet train --arch crnn-digits --seed 0 --threads 1 --no-plots --out runs/line-model --overwrite
+# The bundled default model and line recognizer: exactly these commands made src/digitnet/assets/default-model and
+# src/digitnet/assets/line-model. Each is trained in two stages. Stage 1 learns from the MNIST training digits alone:
+# the digit model with the every-hand augmentation (about 10.5 minutes on a 2-core CPU), the line recognizer on
+# synthetic lines drawn from them (crnn-digits' recipe, 40 epochs, about 22 minutes). Stage 1's two models then read
+# photos of numbers written with the same training digits (benchmarks/reader_samples.py: read_lines.py's pictures,
+# never the held-out or test digits; about 10 minutes in two processes), and stage 2 fine-tunes each on what `read`
+# handed it there — the digits as cut from the photos, the lines as found in them — mixed half and half with its
+# stage-1 batches (about 5 and 11 minutes). One thread each, so a rebuild is the same bit for bit.
+runs/default-model-stage1/model.json: | setup
+	$(BIN)/digitnet train --arch fastnet --width 24 --epochs 12 --augment every-hand --seed 0 --no-plots --threads 1 \
+	  --out runs/default-model-stage1 --overwrite
+
+runs/line-model-stage1/model.json: | setup
+	$(BIN)/digitnet train --arch crnn-digits --seed 0 --threads 1 --no-plots --out runs/line-model-stage1 --overwrite
+
+runs/reader-samples.npz: runs/default-model-stage1/model.json runs/line-model-stage1/model.json
+	$(BIN)/python benchmarks/reader_samples.py --model runs/default-model-stage1 --line-model runs/line-model-stage1 \
+	  --seeds 100,101 --n 400 --out runs/reader-samples.npz
+
+default-model: runs/reader-samples.npz
+	$(BIN)/digitnet train --arch fastnet --width 24 --init runs/default-model-stage1 --extra-data runs/reader-samples.npz \
+	  --batch-size 64 --epochs 6 --lr 0.02 --warmup 0.15 --augment every-hand --seed 0 --no-plots --threads 1 \
+	  --out runs/default-model --overwrite
+	rm -rf src/digitnet/assets/default-model && mkdir -p src/digitnet/assets/default-model
+	cp runs/default-model/model.safetensors runs/default-model/model.json src/digitnet/assets/default-model/
+
+line-model: runs/reader-samples.npz
+	$(BIN)/digitnet train --arch crnn-digits --init runs/line-model-stage1 --extra-data runs/reader-samples.npz \
+	  --epochs 11 --lr 1e-3 --warmup 0.1 --seed 0 --threads 1 --no-plots --out runs/line-model --overwrite
 	rm -rf src/digitnet/assets/line-model && mkdir -p src/digitnet/assets/line-model
 	cp runs/line-model/model.safetensors runs/line-model/model.json src/digitnet/assets/line-model/
 

@@ -258,6 +258,8 @@ def benchmark_digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
         return mnist.test_images, mnist.test_labels
     if split == "val":
         return mnist.train_images[-5000:], mnist.train_labels[-5000:]
+    if split == "train":  # what the trainer trains on: for reader_samples.py, which makes training data, never measures
+        return mnist.train_images[:-5000], mnist.train_labels[:-5000]
     raise ValueError(f"digits {split!r}: choose test or val")
 
 
@@ -285,6 +287,16 @@ def misread_kind(truth: str, text: str, alone: np.ndarray) -> str:
     return "digit model"
 
 
+def read_answer(recognizer: Recognizer, picture: bytes, truth: str) -> dict:
+    """``recognizer.read(picture)`` for a benchmark picture that shows ``truth``. A recognizer that keeps what it
+    read as training data (``reader_samples.SampleRecorder``) is told the truth as well."""
+    answer = recognizer.read(picture)
+    record = getattr(recognizer, "record_truth", None)
+    if record is not None:
+        record(truth)
+    return answer
+
+
 def plain_right(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Per digit of ``index``: whether the digit model reads its plain MNIST 28×28 right."""
     return recognizer.classify(images[index]).argmax(1) == labels[index]
@@ -292,10 +304,12 @@ def plain_right(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, 
 
 def run(model: str | None, n: int, numbers: int, seed: int, save: str | None = None,
         touching: float = TOUCHING, reader: str = DEFAULT_READER, line_model: str | None = "line",
-        split: str = "test") -> dict:
+        split: str = "test", recognizer: Recognizer | None = None) -> dict:
+    """Measure (``recognizer``: this one instead of ``model`` and ``line_model`` loaded with ``reader``)."""
     rng = np.random.default_rng(seed)
     images, labels = benchmark_digits(split)
-    recognizer = Recognizer.from_pretrained(model, line_model=line_model, reader=reader)
+    if recognizer is None:
+        recognizer = Recognizer.from_pretrained(model, line_model=line_model, reader=reader)
     result = {"model": str(recognizer.loaded.path), "arch": recognizer.spec.name, "seed": seed, "touching": touching,
               "reader": recognizer.reader, "digits": split,
               "model_test_accuracy": recognizer.metadata.get("metrics", {}).get("test_accuracy")}
@@ -336,7 +350,7 @@ def run(model: str | None, n: int, numbers: int, seed: int, save: str | None = N
             index = rng.choice(len(images), size=length, replace=False)
             truth = "".join(str(labels[i]) for i in index)
             picture, touch = number_picture([images[i] for i in index], rng, touching)
-            text = recognizer.read(picture)["text"]
+            text = read_answer(recognizer, picture, truth)["text"]
             exact += text == truth
             alone = plain_right(recognizer, images, labels, index)
             plain_exact += bool(alone.all())

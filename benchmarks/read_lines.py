@@ -85,6 +85,7 @@ from photo_digits import (  # noqa: E402
     photograph,
     place,
     plain_right,
+    read_answer,
     save_failures,
     squared_paper,
 )
@@ -540,7 +541,7 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
         elif paper == "desk":
             alpha, desk = on_desk(alpha, rng)
         picture = photograph(alpha, rng, desk=desk)
-        text = recognizer.read(picture)["text"]
+        text = read_answer(recognizer, picture, truth)["text"]
         exact += text == truth
         alone = plain_right(recognizer, images, labels, index)
         plain += bool(alone.all())
@@ -569,7 +570,7 @@ def _separators_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarr
         dust = int(rng.integers(DUST[0], DUST[1] + 1)) if dusty else 0
         alpha = line_alpha(truth, [images[i] for i in index], rng, height, dust, loose)
         picture = photograph(place(alpha, rng, margin=(0.05, 0.3)), rng)
-        text = recognizer.read(picture)["text"]
+        text = read_answer(recognizer, picture, truth)["text"]
         by_kind[kind][0] += text == truth
         by_kind[kind][1] += 1
         alone = plain_right(recognizer, images, labels, index)
@@ -587,11 +588,13 @@ def _separators_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarr
 
 def run(model: str | None, n: int, seed: int, single: int | None = None, save: str | None = None,
         reader: str = DEFAULT_READER, line_model: str | None = "line", split: str = "test",
-        rows: tuple[str, ...] = ROWS) -> dict:
-    """Measure ``rows`` (``n`` pictures each; ``single`` single-line numbers, default ``n``)."""
+        rows: tuple[str, ...] = ROWS, recognizer: Recognizer | None = None) -> dict:
+    """Measure ``rows`` (``n`` pictures each; ``single`` single-line numbers, default ``n``) with ``recognizer``, or
+    ``model`` and ``line_model`` loaded with ``reader``."""
     rng = np.random.default_rng(seed)
     images, labels = benchmark_digits(split)
-    recognizer = Recognizer.from_pretrained(model, line_model=line_model, reader=reader)
+    if recognizer is None:
+        recognizer = Recognizer.from_pretrained(model, line_model=line_model, reader=reader)
     result = {"model": str(recognizer.loaded.path), "arch": recognizer.spec.name, "seed": seed,
               "reader": recognizer.reader, "digits": split,
               "line_model": str(recognizer.line.path) if recognizer.line is not None else None}
@@ -614,8 +617,8 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
                 drawn.append(number_alpha([images[i] for i in part], rng, height, TOUCHING)[0])
             picture = photograph(place(page_alpha(drawn, heights, rng), rng, margin=(0.05, 0.3)), rng,
                                  focus_size=FOCUS * base)
-            answer = recognizer.read(picture)
             truth = "\n".join(texts)
+            answer = read_answer(recognizer, picture, truth)
             exact += answer["text"] == truth
             count_right += len(answer["lines"]) == len(lengths)
             alone = plain_right(recognizer, images, labels, index)
@@ -632,7 +635,8 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
         result["separators"] = _separators_row(recognizer, images, labels, rng, n, failures)
     single = n if single is None else single
     if single and "single_line" in rows:
-        numbers = run_photo_digits(model, 0, single, seed, reader=reader, line_model=line_model, split=split)["numbers"]
+        numbers = run_photo_digits(model, 0, single, seed, reader=reader, line_model=line_model, split=split,
+                                   recognizer=recognizer)["numbers"]
         result["single_line"] = {"n": single, "exact": numbers["exact_match"],
                                  "plain_mnist_exact": numbers["plain_mnist_exact_match"],
                                  "misread": numbers["misread"],
@@ -711,7 +715,7 @@ def _tiles_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, r
         index, truth = _draw_digits(int(rng.integers(2, 9)), rng, labels)
         pad = int(rng.integers(padding[0], padding[1] + 1))
         picture = tile_strip([images[i] for i in index], pad, float(rng.uniform(1, 4)))
-        text = recognizer.read(picture)["text"]
+        text = read_answer(recognizer, picture, truth)["text"]
         exact += text == truth
         alone = plain_right(recognizer, images, labels, index)
         plain += bool(alone.all())

@@ -95,9 +95,11 @@ def test_bundled_default_model_meets_its_bar(mnist):
 
 
 def test_bundled_best_model_is_the_more_accurate_one(mnist):
+    """More accurate on the held-out training digits, by which models are chosen (on the test set the two are within
+    a few digits of 10,000 of each other: 30 errors against the default's 25, since the default's stage 2)."""
     best, default = load_model("best"), load_model("default")
     assert best.path.name == "best-model" and default.path.name == "default-model"
-    assert best.metadata["metrics"]["test_accuracy"] > default.metadata["metrics"]["test_accuracy"]
+    assert best.metadata["metrics"]["val_accuracy"] > default.metadata["metrics"]["val_accuracy"]
     from digitnet.evaluate import evaluate_model
 
     metrics = evaluate_model(best.model, torch.from_numpy(mnist.test_images),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -57,3 +58,48 @@ def test_epoch_schedules_step_at_epoch_end_and_per_step_ones_after_each_step():
     plateau_run = build_run(TrainConfig(arch="mlp", schedule="plateau"), _splits(), torch.device("cpu"))
     with pytest.raises(DigitnetError, match="needs val_accuracy"):
         plateau_run.end_epoch({"train_loss": 1.0})
+
+
+def test_reader_samples_join_every_batch_as_they_were_cut(tmp_path):
+    """--extra-data: each batch gets --extra-batch reader samples after its own digits, with their labels, prepared
+    as the model takes digits but not augmented (their distortions are what is to be learned)."""
+    from digitnet.data.samples import save_reader_samples
+    from digitnet.models.registry import preprocess
+
+    digits = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    path = tmp_path / "samples.npz"
+    save_reader_samples(path, digits.numpy(), [7] * 6, [], [])
+    run = build_run(TrainConfig(arch="mlp", batch_size=16, augment="light", extra_data=str(path), extra_batch=5),
+                    _splits(), torch.device("cpu"))
+    x, y = run.make_batch(next(iter(run.epoch_batches())))
+    assert x.shape[0] == 21 and y[16:].tolist() == [7] * 5
+    prepared = preprocess(digits, run.spec)
+    for image in x[16:]:  # each is one of the samples exactly
+        assert min(float((image - p).abs().max()) for p in prepared) < 1e-6
+    run.train_step(x, y)  # and the step takes the longer batch
+
+    with pytest.raises(DigitnetError, match="holds no lines for a line recognizer"):
+        build_run(TrainConfig(arch="crnn-digits", extra_data=str(path)), _splits(), torch.device("cpu"))
+    with pytest.raises(DigitnetError, match="--extra-batch must be at least 1"):
+        build_run(TrainConfig(arch="mlp", extra_data=str(path), extra_batch=0), _splits(), torch.device("cpu"))
+
+
+def test_reader_lines_join_a_line_recognizer_s_batches(tmp_path):
+    from digitnet.data.samples import LINE_ROWS, save_reader_samples
+    from digitnet.models.crnn import REDUCTION
+
+    wide = np.full((LINE_ROWS, 301), 255, np.uint8)  # wider than any synthetic line of the batch may be
+    path = tmp_path / "samples.npz"
+    save_reader_samples(path, np.zeros((0, 28, 28), np.uint8), [], [wide], ["12.5"])
+    run = build_run(TrainConfig(arch="crnn-digits", batch_size=2, extra_data=str(path), extra_batch=3),
+                    _splits(n=120), torch.device("cpu"))
+    x, target = run.make_batch(next(iter(run.epoch_batches())))
+    assert x.shape[0] == 5 and x.shape[-1] % REDUCTION == 0 and x.shape[-1] >= 301
+    assert target.texts[2:] == ["12.5"] * 3 and len(target.texts) == 5
+    assert torch.equal(x[2:, 0, :, :301], torch.ones(3, LINE_ROWS, 301)) and not x[2:, 0, :, 301:].any()
+    assert target.input_lengths[2:].tolist() == [301 // REDUCTION] * 3
+    assert target.target_lengths.tolist()[2:] == [4] * 3
+    run.train_step(x, target)
+
+    with pytest.raises(DigitnetError, match="holds no digits for a classifier"):
+        build_run(TrainConfig(arch="mlp", extra_data=str(path)), _splits(), torch.device("cpu"))

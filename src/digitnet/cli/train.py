@@ -62,6 +62,13 @@ def train(
     distill: float = typer.Option(DEFAULTS.distill, help="The teacher's share of the loss, 0..1 (with --teacher)."),
     distill_temperature: float = typer.Option(DEFAULTS.distill_temperature, "--distill-temperature",
                                               help="Softmax temperature of the distillation term."),
+    extra_data: str | None = typer.Option(
+        DEFAULTS.extra_data, "--extra-data",
+        help="Reader samples (.npz from benchmarks/reader_samples.py): digits and lines as `read` cut them from photos "
+             "of training digits, mixed into every batch (with --init: fine-tune a model for reading pictures)."),
+    extra_batch: int | None = typer.Option(
+        DEFAULTS.extra_batch, "--extra-batch",
+        help="Reader samples per batch (default: as many as the batch's own digits, or lines)."),
     val_size: int = typer.Option(DEFAULTS.val_size, "--val-size",
                                  help="Validation images from the end of training (0: none)."),
     train_subset: int | None = typer.Option(DEFAULTS.train_subset, "--train-subset",
@@ -93,6 +100,7 @@ def train(
         warmup=warmup, plateau_factor=plateau_factor, plateau_patience=plateau_patience, step_size=step_size,
         step_gamma=step_gamma, early_stopping=early_stopping, restore_best=restore_best, monitor=monitor,
         augment=augment, init=init, teacher=teacher, distill=distill, distill_temperature=distill_temperature,
+        extra_data=extra_data, extra_batch=extra_batch,
         val_size=val_size, train_subset=train_subset, seed=seed, device=device, threads=threads, amp=amp,
         compile=compile_model, data=data, download=download,
         out=str(out) if out else None, resume=resume, overwrite=overwrite, tensorboard=tensorboard, plots=plots,

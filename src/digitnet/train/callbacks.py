@@ -307,8 +307,12 @@ class ConsoleLog(Callback):
             fit.console.print(f"[bold]Resuming[/] {fit.run_dir} at epoch {len(fit.history) + 1}/{cfg.epochs}")
         val = len(run.splits.val) if run.splits.val is not None else 0
         params = count_parameters(run.model)
+        extra = ""
+        if run.extra is not None:
+            held = f"{len(run.extra.texts):,} lines" if run.lines is not None else f"{len(run.extra.labels):,} digits"
+            extra = f" + {cfg.extra_batch or cfg.batch_size} of {held} as read"
         fit.console.print(f"[bold]{cfg.arch}[/] ({params:,} params) on {run.device} · {len(run.splits.train):,} "
-                          f"train, {val:,} val · {cfg.epochs} epochs · batch {cfg.batch_size} · {cfg.optimizer} "
+                          f"train, {val:,} val · {cfg.epochs} epochs · batch {cfg.batch_size}{extra} · {cfg.optimizer} "
                           f"lr {cfg.lr} · {cfg.schedule} · augment {cfg.augment} → {fit.run_dir}")
 
     def on_epoch_start(self, fit: Fit) -> None:

@@ -63,6 +63,10 @@ class TrainConfig:
     distill: float = 0.5  # the teacher's share of the loss, where it reads the image right
     # 1: the bundled teachers were trained with label smoothing, so their answers are soft already; at 4 they are flat
     distill_temperature: float = 1.0
+    # Reader samples (benchmarks/reader_samples.py): digits and lines as `read` hands them to the models, mixed into
+    # every batch, ``extra_batch`` of them (None: as many as the batch's own digits, or its own lines)
+    extra_data: str | None = None
+    extra_batch: int | None = None
     arch_kwargs: dict = field(default_factory=dict)
 
     def resolved(self) -> TrainConfig:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from digitnet.data.lines import MAX_CHARS, LineBatch, draw_lines
+from digitnet.data.lines import LINE_HEIGHT, MAX_CHARS, LineBatch, draw_lines
+from digitnet.data.samples import ReaderSamples
 from digitnet.data.splits import Split
 from digitnet.models.crnn import BLANK, REDUCTION, encode, greedy_decode, output_lengths
 
@@ -46,6 +47,23 @@ class LineTargets:
 def targets_for(lines: LineBatch) -> LineTargets:
     flat, lengths = encode(lines.texts)
     return LineTargets(flat, lengths, output_lengths(lines.widths.cpu()), lines.texts)
+
+
+def with_reader_lines(images: torch.Tensor, target: LineTargets, samples: ReaderSamples,
+                      pick: list[int]) -> tuple[torch.Tensor, LineTargets]:
+    """A batch of lines (B, 1, LINE_HEIGHT, W) and its targets, with the reader samples' lines ``pick`` added (each
+    padded, or the batch, to the wider of the two)."""
+    chosen = [samples.lines[k] for k in pick]
+    width = max([images.shape[-1], *(line.shape[1] for line in chosen)])
+    width += (-width) % REDUCTION
+    batch = images.new_zeros((images.shape[0] + len(chosen), 1, LINE_HEIGHT, width))
+    batch[:images.shape[0], :, :, :images.shape[-1]] = images
+    for k, line in enumerate(chosen):
+        batch[images.shape[0] + k, 0, :, :line.shape[1]] = line.to(batch.dtype) / 255
+    texts = target.texts + [samples.texts[k] for k in pick]
+    flat, lengths = encode(texts)
+    widths = torch.tensor([line.shape[1] for line in chosen], dtype=torch.long)
+    return batch, LineTargets(flat, lengths, torch.cat([target.input_lengths, output_lengths(widths)]), texts)
 
 
 def ctc_loss(logits: torch.Tensor, target: LineTargets) -> torch.Tensor:

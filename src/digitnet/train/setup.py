@@ -17,13 +17,14 @@ import torch
 from torch import nn
 
 from digitnet.data.lines import MAX_CHARS
+from digitnet.data.samples import ReaderSamples, load_reader_samples
 from digitnet.data.sources import MNIST
 from digitnet.data.splits import Splits, make_splits
 from digitnet.models.registry import MNIST_SIDE, ModelSpec, create_model
 from digitnet.saved_model import ModelLoadError, load_model
 from digitnet.train import distributed
 from digitnet.train.config import TrainConfig
-from digitnet.train.lines import LineTask, ctc_loss
+from digitnet.train.lines import LineTask, ctc_loss, with_reader_lines
 from digitnet.train.optim import PER_STEP_SCHEDULES, build_optimizer, build_scheduler
 from digitnet.train.step import distillation_loss, make_batch, train_step, use_amp
 from digitnet.utils import DigitnetError, seed_everything
@@ -52,6 +53,7 @@ class Run:
     monitor: str  # the metric that picks the best epoch, stops early and drives ReduceLROnPlateau
     lines: LineTask | None = None  # a line recognizer's batches, loss and evaluation (spec.task == "lines")
     teacher: nn.Module | None = None  # distillation's teacher (cfg.teacher), frozen, in eval mode
+    extra: ReaderSamples | None = None  # reader samples (cfg.extra_data) on the device, mixed into every batch
 
     @property
     def per_step_schedule(self) -> bool:
@@ -89,9 +91,25 @@ class Run:
         """
         train = self.splits.train
         if self.lines is not None:
-            return self.lines.make_batch(train.images, train.labels, idx, self.generator, self.cfg.augment)
-        return make_batch(train.images, train.labels, idx, self.spec, self.cfg.augment, self.generator,
+            x, target = self.lines.make_batch(train.images, train.labels, idx, self.generator, self.cfg.augment)
+            if self.extra is not None:
+                x, target = with_reader_lines(x, target, self.extra, self._extra_pick(len(self.extra.texts)).tolist())
+            return x, target
+        x, y = make_batch(train.images, train.labels, idx, self.spec, self.cfg.augment, self.generator,
                           self.channels_last)
+        if self.extra is not None:
+            # As the reader cut them: not augmented further (their distortions are the point).
+            x_read, y_read = make_batch(self.extra.digits, self.extra.labels, self._extra_pick(len(self.extra.labels)),
+                                        self.spec, "none", None, self.channels_last)
+            x, y = torch.cat([x, x_read]), torch.cat([y, y_read])
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def _extra_pick(self, available: int) -> torch.Tensor:
+        """Which reader samples go into this batch: ``extra_batch`` drawn at random (with replacement)."""
+        count = self.cfg.extra_batch or self.cfg.batch_size
+        return torch.randint(available, (count,), generator=self.generator, device=self.generator.device)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step, then a per-step schedule's step. Detached loss and logits, no host sync."""
@@ -163,6 +181,20 @@ def init_weights(model: nn.Module, cfg: TrainConfig) -> nn.Module:
     return model
 
 
+def load_extra(cfg: TrainConfig, spec: ModelSpec, device: torch.device) -> ReaderSamples | None:
+    """``cfg.extra_data``'s reader samples on ``device``, checked to hold what this model learns from; None without."""
+    if cfg.extra_data is None:
+        return None
+    if cfg.extra_batch is not None and cfg.extra_batch < 1:
+        raise DigitnetError(f"--extra-batch must be at least 1, got {cfg.extra_batch}")
+    samples = load_reader_samples(cfg.extra_data)
+    if spec.task == "lines" and not samples.texts:
+        raise DigitnetError(f"--extra-data {cfg.extra_data}: it holds no lines for a line recognizer to learn from")
+    if spec.task != "lines" and not len(samples.labels):
+        raise DigitnetError(f"--extra-data {cfg.extra_data}: it holds no digits for a classifier to learn from")
+    return samples.to(device)
+
+
 def load_teacher(cfg: TrainConfig, spec: ModelSpec, device: torch.device) -> nn.Module | None:
     """``cfg.teacher`` loaded for distillation, checked to take the student's input as it is; None without one."""
     if cfg.teacher is None:
@@ -231,4 +263,5 @@ def build_run(cfg: TrainConfig, data: MNIST | Splits, device: torch.device) -> R
     return Run(cfg=cfg, device=device, splits=splits, model=model, train_model=train_model, spec=model.spec,
                optimizer=optimizer, scheduler=scheduler, generator=torch.Generator(device=device).manual_seed(cfg.seed),
                amp=use_amp(cfg.amp, device), channels_last=channels_last, steps_per_epoch=steps_per_epoch,
-               monitor=monitor, lines=lines, teacher=load_teacher(cfg, model.spec, device))
+               monitor=monitor, lines=lines, teacher=load_teacher(cfg, model.spec, device),
+               extra=load_extra(cfg, model.spec, device))
