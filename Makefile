@@ -51,7 +51,7 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
 
-# The bundled most accurate single model (`--model best`): exactly this command made src/digitnet/assets/best-model.
+# The bundled model most accurate on held-out clean digits (`--model best`): exactly this command made src/digitnet/assets/best-model.
 # About 25 minutes on a 2-core CPU; benchmarks/best_recipe.sh trains the same recipe for the other seeds.
 best-model: setup
 	$(BIN)/digitnet train --arch fastnet --width 32 --epochs 20 --augment strong --seed 0 --no-plots \
@@ -64,9 +64,9 @@ best-model: setup
 # the digit model with the every-hand augmentation (about 10.5 minutes on a 2-core CPU), the line recognizer on
 # synthetic lines drawn from them (crnn-digits' recipe, 40 epochs, about 22 minutes). Stage 1's two models then read
 # photos of numbers written with the same training digits (benchmarks/reader_samples.py: read_lines.py's pictures,
-# never the held-out or test digits; about 10 minutes in two processes), and stage 2 fine-tunes each on what `read`
+# never the held-out or test digits; about 12 minutes in two processes), and stage 2 fine-tunes each on what `read`
 # handed it there — the digits as cut from the photos, the lines as found in them — mixed half and half with its
-# stage-1 batches (about 5 and 11 minutes). One thread each, so a rebuild is the same bit for bit.
+# stage-1 batches (about 7.5 and 11 minutes). One thread each, so a rebuild is the same bit for bit.
 runs/default-model-stage1/model.json: | setup
 	$(BIN)/digitnet train --arch fastnet --width 24 --epochs 12 --augment every-hand --seed 0 --no-plots --threads 1 \
 	  --out runs/default-model-stage1 --overwrite

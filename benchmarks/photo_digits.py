@@ -260,7 +260,7 @@ def benchmark_digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
         return mnist.train_images[-5000:], mnist.train_labels[-5000:]
     if split == "train":  # what the trainer trains on: for reader_samples.py, which makes training data, never measures
         return mnist.train_images[:-5000], mnist.train_labels[:-5000]
-    raise ValueError(f"digits {split!r}: choose test or val")
+    raise ValueError(f"digits {split!r}: choose test, val or train")
 
 
 MISREADS = ("lines", "characters", "picture", "marks", "digit model")

@@ -143,7 +143,7 @@ def read_metadata(directory: str | os.PathLike) -> dict:
 
 def load_model(directory: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a saved model directory; None or ``"default"``: the bundled default model, ``"best"``: the bundled
-    most accurate one (a folder of that name in the working directory wins)."""
+    most accurate on held-out clean digits (a folder of that name in the working directory wins)."""
     from digitnet.assets import BUNDLED_MODELS, bundled_model_dir
 
     if directory is None:

@@ -57,3 +57,16 @@ def test_a_bad_file_is_one_line_naming_it(tmp_path):
     save_reader_samples(labels, np.zeros((1, 28, 28), np.uint8), [12], [], [])
     with pytest.raises(DigitnetError, match="labels.npz: a digit's label is not 0-9"):
         load_reader_samples(labels)
+    lone = tmp_path / "lone.npy"
+    np.save(lone, np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(DigitnetError, match="lone.npy: not a reader-samples file \\(one array"):
+        load_reader_samples(lone)
+    save_reader_samples(labels, np.zeros((1, 28, 28), np.uint8), [1], [], [])
+    with np.load(labels) as data:
+        arrays = dict(data)
+    np.savez(labels, **{**arrays, "labels": np.array([-1], np.int64)})
+    with pytest.raises(DigitnetError, match="labels.npz: a digit's label is not 0-9"):
+        load_reader_samples(labels)
+    np.savez(widths, **{**arrays, "line_widths": np.array([], np.float64)})
+    with pytest.raises(DigitnetError, match="widths.npz: line widths must be integers"):
+        load_reader_samples(widths)

@@ -68,15 +68,24 @@ def test_reader_samples_join_every_batch_as_they_were_cut(tmp_path):
 
     digits = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     path = tmp_path / "samples.npz"
-    save_reader_samples(path, digits.numpy(), [7] * 6, [], [])
-    run = build_run(TrainConfig(arch="mlp", batch_size=16, augment="light", extra_data=str(path), extra_batch=5),
-                    _splits(), torch.device("cpu"))
-    x, y = run.make_batch(next(iter(run.epoch_batches())))
-    assert x.shape[0] == 21 and y[16:].tolist() == [7] * 5
+    save_reader_samples(path, digits.numpy(), [0, 1, 2, 3, 4, 5], [], [])
+    cfg = TrainConfig(arch="fastnet", batch_size=16, augment="light", extra_data=str(path), extra_batch=5)
+    run = build_run(cfg, _splits(), torch.device("cpu"))
+    idx = next(iter(run.epoch_batches()))
+    state = run.generator.get_state()
+    x, y = run.make_batch(idx)
+    assert x.shape[0] == 21 and x.is_contiguous(memory_format=torch.channels_last)
     prepared = preprocess(digits, run.spec)
-    for image in x[16:]:  # each is one of the samples exactly
-        assert min(float((image - p).abs().max()) for p in prepared) < 1e-6
-    run.train_step(x, y)  # and the step takes the longer batch
+    for image, label in zip(x[16:], y[16:].tolist(), strict=True):  # each is its sample exactly, with its label
+        assert float((image - prepared[label]).abs().max()) < 1e-6
+    run.generator.set_state(state)  # drawn from the run's generator (its state is what resume restores)
+    again, _ = run.make_batch(idx)
+    assert torch.equal(again[16:], x[16:])
+    right, count = run.score(run.train_step(x, y)[1], y)  # the step takes the longer batch ...
+    assert count == 16  # ... and an epoch counts the batch's own digits
+
+    with pytest.raises(DigitnetError, match="--extra-batch needs --extra-data"):
+        build_run(TrainConfig(arch="mlp", extra_batch=4), _splits(), torch.device("cpu"))
 
     with pytest.raises(DigitnetError, match="holds no lines for a line recognizer"):
         build_run(TrainConfig(arch="crnn-digits", extra_data=str(path)), _splits(), torch.device("cpu"))
@@ -89,17 +98,19 @@ def test_reader_lines_join_a_line_recognizer_s_batches(tmp_path):
     from digitnet.models.crnn import REDUCTION
 
     wide = np.full((LINE_ROWS, 301), 255, np.uint8)  # wider than any synthetic line of the batch may be
+    narrow = np.full((LINE_ROWS, 40), 128, np.uint8)
     path = tmp_path / "samples.npz"
-    save_reader_samples(path, np.zeros((0, 28, 28), np.uint8), [], [wide], ["12.5"])
+    save_reader_samples(path, np.zeros((0, 28, 28), np.uint8), [], [wide, narrow], ["12.5", "-7"])
     run = build_run(TrainConfig(arch="crnn-digits", batch_size=2, extra_data=str(path), extra_batch=3),
                     _splits(n=120), torch.device("cpu"))
     x, target = run.make_batch(next(iter(run.epoch_batches())))
-    assert x.shape[0] == 5 and x.shape[-1] % REDUCTION == 0 and x.shape[-1] >= 301
-    assert target.texts[2:] == ["12.5"] * 3 and len(target.texts) == 5
-    assert torch.equal(x[2:, 0, :, :301], torch.ones(3, LINE_ROWS, 301)) and not x[2:, 0, :, 301:].any()
-    assert target.input_lengths[2:].tolist() == [301 // REDUCTION] * 3
-    assert target.target_lengths.tolist()[2:] == [4] * 3
-    run.train_step(x, target)
+    assert x.shape[0] == 5 and x.shape[-1] % REDUCTION == 0 and x.shape[-1] >= 301 and len(target.texts) == 5
+    for k, text in enumerate(target.texts[2:], start=2):  # each line with its own text, width and pixels
+        line, width = (wide, 301) if text == "12.5" else (narrow, 40)
+        assert torch.equal(x[k, 0, :, :width], torch.from_numpy(line).float() / 255) and not x[k, 0, :, width:].any()
+        assert int(target.input_lengths[k]) == width // REDUCTION and int(target.target_lengths[k]) == len(text)
+    logits = run.train_step(x, target)[1]
+    assert run.score(logits, target)[1] == 2  # the batch's own lines
 
     with pytest.raises(DigitnetError, match="holds no digits for a classifier"):
         build_run(TrainConfig(arch="mlp", extra_data=str(path)), _splits(), torch.device("cpu"))

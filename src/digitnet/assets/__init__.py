@@ -8,12 +8,13 @@ ASSETS_DIR = Path(__file__).resolve().parent
 # Names that `--model` and `load_model()` accept besides a directory, and the make target that builds each.
 BUNDLED_MODELS = {"default": ("default-model", "make default-model"), "best": ("best-model", "make best-model"),
                   "line": ("line-model", "make line-model")}
-MODEL_HELP = "Model directory, or `best` for the bundled most accurate model (default: the bundled default model)."
+MODEL_HELP = ("Model directory, or `best` for the bundled model most accurate on clean digits (default: the bundled "
+              "default model).")
 
 
 def bundled_model_dir(name: str = "default") -> Path:
-    """A model shipped inside the package: ``default`` (fast, robust to photos), ``best`` (most accurate) or
-    ``line`` (the line recognizer that ``read`` uses)."""
+    """A model shipped inside the package: ``default`` (fast, robust to photos), ``best`` (the most accurate on
+    held-out clean digits) or ``line`` (the line recognizer that ``read`` uses)."""
     if name not in BUNDLED_MODELS:
         raise DigitnetError(f"no bundled model {name!r}; choose from {', '.join(BUNDLED_MODELS)}")
     folder, target = BUNDLED_MODELS[name]

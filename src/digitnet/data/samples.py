@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from numpy.lib.npyio import NpzFile
 
 from digitnet.data.lines import LINE_HEIGHT as LINE_ROWS  # a line image's height (the line recognizer's input)
 from digitnet.utils import DigitnetError
@@ -53,21 +55,26 @@ def save_reader_samples(path: str | os.PathLike, digits: np.ndarray, labels: np.
 def load_reader_samples(path: str | os.PathLike) -> ReaderSamples:
     """Read a reader-samples file; a :class:`DigitnetError` naming the file says what is wrong with one."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, NpzFile):  # a lone .npy array
+            raise DigitnetError(f"{path}: not a reader-samples file (one array, not an .npz of them)")
+        with data:
             missing = [key for key in KEYS if key not in data.files]
             if missing:
                 raise DigitnetError(f"{path}: not a reader-samples file (no {', '.join(missing)})")
             arrays = {key: data[key] for key in KEYS}
     except FileNotFoundError:
         raise DigitnetError(f"{path}: no such file (make one with benchmarks/reader_samples.py)") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
         raise DigitnetError(f"{path}: not a reader-samples file ({exc})") from None
     digits, labels = arrays["digits"], arrays["labels"]
     pixels, widths, texts = arrays["line_pixels"], arrays["line_widths"], arrays["texts"]
     if digits.dtype != np.uint8 or digits.ndim != 3 or digits.shape[1:] != (28, 28) or labels.shape != digits.shape[:1]:
         raise DigitnetError(f"{path}: digits must be uint8 (N, 28, 28) with N labels")
-    if len(labels) and labels.max() > 9:
+    if not np.issubdtype(labels.dtype, np.integer) or len(labels) and (labels.min() < 0 or labels.max() > 9):
         raise DigitnetError(f"{path}: a digit's label is not 0-9")
+    if not np.issubdtype(widths.dtype, np.integer) or texts.dtype.kind != "U":
+        raise DigitnetError(f"{path}: line widths must be integers and texts strings")
     if pixels.dtype != np.uint8 or pixels.ndim != 2 or pixels.shape[0] != LINE_ROWS or widths.shape != texts.shape \
             or widths.ndim != 1 or (widths < 1).any() or widths.sum() != pixels.shape[1]:
         raise DigitnetError(f"{path}: line images must be uint8 ({LINE_ROWS}, W) side by side with a width and a "

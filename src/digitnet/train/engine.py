@@ -154,6 +154,11 @@ def _fit(fit: Fit, mnist: MNIST) -> dict:
             raise DigitnetError(f"--resume: this run was started with --init {started_from}; resume it with the "
                                 "same --init" if started_from else "--resume: this run was started without --init; "
                                 "resume it without")
+        started = state.get("config", {})
+        for key, option in (("extra_data", "--extra-data"), ("extra_batch", "--extra-batch")):
+            if started.get(key) != getattr(cfg, key):  # the batches it was making are part of the recipe
+                raise DigitnetError(f"--resume: this run was started with {option} {started.get(key)}; resume it "
+                                    "with the same")
         fit.restore(state)
     if distributed.is_main():
         atomic_write_json(run_dir / "config.json", cfg.to_dict())

@@ -43,6 +43,11 @@ class LineTargets:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def head(self, count: int) -> LineTargets:
+        """The first ``count`` lines' targets."""
+        return LineTargets(self.targets[:int(self.target_lengths[:count].sum())], self.target_lengths[:count],
+                           self.input_lengths[:count], self.texts[:count])
+
 
 def targets_for(lines: LineBatch) -> LineTargets:
     flat, lengths = encode(lines.texts)

@@ -20,6 +20,7 @@ from digitnet.data.lines import MAX_CHARS
 from digitnet.data.samples import ReaderSamples, load_reader_samples
 from digitnet.data.sources import MNIST
 from digitnet.data.splits import Splits, make_splits
+from digitnet.models.crnn import ALPHABET
 from digitnet.models.registry import MNIST_SIDE, ModelSpec, create_model
 from digitnet.saved_model import ModelLoadError, load_model
 from digitnet.train import distributed
@@ -106,10 +107,20 @@ class Run:
                 x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
+    @property
+    def extra_count(self) -> int:
+        """Reader samples in each of this rank's batches (``extra_batch`` is global, as ``batch_size`` is)."""
+        if self.extra is None:
+            return 0
+        return (self.cfg.extra_batch or self.cfg.batch_size) // distributed.world_size()
+
     def _extra_pick(self, available: int) -> torch.Tensor:
-        """Which reader samples go into this batch: ``extra_batch`` drawn at random (with replacement)."""
+        """Which reader samples go into this batch: ``extra_batch`` drawn at random (with replacement) from the
+        generator every rank shares, each rank taking its own share of them."""
         count = self.cfg.extra_batch or self.cfg.batch_size
-        return torch.randint(available, (count,), generator=self.generator, device=self.generator.device)
+        pick = torch.randint(available, (count,), generator=self.generator, device=self.generator.device)
+        world = distributed.world_size()
+        return pick[distributed.rank()::world][:count // world] if world > 1 else pick
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step, then a per-step schedule's step. Detached loss and logits, no host sync."""
@@ -127,10 +138,12 @@ class Run:
         return loss, logits
 
     def score(self, logits: torch.Tensor, y) -> tuple[torch.Tensor, int]:
-        """Right answers in a training batch (images classified right, lines read exactly) and its size."""
+        """Right answers in a training batch (images classified right, lines read exactly) and its size: of the
+        batch's own samples (an epoch counts those; reader samples ride along)."""
+        own = len(y) - self.extra_count
         if self.lines is not None:
-            return self.lines.score(logits, y)
-        return (logits.argmax(1) == y).sum(), len(y)
+            return self.lines.score(logits[:own], y.head(own) if self.extra_count else y)
+        return (logits[:own].argmax(1) == y[:own]).sum(), own
 
     def end_epoch(self, metrics: dict | None = None) -> None:
         """Step an epoch schedule. ReduceLROnPlateau gets ``metrics[self.monitor]``: the metric its mode was made for.
@@ -184,12 +197,21 @@ def init_weights(model: nn.Module, cfg: TrainConfig) -> nn.Module:
 def load_extra(cfg: TrainConfig, spec: ModelSpec, device: torch.device) -> ReaderSamples | None:
     """``cfg.extra_data``'s reader samples on ``device``, checked to hold what this model learns from; None without."""
     if cfg.extra_data is None:
+        if cfg.extra_batch is not None:
+            raise DigitnetError("--extra-batch needs --extra-data (the reader samples it counts)")
         return None
-    if cfg.extra_batch is not None and cfg.extra_batch < 1:
-        raise DigitnetError(f"--extra-batch must be at least 1, got {cfg.extra_batch}")
+    count = cfg.batch_size if cfg.extra_batch is None else cfg.extra_batch
+    if count < 1 or count % distributed.world_size():
+        raise DigitnetError(f"--extra-batch must be at least 1 and divide among the {distributed.world_size()} "
+                            f"processes, got {count}")
     samples = load_reader_samples(cfg.extra_data)
     if spec.task == "lines" and not samples.texts:
         raise DigitnetError(f"--extra-data {cfg.extra_data}: it holds no lines for a line recognizer to learn from")
+    if spec.task == "lines":
+        strange = sorted({c for text in samples.texts for c in text} - set(ALPHABET))
+        if strange:
+            raise DigitnetError(f"--extra-data {cfg.extra_data}: its lines hold characters the recognizer does not "
+                                f"read: {''.join(strange)!r}")
     if spec.task != "lines" and not len(samples.labels):
         raise DigitnetError(f"--extra-data {cfg.extra_data}: it holds no digits for a classifier to learn from")
     return samples.to(device)
