@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from digitnet.data import load_mnist
+from digitnet.data import DEFAULT_VAL_SIZE, load_mnist
 from digitnet.recognizer import Recognizer
 from digitnet.vision.pipeline import DEFAULT_READER, READERS
 
@@ -257,9 +257,9 @@ def benchmark_digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     if split == "test":
         return mnist.test_images, mnist.test_labels
     if split == "val":
-        return mnist.train_images[-5000:], mnist.train_labels[-5000:]
+        return mnist.train_images[-DEFAULT_VAL_SIZE:], mnist.train_labels[-DEFAULT_VAL_SIZE:]
     if split == "train":  # what the trainer trains on: for reader_samples.py, which makes training data, never measures
-        return mnist.train_images[:-5000], mnist.train_labels[:-5000]
+        return mnist.train_images[:-DEFAULT_VAL_SIZE], mnist.train_labels[:-DEFAULT_VAL_SIZE]
     raise ValueError(f"digits {split!r}: choose test, val or train")
 
 

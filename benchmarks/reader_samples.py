@@ -38,6 +38,7 @@ import read_lines  # noqa: E402
 from digitnet.data.samples import save_reader_samples  # noqa: E402
 from digitnet.models.crnn import Decoded  # noqa: E402
 from digitnet.recognizer import Recognizer  # noqa: E402
+from digitnet.utils import DigitnetError  # noqa: E402
 from digitnet.vision.pipeline import PreparedNumber  # noqa: E402
 
 
@@ -107,17 +108,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     jobs = [(seed, args.n, args.model, args.line_model) for seed in seeds]
-    if args.processes > 1 and len(seeds) > 1:
-        with ProcessPoolExecutor(min(args.processes, len(seeds))) as pool:
-            parts = list(pool.map(harvest, *zip(*jobs, strict=True)))
-    else:
-        parts = [harvest(*job) for job in jobs]
+    try:
+        if args.processes > 1 and len(seeds) > 1:
+            with ProcessPoolExecutor(min(args.processes, len(seeds))) as pool:
+                parts = list(pool.map(harvest, *zip(*jobs, strict=True)))
+        else:
+            parts = [harvest(*job) for job in jobs]
+    except DigitnetError as exc:  # a model folder that is not one, say
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     digits = [d for part in parts for d in part["digits"]]
     labels = [y for part in parts for y in part["labels"]]
     lines = [line for part in parts for line in part["lines"]]
     texts = [t for part in parts for t in part["texts"]]
-    save_reader_samples(args.out, np.stack(digits) if digits else np.zeros((0, 28, 28), np.uint8), labels, lines,
-                        texts)
+    save_reader_samples(args.out, digits, labels, lines, texts)
     for seed, part in zip(seeds, parts, strict=True):
         print(f"seed {seed}: {len(part['labels'])} digits, {len(part['texts'])} lines in {part['seconds']:.0f} s")
     print(f"{args.out}: {len(labels)} digits, {len(texts)} lines")

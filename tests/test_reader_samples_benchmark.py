@@ -35,6 +35,13 @@ def test_each_digit_and_line_is_kept_with_the_truth_at_its_place(tmp_path):
         assert line.shape[0] == 32 and line.max() > 128 and text and "\n" not in text
 
 
+def test_a_model_folder_that_is_none_is_one_line(tmp_path, capsys):
+    assert reader_samples.main(["--seeds", "3", "--n", "1", "--model", str(tmp_path / "none"),
+                                "--out", str(tmp_path / "s.npz")]) == 1
+    assert capsys.readouterr().err.strip().endswith("none: no such model directory")
+    assert not (tmp_path / "s.npz").exists()
+
+
 def _number(*lines: str) -> PreparedNumber:
     digit = np.zeros((28, 28), np.uint8)
     return PreparedNumber(None, [PreparedLine([PreparedItem(c, [0, 0, 1, 1], 1.0, digit + k if c.isdigit() else None)

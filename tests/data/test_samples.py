@@ -33,7 +33,7 @@ def test_a_bad_file_is_one_line_naming_it(tmp_path):
         load_reader_samples(missing)
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip at all")
-    with pytest.raises(DigitnetError, match="junk.npz: not a reader-samples file"):
+    with pytest.raises(DigitnetError, match=r"junk.npz: not a reader-samples file \(not an .npz archive\)"):
         load_reader_samples(junk)
     other = tmp_path / "other.npz"
     np.savez(other, x=np.zeros(3))

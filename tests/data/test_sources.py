@@ -107,6 +107,10 @@ def test_keras_npz(tmp_path):
     np.savez(bad, x_train=np.zeros((3, 5, 5)))
     with pytest.raises(DataError, match="bad.npz"):
         load_npz(bad)
+    lone = tmp_path / "lone.npy"  # one array, as np.save writes it: said so, not a traceback
+    np.save(lone, arrays["train_images"])
+    with pytest.raises(DataError, match="lone.npy: not a Keras mnist.npz \\(one array"):
+        load_npz(lone)
 
 
 def test_labels_out_of_range_are_rejected(tmp_path):

@@ -14,15 +14,13 @@ The file is an ``.npz`` of plain arrays (read without pickle): ``digits`` uint8 
 from __future__ import annotations
 
 import os
-import zipfile
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from numpy.lib.npyio import NpzFile
 
 from digitnet.data.lines import LINE_HEIGHT as LINE_ROWS  # a line image's height (the line recognizer's input)
+from digitnet.data.sources import read_npz
 from digitnet.utils import DigitnetError
 
 KEYS = ("digits", "labels", "line_pixels", "line_widths", "texts")
@@ -42,9 +40,10 @@ class ReaderSamples:
                              self.texts)
 
 
-def save_reader_samples(path: str | os.PathLike, digits: np.ndarray, labels: np.ndarray, lines: list[np.ndarray],
-                        texts: list[str]) -> None:
-    """Write reader samples (see the module docstring); ``lines``: uint8 (LINE_ROWS, W) each."""
+def save_reader_samples(path: str | os.PathLike, digits: np.ndarray | list[np.ndarray], labels: np.ndarray | list[int],
+                        lines: list[np.ndarray], texts: list[str]) -> None:
+    """Write reader samples (see the module docstring); ``digits``: uint8 (N, 28, 28), or a list of 28×28s (none:
+    an empty list); ``lines``: uint8 (LINE_ROWS, W) each."""
     pixels = np.concatenate(lines, axis=1) if lines else np.zeros((LINE_ROWS, 0), np.uint8)
     np.savez_compressed(path, digits=np.asarray(digits, np.uint8).reshape(-1, 28, 28),
                         labels=np.asarray(labels, np.uint8), line_pixels=pixels.astype(np.uint8),
@@ -54,19 +53,7 @@ def save_reader_samples(path: str | os.PathLike, digits: np.ndarray, labels: np.
 
 def load_reader_samples(path: str | os.PathLike) -> ReaderSamples:
     """Read a reader-samples file; a :class:`DigitnetError` naming the file says what is wrong with one."""
-    try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, NpzFile):  # a lone .npy array
-            raise DigitnetError(f"{path}: not a reader-samples file (one array, not an .npz of them)")
-        with data:
-            missing = [key for key in KEYS if key not in data.files]
-            if missing:
-                raise DigitnetError(f"{path}: not a reader-samples file (no {', '.join(missing)})")
-            arrays = {key: data[key] for key in KEYS}
-    except FileNotFoundError:
-        raise DigitnetError(f"{path}: no such file (make one with benchmarks/reader_samples.py)") from None
-    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
-        raise DigitnetError(f"{path}: not a reader-samples file ({exc})") from None
+    arrays = read_npz(path, KEYS, "a reader-samples file", " (make one with benchmarks/reader_samples.py)")
     digits, labels = arrays["digits"], arrays["labels"]
     pixels, widths, texts = arrays["line_pixels"], arrays["line_widths"], arrays["texts"]
     if digits.dtype != np.uint8 or digits.ndim != 3 or digits.shape[1:] != (28, 28) or labels.shape != digits.shape[:1]:

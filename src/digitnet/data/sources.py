@@ -17,12 +17,15 @@ import pickle
 import time
 import urllib.error
 import urllib.request
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import util as importlib_util
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.npyio import NpzFile
 
 from digitnet.data.idx import IDXError, encode_idx, parse_idx, read_idx
 from digitnet.utils import DigitnetError, atomic_write_bytes, sha256_file
@@ -180,18 +183,32 @@ def load_idx_folder(folder: str | os.PathLike) -> dict:
     return _validated(arrays, str(folder))
 
 
+def read_npz(path: str | os.PathLike, keys: Sequence[str], what: str, missing_hint: str = "") -> dict:
+    """The arrays ``keys`` of an ``.npz`` file, read without allowing pickles; a :class:`DataError` naming the file
+    says why it is not ``what`` (a lone ``.npy``, a missing key, a corrupt or truncated entry, no such file)."""
+    try:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, NpzFile):
+            raise DataError(f"{path}: not {what} (one array, not an .npz of them)")
+        with npz:
+            missing = [key for key in keys if key not in npz.files]
+            if missing:
+                raise DataError(f"{path}: not {what} (no {', '.join(missing)})")
+            return {key: npz[key] for key in keys}
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file{missing_hint}") from None
+    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        # Neither a zip nor an .npy: numpy took it for a pickle, and its message advises loading it unsafely.
+        why = exc if zipfile.is_zipfile(path) else "not an .npz archive"
+        raise DataError(f"{path}: not {what} ({why})") from None
+
+
 def load_npz(path: str | os.PathLike) -> dict:
     """Read Keras' ``mnist.npz`` (x_train, y_train, x_test, y_test) without allowing pickles."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {
-                "train_images": npz["x_train"], "train_labels": npz["y_train"],
-                "test_images": npz["x_test"], "test_labels": npz["y_test"],
-            }
-    except (KeyError, ValueError, OSError) as exc:
-        raise DataError(f"{path}: not a Keras mnist.npz ({exc})") from None
-    return _validated(arrays, str(path))
+    npz = read_npz(path, ("x_train", "y_train", "x_test", "y_test"), "a Keras mnist.npz")
+    arrays = {"train_images": npz["x_train"], "train_labels": npz["y_train"],
+              "test_images": npz["x_test"], "test_labels": npz["y_test"]}
+    return _validated(arrays, str(Path(path)))
 
 
 def _validated(arrays: dict, name: str) -> dict:

@@ -310,7 +310,7 @@ class ConsoleLog(Callback):
         extra = ""
         if run.extra is not None:
             held = f"{len(run.extra.texts):,} lines" if run.lines is not None else f"{len(run.extra.labels):,} digits"
-            extra = f" + {cfg.extra_batch or cfg.batch_size} of {held} as read"
+            extra = f" + {cfg.extra_per_batch} of {held} as read"
         fit.console.print(f"[bold]{cfg.arch}[/] ({params:,} params) on {run.device} · {len(run.splits.train):,} "
                           f"train, {val:,} val · {cfg.epochs} epochs · batch {cfg.batch_size}{extra} · {cfg.optimizer} "
                           f"lr {cfg.lr} · {cfg.schedule} · augment {cfg.augment} → {fit.run_dir}")

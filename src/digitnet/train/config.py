@@ -82,6 +82,13 @@ class TrainConfig:
                 values[key] = family.get(key, default)
         return TrainConfig(**values)
 
+    @property
+    def extra_per_batch(self) -> int:
+        """Reader samples in each (global) batch: ``extra_batch``, else as many as the batch's own; 0 without them."""
+        if self.extra_data is None:
+            return 0
+        return self.batch_size if self.extra_batch is None else self.extra_batch
+
     def restores_best(self) -> bool:
         """Whether training ends by restoring the best-validation epoch's weights (see ``restore_best``)."""
         if self.restore_best is not None:

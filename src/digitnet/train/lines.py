@@ -65,10 +65,11 @@ def with_reader_lines(images: torch.Tensor, target: LineTargets, samples: Reader
     batch[:images.shape[0], :, :, :images.shape[-1]] = images
     for k, line in enumerate(chosen):
         batch[images.shape[0] + k, 0, :, :line.shape[1]] = line.to(batch.dtype) / 255
-    texts = target.texts + [samples.texts[k] for k in pick]
-    flat, lengths = encode(texts)
+    texts = [samples.texts[k] for k in pick]
+    flat, lengths = encode(texts)  # the batch's own lines are encoded already
     widths = torch.tensor([line.shape[1] for line in chosen], dtype=torch.long)
-    return batch, LineTargets(flat, lengths, torch.cat([target.input_lengths, output_lengths(widths)]), texts)
+    return batch, LineTargets(torch.cat([target.targets, flat]), torch.cat([target.target_lengths, lengths]),
+                              torch.cat([target.input_lengths, output_lengths(widths)]), target.texts + texts)
 
 
 def ctc_loss(logits: torch.Tensor, target: LineTargets) -> torch.Tensor:

@@ -110,17 +110,15 @@ class Run:
     @property
     def extra_count(self) -> int:
         """Reader samples in each of this rank's batches (``extra_batch`` is global, as ``batch_size`` is)."""
-        if self.extra is None:
-            return 0
-        return (self.cfg.extra_batch or self.cfg.batch_size) // distributed.world_size()
+        return self.cfg.extra_per_batch // distributed.world_size()
 
     def _extra_pick(self, available: int) -> torch.Tensor:
         """Which reader samples go into this batch: ``extra_batch`` drawn at random (with replacement) from the
-        generator every rank shares, each rank taking its own share of them."""
-        count = self.cfg.extra_batch or self.cfg.batch_size
-        pick = torch.randint(available, (count,), generator=self.generator, device=self.generator.device)
-        world = distributed.world_size()
-        return pick[distributed.rank()::world][:count // world] if world > 1 else pick
+        generator every rank shares, each rank taking its own share of them (:func:`load_extra` checked that they
+        divide evenly)."""
+        pick = torch.randint(available, (self.cfg.extra_per_batch,), generator=self.generator,
+                             device=self.generator.device)
+        return pick[distributed.rank()::distributed.world_size()]
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step, then a per-step schedule's step. Detached loss and logits, no host sync."""
@@ -200,19 +198,20 @@ def load_extra(cfg: TrainConfig, spec: ModelSpec, device: torch.device) -> Reade
         if cfg.extra_batch is not None:
             raise DigitnetError("--extra-batch needs --extra-data (the reader samples it counts)")
         return None
-    count = cfg.batch_size if cfg.extra_batch is None else cfg.extra_batch
+    count = cfg.extra_per_batch
     if count < 1 or count % distributed.world_size():
         raise DigitnetError(f"--extra-batch must be at least 1 and divide among the {distributed.world_size()} "
                             f"processes, got {count}")
     samples = load_reader_samples(cfg.extra_data)
-    if spec.task == "lines" and not samples.texts:
-        raise DigitnetError(f"--extra-data {cfg.extra_data}: it holds no lines for a line recognizer to learn from")
     if spec.task == "lines":
+        if not samples.texts:
+            raise DigitnetError(f"--extra-data {cfg.extra_data}: it holds no lines for a line recognizer to learn "
+                                "from")
         strange = sorted({c for text in samples.texts for c in text} - set(ALPHABET))
         if strange:
             raise DigitnetError(f"--extra-data {cfg.extra_data}: its lines hold characters the recognizer does not "
                                 f"read: {''.join(strange)!r}")
-    if spec.task != "lines" and not len(samples.labels):
+    elif not len(samples.labels):
         raise DigitnetError(f"--extra-data {cfg.extra_data}: it holds no digits for a classifier to learn from")
     return samples.to(device)
 
