@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import pytest
@@ -214,6 +215,15 @@ def test_old_model_json_without_the_contract_loads_with_the_registry_spec(small_
     ({"normalization": {"name": "nope"}}, "normalization 'nope' is unknown"),
     ({"normalization": "mnist"}, "normalization must be an object"),
     ({"channels_last": "yes"}, "channels_last must be true or false"),
+    ({"input_size": 100000}, "input_size 100000 is larger than any digit model's"),  # would pad to 80 GB a batch
+    ({"input_size": 66}, "input_size 66 is larger than any digit model's"),
+    ({"temperature": 0}, "temperature must be a positive number, got 0"),
+    ({"temperature": -1.5}, "temperature must be a positive number, got -1.5"),
+    ({"temperature": math.nan}, "temperature must be a positive number, got nan"),  # json writes NaN, reads it back
+    ({"temperature": math.inf}, "temperature must be a positive number, got inf"),
+    ({"temperature": "hot"}, "temperature must be a positive number, got 'hot'"),
+    ({"temperature": None}, "temperature must be a positive number, got None"),
+    ({"temperature": True}, "temperature must be a positive number, got True"),
 ])
 def test_a_bad_contract_is_one_line_naming_the_file(small_fastnet, fields, problem):
     _, path = small_fastnet

@@ -14,6 +14,7 @@ says so in one line (not an error: the model is usable, and exactly as it was).
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -43,6 +44,9 @@ WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "model.json"
 # Files larger than this are not digit models; refuse before reading them into memory.
 MAX_WEIGHTS_BYTES = 512 * 1024 * 1024
+# Nor is a contract this large: the registry's models take 28 px (32 for LeNet-5 and the line recognizer's rows);
+# a larger input_size pads every image to it (100000 would ask for 80 GB a batch).
+MAX_INPUT_SIZE = 64
 
 
 class ModelLoadError(DigitnetError):
@@ -156,6 +160,7 @@ def load_model(directory: str | os.PathLike | None = None, device: str | torch.d
     if not directory.exists():
         raise ModelLoadError(f"{directory}: no such model directory")
     meta = read_metadata(directory)
+    temperature = saved_temperature(meta, directory)
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelLoadError(f"{directory}: missing {WEIGHTS_FILE}")
@@ -193,7 +198,17 @@ def load_model(directory: str | os.PathLike | None = None, device: str | torch.d
     if spec.channels_last and torch.device(device).type == "cpu":
         model.to(memory_format=torch.channels_last)
     return LoadedModel(model=model, spec=spec, metadata=meta, path=directory,
-                       temperature=float(meta.get("temperature", 1.0)))
+                       temperature=temperature)
+
+
+def saved_temperature(meta: dict, directory: str | os.PathLike) -> float:
+    """The calibration temperature in ``meta`` (1 where absent): a positive finite number, the logits' divisor."""
+    temperature = meta.get("temperature", 1.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
+            or temperature <= 0:
+        raise ModelLoadError(f"{Path(directory) / METADATA_FILE}: temperature must be a positive number, "
+                             f"got {temperature!r}")
+    return float(temperature)
 
 
 def saved_spec(meta: dict, registry_spec: ModelSpec, directory: str | os.PathLike) -> ModelSpec:
@@ -206,6 +221,8 @@ def saved_spec(meta: dict, registry_spec: ModelSpec, directory: str | os.PathLik
     path = Path(directory) / METADATA_FILE
     input_size = meta.get("input_size", registry_spec.input_size)
     problem = input_size_problem(input_size)
+    if not problem and input_size > MAX_INPUT_SIZE:
+        problem = f"input_size {input_size!r} is larger than any digit model's ({MAX_INPUT_SIZE} pixels at most)"
     if problem:
         raise ModelLoadError(f"{path}: {problem}")
     norm = meta.get("normalization")

@@ -151,7 +151,7 @@ def test_export_refuses_a_folder_and_never_leaves_a_half_written_file(tmp_path, 
 
     monkeypatch.setattr(export, "_export_torchscript", disk_full_half_way)
     with pytest.raises(OSError):
-        export_model(None, out, fmt="torchscript")
+        export_model(None, out, fmt="torchscript", overwrite=True)
     assert out.read_bytes() == b"the previous export"  # untouched, not half-replaced
     assert sorted(p.name for p in tmp_path.iterdir()) == ["digits.pt", "run"]  # no temporary file left
 

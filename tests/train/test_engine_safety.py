@@ -1,4 +1,4 @@
-"""Never lose a run: refused overwrites, one writer per folder, SIGTERM/Ctrl-C mid-epoch, full disks."""
+"""Never lose a run: refused overwrites, one writer per folder, SIGTERM/Ctrl-C mid-epoch, full disks, divergence."""
 
 from __future__ import annotations
 
@@ -289,3 +289,61 @@ def test_a_failed_checkpoint_write_names_last_pt(mnist, tmp_path, monkeypatch):
                                             rf"{out / 'last.pt'} \(epoch 1\) is intact"):
         train(TrainConfig(out=str(out), **TINY), mnist=mnist, quiet=True)
     assert load_checkpoint(out / "last.pt")["epoch"] == 1
+
+
+# --- 5. a run that diverges saves nothing of its NaNs ---------------------------------------------------------------
+
+class _DivergesIn(Callback):
+    """The weights turn NaN as epoch ``epoch`` starts, as a too-high learning rate would make them."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_epoch_start(self, fit):
+        if fit.epoch == self.epoch:
+            with torch.no_grad():
+                next(fit.model.parameters()).fill_(float("nan"))
+
+
+def test_a_diverged_epoch_is_one_line_and_the_checkpoints_before_it_stay(mnist, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(DigitnetError) as diverged:
+        train(TrainConfig(out=str(out), **{**TINY, "epochs": 3}), mnist=mnist, quiet=True, callbacks=[_DivergesIn(2)])
+    message = str(diverged.value)
+    assert "\n" not in message
+    assert message.startswith("the run diverged in epoch 2 (train loss nan")
+    assert f"{out / 'last.pt'} (epoch 1) is intact" in message and "lower --lr (this run's: 0.001)" in message
+    state = load_checkpoint(out / "last.pt")
+    assert state["epoch"] == 1 and all(torch.isfinite(t).all() for t in state["model"].values())
+    assert load_checkpoint(out / "best.pt")["epoch"] == 1
+    assert (out / "history.csv").read_text().count("\n") == 2  # the header and epoch 1
+    assert not (out / "model.safetensors").exists() and not (out / "model.json").exists()
+    assert not (out / ".lock").exists()
+    resumed = train(TrainConfig(out=str(out), resume=True, **{**TINY, "epochs": 3}), mnist=mnist, quiet=True)
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+
+
+def test_weights_that_turned_nan_are_never_saved_as_a_model(mnist, tmp_path):
+    # However training ended (here: the weights go bad after the last epoch was checked), no NaN model is written.
+    class NanAtTheEnd(Callback):
+        def on_train_end(self, fit):
+            with torch.no_grad():
+                next(fit.model.parameters()).fill_(float("nan"))
+
+    out = tmp_path / "run"
+    with pytest.raises(DigitnetError, match=r"^the run diverged in epoch 2 \(weights not finite numbers\)"):
+        train(TrainConfig(out=str(out), **TINY), mnist=mnist, quiet=True, callbacks=[NanAtTheEnd()])
+    assert load_checkpoint(out / "last.pt")["epoch"] == 2
+    assert not (out / "model.safetensors").exists() and not (out / ".lock").exists()
+
+
+def test_a_calibration_that_runs_off_leaves_the_model_uncalibrated_not_nan(mnist, tmp_path, monkeypatch):
+    # fit_temperature's LBFGS can run off to NaN on a barely trained model's logits (seen after a signal stopped
+    # the run early): the model is saved with temperature 1 and loads, rather than answering NaN.
+    from digitnet.train import engine
+
+    monkeypatch.setattr(engine, "fit_temperature", lambda logits, labels: float("nan"))
+    out = tmp_path / "run"
+    result = train(TrainConfig(out=str(out), **{**TINY, "epochs": 1}), mnist=mnist, quiet=True)
+    assert result.metrics["temperature"] == 1.0
+    assert load_model(out).temperature == 1.0

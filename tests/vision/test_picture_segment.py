@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from photo_helpers import ink_of, number_ink, on_paper
 
 from digitnet.vision.preprocess import connected_components, find_ink
@@ -84,3 +86,66 @@ def test_predict_declines_a_number(recognizer, clean_digits):
 def test_mnist_digit_reads_as_itself(recognizer, clean_digits):
     answer = recognizer.read(clean_digits[5])
     assert answer["text"] == "5" and answer["digits"][0]["box"] == [0, 0, 28, 28]
+
+
+def _merge_by_restarting(indices, stats, together):
+    """merge_boxes as it first was: after every merge, the search for a pair starts over (cubic in pieces)."""
+    groups = [[int(i)] for i in indices]
+    boxes = [stats[i, :4].astype(np.float64) for i in indices]
+    merged = True
+    while merged:
+        merged = False
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                if together(boxes[a], boxes[b]):
+                    boxes[a] = np.concatenate([np.minimum(boxes[a][:2], boxes[b][:2]),
+                                               np.maximum(boxes[a][2:], boxes[b][2:])])
+                    groups[a] += groups.pop(b)
+                    boxes.pop(b)
+                    merged = True
+                    break
+            if merged:
+                break
+    return groups
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 120), st.integers(0, 60), st.integers(1, 30), st.integers(1, 40)),
+                max_size=25))
+def test_merging_pieces_pairs_them_as_a_search_that_starts_over_would(pieces):
+    """The first pair that belongs together merges first, whatever earlier merges grew (both rules in use)."""
+    from digitnet.vision import lines
+    from digitnet.vision.segment import _belong_together, merge_boxes
+
+    stats = np.array([[x, y, x + w, y + h, w * h] for x, y, w, h in pieces], np.int64).reshape(-1, 5)
+    assert merge_boxes(range(len(stats)), stats, _belong_together) == \
+        _merge_by_restarting(range(len(stats)), stats, _belong_together)
+    if len(stats):  # the line finder's rule, through the line finder (it sorts the groups left to right)
+        anchors = np.arange(len(stats))[::2]
+        seen = []
+        original = lines.merge_boxes
+        lines.merge_boxes = lambda *args: seen.append(args) or original(*args)
+        try:
+            lines._broken_digits(stats, anchors, 30.0)
+        finally:
+            lines.merge_boxes = original
+        (indices, _, one_digit), = seen
+        assert original(indices, stats, one_digit) == _merge_by_restarting(indices, stats, one_digit)
+
+
+def test_a_picture_of_many_pieces_is_grouped_in_linear_passes():
+    """Thousands of specks (a page of dust, a photo of noise) once took hours: every merge restarted the search."""
+    from digitnet.vision.segment import _belong_together, merge_boxes
+
+    rng = np.random.default_rng(0)
+    xy = rng.integers(0, 3000, (4000, 2))
+    stats = np.concatenate([xy, xy + rng.integers(1, 4, (4000, 2)), np.ones((4000, 1), np.int64)], 1)
+    calls = []
+
+    def counted(p, q):
+        calls.append(len(q))
+        return _belong_together(p, q)
+
+    groups = merge_boxes(range(len(stats)), stats, counted)
+    assert sorted(i for g in groups for i in g) == list(range(4000))
+    assert len(calls) < 3 * 4000  # one look per group, and one more per merge (the cubic search: millions)

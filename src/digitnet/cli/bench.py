@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -23,11 +24,11 @@ def bench(
                                help="CI smoke version (< 1 min): 1 seed, reference capped at 100 steps."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as one JSON object."),
     out: Path = typer.Option(Path("bench.json"), "--out", "-o", help="Also write the JSON here."),
-    seeds: int = typer.Option(DEFAULTS.seeds, help="Seeds per recipe; the median is reported."),
-    target: float = typer.Option(DEFAULTS.target, help="Test accuracy to reach."),
+    seeds: int = typer.Option(DEFAULTS.seeds, min=1, help="Seeds per recipe; the median is reported."),
+    target: float = typer.Option(DEFAULTS.target, help="Test accuracy to reach, above 0 and at most 1."),
     eval_every: float = typer.Option(DEFAULTS.eval_every, "--eval-every",
-                                     help="Epochs between test evaluations (clock stopped), the same for both recipes; "
-                                          "the per-epoch figure (the original's rule) is reported too."),
+                                     help="Epochs between test evaluations (clock stopped, more than 0), the same for "
+                                          "both recipes; the per-epoch figure (the original's rule) is reported too."),
     reference: bool = typer.Option(DEFAULTS.reference, "--reference/--no-reference",
                                    help="Also time the PyTorch examples recipe."),
     reference_max_epochs: int = typer.Option(DEFAULTS.reference_max_epochs, "--reference-max-epochs",
@@ -63,6 +64,12 @@ def bench(
     from digitnet.evaluate.compare import parse_archs
     from digitnet.utils import atomic_write_json, check_output_file
 
+    if not 0 < target <= 1:  # NaN too
+        raise typer.BadParameter(f"{target} is not an accuracy in (0, 1], such as 0.99",
+                                 param_hint="--target")
+    if not 0 < eval_every < math.inf:
+        raise typer.BadParameter(f"{eval_every} is not a number of epochs above 0",
+                                 param_hint="--eval-every")
     check_output_file(out)  # before the benchmark's minutes, not after
     err = Console(stderr=True)
     opts = BenchOptions(

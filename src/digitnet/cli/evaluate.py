@@ -28,13 +28,19 @@ def evaluate(
     model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object: accuracy, loss, per_class, confusion."),
     data: str | None = typer.Option(None, help=DATA_HELP),
-    subset: int | None = typer.Option(None, help="Evaluate on the first N test images only."),
+    subset: int | None = typer.Option(None, min=1, help="Evaluate on the first N test images only (N ≥ 1; leave "
+                                      "it out for all 10,000)."),
     calibrated: bool = typer.Option(False, help="Report the loss with the model's calibration temperature."),
 ) -> None:
     """Evaluate a model on the 10,000 MNIST test images."""
     from digitnet.evaluate import evaluate as evaluate_on_mnist
+    from digitnet.evaluate.ensemble import require_digit_classifier
+    from digitnet.saved_model import load_model
 
-    metrics = evaluate_on_mnist(model, data=data, subset=subset, calibrated=calibrated)
+    # A line recognizer is refused in one line (it has no 10 digit scores to compare with MNIST's labels); then the
+    # model is read again by evaluate(), which takes a directory: a digit model is read in milliseconds.
+    path = require_digit_classifier(load_model(model)).path
+    metrics = evaluate_on_mnist(path, data=data, subset=subset, calibrated=calibrated)
     if json_out:
         print(json.dumps(metrics))
         return
@@ -61,7 +67,8 @@ def ensemble(
         "once on test) that every command takes as --model."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the model already in --out (else refused)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    subset: int | None = typer.Option(None, help="Evaluate on the first N test images only."),
+    subset: int | None = typer.Option(None, min=1, help="Evaluate on the first N test images only (N ≥ 1; leave "
+                                      "it out for all 10,000)."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
     data: str | None = typer.Option(None, help=DATA_HELP),
 ) -> None:
@@ -147,14 +154,17 @@ def explain(
     model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output PNG (default: IMAGE-explained.png here)."),
     method: str = typer.Option("occlusion", help="Saliency: occlusion or gradient (SmoothGrad)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the file already at --out (else refused; a "
+                                   "model's own files never are)."),
 ) -> None:
     """Show what the model saw, its probabilities, and which pixels drove its answer, as one PNG."""
     from digitnet.evaluate.explain import explain_picture
     from digitnet.recognizer import Recognizer
-    from digitnet.utils import check_output_file
+    from digitnet.serve.export import check_new_output_file
 
-    target = check_output_file(out or Path(f"{image.stem}-explained.png"))
+    target = check_new_output_file(out or Path(f"{image.stem}-explained.png"), overwrite)  # before the model loads
     recognizer = Recognizer.from_pretrained(model)
+    check_new_output_file(target, overwrite, recognizer.loaded.path)  # and never inside the model being read
     explanation = explain_picture(recognizer, image, method)
     path = explanation.save(target)
     digit = explanation.predicted

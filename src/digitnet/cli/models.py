@@ -35,7 +35,8 @@ def summary(
     arch: str = typer.Argument(..., help="Architecture name (see `digitnet models`)."),
     json_out: bool = typer.Option(False, "--json", help="Print the layers as JSON."),
 ) -> None:
-    """Keras-style summary of an architecture: each layer, its output shape and parameters."""
+    """Keras-style summary of an architecture: its input, each layer, its output shape and parameters (a line
+    recognizer's sizes that follow the line's width W are given in terms of W)."""
     from digitnet.models.summary import summarize
 
     info = summarize(arch)
@@ -45,7 +46,16 @@ def summary(
     console = Console(soft_wrap=True)
     table = Table("layer (type)", "output shape", "params", title=f"Model: {arch}")
     for layer in info["layers"]:
-        table.add_row(layer["name"], str(tuple(layer["output_shape"])), f"{layer['params']:,}")
+        table.add_row(layer["name"], _shape(layer["output_shape"]), f"{layer['params']:,}")
     console.print(table)
+    norm = info["input_contract"]["normalization"]
+    console.print(f"Input: {_shape(info['input_shape'])} {'line' if info['task'] == 'lines' else 'image'}, pixels "
+                  f"0..1 fed as (x - {norm['mean']:g}) / {norm['std']:g} ({norm['name']} normalization)",
+                  highlight=False)
     console.print(f"Total params: {info['total_params']:,}\nTrainable params: {info['trainable_params']:,}\n"
                   f"Non-trainable params: {info['total_params'] - info['trainable_params']:,}")
+
+
+def _shape(dims: list) -> str:
+    """``(None, 64, 2, W/4)``: a shape as Keras prints it, a size in terms of the line width W unquoted."""
+    return f"({', '.join(str(d) for d in dims)})"

@@ -24,10 +24,11 @@ def register(app: typer.Typer) -> None:
 def serve(
     model: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 to accept other machines)."),
-    port: int = typer.Option(8000, help="TCP port."),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port, 1 to 65535."),
     workers: int = typer.Option(1, help="Server processes, each with its own copy of the model."),
     threads: int = typer.Option(1, help="PyTorch threads per worker (1 measured fastest for small batches)."),
-    max_upload_mb: float = typer.Option(8.0, "--max-upload-mb", help="Largest request body accepted (413 above)."),
+    max_upload_mb: float = typer.Option(8.0, "--max-upload-mb",
+                                        help="Largest request body accepted, in MB, more than 0 (413 above)."),
     max_pixels: int = typer.Option(MAX_PIXELS, "--max-pixels", min=1,
                                    help="Largest picture, width × height (413 above): checked from its header."),
     batch: bool = typer.Option(True, "--batch/--no-batch", help="Micro-batch concurrent single-image requests."),
@@ -37,10 +38,16 @@ def serve(
 
     SIGTERM stops it gracefully: no new connections, the requests in flight answered, exit status 0.
     """
+    import math
     import os
     import signal
 
     from digitnet.saved_model import load_model
+
+    if workers < 1 or threads < 1:
+        raise typer.BadParameter("--workers and --threads must be at least 1")
+    if not 0 < max_upload_mb < math.inf or int(max_upload_mb * 1024 * 1024) < 1:  # NaN too
+        raise typer.BadParameter(f"{max_upload_mb} is not a size in MB above 0", param_hint="--max-upload-mb")
     from digitnet.utils import require_extra
 
     # Imported here, not at module import: `digitnet` works without the serve extra. The app module is imported
@@ -50,8 +57,6 @@ def serve(
     uvicorn = require_extra("uvicorn", "serve", "digitnet serve")
     import digitnet.serve.app  # noqa: F401  (now, so a broken install fails before uvicorn starts)
 
-    if workers < 1 or threads < 1:
-        raise typer.BadParameter("--workers and --threads must be at least 1")
     if model is not None:
         load_model(model)  # fail now with one clean line, not once per worker
     # Workers are separate processes that import the app by name, so settings travel in the environment.
@@ -81,13 +86,16 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="File to write, e.g. digits.onnx."),
     input_type: str = typer.Option("uint8", "--input-type",
                                    help="Input the exported model takes: uint8 (0..255) or float (0..1)."),
-    opset: int = typer.Option(17, help="ONNX opset version."),
+    opset: int = typer.Option(17, help="ONNX opset version: one the installed torch exports (7 to 20 for torch "
+                              "2.13; another is refused, naming the range)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the file already at --out (else refused; a "
+                                   "model's own files never are)."),
 ) -> None:
     """Export a model, preprocessing included, to ONNX (with a dynamic batch axis) or TorchScript."""
     from digitnet.saved_model import load_model
     from digitnet.serve.export import check_export_request, export_loaded, signature
 
-    check_export_request(fmt, out)  # before the model is loaded: a wrong request is answered at once
+    check_export_request(fmt, out, opset, overwrite)  # before the model is loaded: a wrong request is answered at once
     loaded = load_model(model)
-    path = export_loaded(loaded, out, fmt=fmt, input_type=input_type, opset=opset)
+    path = export_loaded(loaded, out, fmt=fmt, input_type=input_type, opset=opset, overwrite=overwrite)
     typer.echo(f"wrote {path} ({path.stat().st_size:,} bytes): {signature(loaded, input_type)}")

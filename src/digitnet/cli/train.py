@@ -104,7 +104,7 @@ def train(
         val_size=val_size, train_subset=train_subset, seed=seed, device=device, threads=threads, amp=amp,
         compile=compile_model, data=data, download=download,
         out=str(out) if out else None, resume=resume, overwrite=overwrite, tensorboard=tensorboard, plots=plots,
-        arch_kwargs={"width": width} if width else {},
+        arch_kwargs={"width": width} if width is not None else {},
     )
     result = run_training(cfg, quiet=quiet)
     if json_out:

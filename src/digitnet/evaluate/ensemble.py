@@ -24,16 +24,37 @@ from digitnet.models.registry import create_model, to_unit
 from digitnet.saved_model import MAX_WEIGHTS_BYTES, METADATA_FILE, WEIGHTS_FILE, LoadedModel, load_model, save_model
 from digitnet.train.metrics import classification_metrics, fit_temperature, predict_logits, saved_test_metrics
 from digitnet.train.run_folder import clear_run
-from digitnet.utils import DigitnetError
+from digitnet.utils import DigitnetError, pick_device
 
 # (dx, dy, degrees): the identity, four one-pixel shifts and two small rotations.
 TTA_VIEWS: tuple[tuple[int, int, float], ...] = ((0, 0, 0.0), (1, 0, 0.0), (-1, 0, 0.0), (0, 1, 0.0), (0, -1, 0.0),
                                                   (0, 0, 8.0), (0, 0, -8.0))
 
 
-def load_members(paths: Sequence[str | os.PathLike], device: str = "cpu") -> list[LoadedModel]:
-    """Load every model directory in ``paths``."""
-    return [load_model(path, device=device) for path in paths]
+def load_members(paths: Sequence[str | os.PathLike], device: str | torch.device = "cpu") -> list[LoadedModel]:
+    """Load every model directory in ``paths`` onto ``device`` (``--device``: cpu, cuda or cuda:N)."""
+    return [load_model(path, device=member_device(device)) for path in paths]
+
+
+def member_device(name: str | torch.device) -> torch.device:
+    """``--device`` as :func:`digitnet.utils.pick_device` checks it for ``train`` (CUDA must be there), and in one
+    line where torch does not know the name."""
+    try:
+        device = pick_device(name)
+    except RuntimeError:  # torch.device("bogus")
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise DigitnetError(f"--device {name}: choose cpu, cuda or cuda:N")
+    return device
+
+
+def require_digit_classifier(loaded: LoadedModel) -> LoadedModel:
+    """``loaded``, if it classifies single digits (what is scored on MNIST); a line recognizer is refused in one
+    line that says where it is used."""
+    if loaded.spec.task != "digits":
+        raise DigitnetError(f"{loaded.path}: {loaded.arch!r} is a line recognizer, not a digit classifier scored on "
+                            f"MNIST digits; read numbers with it: digitnet read PICTURE --line-model {loaded.path}")
+    return loaded
 
 
 def shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
@@ -103,7 +124,7 @@ def evaluate_ensemble(members: Sequence[LoadedModel], images: torch.Tensor | np.
 
 
 def save_ensemble(model_dirs: Sequence[str | os.PathLike], out: str | os.PathLike, data: str | None = None,
-                  device: str = "cpu", overwrite: bool = False) -> dict:
+                  device: str | torch.device = "cpu", overwrite: bool = False) -> dict:
     """Save the models in ``model_dirs`` as one model (arch ``ensemble``) in ``out``: calibrated on the validation
     split as a trained model is, then scored once on the test set. Returns its metrics.
 
@@ -113,6 +134,7 @@ def save_ensemble(model_dirs: Sequence[str | os.PathLike], out: str | os.PathLik
     learned.
     """
     out = Path(out)
+    device = member_device(device)
     if out.exists() and not out.is_dir():
         raise DigitnetError(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -197,10 +219,13 @@ def save_ensemble(model_dirs: Sequence[str | os.PathLike], out: str | os.PathLik
 
 
 def evaluate_model_dirs(model_dirs: Sequence[str | os.PathLike], tta: bool = False, data: str | None = None,
-                        subset: int | None = None, device: str = "cpu") -> dict:
+                        subset: int | None = None, device: str | torch.device = "cpu") -> dict:
     """Load the models in ``model_dirs`` and score them, alone and as an ensemble, on the MNIST test set."""
     if not model_dirs:
         raise DigitnetError("an ensemble needs at least one model directory")
-    members = load_members(model_dirs, device=device)
+    device = member_device(device)
+    if subset is not None and subset < 1:
+        raise DigitnetError(f"--subset {subset}: give a number of test images, at least 1 (leave it out for all)")
+    members = [require_digit_classifier(m) for m in load_members(model_dirs, device=device)]
     mnist = load_mnist(data)
-    return evaluate_ensemble(members, mnist.test_images[:subset or None], mnist.test_labels[:subset or None], tta=tta)
+    return evaluate_ensemble(members, mnist.test_images[:subset], mnist.test_labels[:subset], tta=tta)

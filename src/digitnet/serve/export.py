@@ -24,10 +24,13 @@ a character's place is its columns' centre less ``digitnet.ctc_offset`` (pixels,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -41,10 +44,24 @@ from digitnet.runtime import (
     onnx_bytes,
     onnx_graph,
 )
-from digitnet.saved_model import LoadedModel, load_model
+from digitnet.saved_model import METADATA_FILE, LoadedModel, load_model
 from digitnet.utils import DigitnetError, check_output_file
 
 FORMATS = ("onnx", "torchscript")
+
+
+def _opset_range() -> tuple[int, int]:
+    """The ONNX opsets the installed torch's TorchScript-based exporter (``dynamo=False``, what
+    :func:`digitnet.runtime.onnx_bytes` uses) writes: above its maximum it only warns that it is unsupported."""
+    try:
+        from torch.onnx import _constants
+
+        return _constants.ONNX_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    except (ImportError, AttributeError):  # a torch that moved them: those of torch 2.5 to 2.13
+        return 7, 20
+
+
+OPSETS = _opset_range()
 
 
 def line_export_metadata(loaded: LoadedModel) -> dict[str, str]:
@@ -103,27 +120,53 @@ def export_metadata(loaded: LoadedModel, input_type: str) -> dict[str, str]:
 
 
 def export_model(model_dir: str | os.PathLike | None, out: str | os.PathLike, fmt: str = "onnx",
-                 input_type: str = "uint8", opset: int = ONNX_OPSET) -> Path:
+                 input_type: str = "uint8", opset: int = ONNX_OPSET, overwrite: bool = False) -> Path:
     """Export the model in ``model_dir`` (default: the bundled model) to ``out``; returns the path written.
 
     The file appears whole or not at all: it is written next to ``out`` under a temporary name, then renamed.
-    ``out`` must not be a folder (a model folder is never replaced by a file).
+    ``out`` must not be a folder, nor a file that exists unless ``overwrite``, nor in a model folder (see
+    :func:`check_new_output_file`).
     """
-    check_export_request(fmt, out)
-    return export_loaded(load_model(model_dir), out, fmt, input_type, opset)
+    check_export_request(fmt, out, opset, overwrite)
+    return export_loaded(load_model(model_dir), out, fmt, input_type, opset, overwrite)
 
 
-def check_export_request(fmt: str, out: str | os.PathLike) -> Path:
+def check_export_request(fmt: str, out: str | os.PathLike, opset: int = ONNX_OPSET, overwrite: bool = False) -> Path:
     """The file an export in ``fmt`` would write (checked before a model is loaded for it)."""
     if fmt not in FORMATS:
         raise DigitnetError(f"format {fmt!r}: choose onnx or torchscript")
-    return check_output_file(out)
+    low, high = OPSETS
+    if fmt == "onnx" and not low <= opset <= high:
+        raise DigitnetError(f"--opset {opset}: the installed torch exports ONNX opsets {low} to {high} "
+                            f"(default {ONNX_OPSET})")
+    return check_new_output_file(out, overwrite)
+
+
+def check_new_output_file(path: str | os.PathLike, overwrite: bool = False, model_dir: str | os.PathLike | None = None,
+                          option: str = "--out") -> Path:
+    """:func:`digitnet.utils.check_output_file`, and: a file that exists is replaced only with ``overwrite``
+    (``--overwrite``), and never, even so, in a model folder (one holding ``model.json``); nothing is written
+    inside ``model_dir``, the model being read. A model's files are never replaced by an export or a picture
+    (a new file beside a run's model, ``runs/x/digits.onnx``, is fine)."""
+    path = check_output_file(path, option)
+    resolved = path.resolve()  # a link or `..` leading into a model folder leads there
+    if model_dir is not None and resolved.is_relative_to(Path(model_dir).resolve()):
+        raise DigitnetError(f"{option} {path} is inside {model_dir}, the model being read; write it elsewhere")
+    exists = path.exists() or path.is_symlink()
+    for folder in dict.fromkeys((path.parent, resolved.parent)):
+        if exists and (folder / METADATA_FILE).is_file():
+            raise DigitnetError(f"{option} {path} is a file of the model in {folder}; write it elsewhere")
+    if exists and not overwrite:
+        raise DigitnetError(f"{option} {path} already exists: choose another {option}, or pass --overwrite to "
+                            "replace it")
+    return path
 
 
 def export_loaded(loaded: LoadedModel, out: str | os.PathLike, fmt: str = "onnx", input_type: str = "uint8",
-                  opset: int = ONNX_OPSET) -> Path:
+                  opset: int = ONNX_OPSET, overwrite: bool = False) -> Path:
     """:func:`export_model` of a model already loaded (traced from a contiguous copy: the model stays as it is)."""
-    out = check_export_request(fmt, out)
+    check_export_request(fmt, out, opset, overwrite)
+    out = check_new_output_file(out, overwrite, loaded.path)
     wrapper, example, input_name, axes = onnx_graph(exportable(loaded), input_type)
     metadata = line_export_metadata(loaded) if loaded.spec.task == "lines" else export_metadata(loaded, input_type)
     fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")  # unique: two exports at once
@@ -153,7 +196,12 @@ def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, metadata
         import onnx
     except ImportError:
         raise DigitnetError("ONNX export needs the onnx package: pip install 'digitnet[export]'") from None
-    proto = onnx.load_from_string(onnx_bytes(wrapper, example, input_name, dynamic_axes, opset))
+    try:
+        with _native_output_kept_on_success():
+            blob = onnx_bytes(wrapper, example, input_name, dynamic_axes, opset)
+    except torch.onnx.OnnxExporterError as exc:  # an operator the opset lacks (adaptive pooling below opset 8)
+        raise DigitnetError(f"--opset {opset}: {str(exc).splitlines()[0]} (the default is {ONNX_OPSET})") from None
+    proto = onnx.load_from_string(blob)
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -172,3 +220,43 @@ def _export_torchscript(wrapper: nn.Module, example: torch.Tensor, path: Path, m
         traced = torch.jit.trace(wrapper, (example,), check_trace=False)
         # TorchScript has no metadata table; ship the same description as an extra file inside the archive.
         torch.jit.save(traced, str(path), _extra_files={"digitnet.json": json.dumps(metadata)})
+
+
+@contextlib.contextmanager
+def _native_output_kept_on_success() -> Iterator[None]:
+    """Hold back what native code writes to stdout and stderr (file descriptors 1 and 2) meanwhile, and pass it on
+    unless an exception ends the block: the ONNX exporter prints its whole graph before it fails, noise above the
+    one-line error."""
+    with contextlib.ExitStack() as stack:
+        for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+            stack.enter_context(_held_on_failure(fd, stream))
+        yield
+
+
+@contextlib.contextmanager
+def _held_on_failure(fd: int, stream) -> Iterator[None]:
+    with contextlib.suppress(Exception):
+        stream.flush()
+    try:
+        saved = os.dup(fd)
+    except OSError:  # no such descriptor: nothing to hold back
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), fd)
+        failed = False
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                stream.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            if not failed:
+                held.seek(0)
+                text = held.read()
+                while text:
+                    text = text[os.write(fd, text):]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
-from digitnet.models.registry import get_spec
-from digitnet.utils import DigitnetError
+import torch
+
+from digitnet.data.augment import PRESETS
+from digitnet.models.registry import create_model, get_spec
+from digitnet.utils import DigitnetError, pick_device
 
 # Used where neither the user nor the model family says otherwise.
 GLOBAL_DEFAULTS = {
@@ -70,7 +74,8 @@ class TrainConfig:
     arch_kwargs: dict = field(default_factory=dict)
 
     def resolved(self) -> TrainConfig:
-        """A copy with every ``None`` hyper-parameter filled from the family defaults, then ours."""
+        """A copy with every ``None`` hyper-parameter filled from the family defaults, then ours, checked
+        (:meth:`check`): every run is resolved first, so a bad value stops it before any work or any file."""
         spec = get_spec(self.arch)
         if spec.composite:
             raise DigitnetError(f"{self.arch!r} is made from trained models, not trained: train its members, then "
@@ -80,7 +85,93 @@ class TrainConfig:
         for key, default in GLOBAL_DEFAULTS.items():
             if values[key] is None:
                 values[key] = family.get(key, default)
-        return TrainConfig(**values)
+        return TrainConfig(**values).check()
+
+    def check(self) -> TrainConfig:
+        """This (resolved) config, or a :class:`DigitnetError`: one line naming the option and what is wrong.
+
+        The one place the options' values are checked (names that other layers own are checked there:
+        ``--optimizer``/``--schedule`` in :mod:`digitnet.train.optim`, ``--monitor``, ``--extra-batch`` and
+        ``--distill`` in :mod:`digitnet.train.setup`, ``--val-size`` against the data in ``make_splits``).
+        """
+        def refuse(option: str, value: object, wants: str) -> None:
+            raise DigitnetError(f"{option} must be {wants}, got {value!r}")
+
+        def number(option: str, value: object, low: float, high: float | None = None, low_open: bool = False,
+                   high_open: bool = False, integer: bool = False, wants: str = "") -> None:
+            ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value)  # type: ignore[arg-type]
+            ok = ok and (value > low if low_open else value >= low)  # type: ignore[operator]
+            ok = ok and (high is None or (value < high if high_open else value <= high))  # type: ignore[operator]
+            if not ok:
+                refuse(option, value, wants)
+
+        whole = "a whole number of at least 1"
+        for option, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size),
+                              ("--step-size", self.step_size)):
+            number(option, value, 1, integer=True, wants=whole)
+        for option, value, unset in (("--train-subset", self.train_subset, "to train on every image"),
+                                     ("--test-subset", self.test_subset, "to test on every image"),
+                                     ("--early-stopping", self.early_stopping, "to turn early stopping off"),
+                                     ("--threads", self.threads, "for PyTorch's choice")):
+            if value is not None:
+                number(option, value, 1, integer=True, wants=f"{whole} (leave it out {unset})")
+        number("--plateau-patience", self.plateau_patience, 0, integer=True, wants="a whole number of at least 0")
+        number("--lr", self.lr, 0, low_open=True, wants="a positive number")
+        for option, value in (("--weight-decay", self.weight_decay), ("--l2", self.l2)):
+            number(option, value, 0, wants="a number of at least 0")
+        number("--momentum", self.momentum, 0, 1, high_open=True, wants="in [0, 1)")
+        number("--label-smoothing", self.label_smoothing, 0, 1, wants="in 0..1")
+        number("--warmup", self.warmup, 0, 1, wants="a fraction of the run's steps, in 0..1")
+        number("--plateau-factor", self.plateau_factor, 0, 1, low_open=True, high_open=True,
+               wants="between 0 and 1 (the LR is multiplied by it)")
+        number("--step-gamma", self.step_gamma, 0, low_open=True, wants="a positive number (the LR factor per cut)")
+        if self.augment not in PRESETS:
+            refuse("--augment", self.augment, f"one of {', '.join(PRESETS)}")
+        self._check_device()
+        self._check_arch_kwargs()
+        return self
+
+    def _check_device(self) -> None:
+        """``device``: auto, cpu, cuda, cuda:N or mps, and there on this machine."""
+        if self.device == "auto":
+            return
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError):
+            device = None
+        if device is None or device.type not in ("cpu", "cuda", "mps"):
+            raise DigitnetError(f"--device {self.device}: not a device; choose auto, cpu, cuda, cuda:N or mps")
+        if device.type == "mps":
+            mps = getattr(torch.backends, "mps", None)
+            if mps is None or not mps.is_available():
+                raise DigitnetError(f"--device {self.device}: MPS (Apple GPUs) is not available on this machine; "
+                                    "use --device cpu")
+        pick_device(self.device)  # CUDA there at all
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise DigitnetError(f"--device {self.device}: this machine has {torch.cuda.device_count()} CUDA "
+                                f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+
+    def _check_arch_kwargs(self) -> None:
+        """``arch_kwargs`` (``--width``): positive where a number, and taken by the architecture (built once here,
+        on the CPU, so a value it refuses is a line naming the option rather than an error from inside a layer)."""
+        if not self.arch_kwargs:
+            return
+        width = self.arch_kwargs.get("width")
+        if width is not None:
+            number_ok = isinstance(width, int) and not isinstance(width, bool) and width >= 1
+            if not number_ok:
+                raise DigitnetError(f"--width must be a whole number of at least 1, got {width!r}")
+        try:
+            with torch.random.fork_rng(devices=[]):  # the check draws no random numbers of the run's
+                create_model(self.arch, **self.arch_kwargs)
+        except TypeError:
+            if set(self.arch_kwargs) == {"width"}:
+                raise DigitnetError(f"--width: {self.arch} has no channel width to set; leave --width out") from None
+            raise DigitnetError(f"{self.arch} does not take arch_kwargs {self.arch_kwargs}") from None
+        except (RuntimeError, ValueError) as exc:
+            raise DigitnetError(f"{self.arch} cannot be built with {self.arch_kwargs}: {str(exc).splitlines()[0]}") \
+                from None
 
     @property
     def extra_per_batch(self) -> int:

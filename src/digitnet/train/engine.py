@@ -18,6 +18,7 @@ whoever calls (``digitnet.train(config)``, the package called, adds it when ``co
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -172,11 +173,13 @@ def _fit(fit: Fit, mnist: MNIST) -> dict:
             _call(fit, "on_epoch_start")
             row = _train_one_epoch(fit)
             if row is None:  # a signal stopped the epoch between two steps: save where, then finish
+                _refuse_diverged(fit)
                 fit.interrupted = True
                 _call(fit, "on_epoch_stopped")  # Checkpoints writes the mid-epoch last.pt
                 break
             row.update(_validate(run))
             row = distributed.broadcast_object(row)  # every rank schedules and stops on rank 0's numbers
+            _refuse_diverged(fit, {k: row.get(k) for k in ("train_loss", "val_loss")})  # before last.pt is written
             run.end_epoch(row)  # epoch schedules; ReduceLROnPlateau reads row[run.monitor]
             fit.history.append(row)
             _call(fit, "on_epoch_end", row)  # ... and last of them, Checkpoints writes last.pt
@@ -248,6 +251,28 @@ def _train_one_epoch(fit: Fit) -> dict | None:
     }
 
 
+def _refuse_diverged(fit: Fit, losses: dict[str, float | None] | None = None, training: bool = True) -> None:
+    """Stop a run that diverged (weights or ``losses`` not finite numbers) before anything of it is saved: the
+    ``last.pt`` already on disk stays as it was, and no model that answers NaN is ever written.
+
+    ``training``: called from inside the loop, where the callbacks are told that training is over first (the
+    progress bar goes, TensorBoard flushes), as :func:`_fit` tells them after the last epoch.
+    """
+    bad = [f"{name.replace('_', ' ')} {value}" for name, value in (losses or {}).items()
+           if value is not None and not math.isfinite(value)]
+    tensors = [t for t in fit.model.state_dict().values() if t.is_floating_point()]
+    if tensors and not bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
+        bad.append("weights not finite numbers")
+    if not bad:
+        return
+    kept = (f"{fit.run_dir / 'last.pt'} ({fit.saved}) is intact" if fit.saved is not None
+            else "no checkpoint of this run was written")
+    if training:
+        _call(fit, "on_train_end")
+    raise DigitnetError(f"the run diverged in epoch {fit.epoch} ({', '.join(bad)}); nothing of it was saved and "
+                        f"{kept}: train again with a lower --lr (this run's: {fit.cfg.lr:g})")
+
+
 def _validate(run: Run) -> dict:
     """The epoch's validation figures (and the test accuracy with ``track_test``, for benchmarks)."""
     start = time.perf_counter()
@@ -269,6 +294,8 @@ def _finish(fit: Fit, mnist: MNIST) -> dict:
     """Calibrate, evaluate the test set once, save the model and metrics, and hand the test logits around
     (a line recognizer: None; its test lines are drawn from the test digits and read once)."""
     run, history = fit.run, fit.history
+    # The weights kept: the last epoch's, the best one's, or where a second Ctrl-C caught them.
+    _refuse_diverged(fit, training=False)
     splits = run.splits
     temperature = 1.0
     if run.lines is not None:  # lines of test digits, read once; CTC posteriors are used as they are
@@ -277,6 +304,8 @@ def _finish(fit: Fit, mnist: MNIST) -> dict:
         if splits.val is not None:
             # Calibrate on validation data, never on the test set.
             temperature = fit_temperature(predict_logits(run.model, splits.val.images, run.spec), splits.val.labels)
+            if not math.isfinite(temperature):  # the fit ran off (it can on a barely trained model's logits):
+                temperature = 1.0  # uncalibrated answers, rather than a model that answers NaN
         test_logits = predict_logits(run.model, splits.test.images, run.spec)
         test = classification_metrics(test_logits, splits.test.labels)
     weights_epoch = fit.weights_epoch if fit.weights_epoch is not None else len(history)
@@ -292,6 +321,7 @@ def _finish(fit: Fit, mnist: MNIST) -> dict:
         "train_seconds": sum(r["train_seconds"] for r in history), "temperature": temperature,
         "interrupted": fit.interrupted,
     }
+    _refuse_diverged(fit, {"test_loss": metrics["test_loss"]}, training=False)
     if run.lines is not None:
         metrics["test_char_error_rate"] = test["char_error_rate"]
     with fit.writing(fit.run_dir / "model.safetensors"):

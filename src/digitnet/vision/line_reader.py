@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitnet.models.crnn import REDUCTION, Decoded
-from digitnet.vision.lines import Item, Line, TextLine, dropped_specks, find_lines, nearest_line
+from digitnet.vision.lines import Item, Line, TextLine, dropped_specks, find_lines, line_spans, nearest_line
 from digitnet.vision.preprocess import Ink, connected_components, normalize_digit, opencv
 from digitnet.vision.segment import Classifier, Segment
 
@@ -211,7 +211,8 @@ def read_lines(ink: Ink, recognize: LineRecognizer, classify: Classifier | None 
     if not lines:
         return []
     specks, speck_masks = dropped_specks(ink)
-    speck_lines = [nearest_line(lines, box) for box in specks]
+    spans = line_spans(lines)
+    speck_lines = [nearest_line(lines, box, spans) for box in specks]
     images = []
     for number, line in enumerate(lines):
         members = np.asarray(line.components, np.int64)

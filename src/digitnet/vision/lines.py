@@ -17,6 +17,7 @@ Reading order: lines top to bottom, items left to right.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -106,12 +107,12 @@ def _broken_digits(stats: np.ndarray, anchors: np.ndarray, typical: float) -> li
     Pieces of a digit share columns and (nearly) touch, and together are about a digit tall; digits of
     neighbouring lines stand further apart.
     """
-    def one_digit(p: np.ndarray, q: np.ndarray) -> bool:
-        overlap = min(p[2], q[2]) - max(p[0], q[0])
-        gap = max(p[1], q[1]) - min(p[3], q[3])
-        union = max(p[3], q[3]) - min(p[1], q[1])
-        close = (gap <= PIECE_GAP * typical and union <= PIECE_UNION * typical) or gap <= BREAK * union
-        return overlap >= 0.5 * min(p[2] - p[0], q[2] - q[0]) and close
+    def one_digit(p: np.ndarray, q: np.ndarray) -> np.ndarray:  # boxes in rows, broadcast (see merge_boxes)
+        overlap = np.minimum(p[..., 2], q[..., 2]) - np.maximum(p[..., 0], q[..., 0])
+        gap = np.maximum(p[..., 1], q[..., 1]) - np.minimum(p[..., 3], q[..., 3])
+        union = np.maximum(p[..., 3], q[..., 3]) - np.minimum(p[..., 1], q[..., 1])
+        close = ((gap <= PIECE_GAP * typical) & (union <= PIECE_UNION * typical)) | (gap <= BREAK * union)
+        return (overlap >= 0.5 * np.minimum(p[..., 2] - p[..., 0], q[..., 2] - q[..., 0])) & close
 
     blobs = merge_boxes(anchors, stats, one_digit)
     order = np.argsort([(stats[b, 0].min() + stats[b, 2].max()) / 2 for b in blobs], kind="stable")
@@ -145,7 +146,8 @@ def find_lines(stats: np.ndarray, level: bool = False) -> list[Line]:
     # moved its fit onto another line's) goes, one at a time, and the pieces are placed again: the last line
     # left keeps its own, so every line that stays holds ink.
     while True:
-        homes = [_home(lines, stats[index], owner.get(index)) for index in range(len(stats))]
+        spans = line_spans(lines)
+        homes = [_home(lines, stats[index], owner.get(index), spans) for index in range(len(stats))]
         orphan = next((k for k, line in enumerate(lines)
                        if not any(homes[i] == k and owner.get(i) is line for i in range(len(stats)))), None)
         if orphan is None:
@@ -156,9 +158,9 @@ def find_lines(stats: np.ndarray, level: bool = False) -> list[Line]:
     return sorted(lines, key=lambda line: line.centre(float(stats[:, 0].min() + stats[:, 2].max()) / 2))
 
 
-def _home(lines: list[Line], box: np.ndarray, own: Line | None) -> int:
+def _home(lines: list[Line], box: np.ndarray, own: Line | None, spans: list[np.ndarray]) -> int:
     """The line a piece goes to: the nearest; an anchor tied between its own line and others stays with its own."""
-    keys = _placement(lines, box)
+    keys = _placement(lines, box, spans)
     best = min(range(len(lines)), key=keys.__getitem__)
     mine = next((k for k, line in enumerate(lines) if line is own), None)
     return mine if mine is not None and keys[mine][0] <= keys[best][0] else best
@@ -178,32 +180,41 @@ def _inside_taller_line(line: Line, lines: list[Line]) -> bool:
     return False
 
 
-def _placement(lines: list[Line], box: np.ndarray) -> list[tuple[float, float, float, float]]:
+def line_spans(lines: list[Line]) -> list[np.ndarray]:
+    """Each line's digits' columns, (blobs, 2) float: x0 and x1 of every blob (what placing a piece compares with:
+    worked out once for the many pieces of a picture, not once a piece)."""
+    return [np.array([(b[0], b[2]) for b in line.blobs], np.float64).reshape(-1, 2) for line in lines]
+
+
+def _placement(lines: list[Line], box: np.ndarray,
+               spans: list[np.ndarray] | None = None) -> list[tuple[float, float, float, float]]:
     """Per line, how far a piece (box x0, y0, x1, y1) is from it, to be compared as tuples (smaller: nearer).
 
     First its distance outside the line's band (top to baseline) plus a tenth of its distance beyond the line's
     ends, in line heights (rounded, so that equal geometry ties exactly); on a tie the line whose span covers
-    the piece, then the one with a digit nearer in x, then the one whose centre is nearer.
+    the piece, then the one with a digit nearer in x, then the one whose centre is nearer. ``spans``: the
+    lines' :func:`line_spans`, if known.
     """
     x0, y0, x1, y1 = (float(v) for v in box[:4])
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     keys = []
-    for line in lines:
+    for line, span in zip(lines, spans if spans is not None else line_spans(lines), strict=True):
         outside = max(line.top(cx) - cy, cy - line.bottom(cx), 0.0) / line.height
-        left, right = min(b[0] for b in line.blobs), max(b[2] for b in line.blobs)
+        left, right = float(span[:, 0].min()), float(span[:, 1].max())
         beyond = max(left - cx, cx - right, 0.0) / line.height
-        near = min(max(b[0] - x1, x0 - b[2], 0.0) for b in line.blobs) / line.height
+        near = float(np.maximum(np.maximum(span[:, 0] - x1, x0 - span[:, 1]), 0.0).min()) / line.height
         keys.append((round(outside + 0.1 * beyond, 9), beyond, near, abs(cy - line.centre(cx)) / line.height))
     return keys
 
 
-def nearest_line(lines: list[Line], box: np.ndarray) -> int:
+def nearest_line(lines: list[Line], box: np.ndarray, spans: list[np.ndarray] | None = None) -> int:
     """The line a piece of ink (box x0, y0, x1, y1) is vertically closest to, relative to the line's height.
 
     Sideways distance beyond a line's ends counts a tenth as much; ties go to the line whose span covers the
-    piece, then to the one with a digit nearer in x (see :func:`_placement`).
+    piece, then to the one with a digit nearer in x (see :func:`_placement`). ``spans``: :func:`line_spans`,
+    for many pieces placed among the same lines.
     """
-    keys = _placement(lines, box)
+    keys = _placement(lines, box, spans)
     return min(range(len(lines)), key=keys.__getitem__)
 
 
@@ -234,15 +245,18 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
     result = []
     no_specks = (np.zeros((0, 5), np.int64), [])
     specks, speck_masks = dropped_specks(ink) if lines and not ink.in_boxes else no_specks
-    speck_lines = np.array([nearest_line(lines, box) for box in specks], np.int64)
+    spans = line_spans(lines)
+    speck_lines = np.array([nearest_line(lines, box, spans) for box in specks], np.int64)
     for number, line in enumerate(lines):
         members = np.asarray(line.components, np.int64)  # as indices even if empty
+        near = _column_neighbours(stats[members])
         marks: dict[int, Mark] = {}
         for index in members:
             box = stats[index]
             if box[3] - box[1] >= MARK_SIZE * line.height:
                 continue
-            if is_stacked(box, stats[members[members != index]]):
+            others = members[near(box)]
+            if is_stacked(box, stats[others[others != index]]):
                 continue
             cx = (box[0] + box[2]) / 2
             own = labels[box[1]:box[3], box[0]:box[2]] == index + 1
@@ -255,7 +269,7 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
                 continue
             cx = (box[0] + box[2]) / 2
             mark = classify_mark(box, int(box[4]), line.top(cx), line.bottom(cx), stroke, own)
-            if mark is not None and mark.char in ".," and not is_stacked(box, stats[members]):
+            if mark is not None and mark.char in ".," and not is_stacked(box, stats[members[near(box)]]):
                 extra.append(mark)
         if len(lines) == 1 and not marks:
             line_ink = ink  # one line, nothing else: exactly what was read before lines existed
@@ -273,6 +287,21 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
         # a gap as wide as a space, so a boxed line has none.
         result.append(TextLine(items if ink.in_boxes else _with_spaces(items, line)))
     return result
+
+
+def _column_neighbours(boxes: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """For boxes (N, ≥4: x0, y0, x1, y1), a function giving the rows of those that share or touch a box's columns
+    (in no particular order): all that :func:`marks.is_stacked` can find a piece stacked on. Sorted by left edge
+    once, so that a line of thousands of pieces (a photo of noise) is not compared all with all."""
+    order = np.argsort(boxes[:, 0], kind="stable")
+    lefts = boxes[order, 0]
+    widest = int((boxes[:, 2] - boxes[:, 0]).max()) if len(boxes) else 0
+
+    def near(box: np.ndarray) -> np.ndarray:
+        rows = order[np.searchsorted(lefts, box[0] - widest):np.searchsorted(lefts, box[2], side="right")]
+        return rows[boxes[rows, 2] >= box[0]]
+
+    return near
 
 
 def _with_spaces(items: list[Item], line: Line) -> list[Item]:

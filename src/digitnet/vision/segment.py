@@ -93,45 +93,50 @@ def join(segments: list[Segment]) -> Segment:
     return Segment((x0, y0, x1, y1), mask)
 
 
-def _belong_together(a: np.ndarray, b: np.ndarray) -> bool:
-    """Are two ink boxes (x0, y0, x1, y1) parts of one digit?
+def _belong_together(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Are two ink boxes (x0, y0, x1, y1) parts of one digit? Boxes in rows: ``a`` and ``b`` (..., 4) broadcast.
 
     Digits on a line stand side by side at the same height. Pieces of one digit instead sit above one
     another: either in the same columns (the detached top of a 4), or stacked at an angle with little
     height in common (the flag of a 5 at the top right of its body, a 1 broken in the middle).
     """
-    x_overlap = min(a[2], b[2]) - max(a[0], b[0])  # negative: a gap between them
-    y_overlap = min(a[3], b[3]) - max(a[1], b[1])
-    narrower = min(a[2] - a[0], b[2] - b[0])
-    shorter, taller = sorted((a[3] - a[1], b[3] - b[1]))
-    if x_overlap >= MERGE_OVERLAP * narrower:
-        return True
-    return y_overlap <= STACKED * shorter and x_overlap >= -NEAR * taller
+    x_overlap = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])  # negative: a gap between them
+    y_overlap = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
+    narrower = np.minimum(a[..., 2] - a[..., 0], b[..., 2] - b[..., 0])
+    shorter = np.minimum(a[..., 3] - a[..., 1], b[..., 3] - b[..., 1])
+    taller = np.maximum(a[..., 3] - a[..., 1], b[..., 3] - b[..., 1])
+    return (x_overlap >= MERGE_OVERLAP * narrower) | ((y_overlap <= STACKED * shorter) & (x_overlap >= -NEAR * taller))
 
 
 def merge_boxes(indices: Sequence[int], stats: np.ndarray,
-                together: Callable[[np.ndarray, np.ndarray], bool]) -> list[list[int]]:
+                together: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> list[list[int]]:
     """Components (``stats`` rows) merged into groups while two groups' boxes belong ``together``.
 
     Every group starts as one component; when two merge, their box is the union, which may now take in another
-    piece, so the search starts over until nothing changes. Boxes are float (x0, y0, x1, y1).
+    piece. The pair merged next is always the first, in the order of the groups, that belongs together — as if
+    the search started over after every merge — but only pairs with the grown box are looked at again (no
+    other pair changed), so a picture of many pieces takes seconds, not hours. ``together(p, q)`` compares
+    float boxes (x0, y0, x1, y1) row by row (numpy broadcasting: one box against many).
     """
     groups = [[int(i)] for i in indices]
-    boxes = [stats[i, :4].astype(np.float64) for i in indices]
-    merged = True
-    while merged:
-        merged = False
-        for a in range(len(groups)):
-            for b in range(a + 1, len(groups)):
-                if together(boxes[a], boxes[b]):
-                    boxes[a] = np.concatenate([np.minimum(boxes[a][:2], boxes[b][:2]),
-                                               np.maximum(boxes[a][2:], boxes[b][2:])])
-                    groups[a] += groups.pop(b)
-                    boxes.pop(b)
-                    merged = True
-                    break
-            if merged:
-                break
+    boxes = np.asarray(stats, np.float64)[list(indices), :4].reshape(-1, 4)
+    a = 0
+    while a < len(groups):
+        partners = np.flatnonzero(together(boxes[a][None], boxes[a + 1:]))
+        if not len(partners):
+            a += 1  # every pair up to here is apart
+            continue
+        b = a + 1 + int(partners[0])
+        boxes[a] = np.concatenate([np.minimum(boxes[a, :2], boxes[b, :2]), np.maximum(boxes[a, 2:], boxes[b, 2:])])
+        groups[a] += groups.pop(b)
+        boxes = np.delete(boxes, b, 0)
+        # The grown box may now belong with an earlier group: that pair comes first.
+        while a and len(earlier := np.flatnonzero(together(boxes[:a], boxes[a][None]))):
+            k = int(earlier[0])
+            boxes[k] = np.concatenate([np.minimum(boxes[k, :2], boxes[a, :2]), np.maximum(boxes[k, 2:], boxes[a, 2:])])
+            groups[k] += groups.pop(a)
+            boxes = np.delete(boxes, a, 0)
+            a = k
     return groups
 
 
