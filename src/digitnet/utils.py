@@ -90,13 +90,25 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device(name: str = "auto"):
-    """Resolve ``auto`` to the best available device (cuda, then mps, then cpu)."""
+    """Resolve ``auto`` to the best available device (cuda, then mps, then cpu); any other name is checked: cpu,
+    cuda, cuda:N or mps, and there on this machine (else one line naming ``--device``)."""
     import torch
 
     if name != "auto":
-        device = torch.device(name)
+        try:
+            device = torch.device(name)
+        except (RuntimeError, TypeError):
+            device = None
+        if device is None or device.type not in ("cpu", "cuda", "mps"):
+            raise DigitnetError(f"--device {name}: not a device; choose auto, cpu, cuda, cuda:N or mps")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise DigitnetError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise DigitnetError(f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+        if device.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                         and torch.backends.mps.is_available()):
+            raise DigitnetError(f"--device {name}: MPS (Apple GPUs) is not available on this machine; use --device cpu")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -87,3 +87,13 @@ def test_an_opset_without_an_operator_the_model_needs_is_one_line_without_the_gr
     captured = capfd.readouterr()
     assert "Torch IR graph" not in captured.out + captured.err
     assert not list(tmp_path.iterdir())
+
+
+def test_an_export_beside_a_model_can_be_replaced_but_never_the_models_own_files(victim, tmp_path):
+    model, files = victim
+    for _ in range(2):  # the second time over the first one's file, as asked
+        result = CliRunner().invoke(app, ["export", "-f", "torchscript", "-o", str(model / "digits.pt"), "--overwrite"])
+        assert result.exit_code == 0, result.output
+    for own in ("model.json", "model.safetensors"):
+        assert "a file of the model" in refused("export", "-f", "torchscript", "-o", str(model / own), "--overwrite")
+    assert {p.name: p.read_bytes() for p in model.iterdir() if p.name != "digits.pt"} == files

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,6 +17,8 @@ NAN, INF = math.nan, math.inf
 @pytest.mark.parametrize(("fields", "problem"), [
     ({"epochs": 0}, "--epochs must be a whole number of at least 1, got 0"),
     ({"epochs": -1}, "--epochs must be"),
+    ({"epochs": -10 ** 400}, "--epochs must be"),  # an int too long for a float: no OverflowError
+    ({"distill_temperature": NAN}, "--distill-temperature must be a positive number, got nan"),
     ({"batch_size": 0}, "--batch-size must be a whole number of at least 1, got 0"),
     ({"batch_size": -4}, "--batch-size must be"),
     ({"step_size": 0, "schedule": "step"}, "--step-size must be"),
@@ -69,6 +72,7 @@ def test_cuda_where_there_is_none_is_refused_as_before():
     {"val_size": 0}, {"weight_decay": 0.0, "l2": 0.0}, {"warmup": 0.0}, {"warmup": 1.0}, {"plateau_patience": 0},
     {"momentum": 0.0}, {"label_smoothing": 0.0}, {"label_smoothing": 1.0}, {"train_subset": 1},
     {"early_stopping": 1}, {"threads": 1}, {"device": "cpu"}, {"arch": "fastnet", "arch_kwargs": {"width": 8}},
+    {"epochs": 10 ** 400}, {"batch_size": np.int64(64), "lr": np.float32(0.01)},  # numpy's numbers are numbers
 ])
 def test_the_edges_that_mean_something_are_kept(fields):
     assert TrainConfig(**fields).resolved()

@@ -42,8 +42,10 @@ def test_teachers_that_cannot_teach_are_refused_with_the_reason():
     spec = get_spec("fastnet")
     with pytest.raises(DigitnetError, match="--teacher /nonexistent: .*no such model directory"):
         load_teacher(TrainConfig(teacher="/nonexistent"), spec, torch.device("cpu"))
-    with pytest.raises(DigitnetError, match="--distill must lie in 0..1"):
-        load_teacher(TrainConfig(teacher="best", distill=1.5), spec, torch.device("cpu"))
+    for bad in ({"distill": 1.5}, {"distill_temperature": 0.0}, {"distill_temperature": float("nan")}):
+        option = "--distill-temperature" if "distill_temperature" in bad else "--distill"
+        with pytest.raises(DigitnetError, match=f"{option} must be"):
+            TrainConfig(teacher="best", **bad).resolved()
     with pytest.raises(DigitnetError, match="not crnn-digits"):
         load_teacher(TrainConfig(teacher="best"), get_spec("crnn-digits"), torch.device("cpu"))
     assert load_teacher(TrainConfig(), spec, torch.device("cpu")) is None

@@ -37,13 +37,9 @@ def load_members(paths: Sequence[str | os.PathLike], device: str | torch.device 
 
 
 def member_device(name: str | torch.device) -> torch.device:
-    """``--device`` as :func:`digitnet.utils.pick_device` checks it for ``train`` (CUDA must be there), and in one
-    line where torch does not know the name."""
-    try:
-        device = pick_device(name)
-    except RuntimeError:  # torch.device("bogus")
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
+    """``--device`` checked as for ``train`` (:func:`digitnet.utils.pick_device`); an ensemble runs on cpu or cuda."""
+    device = pick_device(str(name))
+    if device.type not in ("cpu", "cuda"):
         raise DigitnetError(f"--device {name}: choose cpu, cuda or cuda:N")
     return device
 

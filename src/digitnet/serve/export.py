@@ -44,7 +44,7 @@ from digitnet.runtime import (
     onnx_bytes,
     onnx_graph,
 )
-from digitnet.saved_model import METADATA_FILE, LoadedModel, load_model
+from digitnet.saved_model import METADATA_FILE, WEIGHTS_FILE, LoadedModel, load_model
 from digitnet.utils import DigitnetError, check_output_file
 
 FORMATS = ("onnx", "torchscript")
@@ -145,17 +145,17 @@ def check_export_request(fmt: str, out: str | os.PathLike, opset: int = ONNX_OPS
 def check_new_output_file(path: str | os.PathLike, overwrite: bool = False, model_dir: str | os.PathLike | None = None,
                           option: str = "--out") -> Path:
     """:func:`digitnet.utils.check_output_file`, and: a file that exists is replaced only with ``overwrite``
-    (``--overwrite``), and never, even so, in a model folder (one holding ``model.json``); nothing is written
-    inside ``model_dir``, the model being read. A model's files are never replaced by an export or a picture
-    (a new file beside a run's model, ``runs/x/digits.onnx``, is fine)."""
+    (``--overwrite``), and never, even so, a model's own ``model.json`` or ``model.safetensors``; nothing is
+    written inside ``model_dir``, the model being read. (An export beside a run's model, ``runs/x/digits.onnx``,
+    is fine, and replaced with ``--overwrite``.)"""
     path = check_output_file(path, option)
     resolved = path.resolve()  # a link or `..` leading into a model folder leads there
     if model_dir is not None and resolved.is_relative_to(Path(model_dir).resolve()):
         raise DigitnetError(f"{option} {path} is inside {model_dir}, the model being read; write it elsewhere")
     exists = path.exists() or path.is_symlink()
-    for folder in dict.fromkeys((path.parent, resolved.parent)):
-        if exists and (folder / METADATA_FILE).is_file():
-            raise DigitnetError(f"{option} {path} is a file of the model in {folder}; write it elsewhere")
+    for target in dict.fromkeys((path, resolved)):
+        if target.name in (METADATA_FILE, WEIGHTS_FILE) and (target.parent / METADATA_FILE).is_file():
+            raise DigitnetError(f"{option} {path} is a file of the model in {target.parent}; write it elsewhere")
     if exists and not overwrite:
         raise DigitnetError(f"{option} {path} already exists: choose another {option}, or pass --overwrite to "
                             "replace it")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -92,15 +93,16 @@ class TrainConfig:
 
         The one place the options' values are checked (names that other layers own are checked there:
         ``--optimizer``/``--schedule`` in :mod:`digitnet.train.optim`, ``--monitor``, ``--extra-batch`` and
-        ``--distill`` in :mod:`digitnet.train.setup`, ``--val-size`` against the data in ``make_splits``).
+        ``--teacher`` in :mod:`digitnet.train.setup`, ``--val-size`` against the data in ``make_splits``).
         """
         def refuse(option: str, value: object, wants: str) -> None:
             raise DigitnetError(f"{option} must be {wants}, got {value!r}")
 
         def number(option: str, value: object, low: float, high: float | None = None, low_open: bool = False,
                    high_open: bool = False, integer: bool = False, wants: str = "") -> None:
-            ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool) \
-                and math.isfinite(value)  # type: ignore[arg-type]
+            # numbers.* admit numpy's scalars too; an int is finite however long (math.isfinite would overflow)
+            ok = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool) \
+                and (isinstance(value, numbers.Integral) or math.isfinite(value))  # type: ignore[arg-type]
             ok = ok and (value > low if low_open else value >= low)  # type: ignore[operator]
             ok = ok and (high is None or (value < high if high_open else value <= high))  # type: ignore[operator]
             if not ok:
@@ -126,6 +128,8 @@ class TrainConfig:
         number("--plateau-factor", self.plateau_factor, 0, 1, low_open=True, high_open=True,
                wants="between 0 and 1 (the LR is multiplied by it)")
         number("--step-gamma", self.step_gamma, 0, low_open=True, wants="a positive number (the LR factor per cut)")
+        number("--distill", self.distill, 0, 1, wants="the teacher's share of the loss, in 0..1")
+        number("--distill-temperature", self.distill_temperature, 0, low_open=True, wants="a positive number")
         if self.augment not in PRESETS:
             refuse("--augment", self.augment, f"one of {', '.join(PRESETS)}")
         self._check_device()
@@ -133,24 +137,8 @@ class TrainConfig:
         return self
 
     def _check_device(self) -> None:
-        """``device``: auto, cpu, cuda, cuda:N or mps, and there on this machine."""
-        if self.device == "auto":
-            return
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError):
-            device = None
-        if device is None or device.type not in ("cpu", "cuda", "mps"):
-            raise DigitnetError(f"--device {self.device}: not a device; choose auto, cpu, cuda, cuda:N or mps")
-        if device.type == "mps":
-            mps = getattr(torch.backends, "mps", None)
-            if mps is None or not mps.is_available():
-                raise DigitnetError(f"--device {self.device}: MPS (Apple GPUs) is not available on this machine; "
-                                    "use --device cpu")
-        pick_device(self.device)  # CUDA there at all
-        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-            raise DigitnetError(f"--device {self.device}: this machine has {torch.cuda.device_count()} CUDA "
-                                f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+        """``device``: auto, cpu, cuda, cuda:N or mps, and there on this machine (:func:`pick_device`)."""
+        pick_device(self.device)
 
     def _check_arch_kwargs(self) -> None:
         """``arch_kwargs`` (``--width``): positive where a number, and taken by the architecture (built once here,

@@ -270,7 +270,8 @@ def _refuse_diverged(fit: Fit, losses: dict[str, float | None] | None = None, tr
     if training:
         _call(fit, "on_train_end")
     raise DigitnetError(f"the run diverged in epoch {fit.epoch} ({', '.join(bad)}); nothing of it was saved and "
-                        f"{kept}: train again with a lower --lr (this run's: {fit.cfg.lr:g})")
+                        f"{kept}: train again with a lower --lr (this run's: {fit.cfg.lr:g}), and --overwrite or "
+                        "another --out")
 
 
 def _validate(run: Run) -> dict:

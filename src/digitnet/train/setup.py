@@ -222,9 +222,6 @@ def load_teacher(cfg: TrainConfig, spec: ModelSpec, device: torch.device) -> nn.
         return None
     if spec.task != "digits":
         raise DigitnetError(f"--teacher: distillation teaches digit classifiers, not {spec.name}")
-    if not 0 <= cfg.distill <= 1 or cfg.distill_temperature <= 0:
-        raise DigitnetError("--distill must lie in 0..1 and --distill-temperature be positive, got "
-                            f"{cfg.distill} and {cfg.distill_temperature}")
     try:
         teacher = load_model(cfg.teacher, device)
     except ModelLoadError as exc:

@@ -200,7 +200,7 @@ def _placement(lines: list[Line], box: np.ndarray,
     keys = []
     for line, span in zip(lines, spans if spans is not None else line_spans(lines), strict=True):
         outside = max(line.top(cx) - cy, cy - line.bottom(cx), 0.0) / line.height
-        left, right = float(span[:, 0].min()), float(span[:, 1].max())
+        left, right = span[:, 0].min(), span[:, 1].max()  # numpy scalars, as the blobs' ints were: same rounding
         beyond = max(left - cx, cx - right, 0.0) / line.height
         near = float(np.maximum(np.maximum(span[:, 0] - x1, x0 - span[:, 1]), 0.0).min()) / line.height
         keys.append((round(outside + 0.1 * beyond, 9), beyond, near, abs(cy - line.centre(cx)) / line.height))
