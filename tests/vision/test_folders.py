@@ -330,3 +330,18 @@ def test_ctrl_c_still_stops_a_wait_for_the_workers():
         assert sent and stopped - sent[0] < 2.0  # not when the four seconds are over
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_a_folders_subfolders_are_named_as_not_read_with_the_pattern_that_reads_them(tmp_path, clean_digits):
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(digit_photo(clean_digits[3])).convert("RGB").save(tmp_path / "top.jpg")
+    Image.fromarray(digit_photo(clean_digits[7])).convert("RGB").save(tmp_path / "sub" / "inner.jpg")
+    result = runner.invoke(app, ["predict", "--json", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["digit"] for line in result.stdout.splitlines()] == [3]
+    pattern = os.path.join(str(tmp_path), "**", "*.jpg")
+    assert result.stderr.strip() == f"note: {tmp_path}: 1 subfolder not read (a pattern such as '{pattern}' reads " \
+        "the pictures in them too)"
+    result = runner.invoke(app, ["predict", "--json", pattern])  # ... and it does
+    assert result.exit_code == 0, result.output
+    assert sorted(json.loads(line)["digit"] for line in result.stdout.splitlines()) == [3, 7]

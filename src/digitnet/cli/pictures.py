@@ -60,7 +60,10 @@ def _load(model: Path | None, paths: list[str], workers: int | None, line_model:
 def _inputs(images: list[str]) -> list[str]:
     from digitnet.vision.io import expand_inputs
 
-    paths = expand_inputs(images)
+    notes: list[str] = []
+    paths = expand_inputs(images, notes)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     if not paths:
         _fail(f"no pictures found in {', '.join(images)}")
     return paths

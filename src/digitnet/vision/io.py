@@ -282,19 +282,25 @@ def _check_array(array: np.ndarray, name: str, max_pixels: int) -> np.ndarray:
     return array
 
 
-def expand_inputs(inputs: list[str]) -> list[str]:
+def expand_inputs(inputs: list[str], notes: list[str] | None = None) -> list[str]:
     """Folders become their image files and globs their matches (sorted); anything else stays as given.
 
     A folder lists every entry with an image extension that is not itself a folder: a FIFO, a broken
     symbolic link or a socket named ``x.png`` is listed too, so that it gets its error line like any bad
     file instead of vanishing. A path that does not exist is kept, so that it is reported as an error.
+    A folder's subfolders are not read; ``notes`` (if given) gets a line saying so, and how to read them.
     """
     paths: list[str] = []
     for item in inputs:
         if os.path.isdir(item):
-            found = sorted(str(p) for p in Path(item).iterdir()
-                           if not p.is_dir() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            entries = list(Path(item).iterdir())
+            found = sorted(str(p) for p in entries if not p.is_dir() and p.suffix.lower() in IMAGE_EXTENSIONS)
             paths.extend(found)
+            folders = sum(p.is_dir() for p in entries)
+            if folders and notes is not None:
+                pattern = os.path.join(item, "**", "*.jpg")
+                notes.append(f"{item}: {folders} subfolder{'s' if folders > 1 else ''} not read (a pattern such as "
+                             f"'{pattern}' reads the pictures in them too)")
         elif not os.path.lexists(item) and glob.has_magic(item):
             matches = [m for m in sorted(glob.glob(item, recursive=True)) if not os.path.isdir(m)]
             if matches:
