@@ -40,3 +40,19 @@ def test_bench_refuses_an_out_that_is_a_folder_before_benchmarking(tmp_path, mon
     monkeypatch.setattr(bench_run, "run_benchmark", lambda *a, **k: pytest.fail("benchmarked before checking --out"))
     result = CliRunner().invoke(app, ["bench", "--quick", "--out", str(tmp_path)])
     assert isinstance(result.exception, DigitnetError) and f"--out {tmp_path} is a folder" in str(result.exception)
+
+
+def test_bench_never_writes_over_a_models_own_files(tmp_path, monkeypatch):
+    import shutil
+
+    from digitnet.assets import bundled_model_dir
+    from digitnet.bench import run as bench_run
+    from digitnet.utils import DigitnetError
+
+    model = tmp_path / "model"
+    shutil.copytree(bundled_model_dir("default"), model)
+    before = (model / "model.json").read_bytes()
+    monkeypatch.setattr(bench_run, "run_benchmark", lambda *a, **k: pytest.fail("benchmarked before checking --out"))
+    result = CliRunner().invoke(app, ["bench", "--quick", "--out", str(model / "model.json")])
+    assert isinstance(result.exception, DigitnetError) and "a file of the model" in str(result.exception)
+    assert (model / "model.json").read_bytes() == before

@@ -62,7 +62,8 @@ def bench(
     from digitnet.bench.run import run_benchmark
     from digitnet.data import load_mnist
     from digitnet.evaluate.compare import parse_archs
-    from digitnet.utils import atomic_write_json, check_output_file
+    from digitnet.serve.export import check_new_output_file
+    from digitnet.utils import atomic_write_json
 
     if not 0 < target <= 1:  # NaN too
         raise typer.BadParameter(f"{target} is not an accuracy in (0, 1], such as 0.99",
@@ -70,7 +71,8 @@ def bench(
     if not 0 < eval_every < math.inf:
         raise typer.BadParameter(f"{eval_every} is not a number of epochs above 0",
                                  param_hint="--eval-every")
-    check_output_file(out)  # before the benchmark's minutes, not after
+    # Before the benchmark's minutes, not after; bench.json is replaced run after run, a model's own files never.
+    check_new_output_file(out, overwrite=True)
     err = Console(stderr=True)
     opts = BenchOptions(
         quick=quick, seeds=seeds, target=target, eval_every=eval_every,
