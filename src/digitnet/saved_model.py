@@ -36,7 +36,7 @@ from digitnet.models.registry import (
     input_size_problem,
     normalization_problem,
 )
-from digitnet.utils import DigitnetError, atomic_write_bytes, atomic_write_json, sha256_file
+from digitnet.utils import DigitnetError, atomic_write_bytes, atomic_write_json, check_output_file, sha256_file
 
 FORMAT = "digitnet-model"
 FORMAT_VERSION = 1
@@ -44,9 +44,6 @@ WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "model.json"
 # Files larger than this are not digit models; refuse before reading them into memory.
 MAX_WEIGHTS_BYTES = 512 * 1024 * 1024
-# Nor is a contract this large: the registry's models take 28 px (32 for LeNet-5 and the line recognizer's rows);
-# a larger input_size pads every image to it (100000 would ask for 80 GB a batch).
-MAX_INPUT_SIZE = 64
 
 
 class ModelLoadError(DigitnetError):
@@ -221,8 +218,6 @@ def saved_spec(meta: dict, registry_spec: ModelSpec, directory: str | os.PathLik
     path = Path(directory) / METADATA_FILE
     input_size = meta.get("input_size", registry_spec.input_size)
     problem = input_size_problem(input_size)
-    if not problem and input_size > MAX_INPUT_SIZE:
-        problem = f"input_size {input_size!r} is larger than any digit model's ({MAX_INPUT_SIZE} pixels at most)"
     if problem:
         raise ModelLoadError(f"{path}: {problem}")
     norm = meta.get("normalization")
@@ -281,3 +276,23 @@ def _check_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -
         if tuple(state[name].shape) != tuple(tensor.shape):
             raise ModelLoadError(f"{path}: tensor {name} has shape {tuple(state[name].shape)}, "
                                  f"architecture {model.spec.name!r} needs {tuple(tensor.shape)}")
+
+
+def check_new_output_file(path: str | os.PathLike, overwrite: bool = False, model_dir: str | os.PathLike | None = None,
+                          option: str = "--out") -> Path:
+    """:func:`digitnet.utils.check_output_file`, and: a file that exists is replaced only with ``overwrite``
+    (``--overwrite``), and never, even so, a model's own ``model.json`` or ``model.safetensors``; nothing is
+    written inside ``model_dir``, the model being read. (An export beside a run's model, ``runs/x/digits.onnx``,
+    is fine, and replaced with ``--overwrite``.)"""
+    path = check_output_file(path, option)
+    resolved = path.resolve()  # a link or `..` leading into a model folder leads there
+    if model_dir is not None and resolved.is_relative_to(Path(model_dir).resolve()):
+        raise DigitnetError(f"{option} {path} is inside {model_dir}, the model being read; write it elsewhere")
+    exists = path.exists() or path.is_symlink()
+    for target in dict.fromkeys((path, resolved)):
+        if target.name in (METADATA_FILE, WEIGHTS_FILE) and (target.parent / METADATA_FILE).is_file():
+            raise DigitnetError(f"{option} {path} is a file of the model in {target.parent}; write it elsewhere")
+    if exists and not overwrite:
+        raise DigitnetError(f"{option} {path} already exists: choose another {option}, or pass --overwrite to "
+                            "replace it")
+    return path

@@ -30,6 +30,13 @@ def test_a_line_recognizer_is_not_scored_as_a_digit_classifier(args):
     assert "digitnet read" in message and "\n" not in message
 
 
+def test_the_python_api_refuses_a_line_recognizer_too():
+    from digitnet.evaluate import evaluate
+
+    with pytest.raises(DigitnetError, match="is a line recognizer, not a digit classifier"):
+        evaluate(LINE, subset=10)
+
+
 @pytest.mark.parametrize("device", ["bogus", "meta", *([] if torch.cuda.is_available() else ["cuda", "cuda:1"])])
 def test_ensemble_refuses_a_device_it_cannot_use(device):
     message = one_line_error("ensemble", "--models", "default", "--subset", "10", "--device", device)

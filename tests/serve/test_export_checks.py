@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from digitnet.assets import bundled_model_dir
 from digitnet.cli import app
-from digitnet.serve.export import OPSETS, check_new_output_file, export_model
+from digitnet.saved_model import check_new_output_file
+from digitnet.serve.export import OPSETS, export_model
 from digitnet.utils import DigitnetError
 
 

@@ -62,7 +62,7 @@ def bench(
     from digitnet.bench.run import run_benchmark
     from digitnet.data import load_mnist
     from digitnet.evaluate.compare import parse_archs
-    from digitnet.serve.export import check_new_output_file
+    from digitnet.saved_model import check_new_output_file
     from digitnet.utils import atomic_write_json
 
     if not 0 < target <= 1:  # NaN too

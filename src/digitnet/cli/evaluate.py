@@ -34,13 +34,8 @@ def evaluate(
 ) -> None:
     """Evaluate a model on the 10,000 MNIST test images."""
     from digitnet.evaluate import evaluate as evaluate_on_mnist
-    from digitnet.evaluate.ensemble import require_digit_classifier
-    from digitnet.saved_model import load_model
 
-    # A line recognizer is refused in one line (it has no 10 digit scores to compare with MNIST's labels); then the
-    # model is read again by evaluate(), which takes a directory: a digit model is read in milliseconds.
-    path = require_digit_classifier(load_model(model)).path
-    metrics = evaluate_on_mnist(path, data=data, subset=subset, calibrated=calibrated)
+    metrics = evaluate_on_mnist(model, data=data, subset=subset, calibrated=calibrated)
     if json_out:
         print(json.dumps(metrics))
         return
@@ -160,7 +155,7 @@ def explain(
     """Show what the model saw, its probabilities, and which pixels drove its answer, as one PNG."""
     from digitnet.evaluate.explain import explain_picture
     from digitnet.recognizer import Recognizer
-    from digitnet.serve.export import check_new_output_file
+    from digitnet.saved_model import check_new_output_file
 
     target = check_new_output_file(out or Path(f"{image.stem}-explained.png"), overwrite)  # before the model loads
     recognizer = Recognizer.from_pretrained(model)

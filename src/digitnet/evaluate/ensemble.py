@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from digitnet.data import DEFAULT_VAL_SIZE, load_mnist, make_splits
+from digitnet.evaluate import require_digit_classifier
 from digitnet.models.ensemble import Ensemble
 from digitnet.models.registry import create_model, to_unit
 from digitnet.saved_model import MAX_WEIGHTS_BYTES, METADATA_FILE, WEIGHTS_FILE, LoadedModel, load_model, save_model
@@ -33,7 +34,8 @@ TTA_VIEWS: tuple[tuple[int, int, float], ...] = ((0, 0, 0.0), (1, 0, 0.0), (-1, 
 
 def load_members(paths: Sequence[str | os.PathLike], device: str | torch.device = "cpu") -> list[LoadedModel]:
     """Load every model directory in ``paths`` onto ``device`` (``--device``: cpu, cuda or cuda:N)."""
-    return [load_model(path, device=member_device(device)) for path in paths]
+    device = member_device(device)
+    return [load_model(path, device=device) for path in paths]
 
 
 def member_device(name: str | torch.device) -> torch.device:
@@ -42,15 +44,6 @@ def member_device(name: str | torch.device) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise DigitnetError(f"--device {name}: choose cpu, cuda or cuda:N")
     return device
-
-
-def require_digit_classifier(loaded: LoadedModel) -> LoadedModel:
-    """``loaded``, if it classifies single digits (what is scored on MNIST); a line recognizer is refused in one
-    line that says where it is used."""
-    if loaded.spec.task != "digits":
-        raise DigitnetError(f"{loaded.path}: {loaded.arch!r} is a line recognizer, not a digit classifier scored on "
-                            f"MNIST digits; read numbers with it: digitnet read PICTURE --line-model {loaded.path}")
-    return loaded
 
 
 def shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
@@ -219,7 +212,6 @@ def evaluate_model_dirs(model_dirs: Sequence[str | os.PathLike], tta: bool = Fal
     """Load the models in ``model_dirs`` and score them, alone and as an ensemble, on the MNIST test set."""
     if not model_dirs:
         raise DigitnetError("an ensemble needs at least one model directory")
-    device = member_device(device)
     if subset is not None and subset < 1:
         raise DigitnetError(f"--subset {subset}: give a number of test images, at least 1 (leave it out for all)")
     members = [require_digit_classifier(m) for m in load_members(model_dirs, device=device)]

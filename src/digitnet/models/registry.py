@@ -113,10 +113,17 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
 
 
+# The registry's models take 28 px (32 for LeNet-5 and the line recognizer's rows); a larger saved input_size would
+# pad every image to it (100000 would ask for 80 GB a batch).
+MAX_INPUT_SIZE = 64
+
+
 def input_size_problem(input_size: object) -> str | None:
     """What is wrong with a saved contract's ``input_size`` (None: nothing)."""
     if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < MNIST_SIDE or input_size % 2:
         return f"input_size {input_size!r} is not an even number of pixels ≥ 28"
+    if input_size > MAX_INPUT_SIZE:
+        return f"input_size {input_size!r} is larger than any digit model's ({MAX_INPUT_SIZE} pixels at most)"
     return None
 
 

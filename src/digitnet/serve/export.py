@@ -44,8 +44,8 @@ from digitnet.runtime import (
     onnx_bytes,
     onnx_graph,
 )
-from digitnet.saved_model import METADATA_FILE, WEIGHTS_FILE, LoadedModel, load_model
-from digitnet.utils import DigitnetError, check_output_file
+from digitnet.saved_model import LoadedModel, check_new_output_file, load_model
+from digitnet.utils import DigitnetError
 
 FORMATS = ("onnx", "torchscript")
 
@@ -125,7 +125,7 @@ def export_model(model_dir: str | os.PathLike | None, out: str | os.PathLike, fm
 
     The file appears whole or not at all: it is written next to ``out`` under a temporary name, then renamed.
     ``out`` must not be a folder, nor a file that exists unless ``overwrite``, nor in a model folder (see
-    :func:`check_new_output_file`).
+    :func:`digitnet.saved_model.check_new_output_file`).
     """
     check_export_request(fmt, out, opset, overwrite)
     return export_loaded(load_model(model_dir), out, fmt, input_type, opset, overwrite)
@@ -140,26 +140,6 @@ def check_export_request(fmt: str, out: str | os.PathLike, opset: int = ONNX_OPS
         raise DigitnetError(f"--opset {opset}: the installed torch exports ONNX opsets {low} to {high} "
                             f"(default {ONNX_OPSET})")
     return check_new_output_file(out, overwrite)
-
-
-def check_new_output_file(path: str | os.PathLike, overwrite: bool = False, model_dir: str | os.PathLike | None = None,
-                          option: str = "--out") -> Path:
-    """:func:`digitnet.utils.check_output_file`, and: a file that exists is replaced only with ``overwrite``
-    (``--overwrite``), and never, even so, a model's own ``model.json`` or ``model.safetensors``; nothing is
-    written inside ``model_dir``, the model being read. (An export beside a run's model, ``runs/x/digits.onnx``,
-    is fine, and replaced with ``--overwrite``.)"""
-    path = check_output_file(path, option)
-    resolved = path.resolve()  # a link or `..` leading into a model folder leads there
-    if model_dir is not None and resolved.is_relative_to(Path(model_dir).resolve()):
-        raise DigitnetError(f"{option} {path} is inside {model_dir}, the model being read; write it elsewhere")
-    exists = path.exists() or path.is_symlink()
-    for target in dict.fromkeys((path, resolved)):
-        if target.name in (METADATA_FILE, WEIGHTS_FILE) and (target.parent / METADATA_FILE).is_file():
-            raise DigitnetError(f"{option} {path} is a file of the model in {target.parent}; write it elsewhere")
-    if exists and not overwrite:
-        raise DigitnetError(f"{option} {path} already exists: choose another {option}, or pass --overwrite to "
-                            "replace it")
-    return path
 
 
 def export_loaded(loaded: LoadedModel, out: str | os.PathLike, fmt: str = "onnx", input_type: str = "uint8",
