@@ -161,7 +161,8 @@ class Recognizer:
 
         ``image`` is a path, encoded bytes, a PIL image or a numpy array. Bad pictures do not raise: the
         answer has ``digit: None`` and says why in ``error`` (unusable picture) or ``note`` (no ink, a number,
-        or below ``min_confidence``).
+        or below ``min_confidence``). Beside an answer, ``note`` says where only the first page of a multi-page
+        file (TIFF, animated GIF) was read.
         """
         return self.predict_batch([image], top_k=top_k, min_confidence=min_confidence)[0]
 
@@ -190,7 +191,8 @@ class Recognizer:
         commas, minus signs and spaces left to right; ``lines`` has each line's ``text``, ``box`` and items;
         ``digits`` every item in reading order, with its ``char``, ``digit`` (null for a separator or sign),
         ``confidence`` and ``box`` [x0, y0, x1, y1] in the picture's pixels (x1, y1 exclusive, after EXIF
-        rotation). Bad pictures do not raise: ``error`` says why.
+        rotation). Bad pictures do not raise: ``error`` says why; ``note`` says why there is no reading (no ink),
+        or, beside one, that only the first page of a multi-page file was read.
         """
         return number_answer(self.prepare_number(image))
 

@@ -107,7 +107,28 @@ def test_gif_first_frame_is_the_picture(tmp_path, recognizer, clean_digits):
     path = tmp_path / "anim.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
     assert Image.open(path).n_frames == 2
-    assert recognizer.predict(path)["digit"] == 3
+    answer = recognizer.predict(path)
+    assert answer["digit"] == 3
+    # The frame left unread is not left unsaid.
+    assert answer["note"] == "only page 1 of 2 was read: save each page as a picture of its own to read it"
+    assert load_picture(path).pages == 2
+
+
+def test_a_multi_page_tiff_reads_its_first_page_and_says_so(tmp_path, recognizer, clean_digits):
+    pages = [Image.fromarray(digit_photo(clean_digits[d], height=60)) for d in (4, 1, 6)]
+    path = tmp_path / "scan.tif"
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    answer = recognizer.read(path)
+    assert answer["text"] == "4"
+    assert "page 1 of 3" in answer["note"]
+    # A one-page picture has no such note, and its answer's note stays what it was.
+    single = save(pages[0], tmp_path / "one.tif")
+    assert load_picture(single).pages == 1
+    assert recognizer.read(single)["note"] is None
+    # A note that says why there is no answer comes first: an empty first page is "no ink found".
+    blank = [Image.new("L", (60, 60), 255), pages[1]]
+    blank[0].save(tmp_path / "blank.tif", save_all=True, append_images=blank[1:])
+    assert recognizer.predict(tmp_path / "blank.tif")["note"] == "no ink found"
 
 
 def test_exif_orientation_is_honoured(tmp_path, recognizer, clean_digits):

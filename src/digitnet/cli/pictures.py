@@ -162,6 +162,7 @@ def predict(
     """Recognize the digit in each picture: photos and scans of handwriting, or MNIST-like images.
 
     No ink: digit null, note "no ink found". Several digits: null, with a note to use `digitnet read`.
+    A multi-page TIFF or animated GIF: its first page is read, and a note says so.
     An unreadable file gets a one-line error; the others are still read, and the exit status is 1.
     """
     import io

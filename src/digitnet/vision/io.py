@@ -46,6 +46,8 @@ class Picture:
     path: str | None = None  # the path when it came from a file
     # (width, height) of the whole picture, upright, where ``pixels`` hold fewer: a JPEG decoded at reduced scale
     size: tuple[int, int] | None = None
+    # Pages (a multi-page TIFF) or frames (an animated GIF or WebP) in the file: only the first is in ``pixels``.
+    pages: int = 1
 
     @property
     def full_size(self) -> tuple[int, int]:
@@ -81,7 +83,7 @@ def load_picture(source: ImageSource, name: str | None = None, reduce_to: int | 
     if isinstance(source, Image.Image):
         name = name or "<PIL image>"
         _check_size(source.size, name, limit)
-        return Picture(pil_to_array(_first_frame(source, name), name), name)
+        return Picture(pil_to_array(_first_frame(source), name), name, pages=_pages(source))
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         name = name or "<bytes>"
@@ -95,8 +97,8 @@ def load_picture(source: ImageSource, name: str | None = None, reduce_to: int | 
     if not data:
         raise ImageError(f"{name}: the file is empty")
     _check_bytes(len(data), name)
-    pixels, size = _decode(data, name, reduce_to, limit, gray)
-    return Picture(pixels, name, path, size if size != (pixels.shape[1], pixels.shape[0]) else None)
+    pixels, size, pages = _decode(data, name, reduce_to, limit, gray)
+    return Picture(pixels, name, path, size if size != (pixels.shape[1], pixels.shape[0]) else None, pages)
 
 
 def _read_file(path: str, name: str) -> bytes:
@@ -149,17 +151,18 @@ def _check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
 
 
 def _decode(data: bytes, name: str, reduce_to: int | None, max_pixels: int,
-            gray: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
+            gray: bool = False) -> tuple[np.ndarray, tuple[int, int], int]:
     """Open, check the declared size from the header, then decode: a bomb is refused before it is inflated.
 
-    Returns the pixels, upright, and the (width, height) of the whole upright picture (more than the pixels'
-    where a JPEG was decoded at reduced scale)."""
+    Returns the pixels, upright, the (width, height) of the whole upright picture (more than the pixels'
+    where a JPEG was decoded at reduced scale), and how many pages or frames the file holds (the first is read)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we enforce our own cap
             image = Image.open(io.BytesIO(data))
             _check_size(image.size, name, max_pixels)
-            image = _first_frame(image, name)
+            pages = _pages(image)
+            image = _first_frame(image)
             size = image.size
             _draft(image, reduce_to, gray)
             image.load()
@@ -168,7 +171,7 @@ def _decode(data: bytes, name: str, reduce_to: int | None, max_pixels: int,
             ImageOps.exif_transpose(image, in_place=True)
             if image.size != decoded:  # turned a quarter: so is the whole picture
                 size = size[::-1]
-            return pil_to_array(image, name), size
+            return pil_to_array(image, name), size, pages
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -207,8 +210,16 @@ def _draft(image: Image.Image, reduce_to: int | None, gray: bool = False) -> Non
     image.draft(mode, (max(1, width // scale), max(1, height // scale)) if scale > 1 else None)
 
 
-def _first_frame(image: Image.Image, name: str) -> Image.Image:
-    if getattr(image, "n_frames", 1) > 1:
+def _pages(image: Image.Image) -> int:
+    """How many pages or frames ``image`` holds (1 for most formats)."""
+    try:
+        return max(1, int(getattr(image, "n_frames", 1)))
+    except Exception:  # counting walks the file (TIFF, GIF): a damaged one still shows its first frame
+        return 1
+
+
+def _first_frame(image: Image.Image) -> Image.Image:
+    if _pages(image) > 1:
         image.seek(0)  # animated GIF/WebP, multi-page TIFF: the first frame is the picture
     return image
 

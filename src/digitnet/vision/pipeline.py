@@ -272,7 +272,9 @@ class Prepared:
     path: str | None  # the file it came from, if any
     image: np.ndarray | None  # uint8 (28, 28), white on black: what the model sees
     error: str | None = None  # the picture could not be used (unreadable, too large, ...)
-    note: str | None = None  # the picture was fine but holds no single digit to answer for
+    # The picture was fine but holds no single digit to answer for; or, beside an answer, that only the first page
+    # of a multi-page file was read.
+    note: str | None = None
     # (10,): the model's answer for ``image`` when preparing it asked the model already (a picture of several
     # pieces is segmented to count its digits); None when it is still to be classified.
     probabilities: np.ndarray | None = None
@@ -295,9 +297,19 @@ def prepare_digit(source: ImageSource, classify: Classifier | None = None, max_p
     except ImageError as exc:
         return Prepared(path, None, error=str(exc), too_large=isinstance(exc, PictureTooLarge))
     try:
-        return _prepared_digit(picture, path, classify)
+        prepared = _prepared_digit(picture, path, classify)
     except Exception as exc:  # a fault of ours on one picture: an error for it, not a traceback ending the run
         return Prepared(path, None, error=_fault(picture.name, exc), fault=True)
+    prepared.note = prepared.note or _pages_note(picture)
+    return prepared
+
+
+def _pages_note(picture: Picture) -> str | None:
+    """The note of an answer read from the first page of several (a multi-page TIFF, an animated GIF): the rest
+    were not read, and nothing else would say so."""
+    if picture.pages == 1:
+        return None
+    return f"only page 1 of {picture.pages} was read: save each page as a picture of its own to read it"
 
 
 def _fault(name: str, exc: Exception) -> str:
@@ -371,7 +383,7 @@ class PreparedNumber:
     path: str | None
     lines: list[PreparedLine] = field(default_factory=list)
     error: str | None = None  # the picture could not be used
-    note: str | None = None  # the picture was fine but holds no digit
+    note: str | None = None  # the picture was fine but holds no digit; or, beside a reading, as Prepared.note
     too_large: bool = False  # the error is a size limit (:class:`~digitnet.vision.io.PictureTooLarge`)
     fault: bool = False  # the error is a fault of digitnet's (:func:`_fault`), not of the picture's
 
@@ -421,9 +433,11 @@ def prepare_number(source: ImageSource, classify: Classifier, recognize: LineRec
     except ImageError as exc:
         return PreparedNumber(path, error=str(exc), too_large=isinstance(exc, PictureTooLarge))
     try:
-        return _read_number(picture, path, classify, recognize, reader)
+        number = _read_number(picture, path, classify, recognize, reader)
     except Exception as exc:  # a fault of ours on one picture: an error for it, not a traceback ending the run
         return PreparedNumber(path, error=_fault(picture.name, exc), fault=True)
+    number.note = number.note or _pages_note(picture)
+    return number
 
 
 def _read_number(picture: Picture, path: str | None, classify: Classifier, recognize: LineRecognizer | None,
