@@ -182,6 +182,10 @@ def load_model(directory: str | os.PathLike | None = None, device: str | torch.d
     except DigitnetError as exc:
         raise ModelLoadError(f"{directory}: {exc}") from None
     spec = saved_spec(meta, registry_spec, directory)
+    if registry_spec.composite:  # an ensemble: each member's temperature divides its logits as a model's does
+        for k, member in enumerate(_ensemble_members(meta)):
+            if isinstance(member, dict):  # an entry that is not, the ensemble refuses itself
+                saved_temperature(member, directory, member=k)
     try:
         model = create_model(arch, **meta.get("arch_kwargs", {}))
     except TypeError as exc:
@@ -198,14 +202,24 @@ def load_model(directory: str | os.PathLike | None = None, device: str | torch.d
                        temperature=temperature)
 
 
-def saved_temperature(meta: dict, directory: str | os.PathLike) -> float:
-    """The calibration temperature in ``meta`` (1 where absent): a positive finite number, the logits' divisor."""
+def saved_temperature(meta: dict, directory: str | os.PathLike, member: int | None = None) -> float:
+    """The calibration temperature in ``meta`` (1 where absent): a positive finite number, the logits' divisor.
+
+    ``meta`` is a model.json, or with ``member`` the entry of that ensemble member in its ``arch_kwargs``."""
     temperature = meta.get("temperature", 1.0)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
             or temperature <= 0:
-        raise ModelLoadError(f"{Path(directory) / METADATA_FILE}: temperature must be a positive number, "
+        where = "" if member is None else f"ensemble member {member}: "
+        raise ModelLoadError(f"{Path(directory) / METADATA_FILE}: {where}temperature must be a positive number, "
                              f"got {temperature!r}")
     return float(temperature)
+
+
+def _ensemble_members(meta: dict) -> list:
+    """The member entries of an ensemble's model.json, in order ([] where there is no list of them)."""
+    kwargs = meta.get("arch_kwargs")
+    members = kwargs.get("members") if isinstance(kwargs, dict) else None
+    return members if isinstance(members, list) else []
 
 
 def saved_spec(meta: dict, registry_spec: ModelSpec, directory: str | os.PathLike) -> ModelSpec:

@@ -303,3 +303,39 @@ def test_an_exported_ensemble_says_what_its_graph_computes(mnist, saved_ensemble
                        session.run(None, {session.get_inputs()[0].name: images[:, None]}), strict=True))
     np.testing.assert_allclose(outputs["probabilities"], Recognizer(loaded, engine="torch").classify(images),
                                atol=1e-5)
+
+
+@pytest.fixture
+def untrained_ensemble(tmp_path) -> Path:
+    """A saved ensemble of two untrained members (mlp, lenet5): enough to load, no training."""
+    from digitnet import create_model, save_model
+    from digitnet.models import get_spec
+
+    model = create_model("ensemble", members=[
+        {"arch": arch, "arch_kwargs": {}, "temperature": t, "contract": get_spec(arch).contract()}
+        for arch, t in (("mlp", 0.7), ("lenet5", 0.9))])
+    return save_model(model, tmp_path / "ensemble", {"temperature": 1.0})
+
+
+@pytest.mark.parametrize("temperature", [0, -1.5, float("nan"), float("inf"), "hot", "0.5", None, True])
+def test_a_member_with_a_bad_temperature_is_refused_as_a_model_is(untrained_ensemble, temperature, tmp_path):
+    """A member's temperature divides its logits as model.json's does: the same check, one line naming the file
+    (0 gave infinite logits, a negative one inverted the member's answers, a string was a traceback)."""
+    from digitnet import create_model, save_model
+    from digitnet.saved_model import ModelLoadError, load_model
+
+    path = untrained_ensemble / "model.json"
+    assert load_members([untrained_ensemble])[0].model.temperatures == [0.7, 0.9]
+    meta = json.loads(path.read_text())
+    meta["arch_kwargs"]["members"][1]["temperature"] = temperature
+    path.write_text(json.dumps(meta))
+    problem = f"{path}: ensemble member 1: temperature must be a positive number, got {temperature!r}"
+    for load in (lambda: load_members([untrained_ensemble]), lambda: load_model(untrained_ensemble)):
+        with pytest.raises(ModelLoadError) as info:
+            load()
+        assert str(info.value) == problem
+
+    # A member given as a folder of its own is checked by the same code, naming its model.json.
+    member = save_model(create_model("mlp"), tmp_path / "member", {"temperature": temperature})
+    with pytest.raises(ModelLoadError, match=r"member/model.json: temperature must be a positive number"):
+        load_members([member])

@@ -12,8 +12,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from digitnet.cli import bench as bench_commands
 from digitnet.cli import evaluate as evaluate_commands
@@ -21,6 +19,7 @@ from digitnet.cli import models as models_commands
 from digitnet.cli import pictures as picture_commands
 from digitnet.cli import serve as serve_commands
 from digitnet.cli import train as train_commands
+from digitnet.cli.errors import DigitnetGroup, print_error
 from digitnet.train.run_folder import WRITE_CAUSES, write_error
 from digitnet.utils import DigitnetError
 
@@ -34,13 +33,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=DigitnetGroup,  # usage errors on one line each where stderr is not a terminal
 )
 for _module in COMMAND_MODULES:
     _module.register(app)
 
 
 def main() -> None:
-    """Entry point: run the app, turning expected errors into one clean line (escaped: `digitnet[serve]` is text)."""
+    """Entry point: run the app, turning expected errors into one clean line (see :mod:`digitnet.cli.errors`)."""
     try:
         app()
     except DigitnetError as exc:
@@ -56,7 +56,7 @@ def main() -> None:
 
 
 def _error_line(message: str) -> None:
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    print_error(message)
     sys.exit(1)
 
 

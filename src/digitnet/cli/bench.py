@@ -73,7 +73,7 @@ def bench(
                                  param_hint="--eval-every")
     # Before the benchmark's minutes, not after; bench.json is replaced run after run, a model's own files never.
     check_new_output_file(out, overwrite=True)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # a progress line stays one line in a log
     opts = BenchOptions(
         quick=quick, seeds=seeds, target=target, eval_every=eval_every,
         reference=reference, reference_max_epochs=reference_max_epochs, reference_max_steps=reference_max_steps,

@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from digitnet.assets import MODEL_HELP
+from digitnet.cli.errors import print_error
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,7 +38,7 @@ def render_ascii(image: np.ndarray) -> str:
 
 
 def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    print_error(message)
     raise typer.Exit(1)
 
 

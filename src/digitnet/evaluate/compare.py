@@ -116,7 +116,7 @@ def compare_models(
 
     if epochs < 1:
         raise DigitnetError(f"--epochs must be at least 1, got {epochs}")
-    console = console or Console(stderr=True, quiet=quiet)
+    console = console or Console(stderr=True, quiet=quiet, soft_wrap=True)  # one line each in a log too
     runs_dir = Path(runs_dir)
     out_dir = Path(out) if out else runs_dir
     mnist = mnist or load_mnist()  # once, for every model
