@@ -338,8 +338,9 @@ def test_weights_that_turned_nan_are_never_saved_as_a_model(mnist, tmp_path):
 
 
 def test_a_calibration_that_runs_off_leaves_the_model_uncalibrated_not_nan(mnist, tmp_path, monkeypatch):
-    # fit_temperature's LBFGS can run off to NaN on a barely trained model's logits (seen after a signal stopped
-    # the run early): the model is saved with temperature 1 and loads, rather than answering NaN.
+    # fit_temperature's LBFGS used to run off to NaN on a barely trained model's logits (seen after a signal stopped
+    # the run early; its bounded search cannot now): should a fit still fail, the model is saved with temperature
+    # 1 and loads, rather than answering NaN.
     from digitnet.train import engine
 
     monkeypatch.setattr(engine, "fit_temperature", lambda logits, labels: float("nan"))

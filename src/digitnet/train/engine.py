@@ -305,7 +305,7 @@ def _finish(fit: Fit, mnist: MNIST) -> dict:
         if splits.val is not None:
             # Calibrate on validation data, never on the test set.
             temperature = fit_temperature(predict_logits(run.model, splits.val.images, run.spec), splits.val.labels)
-            if not math.isfinite(temperature):  # the fit ran off (it can on a barely trained model's logits):
+            if not math.isfinite(temperature):  # the fit cannot run off (it bisects within bounds); should it,
                 temperature = 1.0  # uncalibrated answers, rather than a model that answers NaN
         test_logits = predict_logits(run.model, splits.test.images, run.spec)
         test = classification_metrics(test_logits, splits.test.labels)

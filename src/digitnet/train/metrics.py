@@ -6,11 +6,15 @@ the calibration temperature); :mod:`digitnet.evaluate` builds ``digitnet evaluat
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from digitnet.models.registry import ModelSpec, preprocess
+
+TEMPERATURE_RANGE = (0.05, 20.0)  # what fit_temperature can answer: a fit at a bound had further to go
 
 
 @torch.inference_mode()
@@ -68,17 +72,21 @@ def saved_test_metrics(test: dict, calibrated_loss: float) -> dict:
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Temperature scaling (Guo et al. 2017): the T minimizing NLL of softmax(logits / T) on held-out data."""
-    # clone(): logits made under inference_mode cannot take part in autograd as they are.
-    logits, labels = logits.float().cpu().clone(), labels.long().cpu()
-    log_t = torch.zeros(1, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
-
-    def closure():
-        optimizer.zero_grad()
-        loss = F.cross_entropy(logits / log_t.exp(), labels)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return float(log_t.detach().exp().clamp(0.05, 20.0))
+    """Temperature scaling (Guo et al. 2017): the T in [0.05, 20] minimizing NLL of softmax(logits / T) on held-out
+    data; 1 where there is nothing to fit (no samples, logits not finite)."""
+    logits, labels = logits.double().cpu(), labels.long().cpu()
+    if len(labels) == 0 or not bool(torch.isfinite(logits).all()):
+        return 1.0
+    # The NLL is convex in b = 1/T, so its slope, mean(E_softmax(b·z)[z] - z_label), only rises with b: bisecting
+    # on the slope's sign finds the minimum within the bounds, in float64, and can never step outside them.
+    # (LBFGS without a line search, used before, ran off to NaN on a barely trained model's small logits.)
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    low, high = -math.log(TEMPERATURE_RANGE[1]), -math.log(TEMPERATURE_RANGE[0])  # bounds of log b
+    for _ in range(64):  # the interval shrinks 2^64-fold: to float64's precision
+        middle = (low + high) / 2
+        slope = ((torch.softmax(logits * math.exp(middle), 1) * logits).sum(1) - true).mean()
+        if slope > 0:  # the NLL rises here: its minimum lies at a smaller b
+            high = middle
+        else:
+            low = middle
+    return math.exp(-(low + high) / 2)
