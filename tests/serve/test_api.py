@@ -213,6 +213,19 @@ def test_query_parameters_keep_their_forms(client, mnist):
     assert_error(client.post("/api/read?debug=maybe", json=pixels), 422, "debug")
 
 
+def test_a_parameter_the_endpoint_does_not_take_is_refused_naming_it(client, mnist, number_photo):
+    """/api/read has no top_k or min_confidence (nor has `digitnet read`): asked for them, it says so instead of
+    ignoring them, and its schema never offers them; /api/predict likewise refuses a parameter it does not know."""
+    photo, _ = number_photo
+    upload = {"file": ("number.jpg", photo, "image/jpeg")}
+    assert_error(client.post("/api/read?top_k=3", files=upload), 422, "unknown parameter 'top_k'", "takes debug")
+    assert_error(client.post("/api/read?debug=1&min_confidence=0.5", files=upload), 422, "'min_confidence'")
+    pixels = {"pixels": mnist.test_images[0].tolist()}
+    assert_error(client.post("/api/predict?topk=3", json=pixels), 422, "'topk'", "debug, top_k, min_confidence")
+    spec = client.get("/openapi.json").json()
+    assert [p["name"] for p in spec["paths"]["/api/read"]["post"]["parameters"]] == ["debug"]
+
+
 def test_answers_validate_against_the_schema_models(client, mnist, number_photo):
     """Answers are sent without response-model validation; the models they are documented by must still fit them."""
     photo, _ = number_photo
@@ -512,6 +525,17 @@ def test_other_request_errors_are_json(client):
     assert_error(client.post("/api/predict?top_k=abc", json={"pixels": [0] * 784}), 422, "top_k")
     assert_error(client.get("/api/nothing"), 404)
     assert_error(client.get("/api/predict"), 405)
+
+
+def test_a_form_field_that_is_not_a_file_is_400_saying_what_to_send(client, number_photo):
+    """`curl -F file=digit.png` (no @) sends the name as a text field: one line saying so and what to send, not
+    pydantic's words about UploadFile, alone or beside a real file."""
+    for files in ({"file": (None, "digit.png")},
+                  [("file", ("number.jpg", number_photo[0], "image/jpeg")), ("file", (None, "digit.png"))]):
+        for route in ("predict", "read"):
+            body = assert_error(client.post(f"/api/{route}", files=files), 400, "'file'", "not a file upload",
+                                "curl -F file=@")
+            assert "UploadFile" not in body["error"] and "\n" not in body["error"]
 
 
 def test_static_assets_exist():

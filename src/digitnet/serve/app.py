@@ -6,8 +6,8 @@
 :mod:`digitnet.vision.pipeline`), :mod:`~digitnet.serve.middleware` (the body limit, the requests in flight),
 :mod:`~digitnet.serve.routes` and :mod:`~digitnet.serve.schemas` (the pydantic models ``/openapi.json`` is built
 from). Every answer, errors included, is JSON: ``{"error": "...", "status": N}`` with 400 (malformed request),
-413 (too large), 415 (unsupported content type) or 422 (well-formed but unusable input); the server never
-shows a traceback.
+413 (too large), 415 (unsupported content type), 422 (well-formed but unusable input, or an unknown query
+parameter) or 503 (still running when a shutdown's grace ended); the server never shows a traceback.
 
 Every model call is made through a :class:`~digitnet.serve.batcher.MicroBatcher`, on its one thread: while
 one forward pass runs, new requests queue up and the next pass takes them all at once. On a 2-core CPU
@@ -30,8 +30,8 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digitnet.recognizer import Recognizer
-from digitnet.serve.middleware import BodyLimitMiddleware, InFlightMiddleware
-from digitnet.serve.requests import ApiError
+from digitnet.serve.middleware import BodyLimitMiddleware, CancelledRequestMiddleware, InFlightMiddleware
+from digitnet.serve.requests import NOT_A_FILE, ApiError
 from digitnet.serve.routes import STATIC_DIR, error_response, router
 from digitnet.serve.schemas import restore_examples
 from digitnet.serve.service import Service, version
@@ -61,8 +61,9 @@ def create_app(model_dir: str | os.PathLike | None = None, *, recognizer: Recogn
         # takes them out of collection for good.
         gc.collect()
         gc.freeze()
+        service.closing.clear()  # a lifespan may run again (a TestClient per test)
         yield
-        service.close()
+        await service.close()
 
     # FastAPI's own /docs loads Swagger UI from a CDN; fastapi-offline serves the same Swagger UI from its
     # package (under /static-offline-docs), so "Try it out" works on a machine without network.
@@ -71,6 +72,7 @@ def create_app(model_dir: str | os.PathLike | None = None, *, recognizer: Recogn
                          swagger_ui_parameters={"validatorUrl": None})
     app.state.service = service
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(CancelledRequestMiddleware)  # a request cancelled at shutdown, its upload too: a JSON 503
     app.add_middleware(InFlightMiddleware, counter=service)  # added last: outermost, counts uploads too
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
@@ -90,6 +92,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if any(tuple(e.get("loc", ()))[:2] == ("body", "file") for e in exc.errors()):
+            return error_response(400, NOT_A_FILE)  # the only way the list of UploadFile fails validation
         parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
         return error_response(422, "; ".join(parts) or "invalid request")
 

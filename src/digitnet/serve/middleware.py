@@ -1,9 +1,13 @@
 """ASGI middleware: the body limit must act before any parser buffers a huge body; the count of requests in flight
-must start before the body is read."""
+must start before the body is read; a request the server cancels must still end in a JSON answer."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+
+SHUTDOWN_MESSAGE = "the server is shutting down and could not finish this request in time: send it again"
 
 
 class BodyLimitMiddleware:
@@ -80,3 +84,39 @@ class InFlightMiddleware:
             await self.app(scope, receive, send)
         finally:
             self.counter.requests_in_flight -= 1
+
+
+class CancelledRequestMiddleware:
+    """Answers a request that the server cancels with a JSON 503, and ends it there.
+
+    uvicorn cancels the requests still running when its graceful shutdown times out (``digitnet serve``: 10 s after
+    SIGTERM). Let through, the ``CancelledError`` reaches uvicorn, which logs it with a traceback and answers a
+    plain-text 500. The request's work in worker threads stops by itself (see :class:`~digitnet.serve.service.Job`).
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracked(message):
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except asyncio.CancelledError:
+            # Ending here is what the cancellation asks for: the task is uvicorn's own, and nothing awaits it.
+            if started:  # too late for an answer; uvicorn closes the connection
+                return
+            body = json.dumps({"error": SHUTDOWN_MESSAGE, "status": 503}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                       (b"connection", b"close")]
+            # Cancelled again (the event loop's own teardown) or the client gone: there is no one left to answer.
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": body})

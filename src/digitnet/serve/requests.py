@@ -29,6 +29,10 @@ except ImportError:  # optional (the serve extra installs it)
 
 # Content types that are not images but that browsers and tools use for any uploaded file.
 GENERIC_CONTENT_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
+# A form part named "file" without a filename is a text field to the form parser, not an upload (curl -F file=x.png
+# rather than file=@x.png): FastAPI refuses it before request_images runs, with pydantic's words.
+NOT_A_FILE = ("the form field 'file' is text, not a file upload (its part has no filename): send the picture as a "
+              "file, e.g. curl -F file=@digit.png")
 
 
 class ApiError(Exception):

@@ -5,12 +5,15 @@ The query parameters are pydantic models (``Query()``), the body comes from the
 body), so ``/openapi.json`` is FastAPI's own, from the models in :mod:`digitnet.serve.schemas`.
 Answers are the pipeline's plain dicts serialized directly (orjson when installed): no response-model validation
 or ``jsonable_encoder`` on the hot path; their schema comes from the models all the same.
+The pictures of a request are one :class:`~digitnet.serve.service.Job`, stopped when its client disconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +36,7 @@ from digitnet.serve.schemas import (
     ReadResults,
     other_bodies,
 )
-from digitnet.serve.service import Service
+from digitnet.serve.service import Job, Service
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The page is self-contained: this policy makes the browser refuse anything not served by this app.
@@ -74,6 +77,30 @@ def service_of(request: Request) -> Service:
     return request.app.state.service
 
 
+@asynccontextmanager
+async def client_job(request: Request) -> AsyncIterator[Job]:
+    """The job of a request's pictures: stopped as soon as its client disconnects, and when the request ends
+    (answered, failed, or cancelled by a server shutdown), so that its worker threads skip what is left.
+
+    A task waits for the disconnect rather than polling ``request.is_disconnected()``: the worker threads cannot
+    await it, and a waiting task notices at once at no cost.
+    """
+    job = Job()
+
+    async def watch() -> None:
+        # The body has been read: the server's next message is the disconnect, whenever the client goes.
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        job.stop()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield job
+    finally:
+        watcher.cancel()
+        job.stop()
+
+
 router = APIRouter()
 
 
@@ -104,10 +131,11 @@ async def predict(request: Request, options: Annotated[PredictOptions, Query()],
                   images: Annotated[Images, Depends(request_images)]) -> Response:
     service = service_of(request)
     items = images.items
-    if len(items) == 1:  # the hot path: no gather machinery for a single image
+    if len(items) == 1 and items[0].data is None:  # the hot path, 28×28 pixels: no gather machinery, no watcher
         results = [await service.predict(items[0], options)]
     else:
-        results = await asyncio.gather(*(service.predict(item, options) for item in items))
+        async with client_job(request) as job:
+            results = await asyncio.gather(*(service.predict(item, options, job) for item in items))
     return answer(results, images.batch)
 
 
@@ -124,5 +152,6 @@ async def predict(request: Request, options: Annotated[PredictOptions, Query()],
 async def read(request: Request, options: Annotated[ReadOptions, Query()],
                images: Annotated[Images, Depends(request_images)]) -> Response:
     service = service_of(request)
-    results = await asyncio.gather(*(service.read(item, options) for item in images.items))
+    async with client_job(request) as job:
+        results = await asyncio.gather(*(service.read(item, options, job) for item in images.items))
     return answer(results, images.batch)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic_core import PydanticCustomError
 
 # ---------------------------------------------------------------------------------------------- requests
 
@@ -52,15 +53,22 @@ class ReadRequest(RootModel[EncodedImage | BatchRequest]):
 
 
 class QueryOptions(BaseModel):
-    """Query parameters: a bare ``?debug`` (or ``?debug=``) is on, any other blank one as if not given."""
+    """Query parameters: a bare ``?debug`` (or ``?debug=``) is on, any other blank one as if not given, an unknown one
+    refused (422), as the CLI refuses an unknown option: ``/api/read?top_k=3`` would otherwise be silently ignored."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
     def _blank_values(cls, values: Any) -> Any:
         if not isinstance(values, dict):
             return values
+        unknown = [name for name in values if name not in cls.model_fields]
+        if unknown:  # named with the endpoint's own, rather than pydantic's "Extra inputs are not permitted"
+            raise PydanticCustomError(
+                "unknown_parameter", "unknown parameter{s} {names}: this endpoint takes {known}",
+                {"s": "s" if len(unknown) > 1 else "", "names": ", ".join(map(repr, unknown)),
+                 "known": ", ".join(cls.model_fields)})
         options = {}
         for name, value in values.items():
             if value == "":
@@ -109,7 +117,8 @@ class PredictResult(Answer):
     top_k: list[TopK] | None = Field(None, description="with ?top_k=K")
     input_png: str | None = Field(None, description="with ?debug=1: the 28×28 the model saw, base64 PNG")
     error: str | None = Field(description="why the picture could not be used")
-    note: str | None = Field(description="why there is no digit (no ink, a number, unsure)")
+    note: str | None = Field(description="why there is no digit (no ink, a number, unsure); beside a digit, that only "
+                                         "the first page of a multi-page file was read")
     status: int | None = Field(None, description="in a batch, for a failed image: its error's HTTP status")
 
 
@@ -180,7 +189,8 @@ class ReadResult(Answer):
     digits: list[ReadDigit] | None = Field(description="every item of every line, in reading order (digits "
                                                        "and separators: see char)")
     error: str | None
-    note: str | None = Field(description="e.g. no ink found")
+    note: str | None = Field(description="e.g. no ink found; beside a reading, that only the first page of a "
+                                         "multi-page file was read")
     status: int | None = Field(None, description="in a batch, for a failed image: its error's HTTP status")
 
     @model_validator(mode="after")
