@@ -263,3 +263,22 @@ def test_walls_and_teeth_stand_across_the_writing_a_baseline_does_not(mnist, com
     written[84:87, :] = True  # the line it is written on, across the whole page
     lines, across = box_lines(written)
     assert lines[84:87].all() and not across.any()
+
+
+@pytest.mark.parametrize("foot", [0.55, 0.7])
+def test_a_foot_lying_along_the_floor_leaves_the_box_going_whole(foot):
+    # A 3's foot resting on the box's floor for most of its width makes the floor thick there: only the stretches
+    # near the walls are thin. The floor still runs from wall to wall, so it is a floor, and the walls go with it
+    # (kept, they read as 1s beside the digit: "2 digits found").
+    picture, box = boxed(np.zeros((60, 60), bool), line=3, margin=8)
+    h, w = picture.shape
+    stroke = np.zeros_like(picture)
+    left = int(w * (1 - foot) / 2)
+    stroke[h - 10:h, left:w - left] = True  # the foot, 10 px thick, lying on the 3-px floor
+    stroke[15:h - 5, w - left - 8:w - left] = True  # and the digit's body rising from it
+    lines, across = box_lines(picture | stroke)
+    walls = box & ~stroke
+    walls[:, 3:-3] = False
+    assert lines[walls].all()  # both walls, whole
+    assert not (lines & stroke).any()  # the digit keeps every pixel, its foot's too
+    assert lines[:3].sum() == box[:3].sum()  # the roof goes

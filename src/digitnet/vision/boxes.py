@@ -17,6 +17,10 @@ import numpy as np
 
 from digitnet.utils import DigitnetError
 
+# The share of a long horizontal run that must be thin (a line's thickness across) for it to be a floor or roof
+# where it runs from wall to wall, and a stroke lying along it makes the rest thick.
+BETWEEN_WALLS = 0.25
+
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Horizontal runs of True in a 2-D bool array: (starts, ends) as flat indices into ``mask`` padded with
@@ -229,6 +233,10 @@ def _lines_in(ink: np.ndarray, bridged: np.ndarray, fraction: float, max_thickne
     line_cols = _mostly(long_cols.T, across_v.T).T
     line_rows, line_cols = (_mostly(long_rows, across_h | (line_cols & long_rows)),
                             _mostly(long_cols.T, (across_v | (line_rows & long_cols)).T).T)
+    # A box's floor or roof along which a digit's stroke lies for most of the box's width (a 3's foot resting on
+    # it) is thin only near the walls it runs between: ending on walls at both ends, less of it need be thin.
+    line_rows |= _ending_on(long_rows, line_cols, max_thickness) & _mostly(
+        long_rows, across_h | (line_cols & long_rows), BETWEEN_WALLS)
     junction = line_rows & line_cols
     other = ink & ~(line_rows | line_cols)
     margin = max(2, max_thickness // 2)
