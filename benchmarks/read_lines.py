@@ -50,7 +50,11 @@ without looking at test) drawn and photographed as in ``photo_digits.py`` (its `
   and wobbling sides, its end stopping short of its start or running past it by up to a pen: % exact;
 * underlined: numbers of 2–6 digits underlined by hand (a fifth of them twice, as a total is): a pen stroke of the
   digits' own pen, touching their lowest ink or up to a quarter of their height below it, reaching past the
-  number's ends or stopping a little short, sloped and bowed a little: % exact.
+  number's ends or stopping a little short, sloped and bowed a little: % exact;
+* drawn in a paint app: numbers of 2–6 digits drawn with a mouse or a finger, as a screenshot of a drawing app
+  shows them: each digit's skeleton (``real_world.skeleton``) drawn 1–4 px wide, pure black on a white canvas, digits
+  60–300 px tall, saved as a PNG (no photo): % exact;
+* turned: numbers of 3–6 digits photographed with the phone (or the sheet) turned 8–30° either way: % exact.
 
 With several ``--seeds`` each is measured and the table gives every seed and the median. The README reports the
 median of seeds 0 and 1 and a third seed (2) that was never looked at while the reader was built.
@@ -90,7 +94,7 @@ from photo_digits import (  # noqa: E402
     squared_paper,
 )
 from photo_digits import run as run_photo_digits  # noqa: E402
-from real_world import PEN, styled  # noqa: E402
+from real_world import PEN, skeleton, styled, widen  # noqa: E402
 
 from digitnet.data import load_mnist  # noqa: E402
 from digitnet.recognizer import Recognizer  # noqa: E402
@@ -300,6 +304,26 @@ def styled_ink(digit: np.ndarray, style: str | None, height: int, angle: float,
     return alpha[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
+def drawn_ink(digit: np.ndarray, height: int, angle: float, brush: int) -> np.ndarray:
+    """A digit as a drawing app draws it: its centre line (of ``ink_alpha``'s stroke) ``brush`` px wide with a square
+    brush, aliased, as a pencil tool draws: float 0..1 (0 or 1) cropped to ink."""
+    line = skeleton(ink_alpha(digit, height, angle) > 0.5)
+    rows = np.flatnonzero(line.any(1))
+    if len(rows) and rows[-1] + 1 - rows[0] < 0.95 * height:  # the centre line stops half a pen short of each end
+        line = skeleton(ink_alpha(digit, round(height * height / (rows[-1] + 1 - rows[0])), angle) > 0.5)
+    if brush > 1:
+        line = widen(line, brush) > 0
+    rows, cols = np.flatnonzero(line.any(1)), np.flatnonzero(line.any(0))
+    return line[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float32)
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    """uint8 pixels as PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def pen_of(alpha: np.ndarray) -> float:
     """The pen width of drawn digits: the typical horizontal run of their ink."""
     return stroke_width(alpha > 0.5)
@@ -443,6 +467,8 @@ MEASURES = [  # (row, key, label, target) as the table prints them
     ("squared", "exact", "one-line numbers (2–6 digits) on squared paper, exact", ""),
     ("notebook", "exact", "one-line numbers (2–6 digits) on ruled paper with a margin, exact", ""),
     ("framed", "exact", "one-line numbers (2–6 digits) circled or boxed by hand, exact", ""),
+    ("drawn", "exact", "one-line numbers (2–6 digits) drawn 1–4 px wide in a paint app, exact", ""),
+    ("turned", "exact", "one-line numbers (3–6 digits) photographed turned 8–30°, exact", ""),
 ]
 
 
@@ -486,8 +512,11 @@ def print_seeds_table(results: list[dict]) -> None:
 
 ROWS = ("multi_line", "separators", "single_line", "touching_pairs", "overlapping", "long", "spaced", "tiles",
         "tiles_apart", "dusty", "loose_marks", "underlined", "writers", "fine_pen", "on_desk", "squared", "notebook",
-        "framed")
+        "framed", "drawn", "turned")
 SPACED_PITCH = (1.1, 1.7)  # the spaced row: digits' centres this many heights apart
+DRAWN_HEIGHT = (60, 300)  # the drawn row: digits this many px tall ...
+TURN = (8.0, 30.0)  # the turned row: the photo turned this many degrees either way
+DRAWN_BRUSH = 4  # ... drawn with a brush 1 to this many px wide
 # Rows that draw from one random stream, in this order (each other row has a generator of its own): a run that leaves
 # out one of them draws other pictures for those after it in its stream than a full run does.
 SHARED_STREAMS = (("multi_line", "separators", "single_line"), ("touching_pairs", "overlapping", "long"))
@@ -509,20 +538,28 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
                  n: int, lengths: tuple[int, int], touching: float, overlap: float, name: str,
                  failures: list[tuple[str, bytes]], pitch: tuple[float, float] | None = None,
                  underline: bool = False, writers: bool = False, pen: str | None = None,
-                 paper: str | None = None, frame: bool = False) -> dict:
+                 paper: str | None = None, frame: bool = False, drawn: tuple[int, int] | None = None,
+                 turn: tuple[float, float] | None = None) -> dict:
     """``n`` one-line numbers of ``lengths`` digits as photos (see photo_digits.number_picture), ``underline``d by
     hand or not, ``frame``d by hand (:func:`framed`) or not, each by one of the other ``writers``
     (:func:`writer_styles`), every digit in one ``pen`` (a ``real_world.styled`` style) or as MNIST's wrote them, on
     plain paper or ``paper`` "squared", "notebook" (ruled, with a margin: photo_digits.notebook_paper) or "desk": the
-    sheet photographed on a desk (photo_digits.on_desk): % exact."""
+    sheet photographed on a desk (photo_digits.on_desk); or ``drawn`` in a paint app, digits of that range of heights
+    (:func:`drawn_ink`, a PNG screenshot, no photo); photographed ``turn``ed by that range of degrees either way: %
+    exact."""
     exact = plain = 0
     misread = dict.fromkeys(MISREADS, 0)
     started = time.perf_counter()
     for k in range(n):
         index, truth = _draw_digits(int(rng.integers(lengths[0], lengths[1] + 1)), rng, labels)
-        height = int(rng.integers(40, 201))
+        height = int(rng.integers(40, 201) if drawn is None else rng.integers(drawn[0], drawn[1] + 1))
         draw = None
-        if writers or pen:
+        if drawn is not None:
+            brush = int(rng.integers(1, DRAWN_BRUSH + 1))
+
+            def draw(digit: np.ndarray, size: int, angle: float, brush=brush) -> np.ndarray:
+                return drawn_ink(digit, size, angle, brush)
+        elif writers or pen:
             ways = writer_styles(rng) if writers else dict.fromkeys(range(10), pen)
             styles = iter([ways[int(labels[i])] for i in index])
 
@@ -534,13 +571,20 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
         if frame:
             alpha = framed(alpha, height, rng)
         alpha, desk = place(alpha, rng, margin=(0.05, 0.3)), None
-        if paper == "squared":
+        if turn is not None:  # the sheet turned under the camera (more paper round it, as the turn needs)
+            angle = float(rng.uniform(*turn)) * (1 if rng.random() < 0.5 else -1)
+            alpha = np.asarray(Image.fromarray(alpha.astype(np.float32), "F").rotate(
+                angle, Image.Resampling.BICUBIC, expand=True)).clip(0, 1)
+        if drawn is not None:  # a screenshot: the canvas as the app shows it
+            picture = _png(255 - np.round(alpha * 255).astype(np.uint8))
+        elif paper == "squared":
             alpha = squared_paper(alpha, height, rng)
         elif paper == "notebook":
             alpha = notebook_paper(alpha, height, rng)
         elif paper == "desk":
             alpha, desk = on_desk(alpha, rng)
-        picture = photograph(alpha, rng, desk=desk)
+        if drawn is None:
+            picture = photograph(alpha, rng, desk=desk)
         text = read_answer(recognizer, picture, truth)["text"]
         exact += text == truth
         alone = plain_right(recognizer, images, labels, index)
@@ -681,6 +725,12 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
     if n and "framed" in rows:  # its own generator too
         result["framed"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 12]), n, (2, 6),
                                         TOUCHING, 0.05, "framed", failures, frame=True)
+    if n and "drawn" in rows:  # its own generator too
+        result["drawn"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 14]), n, (2, 6),
+                                       TOUCHING, 0.05, "drawn", failures, drawn=DRAWN_HEIGHT)
+    if n and "turned" in rows:  # its own generator too
+        result["turned"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 15]), n, (3, 6),
+                                        TOUCHING, 0.05, "turned", failures, turn=TURN)
     if n and "tiles" in rows:  # its own generator too
         result["tiles"] = _tiles_row(recognizer, images, labels, np.random.default_rng([seed, 3]), n, failures)
     if n and "tiles_apart" in rows:
@@ -698,10 +748,7 @@ def tile_strip(tiles: list[np.ndarray], pad: int, scale: float) -> bytes:
     """MNIST tiles side by side with ``pad`` white columns on each side of each, dark on white, scaled (bilinear)
     by ``scale``: a PNG."""
     strip = Image.fromarray(255 - np.hstack([np.pad(t, ((0, 0), (pad, pad))) for t in tiles]))
-    strip = strip.resize((round(strip.width * scale), round(strip.height * scale)), Image.BILINEAR)
-    buffer = io.BytesIO()
-    strip.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return _png(np.asarray(strip.resize((round(strip.width * scale), round(strip.height * scale)), Image.BILINEAR)))
 
 
 def _tiles_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, n: int,

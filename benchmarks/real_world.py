@@ -141,7 +141,7 @@ def styled(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarra
         if image is None:
             return None
     elif style == "fine pen":  # the digit's skeleton drawn again with a fineliner
-        image = Image.fromarray(_widen(skeleton(pen), int(rng.integers(FINE_PEN[0], FINE_PEN[1] + 1))))
+        image = Image.fromarray(widen(skeleton(pen), int(rng.integers(FINE_PEN[0], FINE_PEN[1] + 1))))
     elif style in ("cramped", "stretched"):
         factor = rng.uniform(0.5, 0.7) if style == "cramped" else rng.uniform(1.4, 1.8)
         image = image.resize((max(1, round(PEN * factor)), PEN), Image.Resampling.BILINEAR)
@@ -216,7 +216,7 @@ def skeleton(ink: np.ndarray) -> np.ndarray:
             return image[1:-1, 1:-1].astype(bool)
 
 
-def _widen(line: np.ndarray, side: int) -> np.ndarray:
+def widen(line: np.ndarray, side: int) -> np.ndarray:
     """A bool bitmap's ink drawn with a square pen ``side`` pixels wide (uint8 0/255): any width, even ones too."""
     h, w = line.shape
     padded = np.pad(line, ((side // 2, side - 1 - side // 2), (side // 2, side - 1 - side // 2)))

@@ -391,3 +391,63 @@ def test_a_run_that_leaves_out_a_row_of_a_shared_stream_says_which_rows_drew_oth
     assert "separators, long draw" in note
     for stream in read_lines.SHARED_STREAMS:  # in the order the run draws them
         assert list(stream) == [row for row in read_lines.ROWS if row in stream]
+
+
+@pytest.mark.parametrize("brush", [1, 2, 4])
+def test_a_drawn_digit_is_its_centre_line_as_wide_as_the_brush(mnist, brush):
+    eight = mnist.test_images[np.flatnonzero(mnist.test_labels == 8)[0]]
+    drawn = read_lines.drawn_ink(eight, 200, 0.0, brush)
+    assert set(np.unique(drawn)) == {0.0, 1.0}  # a pencil tool: ink or paper, no blur
+    assert stroke_width(drawn > 0.5) <= 2 * brush  # as wide as the brush (a slanted stroke's rows run longer)
+    assert abs(drawn.shape[0] - 200) < 0.1 * 200  # the digit's height kept
+    assert len(connected_components(drawn > 0.5)[1]) == 1  # the 8 in one stroke, as its pen drew it
+
+
+def test_the_drawn_row_reads_screenshots_of_its_numbers(mnist):
+    pictures = []
+
+    class Reader:  # reads nothing: only what the row draws is looked at
+        def read(self, picture: bytes) -> dict:
+            pictures.append(picture)
+            return {"text": ""}
+
+        def classify(self, images: np.ndarray) -> np.ndarray:
+            return np.eye(10)[np.zeros(len(images), int)]
+
+    images, labels = mnist.test_images[:200], mnist.test_labels[:200]
+    result = read_lines._numbers_row(Reader(), images, labels, np.random.default_rng(0), 3, (2, 6), 0.05, 0.05,
+                                     "drawn", [], drawn=read_lines.DRAWN_HEIGHT)
+    assert result["n"] == 3 and len(pictures) == 3
+    import io
+
+    from PIL import Image
+    for png in pictures:
+        picture = np.asarray(Image.open(io.BytesIO(png)))
+        assert picture.ndim == 2 and picture.max() == 255 and picture.min() == 0  # black on a white canvas
+        assert stroke_width(picture < 128) <= 2 * read_lines.DRAWN_BRUSH
+
+
+def test_the_turned_row_photographs_its_numbers_turned(mnist):
+    import io
+
+    from PIL import Image
+
+    pictures = []
+
+    class Reader:  # reads nothing: only what the row draws is looked at
+        def read(self, picture: bytes) -> dict:
+            pictures.append(np.asarray(Image.open(io.BytesIO(picture)).convert("L")))
+            return {"text": ""}
+
+        def classify(self, images: np.ndarray) -> np.ndarray:
+            return np.eye(10)[np.zeros(len(images), int)]
+
+    images, labels = mnist.test_images[:200], mnist.test_labels[:200]
+    read_lines._numbers_row(Reader(), images, labels, np.random.default_rng(0), 6, (3, 6), 0.05, 0.05, "turned", [],
+                            turn=read_lines.TURN)
+    angles = []
+    for picture in pictures:  # the writing's main axis: its ink's covariance
+        ys, xs = np.nonzero(picture < np.median(picture) - 60)
+        spread, axes = np.linalg.eigh(np.cov(np.stack([xs, ys]).astype(float)))
+        angles.append(abs(np.degrees(np.arctan(axes[1, 1] / axes[0, 1]))))
+    assert len(angles) == 6 and min(angles) > 5 and max(angles) < 34

@@ -318,3 +318,17 @@ def test_specks_in_a_lines_view_reach_the_recognizer_but_never_a_digits_ink(monk
     assert [item.box for item in items] == digit_boxes  # no digit took the dust or the point unread
     assert all(item.segment.mask.shape == (box[3] - box[1], box[2] - box[0])
                for item, box in zip(items, digit_boxes, strict=True))
+
+
+def test_strokes_thinner_than_the_image_pixels_reach_full_ink() -> None:
+    # A line drawn with a 1-px pencil, its digits 160 px tall: reduced to DIGIT_HEIGHT rows by area, a stroke covers
+    # a tenth of a pixel and would reach the recognizer as a faint trace, unlike any line it learned from.
+    mask, line, _ = sloped_line(slope=0.0, height=160)
+    thin = mask.copy()
+    thin[:, :] = False
+    for x0 in (20, 100, 180, 260):
+        thin[60:220, x0] = True  # four 1s, a pixel wide
+    image = line_image(thin, Line(components=[0, 1, 2, 3], top0=60.0, bottom0=220.0, height=160)).image
+    assert image.max() == pytest.approx(1.0)
+    columns = np.flatnonzero((image > 0.5).any(0))
+    assert len(np.split(columns, np.flatnonzero(np.diff(columns) > 2) + 1)) == 4  # each 1 a bright stroke

@@ -331,3 +331,44 @@ def test_a_lines_slope_is_the_least_squares_fit_through_its_digits(seed):
     assert line.slope == pytest.approx(expected, abs=1e-12)
     _fit(line, level=True)
     assert line.slope == 0.0
+
+
+@pytest.mark.parametrize("angle", [-24.0, 17.0])
+def test_a_number_photographed_at_a_slope_is_read_turned_level(recognizer, clean_digits, angle):
+    # Past line finding's slope (about 8.5°), each digit fell further below the line than a line height allows and
+    # started a line of its own: "9\n2\n57\n3". The writing is turned level first; its boxes come back turned.
+    digits = (9, 2, 5, 7, 3, 0)
+    coverage = page([number_ink([clean_digits[d] for d in digits], HEIGHT)], angle=angle)
+    answer = read(recognizer, coverage)
+    assert answer["text"] == "925730"
+    boxes = np.array([d["box"] for d in answer["digits"]], np.float64)
+    picture_h, picture_w = on_paper(coverage).shape
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= picture_w).all() and (boxes[:, 3] <= picture_h).all()
+    # The boxes, in the picture's own pixels, run along the writing (PIL turns counter-clockwise: up to the right
+    # for a positive angle) and together hold its ink.
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    slope = np.polyfit(centres[:, 0], centres[:, 1], 1)[0]
+    assert abs(np.degrees(np.arctan(-slope)) - angle) < 4
+    ys, xs = np.nonzero(on_paper(coverage) < 128)
+    held = np.zeros(len(xs), bool)
+    for x0, y0, x1, y1 in boxes:
+        held |= (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
+    assert held.mean() > 0.95
+
+
+def test_a_level_line_and_a_page_of_lines_are_not_turned(clean_digits, monkeypatch):
+    from digitnet.vision import pipeline
+
+    def untouched(pixels, ink):
+        result = levelled(pixels, ink)
+        assert result is None
+        return result
+
+    levelled = pipeline._levelled
+    monkeypatch.setattr(pipeline, "_levelled", untouched)
+    for coverage in (number_ink([clean_digits[d] for d in (4, 1, 8, 6)], HEIGHT),  # level
+                     page([number_ink([clean_digits[d] for d in (4, 1)], HEIGHT)], angle=6.0),  # a slight slope
+                     page([number_ink([clean_digits[d] for d in (5, 1, 8)], HEIGHT),  # a page, turned 15°
+                           number_ink([clean_digits[d] for d in (3, 7, 2)], HEIGHT),
+                           number_ink([clean_digits[d] for d in (6, 0, 9)], HEIGHT)], angle=15.0)):
+        prepare_number(on_paper(coverage), lambda images: np.full((len(images), 10), 0.1))

@@ -609,3 +609,20 @@ def test_to_gray_is_pil_luminance_for_every_channel_layout() -> None:
     floats = rgb.astype(np.float32) / 255  # float and 16-bit colour take OpenCV's way too
     assert np.abs(to_gray(floats) - expected).max() < 1e-6
     assert np.abs(to_gray(rgb.astype(np.uint16) * 257) - expected).max() < 1e-6
+
+
+def test_a_pencil_line_in_a_picture_wider_than_the_working_side_stays_whole():
+    # A drawing app's 1-px pencil, in a screenshot wider than WORK_SIDE: halved by area, the line fades to half ink
+    # and breaks into dashes wherever it runs diagonally; each dash would be read as a piece of writing.
+    canvas = np.full((400, 1300), 255, np.uint8)
+    for k in range(4):
+        cv2.ellipse(canvas, (200 + 300 * k, 200), (60, 110), 15, 0, 360, 0, 1, lineType=cv2.LINE_8)
+    assert working_gray(canvas)[1] > 1  # the picture is reduced to be worked on
+    ink = find_ink(canvas)
+    assert ink.scale == 1  # ... and its strokes were looked for again where they are a pixel wide
+    assert len(ink.components()[1]) == 4  # four rings, each whole
+    # A picture the working side holds, and one with strokes wider than the reduction, are worked on as before.
+    assert find_ink(canvas[:, :1000]).scale == 1
+    thick = np.full((400, 1300), 255, np.uint8)
+    cv2.ellipse(thick, (650, 200), (60, 110), 15, 0, 360, 0, 9)
+    assert find_ink(thick).scale > 1

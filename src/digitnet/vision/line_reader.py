@@ -106,6 +106,9 @@ def line_image(mask: np.ndarray, line: Line, offset: tuple[int, int] = (0, 0),
     matrix = np.array([[1.0, 0.0, 0.0], [-slope, 1.0, shift]], np.float32)
     image = cv2.warpAffine(small, matrix, (out_width, LINE_HEIGHT), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    peak = float(image.max())
+    if 0 < peak < 1:  # strokes thinner than the image's pixels, averaged with the paper: they reach full ink all the
+        image = image / peak  # same, as normalize_digit's do (the recognizer learned lines whose strokes do)
     return LineImage(np.clip(image, 0, 1), mask, (ox, oy), float(ix0), sx, components, specks_from)
 
 

@@ -158,6 +158,32 @@ def find_lines(stats: np.ndarray, level: bool = False) -> list[Line]:
     return sorted(lines, key=lambda line: line.centre(float(stats[:, 0].min() + stats[:, 2].max()) / 2))
 
 
+def one_line_slope(stats: np.ndarray) -> float | None:
+    """The slope (dy/dx) of writing that is a single line of three digits or more, however steep; None for anything
+    else (fewer digits, several lines).
+
+    :func:`find_lines` follows a line's slope up to ``MAX_SLOPE``: past it, each digit falls further below the line
+    than ``SAME_LINE`` allows and starts a line of its own. Here the digits (the anchors: the pieces of a broken digit
+    lie within a quarter of its height of its centre) are fitted by least squares all at once, and they are one line
+    where every centre lies within ``SAME_LINE`` digit heights of the fit: lines of a page stand further apart.
+    """
+    if len(stats) < FIT_COUNT:
+        return None
+    heights = stats[:, 3] - stats[:, 1]
+    typical = float(np.median(heights[heights >= TALL * heights.max()]))
+    boxes = stats[heights >= ANCHOR * typical, :4].astype(np.float64)
+    if len(boxes) < FIT_COUNT:
+        return None
+    xs, ys = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    dx = xs - xs.mean()
+    if dx @ dx <= 0:
+        return None
+    slope = float(dx @ (ys - ys.mean()) / (dx @ dx))
+    across = np.abs(ys - ys.mean() - slope * dx) / np.hypot(1.0, slope)  # each centre's distance from the fit
+    height = float(np.median(boxes[:, 3] - boxes[:, 1]))
+    return slope if across.max() <= SAME_LINE * height else None
+
+
 def _home(lines: list[Line], box: np.ndarray, own: Line | None, spans: list[np.ndarray]) -> int:
     """The line a piece goes to: the nearest; an anchor tied between its own line and others stays with its own."""
     keys = _placement(lines, box, spans)

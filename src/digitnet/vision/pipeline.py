@@ -30,7 +30,7 @@ from digitnet.vision.boxes import box_lines
 from digitnet.vision.frames import frame_mask
 from digitnet.vision.io import ImageError, ImageSource, Picture, PictureTooLarge, load_picture
 from digitnet.vision.line_reader import LineRecognizer
-from digitnet.vision.lines import read_lines
+from digitnet.vision.lines import one_line_slope, read_lines
 from digitnet.vision.preprocess import (
     MIN_INK_PIXELS,
     Ink,
@@ -56,6 +56,10 @@ DEFAULT_READER = "both"
 # "both" skips the segmenter where every character the line reader read is at least this sure (chosen on held-out
 # training digits, see benchmarks/README.md): it changes few of those readings and costs as much again as reading.
 BOTH_SURE = 0.99
+# A line of writing at a slope steeper than line finding follows (lines.MAX_SLOPE, about 8.5°) and at most LEVEL_MAX
+# degrees — a number photographed with the phone turned — is turned level before its lines are found.
+LEVEL_FROM = 8.5
+LEVEL_MAX = 40.0
 # A frame round the writing that is this share box lines or more is a printed box (whose lines box_lines finds whole,
 # but where a stroke crosses them), not one drawn by hand (whose wavering sides it finds in stretches, if at all).
 PRINTED = 0.9
@@ -452,6 +456,12 @@ def _read_number(picture: Picture, path: str | None, classify: Classifier, recog
                             passthrough, probabilities)
         return PreparedNumber(path, [PreparedLine([item], [0, 0, 28, 28])])
     ink = find_writing(picture.pixels)
+    back = None  # where the writing is read turned level: the map from the turned picture's pixels back
+    turned = _levelled(picture.pixels, ink)
+    if turned is not None:
+        level = find_writing(turned[0])
+        if level is not None:
+            ink, back = level, turned[1]
     if ink is None:
         text_lines = []
     elif reader == "segment" or recognize is None or ink.in_boxes:  # form boxes part the digits themselves
@@ -464,12 +474,18 @@ def _read_number(picture: Picture, path: str | None, classify: Classifier, recog
         text_lines = line_reader.read_lines(ink, recognize, classify if reader == "line" else None)
     if not text_lines:
         return PreparedNumber(path, note=NO_INK)
-    # Boxes are in the whole picture's pixels, also where fewer were decoded.
+    # Boxes are in the whole picture's pixels, also where fewer were decoded (and where the writing was turned level,
+    # the box round its corners turned back).
     width, height = picture.full_size
-    scale = ink.scale * max(width, height) / max(picture.pixels.shape[:2])
+    decoded = max(width, height) / max(picture.pixels.shape[:2])
 
     def scaled(box: tuple[int, int, int, int]) -> list[int]:
-        return _scale_box(box, scale, width, height)
+        if back is None:
+            return _scale_box(box, ink.scale * decoded, width, height)
+        x0, y0, x1, y1 = (v * ink.scale for v in box)
+        corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]]) @ back.T
+        (left, top), (right, bottom) = corners.min(0), corners.max(0)
+        return _scale_box((left, top, right, bottom), decoded, width, height)
 
     lines = []
     for text_line in text_lines:
@@ -479,6 +495,28 @@ def _read_number(picture: Picture, path: str | None, classify: Classifier, recog
                  for item in text_line.items]
         lines.append(PreparedLine(items, scaled(text_line.box)))
     return PreparedNumber(path, lines)
+
+
+def _levelled(pixels: np.ndarray, ink: preprocess.Ink | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pixels`` turned so that a line of writing running at a slope (see LEVEL_FROM) runs level, and the affine map
+    (2×3) from the turned picture's pixels back to ``pixels``; None where the writing runs level enough, or is not one
+    line (:func:`~digitnet.vision.lines.one_line_slope`)."""
+    slope = one_line_slope(ink.components()[1]) if ink is not None else None
+    if slope is None:
+        return None
+    angle = float(np.degrees(np.arctan(slope)))
+    if not LEVEL_FROM < abs(angle) <= LEVEL_MAX:
+        return None
+    cv2 = preprocess.opencv()
+    h, w = pixels.shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)  # counter-clockwise by angle (y down): level
+    cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
+    size = (int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos)))
+    turn[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+    # Paper beyond the picture's edges: its own edge pixels carried on.
+    turned = cv2.warpAffine(np.ascontiguousarray(pixels), turn, size, flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+    return turned, cv2.invertAffineTransform(turn)
 
 
 def _sure(lines: list, least: float | None = None) -> bool:

@@ -36,6 +36,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 WORK_SIDE = 1024  # longest side we process at: plenty for a digit, and keeps a 12 MP photo fast
+# Strokes found at most this wide (px) in a picture that was reduced to WORK_SIDE were thinner than the reduction: ...
+FINE_STROKE = 1.5
+FINE_SIDE = 2 * WORK_SIDE  # ... they are looked for again unreduced in a picture up to this long side (4× the pixels)
 TINY_SIDE = 32  # pictures no larger than this (a coarse scan, an icon) are enlarged before ink is looked for ...
 TINY_WORK_SIDE = 112  # ... smoothly, to about this longest side, so a threshold finds strokes, not blocks
 COARSEST = 2  # big writing is looked for first with the picture reduced this many times, ...
@@ -242,8 +245,8 @@ def _resize_linear(x: np.ndarray, height: int, width: int) -> np.ndarray:
                            interpolation=opencv().INTER_LINEAR)
 
 
-def working_gray(pixels: np.ndarray) -> tuple[np.ndarray, float]:
-    """Gray image reduced (by area, which also averages out noise) so its longest side is <= WORK_SIDE, or a tiny
+def working_gray(pixels: np.ndarray, side: int = WORK_SIDE) -> tuple[np.ndarray, float]:
+    """Gray image reduced (by area, which also averages out noise) so its longest side is <= ``side``, or a tiny
     one (at most TINY_SIDE) enlarged bilinearly to about TINY_WORK_SIDE.
 
     Returns it and the scale: original pixels per working pixel (below 1 for an enlarged picture).
@@ -254,13 +257,13 @@ def working_gray(pixels: np.ndarray) -> tuple[np.ndarray, float]:
         # smoothly, the gray levels turn into stroke edges where a threshold can find them.
         factor = TINY_WORK_SIDE // max(h, w)
         return _resize_linear(to_gray(pixels), h * factor, w * factor), 1 / factor
-    factor = -(-max(h, w) // WORK_SIDE)
+    factor = -(-max(h, w) // side)
     if factor > 1 and pixels.dtype == np.uint8:
         # Shrink a big photo in PIL (a box filter in C) before any float copy: 40 MP of RGB floats is 480 MB.
         pixels = np.asarray(Image.fromarray(pixels).reduce(factor))
     gray = to_gray(pixels)
-    if max(gray.shape) > WORK_SIDE:
-        shrink = max(gray.shape) / WORK_SIDE
+    if max(gray.shape) > side:
+        shrink = max(gray.shape) / side
         gray = _resize_area(gray, max(1, round(gray.shape[0] / shrink)), max(1, round(gray.shape[1] / shrink)))
     return gray, (h / gray.shape[0] + w / gray.shape[1]) / 2
 
@@ -638,7 +641,8 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     as MNIST's are), and every step after this one costs about its pixel count. The ink is first looked for with
     the picture reduced :data:`COARSEST` times (unless a cheap guess says its strokes are too thin for that), and
     kept if its strokes are ``COARSE_STROKE`` pixels wide there; else it is looked for again where they would be
-    (the working picture itself for fine writing, or where the coarse look found nothing).
+    (the working picture itself for fine writing, or where the coarse look found nothing). Strokes a pixel wide in
+    a picture reduced to :data:`WORK_SIDE` are looked for again in the picture as it is (up to :data:`FINE_SIDE`).
     """
     gray, scale = working_gray(pixels)
     factor = COARSEST if scale >= 1 else 1
@@ -657,7 +661,13 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
         while finer > 1 and found.stroke_width() * factor / finer < COARSE_STROKE:
             finer //= 2
         factor = finer
-    return _ink_at(gray, scale)
+    found = _ink_at(gray, scale)
+    if found is not None and scale > 1 and found.stroke_width() <= FINE_STROKE and max(pixels.shape[:2]) <= FINE_SIDE:
+        # Strokes a pixel wide in the reduced picture were thinner than the reduction (a drawing app's pencil in a
+        # screenshot, a fine pen): averaged with the paper they fade and break into dashes, each read as a piece.
+        # They are looked for again in the picture as it is.
+        return _ink_at(*working_gray(pixels, max(pixels.shape[:2]))) or found
+    return found
 
 
 def _strokes_may_be_wide(gray: np.ndarray, factor: int) -> bool:
