@@ -56,7 +56,8 @@ def test_logits_made_under_inference_mode_are_fitted():
 
 def test_the_bundled_default_model_keeps_its_temperature(mnist):
     """Refitted on the validation digits its trainer held out, the bundled model's temperature is the one in its
-    model.json: what `make default-model` writes. (The earlier LBFGS fit, which stopped within float32's reach of
+    model.json: what `make default-model` writes (to the last digits, which the logits' float32 sums leave to the
+    machine). (The earlier LBFGS fit, which stopped within float32's reach of
     the same minimum, had saved 0.476863; refitted with this one, 0.476720.)"""
     from digitnet.data import make_splits
     from digitnet.saved_model import load_model
@@ -66,4 +67,4 @@ def test_the_bundled_default_model_keeps_its_temperature(mnist):
     val_size = json.loads((loaded.path / "model.json").read_text())["training"]["val_size"]
     val = make_splits(mnist, val_size).val
     logits = predict_logits(loaded.model, torch.as_tensor(val.images), loaded.spec)
-    assert fit_temperature(logits, torch.as_tensor(val.labels)) == pytest.approx(loaded.temperature, rel=1e-9)
+    assert fit_temperature(logits, torch.as_tensor(val.labels)) == pytest.approx(loaded.temperature, rel=1e-5)

@@ -9,7 +9,7 @@ import pytest
 from photo_helpers import ink_of, number_ink, on_paper
 from PIL import Image
 
-from digitnet.vision.lines import Line, find_lines, nearest_line, read_lines
+from digitnet.vision.lines import Line, find_lines, nearest_line, one_line_slope, read_lines
 from digitnet.vision.pipeline import NO_INK, number_answer, prepare_number
 from digitnet.vision.preprocess import Ink, connected_components, without_specks
 
@@ -356,6 +356,15 @@ def test_a_number_photographed_at_a_slope_is_read_turned_level(recognizer, clean
     assert held.mean() > 0.95
 
 
+def test_a_number_cropped_to_its_writing_at_a_slope_is_read_turned_level(recognizer, clean_digits):
+    # Cut out to its ink, the turned number runs into the picture's edges: the corners the turn uncovers are paper,
+    # not the edge carried on (that drew the digits on as streaks: 5790 read "87962").
+    picture = on_paper(page([number_ink([clean_digits[d] for d in (5, 7, 9, 0)], HEIGHT)], angle=29.0))
+    ys, xs = np.nonzero(picture < 128)
+    cropped = picture[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    assert number_answer(prepare_number(cropped, recognizer.classify))["text"] == "5790"
+
+
 def test_a_level_line_and_a_page_of_lines_are_not_turned(clean_digits, monkeypatch):
     from digitnet.vision import pipeline
 
@@ -366,9 +375,28 @@ def test_a_level_line_and_a_page_of_lines_are_not_turned(clean_digits, monkeypat
 
     levelled = pipeline._levelled
     monkeypatch.setattr(pipeline, "_levelled", untouched)
-    for coverage in (number_ink([clean_digits[d] for d in (4, 1, 8, 6)], HEIGHT),  # level
-                     page([number_ink([clean_digits[d] for d in (4, 1)], HEIGHT)], angle=6.0),  # a slight slope
+    line = number_ink([clean_digits[d] for d in (4, 1, 8, 6)], HEIGHT)
+    for coverage in (line,  # level
+                     page([line], angle=6.0),  # a slope line finding follows
                      page([number_ink([clean_digits[d] for d in (5, 1, 8)], HEIGHT),  # a page, turned 15°
                            number_ink([clean_digits[d] for d in (3, 7, 2)], HEIGHT),
-                           number_ink([clean_digits[d] for d in (6, 0, 9)], HEIGHT)], angle=15.0)):
+                           number_ink([clean_digits[d] for d in (6, 0, 9)], HEIGHT)], angle=15.0),
+                     # two short level lines, the second under the end of the first: a staircase fits a slope of
+                     # about 30°, but each line steps level
+                     page([number_ink([clean_digits[d] for d in (6, 0)], HEIGHT),
+                           number_ink([clean_digits[d] for d in (1, 5)], HEIGHT)], gap=8, indent=100)):
         prepare_number(on_paper(coverage), lambda images: np.full((len(images), 10), 0.1))
+
+
+def test_one_line_slope_takes_a_steep_line_but_no_staircase_of_two_level_lines():
+    def stats(centres: list[tuple[float, float]], height: int = 60, width: int = 40) -> np.ndarray:
+        return np.array([(x - width // 2, y - height // 2, x + width // 2, y + height // 2, width * height)
+                         for x, y in centres])
+
+    steep = [(20 + 50 * k, 100 + 0.5 * 50 * k + (-1) ** k * 4) for k in range(5)]  # 26.6°, centres jittered ±4 px
+    assert one_line_slope(stats(steep)) == pytest.approx(0.5, abs=0.05)
+    # "60" over "15", the second line indented under the end of the first: the four centres fit a slope of about
+    # 0.5 within half a height, but from one digit to the next in each line the writing steps level.
+    staircase = [(20, 30), (70, 30), (120, 100), (170, 100)]
+    assert one_line_slope(stats(staircase)) is None
+    assert one_line_slope(stats(steep[:2])) is None  # two digits are no line to fit

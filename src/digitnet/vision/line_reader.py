@@ -35,6 +35,7 @@ CENTRE_ROW = 15  # ... centred on this row
 MARGIN = 0.35  # paper kept on each side of a line, in digit heights (training lines have 0.1–0.6)
 WHOLE = 0.8  # a piece of ink with this share of its pixels on one character's side goes whole to it
 MARKS = ".,-"  # the characters a speck's ink may belong to
+FAINT_LINE = 0.5  # a line's image whose brightest pixel is fainter than this is brightened to full ink
 
 LineRecognizer = Callable[[list[np.ndarray]], list[Decoded]]  # line images (32, W) float 0..1 → readings
 
@@ -107,8 +108,10 @@ def line_image(mask: np.ndarray, line: Line, offset: tuple[int, int] = (0, 0),
     image = cv2.warpAffine(small, matrix, (out_width, LINE_HEIGHT), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     peak = float(image.max())
-    if 0 < peak < 1:  # strokes thinner than the image's pixels, averaged with the paper: they reach full ink all the
-        image = image / peak  # same, as normalize_digit's do (the recognizer learned lines whose strokes do)
+    # Strokes thinner than the image's pixels, averaged with the paper, reach full ink all the same, as
+    # normalize_digit's do: the recognizer learned lines whose strokes do.
+    if 0 < peak < FAINT_LINE:
+        image = image / peak
     return LineImage(np.clip(image, 0, 1), mask, (ox, oy), float(ix0), sx, components, specks_from)
 
 

@@ -37,6 +37,10 @@ MARK_SIZE = 0.65  # only pieces shorter than this (line heights) can be separato
 MIN_SPECK = 4  # dropped specks of fewer pixels are not even looked at as marks
 FIT_COUNT = 3  # a slope is fitted once a line has this many anchors (two digits' jitter is no slope) ...
 FIT_SPAN = 1.0  # ... spanning this many line heights sideways
+# A line steeper than MAX_SLOPE is found whole (one_line_slope) where each digit steps from the last along it within
+# this many digit heights (a digit's own jitter; a level line's step where the fit slopes 18° is 0.3), ...
+STEP = 0.3
+MAX_LINE_DIGITS = 64  # ... and it has no more digits than this (a page of dust is no line)
 
 
 @dataclass
@@ -92,13 +96,29 @@ def _fit(line: Line, level: bool = False) -> None:
     line.height = float(statistics.median(heights.tolist()))
     slope = 0.0
     if not level and len(boxes) >= FIT_COUNT and np.ptp(centres_x) >= FIT_SPAN * line.height:
-        centres_y = (boxes[:, 1] + boxes[:, 3]) / 2
-        # The least-squares slope in closed form (np.polyfit's, a tenth of its time on a handful of points).
-        dx = centres_x - centres_x.mean()
-        slope = float(np.clip(dx @ (centres_y - centres_y.mean()) / (dx @ dx), -MAX_SLOPE, MAX_SLOPE))
+        slope = float(np.clip(_slope(centres_x, (boxes[:, 1] + boxes[:, 3]) / 2), -MAX_SLOPE, MAX_SLOPE))
     line.slope = slope
     line.top0 = float(statistics.median((boxes[:, 1] - slope * centres_x).tolist()))
     line.bottom0 = float(statistics.median((boxes[:, 3] - slope * centres_x).tolist()))
+
+
+def _slope(xs: np.ndarray, ys: np.ndarray) -> float:
+    """The least-squares slope of points (xs, ys), in closed form (np.polyfit's, a tenth of its time on a handful of
+    points); 0 where they stand in one column."""
+    dx = xs - xs.mean()
+    spread = float(dx @ dx)
+    return float(dx @ (ys - ys.mean()) / spread) if spread > 0 else 0.0
+
+
+def _digit_blobs(stats: np.ndarray, most: int | None = None) -> list[list[int]] | None:
+    """The anchors of components (stats rows), broken digits whole (:func:`_broken_digits`), left to right; None
+    where there are more than ``most``."""
+    heights = stats[:, 3] - stats[:, 1]
+    typical = float(np.median(heights[heights >= TALL * heights.max()]))
+    anchors = np.flatnonzero(heights >= ANCHOR * typical)
+    if most is not None and len(anchors) > most:
+        return None
+    return _broken_digits(stats, anchors, float(np.median(heights[heights >= 0.5 * heights.max()])))
 
 
 def _broken_digits(stats: np.ndarray, anchors: np.ndarray, typical: float) -> list[list[int]]:
@@ -123,10 +143,7 @@ def find_lines(stats: np.ndarray, level: bool = False) -> list[Line]:
     """Components (stats rows: x0, y0, x1, y1, area) grouped into lines, top to bottom (``level``: no slope)."""
     if len(stats) == 0:
         return []
-    heights = stats[:, 3] - stats[:, 1]
-    typical = float(np.median(heights[heights >= TALL * heights.max()]))
-    anchors = np.flatnonzero(heights >= ANCHOR * typical)
-    blobs = _broken_digits(stats, anchors, float(np.median(heights[heights >= 0.5 * heights.max()])))
+    blobs = _digit_blobs(stats)
     lines: list[Line] = []
     owner: dict[int, Line] = {}  # anchor → the line it joined
     for blob in blobs:
@@ -163,25 +180,24 @@ def one_line_slope(stats: np.ndarray) -> float | None:
     else (fewer digits, several lines).
 
     :func:`find_lines` follows a line's slope up to ``MAX_SLOPE``: past it, each digit falls further below the line
-    than ``SAME_LINE`` allows and starts a line of its own. Here the digits (the anchors: the pieces of a broken digit
-    lie within a quarter of its height of its centre) are fitted by least squares all at once, and they are one line
-    where every centre lies within ``SAME_LINE`` digit heights of the fit: lines of a page stand further apart.
+    than ``SAME_LINE`` allows and starts a line of its own. Here the digits (broken ones whole) are fitted by least
+    squares all at once. They are one line where every centre lies within ``SAME_LINE`` digit heights of the fit (lines
+    of a page stand further apart) and every step from a digit to the next follows it within ``STEP`` heights: two
+    short level lines, one indented under the other, fit a slope as well, but step level within each line.
     """
     if len(stats) < FIT_COUNT:
         return None
-    heights = stats[:, 3] - stats[:, 1]
-    typical = float(np.median(heights[heights >= TALL * heights.max()]))
-    boxes = stats[heights >= ANCHOR * typical, :4].astype(np.float64)
-    if len(boxes) < FIT_COUNT:
+    blobs = _digit_blobs(stats, most=MAX_LINE_DIGITS)
+    if blobs is None or len(blobs) < FIT_COUNT:
         return None
-    xs, ys = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    dx = xs - xs.mean()
-    if dx @ dx <= 0:
-        return None
-    slope = float(dx @ (ys - ys.mean()) / (dx @ dx))
-    across = np.abs(ys - ys.mean() - slope * dx) / np.hypot(1.0, slope)  # each centre's distance from the fit
+    boxes = np.array([(stats[b, 0].min(), stats[b, 1].min(), stats[b, 2].max(), stats[b, 3].max()) for b in blobs],
+                     np.float64)
+    xs, ys = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2  # left to right
+    slope = _slope(xs, ys)
     height = float(np.median(boxes[:, 3] - boxes[:, 1]))
-    return slope if across.max() <= SAME_LINE * height else None
+    across = np.abs(ys - ys.mean() - slope * (xs - xs.mean())) / np.hypot(1.0, slope)  # each centre from the fit
+    steps = np.abs(np.diff(ys) - slope * np.diff(xs))
+    return slope if across.max() <= SAME_LINE * height and steps.max() <= STEP * height else None
 
 
 def _home(lines: list[Line], box: np.ndarray, own: Line | None, spans: list[np.ndarray]) -> int:

@@ -20,6 +20,7 @@ numbers lines drawn under them).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field, replace
 
@@ -30,7 +31,7 @@ from digitnet.vision.boxes import box_lines
 from digitnet.vision.frames import frame_mask
 from digitnet.vision.io import ImageError, ImageSource, Picture, PictureTooLarge, load_picture
 from digitnet.vision.line_reader import LineRecognizer
-from digitnet.vision.lines import one_line_slope, read_lines
+from digitnet.vision.lines import MAX_SLOPE, one_line_slope, read_lines
 from digitnet.vision.preprocess import (
     MIN_INK_PIXELS,
     Ink,
@@ -57,9 +58,10 @@ DEFAULT_READER = "both"
 # training digits, see benchmarks/README.md): it changes few of those readings and costs as much again as reading.
 BOTH_SURE = 0.99
 # A line of writing at a slope steeper than line finding follows (lines.MAX_SLOPE, about 8.5°) and at most LEVEL_MAX
-# degrees — a number photographed with the phone turned — is turned level before its lines are found.
-LEVEL_FROM = 8.5
+# degrees — a number photographed with the phone turned — is turned level before its lines are found, ...
+LEVEL_FROM = math.degrees(math.atan(MAX_SLOPE))
 LEVEL_MAX = 40.0
+LEVEL_PIXELS = 4 * preprocess.WORK_SIDE ** 2  # ... a larger picture reduced to about this many pixels first
 # A frame round the writing that is this share box lines or more is a printed box (whose lines box_lines finds whole,
 # but where a stroke crosses them), not one drawn by hand (whose wavering sides it finds in stretches, if at all).
 PRINTED = 0.9
@@ -504,19 +506,28 @@ def _levelled(pixels: np.ndarray, ink: preprocess.Ink | None) -> tuple[np.ndarra
     slope = one_line_slope(ink.components()[1]) if ink is not None else None
     if slope is None:
         return None
-    angle = float(np.degrees(np.arctan(slope)))
+    angle = math.degrees(math.atan(slope))
     if not LEVEL_FROM < abs(angle) <= LEVEL_MAX:
         return None
     cv2 = preprocess.opencv()
     h, w = pixels.shape[:2]
-    turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)  # counter-clockwise by angle (y down): level
+    factor = max(1, math.ceil(math.sqrt(h * w / LEVEL_PIXELS)))  # (turned, a picture needs up to twice the pixels)
+    if factor > 1:  # reading would reduce it as much again: turned big, a 40-MP picture would take gigabytes
+        pixels = cv2.resize(np.ascontiguousarray(pixels), (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    small_h, small_w = pixels.shape[:2]
+    turn = cv2.getRotationMatrix2D((small_w / 2, small_h / 2), angle, 1.0)  # counter-clockwise (y down): level
     cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
-    size = (int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos)))
-    turn[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
-    # Paper beyond the picture's edges: its own edge pixels carried on.
+    size = (math.ceil(small_w * cos + small_h * sin), math.ceil(small_w * sin + small_h * cos))
+    turn[:, 2] += (size[0] - small_w) / 2, (size[1] - small_h) / 2
+    # The corners the turn uncovers are paper, of the picture's own level: its edge carried on (BORDER_REPLICATE)
+    # would draw writing that runs into the edge on as long streaks.
+    paper = np.median(pixels.reshape(small_h * small_w, -1), axis=0)
     turned = cv2.warpAffine(np.ascontiguousarray(pixels), turn, size, flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
-    return turned, cv2.invertAffineTransform(turn)
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(v) for v in paper))
+    back = cv2.invertAffineTransform(turn)
+    back[0] *= w / small_w  # ... and back to the pixels before they were reduced
+    back[1] *= h / small_h
+    return turned, back
 
 
 def _sure(lines: list, least: float | None = None) -> bool:
@@ -604,5 +615,6 @@ def classify_prepared(prepared: list[Prepared], classify: Classifier, top_k: int
 def _scale_box(box: tuple[int, int, int, int], scale: float, width: int, height: int) -> list[int]:
     """A working-resolution box in the original picture's pixels."""
     x0, y0, x1, y1 = box
-    return [max(0, int(x0 * scale)), max(0, int(y0 * scale)),
-            min(width, int(np.ceil(x1 * scale))), min(height, int(np.ceil(y1 * scale)))]
+    # (Both ends within the picture: a box turned back from a picture read turned level can reach past its edge.)
+    return [min(width, max(0, int(x0 * scale))), min(height, max(0, int(y0 * scale))),
+            max(0, min(width, int(np.ceil(x1 * scale)))), max(0, min(height, int(np.ceil(y1 * scale))))]

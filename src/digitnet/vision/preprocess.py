@@ -38,7 +38,9 @@ from PIL import Image
 WORK_SIDE = 1024  # longest side we process at: plenty for a digit, and keeps a 12 MP photo fast
 # Strokes found at most this wide (px) in a picture that was reduced to WORK_SIDE were thinner than the reduction: ...
 FINE_STROKE = 1.5
-FINE_SIDE = 2 * WORK_SIDE  # ... they are looked for again unreduced in a picture up to this long side (4× the pixels)
+# ... they are looked for again unreduced in a picture of at most this many pixels (a screenshot up to 1920×1200; not a
+# phone photo, decoded at half its 12 MP, whose every later step would then cost four times as much)
+FINE_PIXELS = 2_500_000
 TINY_SIDE = 32  # pictures no larger than this (a coarse scan, an icon) are enlarged before ink is looked for ...
 TINY_WORK_SIDE = 112  # ... smoothly, to about this longest side, so a threshold finds strokes, not blocks
 COARSEST = 2  # big writing is looked for first with the picture reduced this many times, ...
@@ -642,7 +644,7 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
     the picture reduced :data:`COARSEST` times (unless a cheap guess says its strokes are too thin for that), and
     kept if its strokes are ``COARSE_STROKE`` pixels wide there; else it is looked for again where they would be
     (the working picture itself for fine writing, or where the coarse look found nothing). Strokes a pixel wide in
-    a picture reduced to :data:`WORK_SIDE` are looked for again in the picture as it is (up to :data:`FINE_SIDE`).
+    a picture reduced to :data:`WORK_SIDE` are looked for again in the picture as it is (up to :data:`FINE_PIXELS`).
     """
     gray, scale = working_gray(pixels)
     factor = COARSEST if scale >= 1 else 1
@@ -662,7 +664,8 @@ def find_ink(pixels: np.ndarray) -> Ink | None:
             finer //= 2
         factor = finer
     found = _ink_at(gray, scale)
-    if found is not None and scale > 1 and found.stroke_width() <= FINE_STROKE and max(pixels.shape[:2]) <= FINE_SIDE:
+    if (found is not None and scale > 1 and found.stroke_width() <= FINE_STROKE
+            and pixels.shape[0] * pixels.shape[1] <= FINE_PIXELS):
         # Strokes a pixel wide in the reduced picture were thinner than the reduction (a drawing app's pencil in a
         # screenshot, a fine pen): averaged with the paper they fade and break into dashes, each read as a piece.
         # They are looked for again in the picture as it is.
