@@ -356,15 +356,6 @@ def test_a_number_photographed_at_a_slope_is_read_turned_level(recognizer, clean
     assert held.mean() > 0.95
 
 
-def test_a_number_cropped_to_its_writing_at_a_slope_is_read_turned_level(recognizer, clean_digits):
-    # Cut out to its ink, the turned number runs into the picture's edges: the corners the turn uncovers are paper,
-    # not the edge carried on (that drew the digits on as streaks: 5790 read "87962").
-    picture = on_paper(page([number_ink([clean_digits[d] for d in (5, 7, 9, 0)], HEIGHT)], angle=29.0))
-    ys, xs = np.nonzero(picture < 128)
-    cropped = picture[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    assert number_answer(prepare_number(cropped, recognizer.classify))["text"] == "5790"
-
-
 def test_a_level_line_and_a_page_of_lines_are_not_turned(clean_digits, monkeypatch):
     from digitnet.vision import pipeline
 
