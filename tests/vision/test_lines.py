@@ -336,7 +336,7 @@ def test_a_lines_slope_is_the_least_squares_fit_through_its_digits(seed):
 @pytest.mark.parametrize("angle", [-24.0, 17.0])
 def test_a_number_photographed_at_a_slope_is_read_turned_level(recognizer, clean_digits, angle):
     # Past line finding's slope (about 8.5°), each digit fell further below the line than a line height allows and
-    # started a line of its own: "9\n2\n57\n3". The writing is turned level first; its boxes come back turned.
+    # started a line of its own. The writing is turned level first; its boxes come back turned.
     digits = (9, 2, 5, 7, 3, 0)
     coverage = page([number_ink([clean_digits[d] for d in digits], HEIGHT)], angle=angle)
     answer = read(recognizer, coverage)
