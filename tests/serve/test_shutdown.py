@@ -55,6 +55,20 @@ def connection_refused(port: int) -> bool:
         return True
 
 
+def wait_until_serving(proc: subprocess.Popen, url: str, log_path, timeout: float = 90) -> None:
+    """Wait until the server at ``url`` answers /api/health (failing with its log if it exits or takes too long)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, log_path.read_text()
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"the server did not start:\n{log_path.read_text()}"
+        time.sleep(0.2)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigterm_answers_requests_in_flight_then_exits(mnist, tmp_path):
     port = free_port()
@@ -64,16 +78,7 @@ def test_sigterm_answers_requests_in_flight_then_exits(mnist, tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "digitnet", "serve", "--host", "127.0.0.1", "--port", str(port)],
                                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"digitnet serve did not start:\n{log_path.read_text()}"
-            time.sleep(0.2)
+        wait_until_serving(proc, url, log_path)
 
         photo = photo_of(mnist, tuple(range(128)), scale=4)  # 128 digits: ~0.1-0.4 s to read, 0.6 MB
         for _ in range(2):  # the second one timed: the first also warms the server up
@@ -168,16 +173,7 @@ def test_sigterm_past_the_grace_answers_503_stops_the_work_and_exits_without_a_t
         proc = subprocess.Popen([sys.executable, str(script), "--host", "127.0.0.1", "--port", str(port)],
                                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"the server did not start:\n{log_path.read_text()}"
-            time.sleep(0.2)
+        wait_until_serving(proc, url, log_path)
 
         photo, _ = number_photo
         files = [("file", (f"{i}.jpg", photo, "image/jpeg")) for i in range(12)]
