@@ -332,3 +332,17 @@ def test_strokes_thinner_than_the_image_pixels_reach_full_ink() -> None:
     assert image.max() == pytest.approx(1.0)
     columns = np.flatnonzero((image > 0.5).any(0))
     assert len(np.split(columns, np.flatnonzero(np.diff(columns) > 2) + 1)) == 4  # each 1 a bright stroke
+
+
+def test_a_lines_reading_does_not_depend_on_the_other_lines_of_its_picture(mnist, readers) -> None:
+    line, _ = readers
+    images = torch.from_numpy(mnist.test_images[:40])
+    labels = torch.from_numpy(mnist.test_labels[:40].astype(np.int64))
+    drawn = draw_lines(images, labels, torch.Generator().manual_seed(1), texts=["47", "3 0 2 5 8 1 6 9 0 4 7"],
+                       augment=False, touching=0.0, grid=0.0)
+    short, wide = (image[0, :, :width].numpy()
+                   for image, width in zip(drawn.images, drawn.widths.tolist(), strict=True))
+    assert wide.shape[1] > 3 * short.shape[1]
+    alone, (beside, _) = line.recognize_lines([short]), line.recognize_lines([short, wide])
+    assert alone[0].text == beside.text and alone[0].spans == beside.spans
+    assert np.allclose(alone[0].confidences, beside.confidences)
