@@ -142,8 +142,9 @@ class Recognizer:
         if self.line is None:
             raise DigitnetError("this recognizer has no line model")
         offset = float(self.line.metadata.get("ctc_offset", 0.0))
+        lengths = output_lengths(torch.tensor([image.shape[1] for image in images], dtype=torch.long)).tolist()
         readings = []
-        for image in images:
+        for image, length in zip(images, lengths, strict=True):
             batch = np.zeros((1, 1, image.shape[0], image.shape[1] + (-image.shape[1]) % REDUCTION), np.float32)
             batch[0, 0, :, :image.shape[1]] = image
             if self._line_onnx is not None:
@@ -151,8 +152,7 @@ class Recognizer:
             else:
                 logits = self.line.model(torch.from_numpy(batch).to(next(self.line.model.parameters()).device)).float()
             probabilities = torch.softmax(logits, 2).cpu().numpy()[0]
-            readings.append(greedy_decode(probabilities[:int(output_lengths(torch.tensor([image.shape[1]]))[0])],
-                                          offset))
+            readings.append(greedy_decode(probabilities[:length], offset))
         return readings
 
     # ------------------------------------------------------------------------------ pictures

@@ -25,7 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitnet.models.crnn import REDUCTION, Decoded
-from digitnet.vision.lines import Item, Line, TextLine, dropped_specks, find_lines, line_spans, nearest_line
+from digitnet.vision.lines import (
+    Item,
+    Line,
+    TextLine,
+    digit_blobs,
+    dropped_specks,
+    find_lines,
+    line_spans,
+    nearest_line,
+)
 from digitnet.vision.preprocess import Ink, connected_components, normalize_digit, opencv
 from digitnet.vision.segment import Classifier, Segment
 
@@ -213,7 +222,7 @@ def _in_view(box: np.ndarray, line: Line, x0: int, x1: int) -> bool:
 def read_lines(ink: Ink, recognize: LineRecognizer, classify: Classifier | None = None) -> list[TextLine]:
     """The lines of writing in ``ink`` read by the line recognizer, in reading order (see the module docstring)."""
     labels, stats = ink.components()
-    lines = find_lines(stats, level=ink.in_boxes)
+    lines = find_lines(stats, level=ink.in_boxes, blobs=digit_blobs(ink))
     if not lines:
         return []
     specks, speck_masks = dropped_specks(ink)

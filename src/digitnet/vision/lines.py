@@ -110,15 +110,25 @@ def _slope(xs: np.ndarray, ys: np.ndarray) -> float:
     return float(dx @ (ys - ys.mean()) / spread) if spread > 0 else 0.0
 
 
-def _digit_blobs(stats: np.ndarray, most: int | None = None) -> list[list[int]] | None:
-    """The anchors of components (stats rows), broken digits whole (:func:`_broken_digits`), left to right; None
-    where there are more than ``most``."""
+def _anchors(stats: np.ndarray) -> np.ndarray:
+    """The components (stats rows) tall enough to set lines: digits, or most of one."""
     heights = stats[:, 3] - stats[:, 1]
     typical = float(np.median(heights[heights >= TALL * heights.max()]))
-    anchors = np.flatnonzero(heights >= ANCHOR * typical)
-    if most is not None and len(anchors) > most:
-        return None
-    return _broken_digits(stats, anchors, float(np.median(heights[heights >= 0.5 * heights.max()])))
+    return np.flatnonzero(heights >= ANCHOR * typical)
+
+
+def _digit_blobs(stats: np.ndarray) -> list[list[int]]:
+    """The anchors of components (stats rows), broken digits whole (:func:`_broken_digits`), left to right."""
+    heights = stats[:, 3] - stats[:, 1]
+    return _broken_digits(stats, _anchors(stats), float(np.median(heights[heights >= 0.5 * heights.max()])))
+
+
+def digit_blobs(ink: Ink) -> list[list[int]]:
+    """:func:`_digit_blobs` of ``ink``'s components, worked out once per picture: the slope check, the line reader
+    and the segmenter all find lines in the same ink (kept in ``ink.cache``; read, never changed)."""
+    if "blobs" not in ink.cache:
+        ink.cache["blobs"] = _digit_blobs(ink.components()[1]) if len(ink.components()[1]) else []
+    return ink.cache["blobs"]
 
 
 def _broken_digits(stats: np.ndarray, anchors: np.ndarray, typical: float) -> list[list[int]]:
@@ -139,11 +149,12 @@ def _broken_digits(stats: np.ndarray, anchors: np.ndarray, typical: float) -> li
     return [blobs[i] for i in order]
 
 
-def find_lines(stats: np.ndarray, level: bool = False) -> list[Line]:
-    """Components (stats rows: x0, y0, x1, y1, area) grouped into lines, top to bottom (``level``: no slope)."""
+def find_lines(stats: np.ndarray, level: bool = False, blobs: list[list[int]] | None = None) -> list[Line]:
+    """Components (stats rows: x0, y0, x1, y1, area) grouped into lines, top to bottom (``level``: no slope;
+    ``blobs``: their :func:`digit_blobs`, where known)."""
     if len(stats) == 0:
         return []
-    blobs = _digit_blobs(stats)
+    blobs = _digit_blobs(stats) if blobs is None else blobs
     lines: list[Line] = []
     owner: dict[int, Line] = {}  # anchor → the line it joined
     for blob in blobs:
@@ -175,7 +186,7 @@ def find_lines(stats: np.ndarray, level: bool = False) -> list[Line]:
     return sorted(lines, key=lambda line: line.centre(float(stats[:, 0].min() + stats[:, 2].max()) / 2))
 
 
-def one_line_slope(stats: np.ndarray) -> float | None:
+def one_line_slope(stats: np.ndarray, blobs: list[list[int]] | None = None) -> float | None:
     """The slope (dy/dx) of writing that is a single line of three digits or more, however steep; None for anything
     else (fewer digits, several lines).
 
@@ -184,11 +195,12 @@ def one_line_slope(stats: np.ndarray) -> float | None:
     squares all at once. They are one line where every centre lies within ``SAME_LINE`` digit heights of the fit (lines
     of a page stand further apart) and every step from a digit to the next follows it within ``STEP`` heights: two
     short level lines, one indented under the other, fit a slope as well, but step level within each line.
+    ``blobs``: the components' :func:`digit_blobs`, where known.
     """
-    if len(stats) < FIT_COUNT:
+    if len(stats) < FIT_COUNT or len(_anchors(stats)) > MAX_LINE_DIGITS:
         return None
-    blobs = _digit_blobs(stats, most=MAX_LINE_DIGITS)
-    if blobs is None or len(blobs) < FIT_COUNT:
+    blobs = _digit_blobs(stats) if blobs is None else blobs
+    if len(blobs) < FIT_COUNT:
         return None
     boxes = np.array([(stats[b, 0].min(), stats[b, 1].min(), stats[b, 2].max(), stats[b, 3].max()) for b in blobs],
                      np.float64)
@@ -282,7 +294,7 @@ def read_lines(ink: Ink, classify: Classifier) -> list[TextLine]:
     labels, stats = ink.components()
     # Writing in form boxes: the printed lines were found level, so the rows of writing are level too (a digit
     # sitting low in its box must not tilt the line), and specks are what is left of the lines, not points.
-    lines = find_lines(stats, level=ink.in_boxes)
+    lines = find_lines(stats, level=ink.in_boxes, blobs=digit_blobs(ink))
     stroke = ink.stroke_width()
     result = []
     no_specks = (np.zeros((0, 5), np.int64), [])

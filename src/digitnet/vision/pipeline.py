@@ -31,7 +31,7 @@ from digitnet.vision.boxes import box_lines
 from digitnet.vision.frames import frame_mask
 from digitnet.vision.io import ImageError, ImageSource, Picture, PictureTooLarge, load_picture
 from digitnet.vision.line_reader import LineRecognizer
-from digitnet.vision.lines import MAX_SLOPE, one_line_slope, read_lines
+from digitnet.vision.lines import MAX_SLOPE, digit_blobs, one_line_slope, read_lines
 from digitnet.vision.preprocess import (
     MIN_INK_PIXELS,
     Ink,
@@ -503,7 +503,7 @@ def _levelled(pixels: np.ndarray, ink: preprocess.Ink | None) -> tuple[np.ndarra
     """``pixels`` turned so that a line of writing running at a slope (see LEVEL_FROM) runs level, and the affine map
     (2×3) from the turned picture's pixels back to ``pixels``; None where the writing runs level enough, or is not one
     line (:func:`~digitnet.vision.lines.one_line_slope`)."""
-    slope = one_line_slope(ink.components()[1]) if ink is not None else None
+    slope = one_line_slope(ink.components()[1], digit_blobs(ink)) if ink is not None else None
     if slope is None:
         return None
     angle = math.degrees(math.atan(slope))

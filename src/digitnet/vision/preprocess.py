@@ -120,7 +120,8 @@ class Ink:
     # threshold each pixel was held to. None: ``threshold`` everywhere.
     thresholds: np.ndarray | None = None
     # What several steps of reading ask of the same mask (line finding, both readers, marks), worked out once per
-    # picture: "components" of ``mask``, "thresholded" components of :meth:`above`, "stroke" width. Not an
+    # picture: "components" of ``mask``, "thresholded" components of :meth:`above`, "stroke" width, the digit
+    # "blobs" that lines are found by (lines.digit_blobs). Not an
     # argument: a copy made with ``dataclasses.replace`` (another mask) starts with an empty one.
     cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
