@@ -14,7 +14,6 @@ says so in one line (not an error: the model is usable, and exactly as it was).
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import time
@@ -35,6 +34,7 @@ from digitnet.models.registry import (
     get_spec,
     input_size_problem,
     normalization_problem,
+    temperature_problem,
 )
 from digitnet.utils import DigitnetError, atomic_write_bytes, atomic_write_json, check_output_file, sha256_file
 
@@ -207,11 +207,10 @@ def saved_temperature(meta: dict, directory: str | os.PathLike, member: int | No
 
     ``meta`` is a model.json, or with ``member`` the entry of that ensemble member in its ``arch_kwargs``."""
     temperature = meta.get("temperature", 1.0)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
-            or temperature <= 0:
+    problem = temperature_problem(temperature)
+    if problem:
         where = "" if member is None else f"ensemble member {member}: "
-        raise ModelLoadError(f"{Path(directory) / METADATA_FILE}: {where}temperature must be a positive number, "
-                             f"got {temperature!r}")
+        raise ModelLoadError(f"{Path(directory) / METADATA_FILE}: {where}{problem}")
     return float(temperature)
 
 

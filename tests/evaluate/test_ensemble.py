@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -339,3 +340,18 @@ def test_a_member_with_a_bad_temperature_is_refused_as_a_model_is(untrained_ense
     member = save_model(create_model("mlp"), tmp_path / "member", {"temperature": temperature})
     with pytest.raises(ModelLoadError, match=r"member/model.json: temperature must be a positive number"):
         load_members([member])
+
+
+@pytest.mark.parametrize("temperature", [0, float("nan"), "hot", None])
+def test_an_ensemble_built_in_python_checks_its_members_temperatures(temperature):
+    """``create_model("ensemble", members=...)`` refuses a member's bad temperature as loading one does (it divided the
+    member's logits unchecked: NaN probabilities, or a TypeError deep in forward)."""
+    from digitnet import create_model
+    from digitnet.models import get_spec
+    from digitnet.utils import DigitnetError
+
+    members = [{"arch": "mlp", "arch_kwargs": {}, "temperature": t, "contract": get_spec("mlp").contract()}
+               for t in (0.7, temperature)]
+    with pytest.raises(DigitnetError, match=rf"^ensemble member 1: temperature must be a positive number, got "
+                                            rf"{re.escape(repr(temperature))}$"):
+        create_model("ensemble", members=members)

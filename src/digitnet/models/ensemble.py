@@ -21,6 +21,7 @@ from digitnet.models.registry import (
     input_size_problem,
     normalization_problem,
     register_model,
+    temperature_problem,
 )
 from digitnet.utils import DigitnetError
 
@@ -68,8 +69,9 @@ def ensemble(members: list[dict] | None = None) -> nn.Module:
                                 "normalization with mean and std, channels_last)") from None
         if get_spec(arch).composite:
             raise DigitnetError("an ensemble's members are single models, not ensembles")
-        problem = input_size_problem(size) or normalization_problem(mean, std)
-        if problem:  # the checks load_model makes of a single model's contract
+        problem = (input_size_problem(size) or normalization_problem(mean, std)
+                   or temperature_problem(member.get("temperature", 1.0)))
+        if problem:  # the checks load_model makes of a single model's contract and temperature
             raise DigitnetError(f"ensemble member {k}: {problem}")
         specs.append(get_spec(arch).with_contract(size, mean, std, bool(channels_last)))
     return Ensemble([create_model(m["arch"], **m.get("arch_kwargs", {})) for m in members], specs,

@@ -135,6 +135,14 @@ def normalization_problem(mean: object, std: object) -> str | None:
     return None
 
 
+def temperature_problem(temperature: object) -> str | None:
+    """What is wrong with a saved calibration temperature, the logits' divisor (None: nothing)."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
+            or temperature <= 0:
+        return f"temperature must be a positive number, got {temperature!r}"
+    return None
+
+
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], ModelSpec]] = {}
 
 
