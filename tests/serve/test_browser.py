@@ -202,6 +202,23 @@ def test_photo_with_two_lines_and_separators(browser, server, number_photo, tmp_
     assert errors == []
 
 
+def test_a_note_beside_a_reading_is_shown_with_it(browser, server, number_photo, tmp_path):
+    """A reading that comes with a note (only page 1 of a multi-page file was read) shows both: the note was shown
+    only where nothing was read."""
+    page, errors = open_page(browser, server)
+    note = "only page 1 of 3 was read: save each page as a picture of its own to read it"
+    page.route("**/api/read*", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                             body=json.dumps({**RECEIPT, "note": note})))
+    path = tmp_path / "receipt.tif"
+    path.write_bytes(number_photo[0])
+    page.set_input_files("#file", str(path))
+    page.wait_for_function("() => document.body.dataset.photo === 'done'", timeout=20_000)
+    meta = page.locator("#read-meta").inner_text()
+    assert "5 digits · 2 separators · 2 lines" in meta and note in meta
+    assert page.locator("#read-text").inner_text() == "12.50\n-3"
+    assert errors == []
+
+
 def test_phone_layout_and_finger_drawing(browser, server):
     page, errors = open_page(browser, server, viewport={"width": 390, "height": 844}, device_scale_factor=2,
                              is_mobile=True, has_touch=True)

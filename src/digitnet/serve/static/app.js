@@ -286,7 +286,7 @@ function showPrediction(answer, ms) {
   if (answer.input_png) sawEl.src = `data:image/png;base64,${answer.input_png}`;
   badge.textContent = `${answer.digit} · ${formatPct(answer.confidence)}`;
   badge.hidden = false;
-  latencyEl.textContent = `answered in ${Math.round(ms)} ms`;
+  latencyEl.textContent = `answered in ${Math.round(ms)} ms${answer.note ? ` · ${answer.note}` : ""}`;
   showProbabilities(answer.probabilities, answer.digit);
   document.body.dataset.answers = String(Number(document.body.dataset.answers || 0) + 1);
 }
@@ -406,7 +406,9 @@ function showReading(answer, ms) {
   const parts = [plural(digits.length - separators, "digit")];
   if (separators) parts.push(plural(separators, "separator"));
   if (lines.length > 1) parts.push(plural(lines.length, "line"));
-  readMeta.textContent = digits.length ? `${parts.join(" · ")} · answered in ${Math.round(ms)} ms`
+  // A note beside a reading says what was not read (only the first page of a multi-page file): shown with it.
+  readMeta.textContent = digits.length
+    ? `${parts.join(" · ")} · answered in ${Math.round(ms)} ms${answer.note ? ` · ${answer.note}` : ""}`
     : (answer.note || "no digit found in this picture");
   const place = () => placeBoxes(lines, digits);
   if (photoEl.complete && photoEl.naturalWidth) place();
