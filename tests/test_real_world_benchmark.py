@@ -182,6 +182,25 @@ def test_a_fine_pen_draws_the_digit_again_along_its_centre_lines(mnist):
     assert widths and max(widths) <= real_world.FINE_PEN[1] and len(widths) >= 2  # the pens it says, of each width
 
 
+def test_cut_out_pictures_leave_at_most_their_share_of_paper_round_the_ink(digits):
+    rng = np.random.default_rng(2)
+    touching = 0
+    for digit in digits[:20]:
+        for style in real_world.CUT_OUT:
+            ink = real_world.styled(digit, style, rng)
+            picture = real_world.cut_out(ink, rng)
+            dark = picture < 128
+            assert dark.sum() == ink.sum()  # the ink, all of it, dark on light
+            rows, cols = np.flatnonzero(dark.any(1)), np.flatnonzero(dark.any(0))
+            margins = (rows[0], picture.shape[0] - 1 - rows[-1], cols[0], picture.shape[1] - 1 - cols[-1])
+            assert max(margins) <= real_world.CLOSE_CROP[1] * ink.shape[0]
+            touching += min(margins) == 0
+    assert touching >= 5  # some crops are cut to the ink itself
+    pen = real_world.pen_bitmap(digits[0], real_world.PEN, False, 0.4)
+    bold = real_world.styled(digits[0], "bold, cut out close", rng)
+    assert real_world._stroke_width(bold) >= real_world._stroke_width(pen) + 2 * real_world.BOLD[0]
+
+
 @pytest.mark.parametrize("style, least", [("European 1 (flag)", 0.95), ("closed 4", 0.9)])
 def test_the_bundled_default_model_reads_european_ones_and_closed_fours(mnist, style, least):
     """The writers' styles the default model was trained for (--augment every-hand), drawn by real_world.py's own

@@ -8,7 +8,8 @@ first needs its paper and ink found, whatever their colours and the lighting:
    smoothly, and their edge is taken for paper: a digit may fill its cell); big writing is then read halved,
    where its strokes keep 8 px (every later step costs about its pixel count); a sheet
    photographed where it lies has the desk round it made paper,
-2. polarity: is the ink darker or lighter than the paper around it?
+2. polarity: is the ink darker or lighter than the paper around it? (A digit cut out close to its ink is looked at
+   again with a margin of the paper at its edge round it.)
 3. background: the paper's brightness at every pixel (uneven light, shadows) by a morphological
    opening at low resolution; ink = contrast against it, relative to how much contrast was possible,
 4. threshold at half the ink's typical contrast (stroke edges are where blur has eaten half the ink),
@@ -27,7 +28,7 @@ anti-aliases when it shrinks (OpenCV's does not).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 
 import numpy as np
@@ -67,6 +68,13 @@ CLEAN_FRAME = 0.9  # a 28×28 field whose 2-px frame is at least this much exact
 # 0.15, 6 of 2,700 digit pictures (stretched digits, photos) were taken for light ink on dark paper; here none, and a
 # sheet on a black desk reads as well.
 THIN = 0.25
+# A digit cut out close to its ink (see _ink_at): where the ink is this share of its height or nearer to three of the
+# picture's edges, or (the edge light paper) none is found or it is taken for light, it is looked for again
+# with a margin of the edge's paper round the picture, CLOSE_PAD-th of its longest side wide (a quarter reads bold
+# crops as well as a wide margin does; an eighth not).
+CLOSE_MARGIN = 0.1
+CLOSE_PAD = 4
+EDGE_PAPER = 0.25  # an edge whose median is within this share of the picture's range of its lightest is paper
 # A sheet photographed where it lies (see without_desk), looked for at SHEET_SIDE px along the picture's longest side.
 # The desk: the darker of Otsu's two classes (no desk where that class is more than SHEET_DARKER of the lighter one's
 # level), below SHEET_CUT of the way from its mean to the lighter one's, where it reaches the picture's edge, along
@@ -148,6 +156,12 @@ class Ink:
             for array in arrays:
                 array.flags.writeable = False
             self.cache[key] = arrays
+
+    def cropped(self, x0: int, y0: int, height: int, width: int) -> Ink:
+        """This ink in the ``height`` × ``width`` part of its picture whose top left corner is at (``x0``, ``y0``)."""
+        part = (slice(y0, y0 + height), slice(x0, x0 + width))
+        return replace(self, ink=self.ink[part], mask=self.mask[part],
+                       thresholds=None if self.thresholds is None else self.thresholds[part])
 
     def stroke_width(self) -> float:
         """:func:`stroke_width` of :attr:`mask`."""
@@ -599,6 +613,14 @@ def _tiny_ink_is_dark(gray: np.ndarray) -> bool:
     return bool(np.median(edge) > (float(gray.min()) + float(gray.max())) / 2)
 
 
+def _light_edge(gray: np.ndarray) -> bool:
+    """Whether most of the picture's edge is as light as the picture gets, within EDGE_PAPER of its range: paper round
+    dark ink that only touches the edge, as round a digit cut out close to it."""
+    sample = _grid_sample(gray)
+    low, high = _kth_extremes(sample, min(10, sample.size - 1))
+    return float(np.median(_rim(gray))) >= high - EDGE_PAPER * (high - low)
+
+
 def _extend(low: np.ndarray, pad: int) -> np.ndarray:
     """Pad by odd reflection (2·edge − mirror), which continues a gradient past the edge instead of flattening it."""
     if pad <= 0:
@@ -700,18 +722,59 @@ def _ink_at(gray: np.ndarray, scale: float) -> Ink | None:
     """:func:`find_ink` in the working picture ``gray`` at ``scale`` (original pixels per pixel)."""
     on_sheet = without_desk(gray) if scale >= 1 else None
     gray = gray if on_sheet is None else on_sheet
-    dark = ink_is_dark(gray) if scale >= 1 else _tiny_ink_is_dark(gray)
-    x = 1 - gray if dark else gray  # from here on ink is bright
     if scale < 1:
         # A tiny picture is a scanned cell whose edge is paper: a digit filling it touches the edge, and the
         # background's opening would take ink running into the edge for paper, as it does a wide shadow. (Not
         # for photos: there the edge continues the light's gradients, which a flat margin would cut.)
+        dark = _tiny_ink_is_dark(gray)
+        x = 1 - gray if dark else gray
         h, w = x.shape
         pad = max(2, min(h, w) // 8)
         # What its opening keeps is a stroke as wide as its window, not paper: its edges are not held.
         paper = background(np.pad(x, pad, constant_values=float(np.median(x))), edges=False)[pad:pad + h, pad:pad + w]
-    else:
-        paper = background(x)
+        return _ink_over(x, paper, scale, dark)
+    dark = ink_is_dark(gray)
+    x = 1 - gray if dark else gray
+    found = _ink_over(x, background(x), scale, dark)
+    # A digit cut out close to its ink (a crop, a drawing filling its canvas): a bold one's strokes are as wide as
+    # the paper left between them, so neither polarity nor the paper's level can be told from what is inside; with
+    # a margin of the paper at its edge round it, they can, as for any digit on a page. Where the edge is paper as
+    # light as the picture gets (an edge as dark is a desk round a sheet as often; one halfway, a shadow or a
+    # gradient) and nothing was found, or the ink was taken for light, the polarity is judged again with that margin;
+    # where the ink was found close to the edges, only the paper's level is.
+    doubt = (found is None or not dark) and _light_edge(gray)
+    if not doubt and (found is None or not _close_to_edges(found)):
+        return found
+    pad = max(gray.shape) // CLOSE_PAD
+    padded = np.pad(gray, pad, constant_values=float(np.median(_rim(gray))))
+    if doubt:
+        dark = ink_is_dark(padded)
+    x = 1 - padded if dark else padded
+    margined = _ink_over(x, background(x), scale, dark)
+    if margined is None:
+        return found
+    h, w = gray.shape
+    return margined.cropped(pad, pad, h, w)
+
+
+def _close_to_edges(found: Ink) -> bool:
+    """Whether ``found`` reaches within CLOSE_MARGIN of its height of three of its picture's edges or more: its pieces
+    that run from one edge to the opposite one left out where others are not (a notebook's ruled lines and margin)."""
+    stats = found.components()[1]
+    if not len(stats):
+        return True
+    h, w = found.mask.shape
+    across = (stats[:, 0] == 0) & (stats[:, 2] == w) | (stats[:, 1] == 0) & (stats[:, 3] == h)
+    if across.any() and not across.all():
+        stats = stats[~across]
+    x0, y0 = stats[:, :2].min(0)
+    x1, y1 = stats[:, 2:4].max(0)
+    near = CLOSE_MARGIN * (y1 - y0)  # (the writing's height: a line's length says nothing of its margins)
+    return sum(margin <= near for margin in (x0, y0, w - x1, h - y1)) >= 3
+
+
+def _ink_over(x: np.ndarray, paper: np.ndarray, scale: float, dark: bool) -> Ink | None:
+    """The ink in ``x`` (ink bright) over the ``paper`` level at every pixel, or None."""
     # Contrast relative to what was possible: dark ink in a shadow is as much ink as in full light.
     # (In place: the same float32 operations as the formula, without a new full-size array for each step.)
     ink = np.subtract(x, paper, dtype=np.float32)
