@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from digitnet.vision.io import MIN_SIDE
+
 WORK_SIDE = 1024  # longest side we process at: plenty for a digit, and keeps a 12 MP photo fast
 # Strokes found at most this wide (px) in a picture that was reduced to WORK_SIDE were thinner than the reduction: ...
 FINE_STROKE = 1.5
@@ -743,8 +745,8 @@ def _ink_at(gray: np.ndarray, scale: float) -> Ink | None:
     # gradient) and nothing was found, or the ink was taken for light, the polarity is judged again with that margin;
     # where the ink was found close to the edges, only the paper's level is.
     doubt = (found is None or not dark) and _light_edge(gray)
-    if not doubt and (found is None or not _close_to_edges(found)):
-        return found
+    if not doubt and (found is None or not _close_to_edges(found)) or min(gray.shape) < MIN_SIDE:
+        return found  # (a strip thinner than a digit can be is no digit cut out, margin or not)
     pad = max(gray.shape) // CLOSE_PAD
     padded = np.pad(gray, pad, constant_values=float(np.median(_rim(gray))))
     if doubt:
