@@ -145,6 +145,18 @@ def test_a_bold_digit_cut_out_close_to_its_ink_is_found_and_read(clean_digits, r
     assert read == list(clean_digits)
 
 
+@pytest.mark.parametrize("angle", [0, 2, 4])
+def test_a_number_cut_close_under_uneven_light_is_read(clean_digits, recognizer, angle):
+    # The margin it is looked at with is one flat level, the edge's median: where the light falls off across the
+    # picture, a step stands between the margin and the picture's darker edge, and it must not read as ink.
+    line = number_ink([clean_digits[d] for d in (7, 2, 9)], height=80)
+    shape = (line.shape[0] + 4, line.shape[1] + 4)
+    ys, xs = np.mgrid[:shape[0], :shape[1]]
+    fall = np.cos(angle) * xs / shape[1] + np.sin(angle) * ys / shape[0]
+    light = 1 - 0.5 * (fall - fall.min()) / (fall.max() - fall.min())
+    assert recognizer.read(on_paper(line, shape=shape, at=(2, 2), light=light, noise=0.01))["text"] == "729"
+
+
 @pytest.mark.parametrize("pen", [1, pytest.param(7, marks=pytest.mark.xfail(strict=True, reason=(
     "a bold light digit cut out close on black is taken for dark ink: an edge as dark as the picture gets is as often "
     "a desk round a sheet, so only a light edge is trusted for polarity")))])
