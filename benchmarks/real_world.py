@@ -63,7 +63,9 @@ FINE_PEN = (2, 4)  # a fineliner's width in pixels of the PEN-px bitmap: 2.5-5% 
 # left open where it should come back to the stem (low on the right); a 6's at the top of its loop, short of the
 # stroke coming down.
 OPENING = {"open 9": (-70.0, -20.0), "open 6": (60.0, 120.0)}
-PRINT_INK = (0, 120)  # the gray of printed form lines, 0..255 (the paper is 215-250, the writing 10-70)
+PAPER = (215, 250)  # the paper's gray, 0..255, in every scan drawn here ...
+WRITING = (10, 70)  # ... and the writing's
+PRINT_INK = (0, 120)  # the gray of printed form lines, 0..255 (the paper is PAPER, the writing WRITING)
 LIGHT_PRINT = (165, 200)  # forms printed in a light "dropout" colour, fainter than half the writing's contrast
 EXTRA_STROKES = ("European 1 (flag)", "1 with flag and base", "crossed 7", "closed 4")
 # Targets of issue 18 ("every hand"): medians of seeds.
@@ -317,7 +319,12 @@ def on_paper(ink: np.ndarray, rng: np.random.Generator, margin: tuple[float, flo
     sheet = np.zeros((h + 2 * int(margin[1] * h) + 4, w + 2 * int(margin[1] * h) + 4), bool)
     top, left = int(rng.uniform(*margin) * h) + 2, int(rng.uniform(*margin) * h) + 2
     sheet[top:top + h, left:left + w] = ink
-    paper, pen = rng.uniform(215, 250), rng.uniform(10, 70)
+    return scanned(sheet, rng)
+
+
+def scanned(sheet: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ink (bool ``sheet``) in a dark pen on light paper, both levels drawn from ``rng``: a grayscale scan, uint8."""
+    paper, pen = rng.uniform(*PAPER), rng.uniform(*WRITING)
     return np.where(sheet, pen, paper).astype(np.uint8)
 
 
@@ -328,8 +335,7 @@ def cut_out(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     top, bottom, left, right = (int(rng.uniform(*CLOSE_CROP) * h) for _ in range(4))
     sheet = np.zeros((h + top + bottom, w + left + right), bool)
     sheet[top:top + h, left:left + w] = ink
-    paper, pen = rng.uniform(215, 250), rng.uniform(10, 70)
-    return np.where(sheet, pen, paper).astype(np.uint8)
+    return scanned(sheet, rng)
 
 
 def boxed_digit(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -397,7 +403,7 @@ def _draw_boxes(inks: list[np.ndarray], cells: list[tuple[int, int]], comb: bool
         dy, dx = max(0, min(dy, h + 2 * line - ih)), max(0, min(dx, w + 2 * line - iw))
         writing[margin + dy:margin + dy + ih, x + dx:x + dx + iw] |= ink[:height - margin - dy, :width - x - dx]
         x += w
-    paper, pen, gray = rng.uniform(215, 250), rng.uniform(10, 70), rng.uniform(*print_ink)
+    paper, pen, gray = rng.uniform(*PAPER), rng.uniform(*WRITING), rng.uniform(*print_ink)
     image = np.full(printed.shape, paper, np.float32)
     image[printed] = gray
     image[writing] = pen

@@ -745,7 +745,8 @@ def _ink_at(gray: np.ndarray, scale: float) -> Ink | None:
     # gradient) and nothing was found, or the ink was taken for light, the polarity is judged again with that margin;
     # where the ink was found close to the edges, only the paper's level is.
     doubt = (found is None or not dark) and _light_edge(gray)
-    if not doubt and (found is None or not _close_to_edges(found)) or min(gray.shape) < MIN_SIDE:
+    close = found is not None and _close_to_edges(found)
+    if not (doubt or close) or min(gray.shape) < MIN_SIDE:
         return found  # (a strip thinner than a digit can be is no digit cut out, margin or not)
     pad = max(gray.shape) // CLOSE_PAD
     padded = np.pad(gray, pad, constant_values=float(np.median(_rim(gray))))
