@@ -45,19 +45,22 @@ BLOCK = 4  # a cell counts the ink of a BLOCK×BLOCK block of the pen bitmap: BL
 PEN = 112  # height of the rendered pen bitmaps for the style and box sets (4 × 28)
 STYLES = ("thick pen", "thin pen", "slant", "broken strokes", "European 1 (flag)", "1 with flag and base",
           "crossed 7", "closed 4", "cramped", "stretched", "open 9", "open 6", "2 with a loop", "fine pen",
-          "cut out close", "bold, cut out close")
+          "cut out close", "bold, cut out close", "light on dark, cut out close", "bold, light on dark, cut out close")
 # Styles of one digit only. The LATER_STYLES came later (2026-12-05) and draw from a generator of their own, so the
 # rows before them kept their pictures; their rows hold only digits in the style, as MNIST's writer made it (a 9 with
 # its loop open) or as drawn here.
 STYLE_LABEL = {"European 1 (flag)": 1, "1 with flag and base": 1, "crossed 7": 7, "closed 4": 4, "open 9": 9,
                "open 6": 6, "2 with a loop": 2}
-LATER_STYLES = ("open 9", "open 6", "2 with a loop", "fine pen", "cut out close", "bold, cut out close")
+LATER_STYLES = ("open 9", "open 6", "2 with a loop", "fine pen", "cut out close", "bold, cut out close",
+                "light on dark, cut out close", "bold, light on dark, cut out close")
 # A digit cut out close to its ink (2026-12-07): paper left round it up to this share of its height on each side,
 # written as MNIST's writer did or with a bold pen (the strokes widened by BOLD px each way in the PEN-px bitmap). Not
-# an issue-18 style: no target.
+# an issue-18 style: no target. The light-on-dark ones (2026-12-07) are the same crops in light ink on dark paper: a
+# dark-mode screenshot, a white digit drawn to fill a black canvas.
 CLOSE_CROP = (0.0, 0.05)
 BOLD = (2, 4)
-CUT_OUT = ("cut out close", "bold, cut out close")
+LIGHT_ON_DARK = ("light on dark, cut out close", "bold, light on dark, cut out close")
+CUT_OUT = ("cut out close", "bold, cut out close", *LIGHT_ON_DARK)
 FINE_PEN = (2, 4)  # a fineliner's width in pixels of the PEN-px bitmap: 2.5-5% of a digit's height (MNIST's: ~10%)
 # Where an open loop is cut: degrees counter-clockwise from the right, seen from the loop's centre. A 9's loop is
 # left open where it should come back to the stem (low on the right); a 6's at the top of its loop, short of the
@@ -152,9 +155,9 @@ def styled(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarra
             return None
     elif style == "fine pen":  # the digit's skeleton drawn again with a fineliner
         image = Image.fromarray(widen(skeleton(pen), int(rng.integers(FINE_PEN[0], FINE_PEN[1] + 1))))
-    elif style == "cut out close":
+    elif style in ("cut out close", "light on dark, cut out close"):
         pass  # (the pen as MNIST's writer held it; cut_out leaves the paper)
-    elif style == "bold, cut out close":
+    elif style in ("bold, cut out close", "bold, light on dark, cut out close"):
         image = image.filter(ImageFilter.MaxFilter(2 * int(rng.integers(BOLD[0], BOLD[1] + 1)) + 1))
     elif style in ("cramped", "stretched"):
         factor = rng.uniform(0.5, 0.7) if style == "cramped" else rng.uniform(1.4, 1.8)
@@ -328,14 +331,15 @@ def scanned(sheet: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.where(sheet, pen, paper).astype(np.uint8)
 
 
-def cut_out(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def cut_out(ink: np.ndarray, rng: np.random.Generator, light_on_dark: bool = False) -> np.ndarray:
     """Dark ink (bool) on light paper cut out close to it: up to CLOSE_CROP of its height of paper on each side (each
-    drawn on its own), uint8."""
+    drawn on its own), uint8; with ``light_on_dark``, the same in light ink on dark paper."""
     h, w = ink.shape
     top, bottom, left, right = (int(rng.uniform(*CLOSE_CROP) * h) for _ in range(4))
     sheet = np.zeros((h + top + bottom, w + left + right), bool)
     sheet[top:top + h, left:left + w] = ink
-    return scanned(sheet, rng)
+    picture = scanned(sheet, rng)
+    return 255 - picture if light_on_dark else picture
 
 
 def boxed_digit(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -475,7 +479,8 @@ def run(model: str | None, n: int, numbers: int, photos: int, seed: int, digits:
                 ink = styled(images[i], style, later_rng)
                 if ink is not None:
                     index.append(i)
-                    pictures.append(cut_out(ink, later_rng) if style in CUT_OUT else on_paper(ink, later_rng))
+                    pictures.append(cut_out(ink, later_rng, style in LIGHT_ON_DARK) if style in CUT_OUT
+                                    else on_paper(ink, later_rng))
                 if len(index) == n:
                     break
             index = np.array(index, dtype=int)

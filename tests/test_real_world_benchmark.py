@@ -188,10 +188,11 @@ def test_cut_out_pictures_leave_at_most_their_share_of_paper_round_the_ink(digit
     for digit in digits[:20]:
         for style in real_world.CUT_OUT:
             ink = real_world.styled(digit, style, rng)
-            picture = real_world.cut_out(ink, rng)
-            dark = picture < 128
-            assert dark.sum() == ink.sum()  # the ink, all of it, dark on light
-            rows, cols = np.flatnonzero(dark.any(1)), np.flatnonzero(dark.any(0))
+            light_on_dark = style in real_world.LIGHT_ON_DARK
+            picture = real_world.cut_out(ink, rng, light_on_dark)
+            inked = (picture > 128) if light_on_dark else (picture < 128)
+            assert inked.sum() == ink.sum()  # the ink, all of it, dark on light or light on dark
+            rows, cols = np.flatnonzero(inked.any(1)), np.flatnonzero(inked.any(0))
             margins = (rows[0], picture.shape[0] - 1 - rows[-1], cols[0], picture.shape[1] - 1 - cols[-1])
             assert max(margins) <= real_world.CLOSE_CROP[1] * ink.shape[0]
             touching += min(margins) == 0

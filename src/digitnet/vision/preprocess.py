@@ -77,6 +77,9 @@ THIN = 0.25
 CLOSE_MARGIN = 0.1
 CLOSE_PAD = 4
 EDGE_PAPER = 0.25  # an edge whose median is within this share of the picture's range of its lightest is paper
+# ... and one within it of the darkest, round light that holds nothing dark (see _edge_is_paper), is paper round
+# light ink. (Light holding dark, the loops of a 0 or 8 as much as writing on a sheet on a desk, is not trusted: a
+# light share of the picture under 40% read dark-mode numbers better but lost sheets in shadow on desks.)
 # A sheet photographed where it lies (see without_desk), looked for at SHEET_SIDE px along the picture's longest side.
 # The desk: the darker of Otsu's two classes (no desk where that class is more than SHEET_DARKER of the lighter one's
 # level), below SHEET_CUT of the way from its mean to the lighter one's, where it reaches the picture's edge, along
@@ -615,12 +618,22 @@ def _tiny_ink_is_dark(gray: np.ndarray) -> bool:
     return bool(np.median(edge) > (float(gray.min()) + float(gray.max())) / 2)
 
 
-def _light_edge(gray: np.ndarray) -> bool:
-    """Whether most of the picture's edge is as light as the picture gets, within EDGE_PAPER of its range: paper round
-    dark ink that only touches the edge, as round a digit cut out close to it."""
+def _edge_is_paper(gray: np.ndarray, dark: bool) -> bool:
+    """Whether most of the picture's edge is paper round ink that only touches it, as round a digit cut out close to
+    it: for dark ink (``dark``), an edge as light as the picture gets, within EDGE_PAPER of its range; for light ink,
+    one as dark as it gets round light that holds nothing dark (a sheet on a dark desk is written on; a light 1, 7 or
+    bold 5 is not, nor the light strokes of a number without loops)."""
     sample = _grid_sample(gray)
     low, high = _kth_extremes(sample, min(10, sample.size - 1))
-    return float(np.median(_rim(gray))) >= high - EDGE_PAPER * (high - low)
+    edge = float(np.median(_rim(gray)))
+    if dark:
+        return edge >= high - EDGE_PAPER * (high - low)
+    if edge > low + EDGE_PAPER * (high - low):
+        return False
+    # Dark inside the light: pieces wider than 2 px (a speck of noise in a light stroke is not writing).
+    dim = gray <= (low + high) / 2
+    inside = dim & ~touching_edge(dim)
+    return not opencv().erode(inside.view(np.uint8), np.ones((3, 3), np.uint8)).any()
 
 
 def _extend(low: np.ndarray, pad: int) -> np.ndarray:
@@ -740,11 +753,11 @@ def _ink_at(gray: np.ndarray, scale: float) -> Ink | None:
     found = _ink_over(x, background(x), scale, dark)
     # A digit cut out close to its ink (a crop, a drawing filling its canvas): a bold one's strokes are as wide as
     # the paper left between them, so neither polarity nor the paper's level can be told from what is inside; with
-    # a margin of the paper at its edge round it, they can, as for any digit on a page. Where the edge is paper as
-    # light as the picture gets (an edge as dark is a desk round a sheet as often; one halfway, a shadow or a
-    # gradient) and nothing was found, or the ink was taken for light, the polarity is judged again with that margin;
-    # where the ink was found close to the edges, only the paper's level is.
-    doubt = (found is None or not dark) and _light_edge(gray)
+    # a margin of the paper at its edge round it, they can, as for any digit on a page. Where the edge is paper round
+    # dark ink (see _edge_is_paper) and nothing was found or the ink was taken for light, or it is paper round light
+    # ink and the ink was taken for dark, the polarity is judged again with that margin (an edge halfway is a shadow
+    # or a gradient); where the ink was found close to the edges, only the paper's level is.
+    doubt = (found is None or not dark) and _edge_is_paper(gray, dark=True) or dark and _edge_is_paper(gray, dark=False)
     close = found is not None and _close_to_edges(found)
     if not (doubt or close) or min(gray.shape) < MIN_SIDE:
         return found  # (a strip thinner than a digit can be is no digit cut out, margin or not)
