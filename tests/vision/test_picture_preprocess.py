@@ -167,6 +167,17 @@ def test_a_light_digit_on_black_cut_out_close_to_its_ink_keeps_its_polarity(clea
     assert recognizer.predict(picture)["digit"] == 4
 
 
+@pytest.mark.parametrize("pen", [1, 5])
+def test_light_ones_on_black_cut_out_close_to_their_ink_are_found_and_read(glyph_pool, recognizer, pen):
+    # A 1 filling its crop: the first look takes the light stroke for paper and finds nothing (or a sliver); the
+    # dark edge round light that holds nothing dark is paper, so it looks again with a margin of it.
+    for glyph in glyph_pool[1]:
+        picture = 255 - bold_crop(glyph, pen=pen)
+        found = find_ink(picture)
+        assert found is not None and not found.dark_ink
+        assert recognizer.predict(picture)["digit"] == 1
+
+
 def test_a_bold_light_number_on_black_cut_out_close_to_its_ink_is_read(clean_digits, recognizer):
     # A dark-mode screenshot cut to its writing in a bold pen: the light strokes hold no dark (no loops), so they
     # are no sheet on a desk, and the dark edge is paper. (Read as "91 5" before.)
@@ -373,11 +384,26 @@ def test_paper_texture_and_jpeg_noise_are_not_ink(clean_digits):
     (np.random.default_rng(0).normal(200, 6, (150, 150))).clip(0, 255).astype(np.uint8),  # paper grain
     np.zeros((50, 50), np.uint8),  # black
     np.zeros((28, 28), np.uint8),  # an empty MNIST field
+    # A blank form scanned with salt noise (dark specks, some touching): specks, however many, are no digit.
+    np.where(np.random.default_rng(1).random((300, 400)) < 0.02, 20, 230).astype(np.uint8),
+    np.where(np.random.default_rng(2).random((60, 40)) < 0.05, 20, 230).astype(np.uint8),
 ])
 def test_no_ink_found(picture):
     assert find_ink(picture) is None
     prepared = prepare_digit(picture)
     assert prepared.image is None and prepared.note == NO_INK and prepared.error is None
+
+
+def test_a_number_in_salt_noise_is_read_and_the_noise_alone_is_not(clean_digits, recognizer):
+    # Read before as a page of made-up lines ("1115 1", "8 8", ...) from the specks' clusters.
+    rng = np.random.default_rng(3)
+    page = on_paper(number_ink([clean_digits[d] for d in (4, 0, 7, 3)], height=70), shape=(400, 600), at=(150, 100))
+    blank = np.full_like(page, 235)
+    for picture in (page, blank):
+        salt = rng.random(picture.shape) < 0.02
+        picture[salt] = rng.integers(0, 80, int(salt.sum()))
+    assert recognizer.read(page)["text"] == "4073"
+    assert recognizer.read(blank)["text"] == "" and recognizer.read(blank)["note"] == NO_INK
 
 
 def test_faint_pencil_is_still_ink(clean_digits, recognizer):

@@ -755,9 +755,10 @@ def _ink_at(gray: np.ndarray, scale: float) -> Ink | None:
     # the paper left between them, so neither polarity nor the paper's level can be told from what is inside; with
     # a margin of the paper at its edge round it, they can, as for any digit on a page. Where the edge is paper round
     # dark ink (see _edge_is_paper) and nothing was found or the ink was taken for light, or it is paper round light
-    # ink and the ink was taken for dark, the polarity is judged again with that margin (an edge halfway is a shadow
-    # or a gradient); where the ink was found close to the edges, only the paper's level is.
-    doubt = (found is None or not dark) and _edge_is_paper(gray, dark=True) or dark and _edge_is_paper(gray, dark=False)
+    # ink and nothing was found or the ink was taken for dark, the polarity is judged again with that margin (an edge
+    # halfway is a shadow or a gradient); where the ink was found close to the edges, only the paper's level is.
+    doubt = ((found is None or not dark) and _edge_is_paper(gray, dark=True)
+             or (found is None or dark) and _edge_is_paper(gray, dark=False))
     close = found is not None and _close_to_edges(found)
     if not (doubt or close) or min(gray.shape) < MIN_SIDE:
         return found  # (a strip thinner than a digit can be is no digit cut out, margin or not)
@@ -827,7 +828,8 @@ def _ink_over(x: np.ndarray, paper: np.ndarray, scale: float, dark: bool) -> Ink
         above = above | faint_strokes  # (a new array: the writing's mask may be ``above`` itself)
         thresholded = connected_components(above)
         mask, components = _without_specks(above, *thresholded)
-    if np.count_nonzero(mask) < MIN_INK_PIXELS:
+    # Nothing but specks, however many (salt noise, a blank form's scanner grain): no piece a digit could be.
+    if np.count_nonzero(mask) < MIN_INK_PIXELS or components[1][:, 4].max() < MIN_INK_PIXELS:
         return None
     found = Ink(ink=ink, mask=mask, level=level, scale=scale, dark_ink=dark, threshold=threshold, faint=faint,
                 thresholds=thresholds)
