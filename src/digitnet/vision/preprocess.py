@@ -71,13 +71,13 @@ CLEAN_FRAME = 0.9  # a 28×28 field whose 2-px frame is at least this much exact
 # sheet on a black desk reads as well.
 THIN = 0.25
 # A digit cut out close to its ink (see _ink_at): where the ink is this share of its height or nearer to three of the
-# picture's edges, or (the edge light paper) none is found or it is taken for light, it is looked for again
-# with a margin of the edge's paper round the picture, CLOSE_PAD-th of its longest side wide (a quarter reads bold
-# crops as well as a wide margin does; an eighth not).
+# picture's edges, or (the edge paper round ink of one polarity) none is found or it is taken for the other, it is
+# looked for again with a margin of the edge's paper round the picture, CLOSE_PAD-th of its longest side wide (a
+# quarter reads bold crops as well as a wide margin does; an eighth not).
 CLOSE_MARGIN = 0.1
 CLOSE_PAD = 4
 EDGE_PAPER = 0.25  # an edge whose median is within this share of the picture's range of its lightest is paper
-# ... and one within it of the darkest, round light that holds nothing dark (see _edge_is_paper), is paper round
+# ... and one within it of the darkest, round light that holds nothing dark (see _edge_paper_round), is paper round
 # light ink. (Light holding dark, the loops of a 0 or 8 as much as writing on a sheet on a desk, is not trusted: a
 # light share of the picture under 40% read dark-mode numbers better but lost sheets in shadow on desks.)
 # A sheet photographed where it lies (see without_desk), looked for at SHEET_SIDE px along the picture's longest side.
@@ -618,22 +618,22 @@ def _tiny_ink_is_dark(gray: np.ndarray) -> bool:
     return bool(np.median(edge) > (float(gray.min()) + float(gray.max())) / 2)
 
 
-def _edge_is_paper(gray: np.ndarray, dark: bool) -> bool:
+def _edge_paper_round(gray: np.ndarray) -> bool | None:
     """Whether most of the picture's edge is paper round ink that only touches it, as round a digit cut out close to
-    it: for dark ink (``dark``), an edge as light as the picture gets, within EDGE_PAPER of its range; for light ink,
-    one as dark as it gets round light that holds nothing dark (a sheet on a dark desk is written on; a light 1, 7 or
-    bold 5 is not, nor the light strokes of a number without loops)."""
+    it, and round which ink: True for dark ink (an edge as light as the picture gets, within EDGE_PAPER of its range),
+    False for light ink (one as dark as it gets, round light that holds nothing dark: a sheet on a dark desk is written
+    on; a light 1, 7 or bold 5 is not, nor the light strokes of a number without loops), None for neither."""
     sample = _grid_sample(gray)
     low, high = _kth_extremes(sample, min(10, sample.size - 1))
     edge = float(np.median(_rim(gray)))
-    if dark:
-        return edge >= high - EDGE_PAPER * (high - low)
+    if edge >= high - EDGE_PAPER * (high - low):
+        return True
     if edge > low + EDGE_PAPER * (high - low):
-        return False
+        return None
     # Dark inside the light: pieces wider than 2 px (a speck of noise in a light stroke is not writing).
     dim = gray <= (low + high) / 2
     inside = dim & ~touching_edge(dim)
-    return not opencv().erode(inside.view(np.uint8), np.ones((3, 3), np.uint8)).any()
+    return None if opencv().erode(inside.view(np.uint8), np.ones((3, 3), np.uint8)).any() else False
 
 
 def _extend(low: np.ndarray, pad: int) -> np.ndarray:
@@ -754,11 +754,11 @@ def _ink_at(gray: np.ndarray, scale: float) -> Ink | None:
     # A digit cut out close to its ink (a crop, a drawing filling its canvas): a bold one's strokes are as wide as
     # the paper left between them, so neither polarity nor the paper's level can be told from what is inside; with
     # a margin of the paper at its edge round it, they can, as for any digit on a page. Where the edge is paper round
-    # dark ink (see _edge_is_paper) and nothing was found or the ink was taken for light, or it is paper round light
-    # ink and nothing was found or the ink was taken for dark, the polarity is judged again with that margin (an edge
-    # halfway is a shadow or a gradient); where the ink was found close to the edges, only the paper's level is.
-    doubt = ((found is None or not dark) and _edge_is_paper(gray, dark=True)
-             or (found is None or dark) and _edge_is_paper(gray, dark=False))
+    # ink of one polarity (see _edge_paper_round) and nothing was found or the ink was taken for the other, the
+    # polarity is judged again with that margin (an edge halfway is a shadow or a gradient); where the ink was found
+    # close to the edges, only the paper's level is.
+    round_ink = _edge_paper_round(gray)
+    doubt = round_ink is not None and (found is None or dark != round_ink)
     close = found is not None and _close_to_edges(found)
     if not (doubt or close) or min(gray.shape) < MIN_SIDE:
         return found  # (a strip thinner than a digit can be is no digit cut out, margin or not)
