@@ -54,7 +54,9 @@ without looking at test) drawn and photographed as in ``photo_digits.py`` (its `
 * drawn in a paint app: numbers of 2–6 digits drawn with a mouse or a finger, as a screenshot of a drawing app
   shows them: each digit's skeleton (``real_world.skeleton``) drawn 1–4 px wide, pure black on a white canvas, digits
   60–300 px tall, saved as a PNG (no photo): % exact;
-* turned: numbers of 3–6 digits photographed with the phone (or the sheet) turned 8–30° either way: % exact.
+* turned: numbers of 3–6 digits photographed with the phone (or the sheet) turned 8–30° either way: % exact;
+* slanted: numbers of 3–7 digits by a writer whose whole hand leans, every digit alike (the line sheared 0.25–0.7 px
+  per row, 14–35°, on top of each MNIST digit's own slant; one writer in four leaning back): % exact.
 
 With several ``--seeds`` each is measured and the table gives every seed and the median. The README reports the
 median of seeds 0 and 1 and a third seed (2) that was never looked at while the reader was built.
@@ -469,6 +471,7 @@ MEASURES = [  # (row, key, label, target) as the table prints them
     ("framed", "exact", "one-line numbers (2–6 digits) circled or boxed by hand, exact", ""),
     ("drawn", "exact", "one-line numbers (2–6 digits) drawn 1–4 px wide in a paint app, exact", ""),
     ("turned", "exact", "one-line numbers (3–6 digits) photographed turned 8–30°, exact", ""),
+    ("slanted", "exact", "one-line numbers (3–7 digits) by a hand leaning 14–35°, exact", ""),
 ]
 
 
@@ -512,10 +515,12 @@ def print_seeds_table(results: list[dict]) -> None:
 
 ROWS = ("multi_line", "separators", "single_line", "touching_pairs", "overlapping", "long", "spaced", "tiles",
         "tiles_apart", "dusty", "loose_marks", "underlined", "writers", "fine_pen", "on_desk", "squared", "notebook",
-        "framed", "drawn", "turned")
+        "framed", "drawn", "turned", "slanted")
 SPACED_PITCH = (1.1, 1.7)  # the spaced row: digits' centres this many heights apart
 DRAWN_HEIGHT = (60, 300)  # the drawn row: digits this many px tall ...
 TURN = (8.0, 30.0)  # the turned row: the photo turned this many degrees either way
+SLANT = (0.25, 0.7)  # the slanted row: the writer's lean, px sideways per row (tan of 14-35 degrees) ...
+BACKWARD = 0.25  # ... leaning back (top to the left) this share of the time
 DRAWN_BRUSH = 4  # ... drawn with a brush 1 to this many px wide
 # Rows that draw from one random stream, in this order (each other row has a generator of its own): a run that leaves
 # out one of them draws other pictures for those after it in its stream than a full run does.
@@ -539,14 +544,14 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
                  failures: list[tuple[str, bytes]], pitch: tuple[float, float] | None = None,
                  underline: bool = False, writers: bool = False, pen: str | None = None,
                  paper: str | None = None, frame: bool = False, drawn: tuple[int, int] | None = None,
-                 turn: tuple[float, float] | None = None) -> dict:
+                 turn: tuple[float, float] | None = None, slant: tuple[float, float] | None = None) -> dict:
     """``n`` one-line numbers of ``lengths`` digits as photos (see photo_digits.number_picture), ``underline``d by
     hand or not, ``frame``d by hand (:func:`framed`) or not, each by one of the other ``writers``
     (:func:`writer_styles`), every digit in one ``pen`` (a ``real_world.styled`` style) or as MNIST's wrote them, on
     plain paper or ``paper`` "squared", "notebook" (ruled, with a margin: photo_digits.notebook_paper) or "desk": the
     sheet photographed on a desk (photo_digits.on_desk); or ``drawn`` in a paint app, digits of that range of heights
-    (:func:`drawn_ink`, a PNG screenshot, no photo); photographed ``turn``ed by that range of degrees either way: %
-    exact."""
+    (:func:`drawn_ink`, a PNG screenshot, no photo); photographed ``turn``ed by that range of degrees either way; by
+    a writer whose hand leans by that range of ``slant`` (:func:`slanted`): % exact."""
     exact = plain = 0
     misread = dict.fromkeys(MISREADS, 0)
     started = time.perf_counter()
@@ -566,6 +571,8 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
             def draw(digit: np.ndarray, size: int, angle: float, styles=styles) -> np.ndarray:
                 return styled_ink(digit, next(styles), size, angle, rng)
         alpha, _ = number_alpha([images[i] for i in index], rng, height, touching, overlap, pitch, draw)
+        if slant is not None:
+            alpha = slanted(alpha, float(rng.uniform(*slant)) * (-1 if rng.random() < BACKWARD else 1))
         if underline:
             alpha = underlined(alpha, height, rng)
         if frame:
@@ -594,6 +601,20 @@ def _numbers_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray,
             failures.append((f"{name}-{k}-{truth}-as-{text.replace(chr(10), '_') or 'none'}", picture))
     return {"n": n, "exact": exact / n, "plain_mnist_exact": plain / n, "misread": misread,
             "ms_per_picture": 1000 * (time.perf_counter() - started) / n}
+
+
+def slanted(alpha: np.ndarray, shear: float) -> np.ndarray:
+    """Ink (float 0..1) as a writer whose hand leans writes it: each row moved right by ``shear`` px for every row it
+    stands above the middle (a forward slant for ``shear`` > 0, back for < 0), cropped to ink."""
+    height = alpha.shape[0]
+    pad = int(np.ceil(abs(shear) * height / 2)) + 1
+    image = Image.fromarray(np.pad(alpha, ((0, 0), (pad, pad))).astype(np.float32), "F")
+    # (PIL's affine maps each output pixel to the input pixel it shows: x_in = x_out + shear * (y - height / 2).)
+    image = image.transform(image.size, Image.Transform.AFFINE, (1, shear, -shear * height / 2, 0, 1, 0),
+                            Image.Resampling.BILINEAR)
+    sheared = np.asarray(image).clip(0, 1)
+    cols = np.flatnonzero(sheared.max(0) > 0)
+    return sheared[:, cols[0]:cols[-1] + 1]
 
 
 def _separators_row(recognizer: Recognizer, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
@@ -731,6 +752,9 @@ def run(model: str | None, n: int, seed: int, single: int | None = None, save: s
     if n and "turned" in rows:  # its own generator too
         result["turned"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 15]), n, (3, 6),
                                         TOUCHING, 0.05, "turned", failures, turn=TURN)
+    if n and "slanted" in rows:  # its own generator too
+        result["slanted"] = _numbers_row(recognizer, images, labels, np.random.default_rng([seed, 16]), n, (3, 7),
+                                         TOUCHING, 0.05, "slanted", failures, slant=SLANT)
     if n and "tiles" in rows:  # its own generator too
         result["tiles"] = _tiles_row(recognizer, images, labels, np.random.default_rng([seed, 3]), n, failures)
     if n and "tiles_apart" in rows:

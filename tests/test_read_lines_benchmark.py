@@ -13,6 +13,28 @@ import read_lines  # noqa: E402
 from digitnet.vision.preprocess import connected_components, stroke_width  # noqa: E402
 
 
+class Keeper:
+    """A recognizer that reads nothing and keeps the pictures a row hands it: only what the row draws is looked at."""
+
+    def __init__(self) -> None:
+        self.pictures: list[bytes] = []
+
+    def read(self, picture: bytes) -> dict:
+        self.pictures.append(picture)
+        return {"text": ""}
+
+    def classify(self, images: np.ndarray) -> np.ndarray:
+        return np.eye(10)[np.zeros(len(images), int)]
+
+    def gray(self) -> list[np.ndarray]:
+        """The pictures kept, decoded to gray."""
+        import io
+
+        from PIL import Image
+
+        return [np.asarray(Image.open(io.BytesIO(picture)).convert("L")) for picture in self.pictures]
+
+
 @pytest.fixture(scope="module")
 def digits(mnist) -> list[np.ndarray]:
     return list(mnist.test_images[:12])
@@ -212,15 +234,8 @@ def test_the_fine_pen_row_writes_every_digit_with_a_fineliner(mnist, monkeypatch
     monkeypatch.setattr(read_lines, "styled_ink",
                         lambda digit, style, *args: drawn.append(style) or styled_ink(digit, style, *args))
 
-    class Reader:  # reads nothing: only what the row draws is looked at
-        def read(self, picture: bytes) -> dict:
-            return {"text": ""}
-
-        def classify(self, images: np.ndarray) -> np.ndarray:
-            return np.eye(10)[np.zeros(len(images), int)]
-
     images, labels = mnist.test_images[:200], mnist.test_labels[:200]
-    result = read_lines._numbers_row(Reader(), images, labels, np.random.default_rng(0), 4, (2, 6), 0.05, 0.05,
+    result = read_lines._numbers_row(Keeper(), images, labels, np.random.default_rng(0), 4, (2, 6), 0.05, 0.05,
                                      "fine-pen", [], pen="fine pen")
     assert result["n"] == 4 and result["exact"] == 0 and 8 <= len(drawn) <= 24 and set(drawn) == {"fine pen"}
     one = mnist.test_images[np.flatnonzero(mnist.test_labels == 8)[0]]
@@ -404,19 +419,11 @@ def test_a_drawn_digit_is_its_centre_line_as_wide_as_the_brush(mnist, brush):
 
 
 def test_the_drawn_row_reads_screenshots_of_its_numbers(mnist):
-    pictures = []
-
-    class Reader:  # reads nothing: only what the row draws is looked at
-        def read(self, picture: bytes) -> dict:
-            pictures.append(picture)
-            return {"text": ""}
-
-        def classify(self, images: np.ndarray) -> np.ndarray:
-            return np.eye(10)[np.zeros(len(images), int)]
-
+    keeper = Keeper()
     images, labels = mnist.test_images[:200], mnist.test_labels[:200]
-    result = read_lines._numbers_row(Reader(), images, labels, np.random.default_rng(0), 3, (2, 6), 0.05, 0.05,
+    result = read_lines._numbers_row(keeper, images, labels, np.random.default_rng(0), 3, (2, 6), 0.05, 0.05,
                                      "drawn", [], drawn=read_lines.DRAWN_HEIGHT)
+    pictures = keeper.pictures
     assert result["n"] == 3 and len(pictures) == 3
     import io
 
@@ -428,26 +435,39 @@ def test_the_drawn_row_reads_screenshots_of_its_numbers(mnist):
 
 
 def test_the_turned_row_photographs_its_numbers_turned(mnist):
-    import io
-
-    from PIL import Image
-
-    pictures = []
-
-    class Reader:  # reads nothing: only what the row draws is looked at
-        def read(self, picture: bytes) -> dict:
-            pictures.append(np.asarray(Image.open(io.BytesIO(picture)).convert("L")))
-            return {"text": ""}
-
-        def classify(self, images: np.ndarray) -> np.ndarray:
-            return np.eye(10)[np.zeros(len(images), int)]
-
+    keeper = Keeper()
     images, labels = mnist.test_images[:200], mnist.test_labels[:200]
-    read_lines._numbers_row(Reader(), images, labels, np.random.default_rng(0), 6, (3, 6), 0.05, 0.05, "turned", [],
+    read_lines._numbers_row(keeper, images, labels, np.random.default_rng(0), 6, (3, 6), 0.05, 0.05, "turned", [],
                             turn=read_lines.TURN)
     angles = []
-    for picture in pictures:  # the writing's main axis: its ink's covariance
+    for picture in keeper.gray():  # the writing's main axis: its ink's covariance
         ys, xs = np.nonzero(picture < np.median(picture) - 60)
         spread, axes = np.linalg.eigh(np.cov(np.stack([xs, ys]).astype(float)))
         angles.append(abs(np.degrees(np.arctan(axes[1, 1] / axes[0, 1]))))
     assert len(angles) == 6 and min(angles) > 5 and max(angles) < 34
+
+
+def test_the_slanted_row_draws_numbers_by_a_hand_that_leans(mnist, monkeypatch):
+    from digitnet.vision.lines import MNIST_SLANT, writing_slant
+    from digitnet.vision.pipeline import find_writing
+
+    keeper, shears = Keeper(), []
+
+    def slanted(alpha: np.ndarray, shear: float) -> np.ndarray:
+        shears.append(shear)
+        return lean(alpha, shear)
+
+    lean = read_lines.slanted
+    monkeypatch.setattr(read_lines, "slanted", slanted)
+    images, labels = mnist.test_images[:200], mnist.test_labels[:200]
+    read_lines._numbers_row(keeper, images, labels, np.random.default_rng(0), 12, (3, 7), 0.05, 0.05, "slanted", [],
+                            slant=read_lines.SLANT)
+    shears = np.array(shears)
+    low, high = read_lines.SLANT
+    assert len(shears) == 12 and ((np.abs(shears) >= low) & (np.abs(shears) <= high)).all()
+    assert 0 < (shears < 0).sum() < 6  # a few writers lean back
+    # Each picture leans as its writer was drawn to (y runs down: a forward lean measures negative), on top of the
+    # MNIST digits' own lean.
+    measured = np.array([writing_slant(find_writing(picture)) for picture in keeper.gray()])
+    assert np.corrcoef(measured, -shears)[0, 1] > 0.9
+    assert np.abs(measured + shears - MNIST_SLANT[0]).max() < 0.45

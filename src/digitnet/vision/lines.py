@@ -16,6 +16,7 @@ Reading order: lines top to bottom, items left to right.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from digitnet.vision.marks import Mark, classify_mark, is_stacked, space_between
-from digitnet.vision.preprocess import Ink
+from digitnet.vision.preprocess import Ink, opencv
 from digitnet.vision.segment import Classifier, Segment, find_digits, merge_boxes
 
 TALL = 0.3  # components at least this fraction of the tallest measure the typical digit height ...
@@ -41,6 +42,13 @@ FIT_SPAN = 1.0  # ... spanning this many line heights sideways
 # this many digit heights (a digit's own jitter; a level line's step where the fit slopes 18° is 0.3), ...
 STEP = 0.3
 MAX_LINE_DIGITS = 64  # ... and it has no more digits than this (a page of dust is no line)
+# How far MNIST's writers lean (see writing_slant): a digit -0.11 on average (a little forward), spread (standard
+# deviation) 0.27, so that a line of k digits spreads 0.27 / sqrt(k) (tests/vision/test_lines.py measures both again on
+# the training digits). A line leaning further than SLANT_SPREADS spreads from the average (the 1st or 99th percentile
+# of lines of as many MNIST digits) is sheared back to that bound before it is read: the models learned MNIST's lean,
+# and cut into upright columns a steeply slanted digit's top stands over its neighbour's foot.
+MNIST_SLANT = (-0.11, 0.27)
+SLANT_SPREADS = 2.33
 
 
 @dataclass
@@ -210,6 +218,39 @@ def one_line_slope(stats: np.ndarray, blobs: list[list[int]] | None = None) -> f
     across = np.abs(ys - ys.mean() - slope * (xs - xs.mean())) / np.hypot(1.0, slope)  # each centre from the fit
     steps = np.abs(np.diff(ys) - slope * np.diff(xs))
     return slope if across.max() <= SAME_LINE * height and steps.max() <= STEP * height else None
+
+
+def learned_slant(digits: int) -> tuple[float, float]:
+    """The least and most lean (see :func:`writing_slant`) of all but 1% either way of lines of ``digits`` MNIST
+    digits: how far the models learned writing of that many digits to lean."""
+    average, spread = MNIST_SLANT
+    reach = SLANT_SPREADS * spread / math.sqrt(max(digits, 1))
+    return average - reach, average + reach
+
+
+def writing_slant(ink: Ink) -> float | None:
+    """How far the writing leans: the shear (x moved per row, x right, y down, so a forward slant is negative) that
+    best explains its digits' ink, as MNIST's deskewing measures a digit (the covariance of x and y over the
+    variance of y), pooled over the digits (the :func:`_anchors`: marks and dust say nothing of a hand's slant).
+    None where there are no digits.
+
+    A piece twice as wide as tall or wider is digits run together (a single digit, however far it leans, is
+    narrower): it is measured in upright strips as wide as it is tall or a little wider, each on its own, else digits
+    standing higher or lower than their neighbours would read as a lean.
+    """
+    labels, stats = ink.components()
+    cv2 = opencv()
+    covariance = spread = 0.0
+    for index in _anchors(stats) if len(stats) else ():
+        x0, y0, x1, y1 = (int(v) for v in stats[index, :4])
+        piece = (labels[y0:y1, x0:x1] == index + 1).view(np.uint8)  # (labels count from 1; 0 is paper)
+        width = x1 - x0
+        strips = max(width // (y1 - y0), 1)
+        for k in range(strips):  # central moments, in OpenCV: x's covariance with y, y's variance (times the area)
+            moments = cv2.moments(piece[:, k * width // strips:(k + 1) * width // strips], binaryImage=True)
+            covariance += moments["mu11"]
+            spread += moments["mu02"]
+    return covariance / spread if spread > 0 else None
 
 
 def _home(lines: list[Line], box: np.ndarray, own: Line | None, spans: list[np.ndarray]) -> int:

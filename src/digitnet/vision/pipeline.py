@@ -14,7 +14,9 @@ them prepare pictures and format answers the same way:
 
 A 28×28 MNIST-like picture (white on black, uint8) goes through unchanged, bit for bit. Any other picture has
 its ink found (:func:`find_writing`: tiny scans enlarged first, printed box lines and combs taken away, and for
-numbers lines drawn under them).
+numbers lines drawn under them); a number's picture is turned level where its line runs at a slope
+(:func:`_levelled`) and sheared upright where its writing leans further than MNIST's (:func:`_upright`) before its
+lines are read, its boxes mapped back into the picture's own pixels.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -31,7 +34,14 @@ from digitnet.vision.boxes import box_lines
 from digitnet.vision.frames import frame_mask
 from digitnet.vision.io import ImageError, ImageSource, Picture, PictureTooLarge, load_picture
 from digitnet.vision.line_reader import LineRecognizer
-from digitnet.vision.lines import MAX_SLOPE, digit_blobs, one_line_slope, read_lines
+from digitnet.vision.lines import (
+    MAX_SLOPE,
+    digit_blobs,
+    learned_slant,
+    one_line_slope,
+    read_lines,
+    writing_slant,
+)
 from digitnet.vision.preprocess import (
     MIN_INK_PIXELS,
     Ink,
@@ -458,12 +468,14 @@ def _read_number(picture: Picture, path: str | None, classify: Classifier, recog
                             passthrough, probabilities)
         return PreparedNumber(path, [PreparedLine([item], [0, 0, 28, 28])])
     ink = find_writing(picture.pixels)
-    back = None  # where the writing is read turned level: the map from the turned picture's pixels back
-    turned = _levelled(picture.pixels, ink)
-    if turned is not None:
-        level = find_writing(turned[0])
-        if level is not None:
-            ink, back = level, turned[1]
+    pixels, back = picture.pixels, None  # where the writing is read turned or sheared: the map from its pixels back
+    for change in (_levelled, _upright):
+        changed = change(pixels, ink)
+        if changed is not None:
+            found = find_writing(changed[0])
+            if found is not None:
+                ink, pixels = found, changed[0]
+                back = changed[1] if back is None else _after(back, changed[1])
     if ink is None:
         text_lines = []
     elif reader == "segment" or recognize is None or ink.in_boxes:  # form boxes part the digits themselves
@@ -509,26 +521,67 @@ def _levelled(pixels: np.ndarray, ink: preprocess.Ink | None) -> tuple[np.ndarra
     angle = math.degrees(math.atan(slope))
     if not LEVEL_FROM < abs(angle) <= LEVEL_MAX:
         return None
+
+    def turn(w: int, h: int) -> tuple[np.ndarray, tuple[int, int]]:
+        matrix = preprocess.opencv().getRotationMatrix2D((w / 2, h / 2), angle, 1.0)  # counter-clockwise (y down)
+        cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+        size = (math.ceil(w * cos + h * sin), math.ceil(w * sin + h * cos))
+        matrix[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+        return matrix, size
+
+    return _warped(pixels, turn)
+
+
+def _upright(pixels: np.ndarray, ink: preprocess.Ink | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pixels`` sheared so that writing that leans further than the models learned (``lines.learned_slant`` of its
+    digits, see :func:`~digitnet.vision.lines.writing_slant`) leans only that far, and the affine map (2×3) from the
+    sheared picture's pixels back to ``pixels``; None where the writing leans as the models learned, or is in form
+    boxes (which part its digits, upright)."""
+    if ink is None or ink.in_boxes:
+        return None
+    slant = writing_slant(ink)
+    if slant is None:
+        return None
+    low, high = learned_slant(len(digit_blobs(ink)))
+    shear = slant - min(max(slant, low), high)
+    if not shear:
+        return None
+
+    def unshear(w: int, h: int) -> tuple[np.ndarray, tuple[int, int]]:
+        # x' = x - shear * y, moved right by as much as the bottom row moves left, on a canvas widened to hold it all.
+        return np.array([[1.0, -shear, max(shear, 0.0) * h], [0.0, 1.0, 0.0]]), (w + math.ceil(abs(shear) * h), h)
+
+    return _warped(pixels, unshear)
+
+
+def _warped(pixels: np.ndarray, change: Callable[[int, int], tuple[np.ndarray, tuple[int, int]]],
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """``pixels`` changed by the affine map (2×3) and output size that ``change`` gives for a picture of (width,
+    height), and the map from the changed picture's pixels back to ``pixels``. A large picture is reduced to about
+    LEVEL_PIXELS first: reading would reduce it as much again, and turned at full size a 40-MP picture would take
+    gigabytes."""
     cv2 = preprocess.opencv()
     h, w = pixels.shape[:2]
     factor = max(1, math.ceil(math.sqrt(h * w / LEVEL_PIXELS)))  # (turned, a picture needs up to twice the pixels)
-    if factor > 1:  # reading would reduce it as much again: turned big, a 40-MP picture would take gigabytes
+    if factor > 1:
         pixels = cv2.resize(np.ascontiguousarray(pixels), (w // factor, h // factor), interpolation=cv2.INTER_AREA)
     small_h, small_w = pixels.shape[:2]
-    turn = cv2.getRotationMatrix2D((small_w / 2, small_h / 2), angle, 1.0)  # counter-clockwise (y down): level
-    cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
-    size = (math.ceil(small_w * cos + small_h * sin), math.ceil(small_w * sin + small_h * cos))
-    turn[:, 2] += (size[0] - small_w) / 2, (size[1] - small_h) / 2
-    # The corners the turn uncovers: the picture's edge carried on, so that the paper's light runs on as it was. (Paper
-    # of the picture's median level instead made a seam where a photo's corners are darker, read as strokes: the turned
-    # row of read_lines.py, validation seed 0, 97 -> 79%. Writing that runs into the edge is carried on as streaks,
-    # though: a number cropped to its ink reads worse turned than framed by paper.)
-    turned = cv2.warpAffine(np.ascontiguousarray(pixels), turn, size, flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
-    back = cv2.invertAffineTransform(turn)
+    forward, size = change(small_w, small_h)
+    # The corners the change uncovers: the picture's edge carried on, so that the paper's light runs on as it was.
+    # (Paper of the picture's median level instead made a seam where a photo's corners are darker, read as strokes: the
+    # turned row of read_lines.py, validation seed 0, 97 -> 79%. Writing that runs into the edge is carried on as
+    # streaks, though: a number cropped to its ink reads worse turned than framed by paper.)
+    changed = cv2.warpAffine(np.ascontiguousarray(pixels), forward, size, flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
+    back = cv2.invertAffineTransform(forward)
     back[0] *= w / small_w  # ... and back to the pixels before they were reduced
     back[1] *= h / small_h
-    return turned, back
+    return changed, back
+
+
+def _after(first: np.ndarray, then: np.ndarray) -> np.ndarray:
+    """The affine map (2×3) that applies ``then``, then ``first``: maps back through two changes of a picture."""
+    return first[:, :2] @ then + np.array([[0.0, 0.0, first[0, 2]], [0.0, 0.0, first[1, 2]]])
 
 
 def _sure(lines: list, least: float | None = None) -> bool:
