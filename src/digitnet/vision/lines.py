@@ -45,8 +45,9 @@ MAX_LINE_DIGITS = 64  # ... and it has no more digits than this (a page of dust 
 # How far MNIST's writers lean (see writing_slant): a digit -0.11 on average (a little forward), spread (standard
 # deviation) 0.27, so that a line of k digits spreads 0.27 / sqrt(k) (tests/vision/test_lines.py measures both again on
 # the training digits). A line leaning further than SLANT_SPREADS spreads from the average (the 1st or 99th percentile
-# of lines of as many MNIST digits) is sheared back to that bound before it is read: the models learned MNIST's lean,
-# and cut into upright columns a steeply slanted digit's top stands over its neighbour's foot.
+# of lines of as many MNIST digits) is sheared back to that bound before it is read: the models learned MNIST's lean
+# (with a little more from their augmentation, so the bound is a cautious one), and cut into upright columns a steeply
+# slanted digit's top stands over its neighbour's foot.
 MNIST_SLANT = (-0.11, 0.27)
 SLANT_SPREADS = 2.33
 
@@ -234,9 +235,9 @@ def writing_slant(ink: Ink) -> float | None:
     variance of y), pooled over the digits (the :func:`_anchors`: marks and dust say nothing of a hand's slant).
     None where there are no digits.
 
-    A piece twice as wide as tall or wider is digits run together (a single digit, however far it leans, is
-    narrower): it is measured in upright strips as wide as it is tall or a little wider, each on its own, else digits
-    standing higher or lower than their neighbours would read as a lean.
+    A piece twice as wide as tall or wider is digits run together (a single digit leaning up to 45° is narrower): it
+    is measured in upright strips as wide as it is tall or a little wider, each on its own, else digits standing higher
+    or lower than their neighbours would read as a lean.
     """
     labels, stats = ink.components()
     cv2 = opencv()

@@ -488,8 +488,8 @@ def _read_number(picture: Picture, path: str | None, classify: Classifier, recog
         text_lines = line_reader.read_lines(ink, recognize, classify if reader == "line" else None)
     if not text_lines:
         return PreparedNumber(path, note=NO_INK)
-    # Boxes are in the whole picture's pixels, also where fewer were decoded (and where the writing was turned level,
-    # the box round its corners turned back).
+    # Boxes are in the whole picture's pixels, also where fewer were decoded (and where the writing was turned level or
+    # sheared upright, the box round its corners mapped back).
     width, height = picture.full_size
     decoded = max(width, height) / max(picture.pixels.shape[:2])
 
@@ -669,6 +669,6 @@ def classify_prepared(prepared: list[Prepared], classify: Classifier, top_k: int
 def _scale_box(box: tuple[int, int, int, int], scale: float, width: int, height: int) -> list[int]:
     """A working-resolution box in the original picture's pixels."""
     x0, y0, x1, y1 = box
-    # (Both ends within the picture: a box turned back from a picture read turned level can reach past its edge.)
+    # (Both ends within the picture: a box mapped back from a picture read turned or sheared can reach past its edge.)
     return [min(width, max(0, int(x0 * scale))), min(height, max(0, int(y0 * scale))),
             max(0, min(width, int(np.ceil(x1 * scale)))), max(0, min(height, int(np.ceil(y1 * scale))))]
