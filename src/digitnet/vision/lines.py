@@ -223,7 +223,9 @@ def one_line_slope(stats: np.ndarray, blobs: list[list[int]] | None = None) -> f
 
 def learned_slant(digits: int) -> tuple[float, float]:
     """The least and most lean (see :func:`writing_slant`) of all but 1% either way of lines of ``digits`` MNIST
-    digits: how far the models learned writing of that many digits to lean."""
+    digits, as a normal spread gives it (measured for lines of three digits and more; one digit's lean has longer
+    tails, so for it the bounds are a little narrower than MNIST's own): how far the models learned writing of that
+    many digits to lean."""
     average, spread = MNIST_SLANT
     reach = SLANT_SPREADS * spread / math.sqrt(max(digits, 1))
     return average - reach, average + reach
