@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from photo_helpers import ink_of, number_ink, on_paper
 from PIL import Image
+from read_lines import slanted  # (the benchmark's writer who leans; photo_helpers puts benchmarks/ on the path)
 
 from digitnet.vision.lines import (
     MNIST_SLANT,
@@ -424,24 +425,13 @@ def test_one_line_slope_takes_a_steep_line_but_no_staircase_of_two_level_lines()
     assert one_line_slope(stats(steep[:2])) is None  # two digits are no line to fit
 
 
-def leaning(coverage: np.ndarray, shear: float) -> np.ndarray:
-    """Ink as a hand that leans writes it: each row moved right by ``shear`` px for every row above the middle (a
-    forward slant for ``shear`` > 0)."""
-    height = coverage.shape[0]
-    pad = int(np.ceil(abs(shear) * height / 2)) + 2
-    image = Image.fromarray(np.pad(coverage, ((0, 0), (pad, pad))).astype(np.float32), "F")
-    image = image.transform(image.size, Image.Transform.AFFINE, (1, shear, -shear * height / 2, 0, 1, 0),
-                            Image.Resampling.BILINEAR)
-    return np.clip(np.asarray(image), 0, 1)
-
-
 @pytest.mark.parametrize("shear", [0.6, -0.45])
 def test_writing_slant_measures_how_far_the_hand_leans(clean_digits, shear):
     from digitnet.vision.pipeline import find_writing
 
     line = number_ink([clean_digits[d] for d in (3, 1, 4, 7, 5)], HEIGHT)
     upright = writing_slant(find_writing(on_paper(line)))
-    leant = writing_slant(find_writing(on_paper(leaning(line, shear))))
+    leant = writing_slant(find_writing(on_paper(slanted(line, shear))))
     assert leant - upright == pytest.approx(-shear, abs=0.05)  # (y runs down: a forward lean is negative)
     # Marks and signs say nothing of the hand's lean: only the digits are measured.
     marked = row(["-", 3, 1, ".", 4, 7], clean_digits)
@@ -453,9 +443,10 @@ def test_writing_slant_measures_how_far_the_hand_leans(clean_digits, shear):
 def test_the_learned_slant_is_how_far_lines_of_mnist_training_digits_lean(mnist):
     # MNIST_SLANT and the bounds learned_slant draws from it, measured again: the training digits (the 55,000 the
     # models learn from) set side by side in lines, each line's lean as writing_slant measures a picture's.
-    class Tiles:  # all that writing_slant reads of an Ink: its components
+    class Tiles:  # all that writing_slant reads of an Ink: its components (and the cache its digits are kept in)
         def __init__(self, mask: np.ndarray) -> None:
             self.mask = mask
+            self.cache: dict = {}
 
         def components(self):
             return connected_components(self.mask)
@@ -478,7 +469,7 @@ def test_a_number_written_leaning_far_is_read_upright(recognizer, glyph_pool, di
     from digitnet.vision import pipeline
 
     truth = "".join(map(str, digits))
-    coverage = leaning(number_ink([glyph_pool[d][0] for d in digits], HEIGHT, gaps=[0] * (len(digits) - 1)), shear)
+    coverage = slanted(number_ink([glyph_pool[d][0] for d in digits], HEIGHT, gaps=[0] * (len(digits) - 1)), shear)
     answer = read(recognizer, coverage)
     assert answer["text"] == truth
     boxes_on_the_ink(answer, coverage)
@@ -497,7 +488,7 @@ def test_a_number_photographed_turned_and_leaning_far_is_read_with_its_boxes_on_
     after = pipeline._after
     monkeypatch.setattr(pipeline, "_after", lambda first, then: both.append(True) or after(first, then))
     digits = (5, 3, 7, 0, 4)
-    line = leaning(number_ink([glyph_pool[d][0] for d in digits], HEIGHT, gaps=[0] * 4), 0.8)
+    line = slanted(number_ink([glyph_pool[d][0] for d in digits], HEIGHT, gaps=[0] * 4), 0.8)
     coverage = page([line], angle=-20.0)
     answer = read(recognizer, coverage)
     assert answer["text"] == "53704" and both
@@ -508,7 +499,7 @@ def test_a_number_photographed_turned_and_leaning_far_is_read_with_its_boxes_on_
 def test_writing_that_leans_as_mnist_does_is_not_sheared(clean_digits, monkeypatch):
     calls = leaves_as_it_is(monkeypatch, "_upright")
     line = number_ink([clean_digits[d] for d in (4, 1, 8, 6)], HEIGHT)
-    pictures = (line, leaning(line, 0.15), leaning(line, -0.1),
+    pictures = (line, slanted(line, 0.15), slanted(line, -0.1),
                 page([number_ink([clean_digits[d] for d in (5, 1, 8)], HEIGHT),
                       number_ink([clean_digits[d] for d in (3, 7, 2)], HEIGHT)]))
     for coverage in pictures:

@@ -234,8 +234,8 @@ def learned_slant(digits: int) -> tuple[float, float]:
 def writing_slant(ink: Ink) -> float | None:
     """How far the writing leans: the shear (x moved per row, x right, y down, so a forward slant is negative) that
     best explains its digits' ink, as MNIST's deskewing measures a digit (the covariance of x and y over the
-    variance of y), pooled over the digits (the :func:`_anchors`: marks and dust say nothing of a hand's slant).
-    None where there are no digits.
+    variance of y), pooled over the digits (the anchors of :func:`digit_blobs`: marks and dust say nothing of a hand's
+    slant). None where there are no digits.
 
     A piece twice as wide as tall or wider is digits run together (a single digit leaning up to 45° is narrower): it
     is measured in upright strips as wide as it is tall or a little wider, each on its own, else digits standing higher
@@ -244,7 +244,7 @@ def writing_slant(ink: Ink) -> float | None:
     labels, stats = ink.components()
     cv2 = opencv()
     covariance = spread = 0.0
-    for index in _anchors(stats) if len(stats) else ():
+    for index in sorted(anchor for blob in digit_blobs(ink) for anchor in blob):  # (found once a picture, then kept)
         x0, y0, x1, y1 = (int(v) for v in stats[index, :4])
         piece = (labels[y0:y1, x0:x1] == index + 1).view(np.uint8)  # (labels count from 1; 0 is paper)
         width = x1 - x0
